@@ -1,0 +1,2 @@
+//! Payment channel network simulator: `farthing pcn-sim` (issue 6, in progress).
+pub mod cli;
