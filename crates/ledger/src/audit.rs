@@ -1,0 +1,291 @@
+//! [`LedgerDump`]: a backend-independent picture of a ledger, its state hash, and the
+//! invariants every ledger must satisfy. Tests, crash checks and the reference model all
+//! compare dumps, so two backends agree exactly when their dumps are equal.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+
+use crate::memory::{MemoryLedger, TransferView};
+use crate::state::{FailedEvent, StoredAccount};
+use crate::types::{
+    AccountFlags, AccountId, Asset, AssetId, PendingStatus, Timestamp, TransferFlags, TransferId,
+};
+
+/// Everything a ledger holds, in a canonical order.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LedgerDump {
+    pub last_timestamp: Timestamp,
+    /// By id.
+    pub assets: Vec<Asset>,
+    /// By id.
+    pub accounts: Vec<StoredAccount>,
+    /// By timestamp.
+    pub transfers: Vec<TransferView>,
+    /// By id.
+    pub failed_accounts: Vec<(AccountId, FailedEvent)>,
+    /// By id.
+    pub failed_transfers: Vec<(TransferId, FailedEvent)>,
+}
+
+/// A broken invariant, described for a human.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("ledger invariant violated: {0}")]
+pub struct InvariantViolation(pub String);
+
+impl LedgerDump {
+    /// The published state of a memory ledger.
+    pub fn of(ledger: &MemoryLedger) -> LedgerDump {
+        let mut assets = ledger.assets().to_vec();
+        assets.sort_by_key(|asset| asset.id);
+        let mut accounts: Vec<_> = ledger.visible_accounts().collect();
+        accounts.sort_by_key(|account| account.id);
+        LedgerDump {
+            last_timestamp: ledger.visible_timestamp(),
+            assets,
+            accounts,
+            transfers: ledger.visible_transfers().collect(),
+            failed_accounts: ledger.failed_accounts(),
+            failed_transfers: ledger.failed_transfers(),
+        }
+    }
+
+    /// SHA-256 over a fixed little-endian encoding of every field, in canonical order.
+    pub fn state_hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.last_timestamp.0.to_le_bytes());
+        for asset in &self.assets {
+            h.update(asset.id.0.to_le_bytes());
+            h.update([asset.scale]);
+            h.update(asset.code.as_str().as_bytes());
+            h.update([0]);
+        }
+        for a in &self.accounts {
+            for word in [a.id.0, a.overdraft_limit.0, a.user_data] {
+                h.update(word.to_le_bytes());
+            }
+            for word in [
+                a.balances.debits_pending,
+                a.balances.debits_posted,
+                a.balances.credits_pending,
+                a.balances.credits_posted,
+            ] {
+                h.update(word.0.to_le_bytes());
+            }
+            h.update(a.timestamp.0.to_le_bytes());
+            h.update(a.asset.0.to_le_bytes());
+            h.update(a.code.to_le_bytes());
+            h.update(a.flags.0.to_le_bytes());
+        }
+        for t in &self.transfers {
+            for word in [
+                t.id.0,
+                t.debit_account_id.0,
+                t.credit_account_id.0,
+                t.amount.0,
+                t.pending_id.0,
+                t.user_data,
+            ] {
+                h.update(word.to_le_bytes());
+            }
+            h.update(t.timeout_s.to_le_bytes());
+            h.update(t.asset.0.to_le_bytes());
+            h.update(t.code.to_le_bytes());
+            h.update(t.flags.0.to_le_bytes());
+            h.update(t.timestamp.0.to_le_bytes());
+            h.update([match t.hold_status {
+                None => 0,
+                Some(PendingStatus::Pending) => 1,
+                Some(PendingStatus::Posted) => 2,
+                Some(PendingStatus::Voided) => 3,
+                Some(PendingStatus::Expired) => 4,
+            }]);
+        }
+        for (id, failed) in &self.failed_accounts {
+            h.update(id.0.to_le_bytes());
+            h.update([failed.code]);
+            h.update(failed.fingerprint.to_le_bytes());
+        }
+        for (id, failed) in &self.failed_transfers {
+            h.update(id.0.to_le_bytes());
+            h.update([failed.code]);
+            h.update(failed.fingerprint.to_le_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// Checks every invariant from first principles: balances are recomputed from the
+    /// transfers, not trusted.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let fail = |message: String| Err(InvariantViolation(message));
+        let accounts: HashMap<AccountId, &StoredAccount> =
+            self.accounts.iter().map(|a| (a.id, a)).collect();
+        let transfers: HashMap<TransferId, &TransferView> =
+            self.transfers.iter().map(|t| (t.id, t)).collect();
+        if transfers.len() != self.transfers.len() {
+            return fail("duplicate transfer id".into());
+        }
+        // Recomputed [debits_pending, debits_posted, credits_pending, credits_posted].
+        let mut recomputed: HashMap<AccountId, [Wide; 4]> = HashMap::new();
+        let mut resolutions: HashMap<TransferId, TransferId> = HashMap::new();
+        let mut previous_timestamp = Timestamp(0);
+        for t in &self.transfers {
+            if t.timestamp <= previous_timestamp || t.timestamp > self.last_timestamp {
+                return fail(format!("transfer {:?} timestamp out of order", t.id));
+            }
+            previous_timestamp = t.timestamp;
+            let (Some(debit), Some(credit)) = (
+                accounts.get(&t.debit_account_id),
+                accounts.get(&t.credit_account_id),
+            ) else {
+                return fail(format!("transfer {:?} names a missing account", t.id));
+            };
+            if debit.asset != t.asset || credit.asset != t.asset || debit.id == credit.id {
+                return fail(format!(
+                    "transfer {:?} crosses assets or self-transfers",
+                    t.id
+                ));
+            }
+            if t.amount.is_zero() {
+                return fail(format!("transfer {:?} moved nothing", t.id));
+            }
+            let flags = t.flags;
+            let resolves = flags.contains(TransferFlags::POST_PENDING)
+                || flags.contains(TransferFlags::VOID_PENDING);
+            if resolves {
+                let Some(hold) = transfers.get(&t.pending_id) else {
+                    return fail(format!("transfer {:?} resolves a missing hold", t.id));
+                };
+                if !hold.flags.contains(TransferFlags::PENDING) || hold.timestamp >= t.timestamp {
+                    return fail(format!("transfer {:?} resolves a non-hold", t.id));
+                }
+                if resolutions.insert(hold.id, t.id).is_some() {
+                    return fail(format!("hold {:?} resolved twice", hold.id));
+                }
+                let expected = if flags.contains(TransferFlags::POST_PENDING) {
+                    PendingStatus::Posted
+                } else {
+                    PendingStatus::Voided
+                };
+                if hold.hold_status != Some(expected) || t.amount > hold.amount {
+                    return fail(format!("hold {:?} status or amount disagrees", hold.id));
+                }
+                if flags.contains(TransferFlags::POST_PENDING) {
+                    recomputed.entry(t.debit_account_id).or_default()[1].add(t.amount.0);
+                    recomputed.entry(t.credit_account_id).or_default()[3].add(t.amount.0);
+                }
+            } else if flags.contains(TransferFlags::PENDING) {
+                if t.hold_status == Some(PendingStatus::Pending) {
+                    recomputed.entry(t.debit_account_id).or_default()[0].add(t.amount.0);
+                    recomputed.entry(t.credit_account_id).or_default()[2].add(t.amount.0);
+                }
+            } else {
+                recomputed.entry(t.debit_account_id).or_default()[1].add(t.amount.0);
+                recomputed.entry(t.credit_account_id).or_default()[3].add(t.amount.0);
+            }
+        }
+        for t in &self.transfers {
+            let resolved = resolutions.contains_key(&t.id);
+            let status = t.hold_status;
+            let consistent = match status {
+                None => !t.flags.contains(TransferFlags::PENDING),
+                Some(PendingStatus::Posted | PendingStatus::Voided) => resolved,
+                Some(PendingStatus::Pending | PendingStatus::Expired) => !resolved,
+            };
+            if !consistent {
+                return fail(format!(
+                    "hold {:?} status {:?} disagrees with history",
+                    t.id, status
+                ));
+            }
+        }
+        let mut per_asset: BTreeMap<AssetId, [Wide; 4]> = BTreeMap::new();
+        for a in &self.accounts {
+            let b = a.balances;
+            let actual = [
+                b.debits_pending.0,
+                b.debits_posted.0,
+                b.credits_pending.0,
+                b.credits_posted.0,
+            ];
+            let expected = recomputed.get(&a.id).copied().unwrap_or_default();
+            if actual.map(Wide::from) != expected {
+                return fail(format!(
+                    "account {:?} balances {actual:?} but its transfers sum to {expected:?}",
+                    a.id
+                ));
+            }
+            if a.flags
+                .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                && Wide::sum(b.debits_pending.0, b.debits_posted.0)
+                    > Wide::sum(b.credits_posted.0, a.overdraft_limit.0)
+            {
+                return fail(format!(
+                    "account {:?} debits exceed credits and limit",
+                    a.id
+                ));
+            }
+            if a.flags
+                .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+                && Wide::sum(b.credits_pending.0, b.credits_posted.0)
+                    > Wide::from(b.debits_posted.0)
+            {
+                return fail(format!("account {:?} credits exceed debits", a.id));
+            }
+            let totals = per_asset.entry(a.asset).or_default();
+            for (total, value) in totals.iter_mut().zip(actual) {
+                total.add(value);
+            }
+        }
+        for (asset, [dp, dq, cp, cq]) in per_asset {
+            if dp != cp || dq != cq {
+                return fail(format!(
+                    "asset {asset:?} does not balance: debits pending {dp:?} / posted {dq:?}, credits pending {cp:?} / posted {cq:?}"
+                ));
+            }
+        }
+        for (id, _) in &self.failed_transfers {
+            if transfers.contains_key(id) {
+                return fail(format!("transfer {id:?} both stored and failed"));
+            }
+        }
+        for (id, _) in &self.failed_accounts {
+            if accounts.contains_key(id) {
+                return fail(format!("account {id:?} both stored and failed"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lower-case hex of a state hash, for logs and reports.
+pub fn hash_hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A 256-bit sum: totals across accounts may exceed what one balance can hold.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default)]
+struct Wide {
+    high: u128,
+    low: u128,
+}
+
+impl Wide {
+    fn add(&mut self, value: u128) {
+        let (low, carry) = self.low.overflowing_add(value);
+        self.low = low;
+        self.high += u128::from(carry);
+    }
+
+    fn sum(a: u128, b: u128) -> Wide {
+        let mut wide = Wide::from(a);
+        wide.add(b);
+        wide
+    }
+}
+
+impl From<u128> for Wide {
+    fn from(low: u128) -> Wide {
+        Wide { high: 0, low }
+    }
+}

@@ -1,0 +1,286 @@
+//! Identifiers, amounts, timestamps and the command types the ledger accepts.
+
+use std::fmt;
+
+/// An account's identifier, chosen by the client. 0 and `u128::MAX` are reserved.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct AccountId(pub u128);
+
+/// A transfer's identifier, chosen by the client and unique forever. 0 and `u128::MAX` are reserved.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct TransferId(pub u128);
+
+/// An asset's identifier. 0 is reserved.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct AssetId(pub u32);
+
+/// Nanoseconds since the Unix epoch. Assigned by the batch, never by the client.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct Timestamp(pub u64);
+
+/// A quantity of an asset in its minor unit (e.g. micro-dollars at scale 6).
+/// Unsigned: money moves by choosing the debit and credit side, never by sign.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct Amount(pub u128);
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0);
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
+    }
+
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount)
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The largest scale an asset may have: 10^18 minor units per major unit still leaves
+/// 2^128 / 10^18 ≈ 3.4 * 10^20 major units of headroom in a u128 balance.
+pub const ASSET_SCALE_MAX: u8 = 18;
+
+/// The longest asset code, in bytes.
+pub const ASSET_CODE_LEN_MAX: usize = 15;
+
+/// An asset's short code (`USD`, `EUR`, `POINTS`): 1 to 15 bytes of `A-Z`, `0-9`, `_`.
+/// Stored inline so that [`Asset`] is `Copy` and has a fixed-size encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AssetCode {
+    len: u8,
+    bytes: [u8; ASSET_CODE_LEN_MAX],
+}
+
+/// Why a string is not an asset code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("asset code must be 1 to 15 characters of A-Z, 0-9 and _")]
+pub struct AssetCodeError;
+
+impl AssetCode {
+    pub fn new(code: &str) -> Result<AssetCode, AssetCodeError> {
+        let valid_char = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_';
+        if code.is_empty()
+            || code.len() > ASSET_CODE_LEN_MAX
+            || !code.bytes().all(|b| valid_char(&b))
+        {
+            return Err(AssetCodeError);
+        }
+        let mut bytes = [0u8; ASSET_CODE_LEN_MAX];
+        bytes[..code.len()].copy_from_slice(code.as_bytes());
+        Ok(AssetCode {
+            len: code.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever built from validated ASCII in `new`.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for AssetCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for AssetCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An asset: what a ledger counts. Every account holds exactly one asset.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Asset {
+    pub id: AssetId,
+    pub code: AssetCode,
+    /// Decimal places of the minor unit: `USD` at scale 2 counts cents, at scale 6 micro-dollars.
+    /// Checked against [`ASSET_SCALE_MAX`] when the asset is created.
+    pub scale: u8,
+}
+
+macro_rules! flags_type {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $flag:ident = $bit:expr,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub struct $name(pub u16);
+
+        impl $name {
+            $($(#[$fdoc])* pub const $flag: $name = $name($bit);)*
+            /// Every bit that has a meaning; any other bit set is an error.
+            pub const ALL: $name = $name(0 $(| $bit)*);
+
+            pub const fn empty() -> $name {
+                $name(0)
+            }
+
+            pub const fn contains(self, other: $name) -> bool {
+                self.0 & other.0 == other.0
+            }
+
+            pub const fn union(self, other: $name) -> $name {
+                $name(self.0 | other.0)
+            }
+
+            pub const fn has_unknown_bits(self) -> bool {
+                self.0 & !Self::ALL.0 != 0
+            }
+        }
+
+        impl std::ops::BitOr for $name {
+            type Output = $name;
+            fn bitor(self, other: $name) -> $name {
+                self.union(other)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut names = Vec::new();
+                $(if self.contains($name::$flag) { names.push(stringify!($flag)); })*
+                if self.has_unknown_bits() { names.push("UNKNOWN"); }
+                write!(f, "{}({})", stringify!($name), names.join("|"))
+            }
+        }
+    };
+}
+
+flags_type! {
+    /// Rules an account enforces on every transfer that touches it.
+    AccountFlags {
+        /// This account and the next in the batch succeed or fail together.
+        LINKED = 1,
+        /// A prepaid wallet: debits (posted + pending) may never exceed posted credits
+        /// plus the overdraft limit.
+        DEBITS_MUST_NOT_EXCEED_CREDITS = 2,
+        /// Credits (posted + pending) may never exceed posted debits.
+        CREDITS_MUST_NOT_EXCEED_DEBITS = 4,
+    }
+}
+
+flags_type! {
+    /// How a transfer moves money.
+    TransferFlags {
+        /// This transfer and the next in the batch succeed or fail together.
+        LINKED = 1,
+        /// A hold: reserves the amount as pending until posted, voided or expired.
+        PENDING = 2,
+        /// Resolves the hold named by `pending_id` by posting all or part of it.
+        POST_PENDING = 4,
+        /// Resolves the hold named by `pending_id` by releasing it.
+        VOID_PENDING = 8,
+        /// Moves min(amount, what the debit account can still pay).
+        BALANCING = 16,
+    }
+}
+
+/// A request to open an account.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Account {
+    pub id: AccountId,
+    pub asset: AssetId,
+    /// A client-defined category (wallet, tab, revenue, fees, ...).
+    pub code: u16,
+    pub flags: AccountFlags,
+    /// How far debits may exceed credits; only with `DEBITS_MUST_NOT_EXCEED_CREDITS`.
+    pub overdraft_limit: Amount,
+    pub user_data: u128,
+}
+
+/// A request to move money from the debit account to the credit account.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Transfer {
+    pub id: TransferId,
+    pub debit_account_id: AccountId,
+    pub credit_account_id: AccountId,
+    /// For `POST_PENDING`, 0 posts the whole hold; for `VOID_PENDING`, 0 or the hold's amount.
+    pub amount: Amount,
+    /// The hold resolved by `POST_PENDING` / `VOID_PENDING`; otherwise 0.
+    pub pending_id: TransferId,
+    pub user_data: u128,
+    /// Seconds after which a `PENDING` hold expires; 0 means never.
+    pub timeout_s: u32,
+    pub asset: AssetId,
+    pub code: u16,
+    pub flags: TransferFlags,
+}
+
+impl Transfer {
+    /// A plain transfer with every optional field zero; handy in tests and examples.
+    pub fn simple(
+        id: u128,
+        debit_account_id: u128,
+        credit_account_id: u128,
+        amount: u128,
+        asset: u32,
+    ) -> Transfer {
+        Transfer {
+            id: TransferId(id),
+            debit_account_id: AccountId(debit_account_id),
+            credit_account_id: AccountId(credit_account_id),
+            amount: Amount(amount),
+            pending_id: TransferId(0),
+            user_data: 0,
+            timeout_s: 0,
+            asset: AssetId(asset),
+            code: 0,
+            flags: TransferFlags::empty(),
+        }
+    }
+}
+
+/// The four running totals of an account.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Balances {
+    pub debits_pending: Amount,
+    pub debits_posted: Amount,
+    pub credits_pending: Amount,
+    pub credits_posted: Amount,
+}
+
+/// Where a hold stands. Only `Pending` can change, and only once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum PendingStatus {
+    Pending,
+    Posted,
+    Voided,
+    Expired,
+}
+
+/// One batch of work for the ledger. All events in a batch share its timestamp base.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Operation {
+    CreateAssets(Vec<Asset>),
+    CreateAccounts(Vec<Account>),
+    /// An empty list is a valid batch: it only expires holds that are due.
+    CreateTransfers(Vec<Transfer>),
+}
+
+impl Operation {
+    pub fn len(&self) -> usize {
+        match self {
+            Operation::CreateAssets(events) => events.len(),
+            Operation::CreateAccounts(events) => events.len(),
+            Operation::CreateTransfers(events) => events.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The most events in one batch. Chosen like TigerBeetle's: a batch of fixed-size
+/// transfers fits in about one megabyte.
+pub const BATCH_EVENTS_MAX: usize = 8190;
