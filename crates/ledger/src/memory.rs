@@ -40,6 +40,20 @@ pub struct AccountPos(u32);
 pub struct TransferPos(u32);
 
 impl TransferPos {
+    pub fn new(index: u32) -> TransferPos {
+        TransferPos(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl AccountPos {
+    pub fn new(index: u32) -> AccountPos {
+        AccountPos(index)
+    }
+
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -192,19 +206,72 @@ impl MemoryLedger {
         }
     }
 
-    /// Makes everything applied so far visible to readers. The engine calls this once the
-    /// batches are durable.
+    /// Makes everything applied so far visible to readers.
     pub fn publish(&mut self) {
-        for pos in self.dirty.drain(..) {
-            let account = &mut self.accounts[pos as usize];
-            account.visible_balances = account.balances;
-            account.dirty = false;
-        }
-        self.visible = Visible {
+        let publication = self.take_publication();
+        self.publish_up_to(publication);
+    }
+
+    /// Captures what readers should see once everything applied so far is durable. The engine
+    /// applies the next group while this one is being made durable, so it captures first and
+    /// publishes later, in order, with [`MemoryLedger::publish_up_to`].
+    pub fn take_publication(&mut self) -> Publication {
+        let balances = self
+            .dirty
+            .drain(..)
+            .map(|pos| {
+                let account = &mut self.accounts[pos as usize];
+                account.dirty = false;
+                (pos, account.balances)
+            })
+            .collect();
+        Publication {
+            balances,
             accounts: self.accounts.len(),
             transfers: self.transfer_count,
             timestamp: self.last_timestamp,
+        }
+    }
+
+    /// Makes a captured state visible. Publications must be applied in the order taken.
+    pub fn publish_up_to(&mut self, publication: Publication) {
+        assert!(
+            publication.timestamp >= self.visible.timestamp,
+            "publications apply in order"
+        );
+        for (pos, balances) in publication.balances {
+            self.accounts[pos as usize].visible_balances = balances;
+        }
+        self.visible = Visible {
+            accounts: publication.accounts,
+            transfers: publication.transfers,
+            timestamp: publication.timestamp,
         };
+    }
+
+    /// A self-contained copy of the whole (working) state for writing a snapshot. Transfer
+    /// chunks are shared, not copied, so this is cheap even for a large ledger.
+    pub fn snapshot_view(&self) -> SnapshotView {
+        let accounts = (0..self.accounts.len() as u32)
+            .map(|pos| self.stored_account(pos, self.accounts[pos as usize].balances))
+            .collect();
+        let mut hold_changes: Vec<_> = self
+            .holds
+            .iter()
+            .filter(|(_, hold)| hold.status != PendingStatus::Pending)
+            .map(|(&pos, hold)| (TransferPos(pos), hold.status, hold.changed_at))
+            .collect();
+        hold_changes.sort_by_key(|(pos, _, _)| *pos);
+        SnapshotView {
+            last_timestamp: self.last_timestamp,
+            assets: self.assets.clone(),
+            accounts,
+            chunks: self.chunks.clone(),
+            transfer_count: self.transfer_count,
+            hold_changes,
+            failed_accounts: self.failed_accounts(),
+            failed_transfers: self.failed_transfers(),
+        }
     }
 
     /// Whether everything applied has been published.
@@ -379,6 +446,59 @@ impl MemoryLedger {
                 + self.expiry.len() * 32
                 + (self.failed_accounts.capacity() + self.failed_transfers.capacity()) * 40,
         }
+    }
+}
+
+/// What becomes visible when a group of batches is durable; see [`MemoryLedger::take_publication`].
+#[derive(Debug)]
+pub struct Publication {
+    balances: Vec<(u32, Balances)>,
+    accounts: usize,
+    transfers: usize,
+    timestamp: Timestamp,
+}
+
+/// A frozen copy of a ledger's state, from [`MemoryLedger::snapshot_view`].
+pub struct SnapshotView {
+    pub last_timestamp: Timestamp,
+    pub assets: Vec<Asset>,
+    /// In position order.
+    pub accounts: Vec<StoredAccount>,
+    chunks: Vec<Arc<Vec<TransferRecord>>>,
+    transfer_count: usize,
+    /// Holds no longer pending: (position, status, when it changed), by position.
+    pub hold_changes: Vec<(TransferPos, PendingStatus, Timestamp)>,
+    pub failed_accounts: Vec<(AccountId, FailedEvent)>,
+    pub failed_transfers: Vec<(TransferId, FailedEvent)>,
+}
+
+impl SnapshotView {
+    pub fn transfer_count(&self) -> usize {
+        self.transfer_count
+    }
+
+    /// Every transfer in position order, accounts and holds as positions.
+    pub fn transfers(&self) -> impl Iterator<Item = StoredTransfer<AccountPos, TransferPos>> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .take(self.transfer_count)
+            .map(|r| {
+                StoredTransfer {
+                    id: TransferId(r.id),
+                    debit: AccountPos(r.debit),
+                    credit: AccountPos(r.credit),
+                    amount: Amount(r.amount),
+                    pending: (r.pending != NO_HOLD).then_some(TransferPos(r.pending)),
+                    user_data: r.user_data,
+                    timeout_s: r.timeout_s,
+                    // Filled by the reader from the debit account; not stored per transfer.
+                    asset: AssetId(0),
+                    code: r.code,
+                    flags: TransferFlags(r.flags),
+                    timestamp: Timestamp(r.timestamp),
+                }
+            })
     }
 }
 

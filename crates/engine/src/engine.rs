@@ -1,0 +1,698 @@
+//! [`Engine`]: one writer thread owns the ledger; a log thread makes its work durable.
+//!
+//! Write path (see ARCHITECTURE.md): callers queue batches → the writer drains up to
+//! [`Config::commit_events_max`] events, applies them to the working state and encodes them as
+//! log records → the log thread appends and `fdatasync`s them, publishes that state to readers,
+//! and only then answers each caller. While the log thread waits on the disk, the writer already
+//! applies the next group, so applying and syncing overlap.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use farthing_ledger::memory::{HistoryError, Publication};
+use farthing_ledger::{
+    rules, AccountId, BatchResults, LedgerState, MemoryLedger, Operation, StoredAccount, Timestamp,
+    TransferId, TransferPage, TransferView, BATCH_EVENTS_MAX,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::codec::{self, OperationKind};
+use crate::error::{OpenError, SubmitError};
+use crate::snapshot::{load_snapshot, parse_snapshot_name, write_snapshot};
+use crate::wal::{self, parse_segment_name, scan_segment, LogWriter, SegmentEnd};
+
+/// Where the time comes from. Tests move time by hand; the engine never reads a clock elsewhere.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's real-time clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+/// Engine settings. Every limit is named with its unit.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// The most events applied and made durable in one group commit.
+    pub commit_events_max: usize,
+    /// The most batches waiting for the writer; submitters block beyond it.
+    pub queue_batches_max: usize,
+    /// A snapshot is taken once this many log bytes were written since the last one.
+    pub snapshot_log_bytes: u64,
+    /// How often the writer checks for holds that are due to expire when idle.
+    pub expiry_check_ms: u64,
+    /// Log space allocated ahead of writes (see [`wal::PREALLOCATE_BYTES`]).
+    pub log_preallocate_bytes: u64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            commit_events_max: 4 * BATCH_EVENTS_MAX,
+            queue_batches_max: 1024,
+            snapshot_log_bytes: 1 << 30,
+            expiry_check_ms: 100,
+            log_preallocate_bytes: wal::PREALLOCATE_BYTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A batch's outcome once it is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The batch's timestamp; event `i` has timestamp `timestamp + i`.
+    pub timestamp: Timestamp,
+    /// The log sequence number of the batch's record.
+    pub sequence: u64,
+    pub results: BatchResults,
+}
+
+/// What recovery found and did when the engine opened.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    pub snapshot: Option<(PathBuf, u64)>,
+    pub log_segments: usize,
+    pub replayed_batches: u64,
+    pub replayed_transfers: u64,
+    /// A torn tail that was cut off: file, byte offset, why.
+    pub truncated: Option<(PathBuf, u64, String)>,
+    pub last_sequence: u64,
+    pub elapsed: Duration,
+}
+
+/// Counters for metrics and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineStats {
+    pub commits: u64,
+    pub batches: u64,
+    pub events: u64,
+    pub log_bytes: u64,
+    pub fsync_nanos_total: u64,
+    pub fsync_nanos_max: u64,
+    pub snapshots: u64,
+    pub queue_depth: usize,
+}
+
+type Reply = oneshot::Sender<Result<BatchOutcome, SubmitError>>;
+
+struct Request {
+    operation: Operation,
+    reply: Reply,
+}
+
+/// One group commit on its way to the disk.
+struct Commit {
+    records: Vec<u8>,
+    replies: Vec<(Option<Reply>, BatchOutcome)>,
+    publication: Publication,
+    last_sequence: u64,
+    /// Start a new segment after this commit (a snapshot at `last_sequence` is being written).
+    rotate: bool,
+}
+
+struct Shared {
+    ledger: RwLock<MemoryLedger>,
+    halted: AtomicBool,
+    halt_reason: Mutex<Option<String>>,
+    durable_sequence: AtomicU64,
+    commits: AtomicU64,
+    batches: AtomicU64,
+    events: AtomicU64,
+    log_bytes: AtomicU64,
+    fsync_nanos_total: AtomicU64,
+    fsync_nanos_max: AtomicU64,
+    snapshots: AtomicU64,
+}
+
+impl Shared {
+    fn halt(&self, reason: String) {
+        tracing::error!(%reason, "engine halted: no further batch will be acknowledged");
+        let mut slot = self.halt_reason.lock();
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        self.halted.store(true, Ordering::SeqCst);
+    }
+
+    fn halted_error(&self) -> SubmitError {
+        let reason = self
+            .halt_reason
+            .lock()
+            .clone()
+            .unwrap_or_else(|| "engine stopped".into());
+        SubmitError::Halted { reason }
+    }
+}
+
+/// The embedded durable ledger engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    requests: Option<Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    log: Option<JoinHandle<()>>,
+    recovery: RecoveryReport,
+    _lock: fs::File,
+}
+
+const LOCK_FILE: &str = "LOCK";
+
+impl Engine {
+    /// Opens (or creates) the data directory, recovers the ledger, and starts the threads.
+    pub fn open(config: Config) -> Result<Engine, OpenError> {
+        let dir = config.data_dir.clone();
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::Io { path, source }
+        };
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::Locked { path: dir });
+        }
+        let hash_seed = {
+            use std::hash::{BuildHasher, RandomState};
+            RandomState::new().hash_one(0u64)
+        };
+        let (ledger, writer, recovery) = recover(&dir, hash_seed, config.log_preallocate_bytes)?;
+        let last_sequence = recovery.last_sequence;
+        let shared = Arc::new(Shared {
+            ledger: RwLock::new(ledger),
+            halted: AtomicBool::new(false),
+            halt_reason: Mutex::new(None),
+            durable_sequence: AtomicU64::new(last_sequence),
+            commits: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            log_bytes: AtomicU64::new(0),
+            fsync_nanos_total: AtomicU64::new(0),
+            fsync_nanos_max: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+        });
+        let (request_tx, request_rx) = bounded(config.queue_batches_max);
+        // Two commits in flight: one syncing, one being applied.
+        let (commit_tx, commit_rx) = bounded::<Commit>(1);
+        let (buffer_tx, buffer_rx) = bounded::<Vec<u8>>(4);
+        let log_shared = Arc::clone(&shared);
+        let log_dir = dir.clone();
+        let preallocate = config.log_preallocate_bytes;
+        let log = std::thread::Builder::new()
+            .name("farthing-log".into())
+            .spawn(move || {
+                log_loop(
+                    log_shared,
+                    log_dir,
+                    preallocate,
+                    writer,
+                    commit_rx,
+                    buffer_tx,
+                )
+            })
+            .map_err(io(&dir))?;
+        let writer_state = WriterState {
+            shared: Arc::clone(&shared),
+            config,
+            requests: request_rx,
+            commits: commit_tx,
+            buffers: buffer_rx,
+            sequence: last_sequence,
+            log_bytes_since_snapshot: 0,
+            snapshot_thread: None,
+        };
+        let writer = std::thread::Builder::new()
+            .name("farthing-writer".into())
+            .spawn(move || writer_state.run())
+            .map_err(io(&dir))?;
+        Ok(Engine {
+            shared,
+            requests: Some(request_tx),
+            writer: Some(writer),
+            log: Some(log),
+            recovery,
+            _lock: lock,
+        })
+    }
+
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Queues a batch; the receiver yields its outcome once it is durable. Usable from async
+    /// code (the receiver is a future) and from threads (`recv`).
+    pub fn submit_async(
+        &self,
+        operation: Operation,
+    ) -> Result<oneshot::Receiver<Result<BatchOutcome, SubmitError>>, SubmitError> {
+        if operation.len() > BATCH_EVENTS_MAX {
+            return Err(SubmitError::TooManyEvents {
+                events: operation.len(),
+                max: BATCH_EVENTS_MAX,
+            });
+        }
+        if self.shared.halted.load(Ordering::SeqCst) {
+            return Err(self.shared.halted_error());
+        }
+        let (reply, receiver) = oneshot::channel();
+        let requests = self.requests.as_ref().ok_or(SubmitError::ShuttingDown)?;
+        requests
+            .send(Request { operation, reply })
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        Ok(receiver)
+    }
+
+    /// Submits a batch and waits until it is durable.
+    pub fn submit(&self, operation: Operation) -> Result<BatchOutcome, SubmitError> {
+        let receiver = self.submit_async(operation)?;
+        receiver.recv().map_err(|_| self.shared.halted_error())?
+    }
+
+    /// Runs `read` against the published (durable) state. Readers share the lock; the writer
+    /// takes it exclusively only to apply a group and to publish.
+    pub fn read<T>(&self, read: impl FnOnce(&MemoryLedger) -> T) -> T {
+        read(&self.shared.ledger.read())
+    }
+
+    pub fn lookup_account(&self, id: AccountId) -> Option<StoredAccount> {
+        self.read(|ledger| ledger.lookup_account(id))
+    }
+
+    pub fn lookup_transfer(&self, id: TransferId) -> Option<TransferView> {
+        self.read(|ledger| ledger.lookup_transfer(id))
+    }
+
+    pub fn account_transfers(
+        &self,
+        account: AccountId,
+        starting_after: Option<TransferId>,
+        limit: usize,
+    ) -> Result<TransferPage, HistoryError> {
+        self.read(|ledger| ledger.account_transfers(account, starting_after, limit))
+    }
+
+    /// Why the engine stopped acknowledging, if it did.
+    pub fn halt_reason(&self) -> Option<String> {
+        self.shared.halt_reason.lock().clone()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let s = &self.shared;
+        EngineStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            batches: s.batches.load(Ordering::Relaxed),
+            events: s.events.load(Ordering::Relaxed),
+            log_bytes: s.log_bytes.load(Ordering::Relaxed),
+            fsync_nanos_total: s.fsync_nanos_total.load(Ordering::Relaxed),
+            fsync_nanos_max: s.fsync_nanos_max.load(Ordering::Relaxed),
+            snapshots: s.snapshots.load(Ordering::Relaxed),
+            queue_depth: self.requests.as_ref().map_or(0, |r| r.len()),
+        }
+    }
+
+    /// Finishes every queued batch, waits for snapshots in progress, and stops the threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        if let Some(log) = self.log.take() {
+            let _ = log.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct WriterState {
+    shared: Arc<Shared>,
+    config: Config,
+    requests: Receiver<Request>,
+    commits: Sender<Commit>,
+    buffers: Receiver<Vec<u8>>,
+    sequence: u64,
+    log_bytes_since_snapshot: u64,
+    snapshot_thread: Option<JoinHandle<()>>,
+}
+
+impl WriterState {
+    fn run(mut self) {
+        let idle = Duration::from_millis(self.config.expiry_check_ms.max(1));
+        loop {
+            let first = match self.requests.recv_timeout(idle) {
+                Ok(request) => Some(request),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group: Vec<Request> = first.into_iter().collect();
+            let mut events: usize = group.iter().map(|r| r.operation.len()).sum();
+            while events < self.config.commit_events_max {
+                match self.requests.try_recv() {
+                    Ok(request) => {
+                        events += request.operation.len();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if self.shared.halted.load(Ordering::SeqCst) {
+                for request in group {
+                    let _ = request.reply.send(Err(self.shared.halted_error()));
+                }
+                continue;
+            }
+            self.commit_group(group);
+        }
+        if let Some(snapshot) = self.snapshot_thread.take() {
+            let _ = snapshot.join();
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let now = self.config.clock.now();
+        let mut records = self.buffers.try_recv().unwrap_or_default();
+        records.clear();
+        let mut replies = Vec::with_capacity(group.len());
+        let shared = Arc::clone(&self.shared);
+        let mut ledger = shared.ledger.write();
+        let mut operations: Vec<(Option<Reply>, Operation)> = group
+            .into_iter()
+            .map(|r| (Some(r.reply), r.operation))
+            .collect();
+        if operations.is_empty() {
+            // Idle: only write a record when a hold is due, so that it expires on time.
+            if ledger.next_expired(now).is_none() {
+                return;
+            }
+            operations.push((None, Operation::CreateTransfers(Vec::new())));
+        }
+        for (reply, operation) in operations {
+            let timestamp = Timestamp(now.0.max(ledger.working_timestamp().0 + 1));
+            match rules::apply(&mut *ledger, timestamp, &operation) {
+                Ok(results) => {
+                    self.sequence += 1;
+                    wal::encode_record(self.sequence, timestamp, &operation, &mut records);
+                    let outcome = BatchOutcome {
+                        timestamp,
+                        sequence: self.sequence,
+                        results,
+                    };
+                    replies.push((reply, outcome));
+                }
+                Err(error) => {
+                    // Only a bug can get here: sizes are checked on submit and timestamps
+                    // are ours. Refuse the batch; nothing of it was applied.
+                    tracing::error!(%error, "batch refused by the ledger");
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(SubmitError::Refused {
+                            reason: error.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+        if replies.is_empty() {
+            return;
+        }
+        let publication = ledger.take_publication();
+        self.log_bytes_since_snapshot += records.len() as u64;
+        let rotate = self.log_bytes_since_snapshot >= self.config.snapshot_log_bytes
+            && self
+                .snapshot_thread
+                .as_ref()
+                .is_none_or(|t| t.is_finished());
+        if rotate {
+            self.start_snapshot(&ledger);
+        }
+        drop(ledger);
+        let commit = Commit {
+            records,
+            replies,
+            publication,
+            last_sequence: self.sequence,
+            rotate,
+        };
+        if let Err(failed) = self.commits.send(commit) {
+            for (reply, _) in failed.0.replies {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(self.shared.halted_error()));
+                }
+            }
+        }
+    }
+
+    /// Freezes the state at the current sequence and writes it in the background. The file is
+    /// only renamed into place once that sequence is durable in the log.
+    fn start_snapshot(&mut self, ledger: &MemoryLedger) {
+        if let Some(previous) = self.snapshot_thread.take() {
+            let _ = previous.join();
+        }
+        self.log_bytes_since_snapshot = 0;
+        let view = ledger.snapshot_view();
+        let sequence = self.sequence;
+        let shared = Arc::clone(&self.shared);
+        let dir = self.config.data_dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("farthing-snapshot".into())
+            .spawn(move || {
+                // Wait until the log holds `sequence`: a snapshot must never be ahead of the log.
+                while shared.durable_sequence.load(Ordering::SeqCst) < sequence {
+                    if shared.halted.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                match write_snapshot(&dir, sequence, &view) {
+                    Ok((path, bytes)) => {
+                        shared.snapshots.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(path = %path.display(), bytes, "snapshot written");
+                        remove_files_before(&dir, sequence);
+                    }
+                    // The log still holds everything; a failed snapshot only delays cleanup.
+                    Err(error) => tracing::warn!(%error, "snapshot failed; the log is kept"),
+                }
+            });
+        match spawned {
+            Ok(handle) => self.snapshot_thread = Some(handle),
+            Err(error) => tracing::warn!(%error, "could not start the snapshot thread"),
+        }
+    }
+}
+
+/// Deletes snapshots older than `sequence` and log segments wholly covered by it.
+fn remove_files_before(dir: &Path, sequence: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stale = parse_snapshot_name(&name).is_some_and(|s| s < sequence)
+            || parse_segment_name(&name).is_some_and(|first| first <= sequence);
+        if stale {
+            if let Err(error) = fs::remove_file(entry.path()) {
+                tracing::warn!(%error, file = %name, "could not remove a stale file");
+            }
+        }
+    }
+}
+
+fn log_loop(
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    preallocate_bytes: u64,
+    mut writer: LogWriter,
+    commits: Receiver<Commit>,
+    buffers: Sender<Vec<u8>>,
+) {
+    for commit in commits {
+        if shared.halted.load(Ordering::SeqCst) {
+            for (reply, _) in commit.replies {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(shared.halted_error()));
+                }
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let written = writer.append(&commit.records).and_then(|()| writer.sync());
+        if let Err(error) = written {
+            shared.halt(format!(
+                "write-ahead log {}: {error}",
+                writer.path().display()
+            ));
+            for (reply, _) in commit.replies {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(shared.halted_error()));
+                }
+            }
+            continue;
+        }
+        let fsync_nanos = started.elapsed().as_nanos() as u64;
+        shared.ledger.write().publish_up_to(commit.publication);
+        shared
+            .durable_sequence
+            .store(commit.last_sequence, Ordering::SeqCst);
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared
+            .log_bytes
+            .fetch_add(commit.records.len() as u64, Ordering::Relaxed);
+        shared
+            .fsync_nanos_total
+            .fetch_add(fsync_nanos, Ordering::Relaxed);
+        shared
+            .fsync_nanos_max
+            .fetch_max(fsync_nanos, Ordering::Relaxed);
+        let mut batches = 0;
+        let mut events = 0;
+        for (reply, outcome) in commit.replies {
+            batches += 1;
+            events += outcome.results.len() as u64;
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        shared.batches.fetch_add(batches, Ordering::Relaxed);
+        shared.events.fetch_add(events, Ordering::Relaxed);
+        let _ = buffers.try_send(commit.records);
+        if commit.rotate {
+            match LogWriter::create(&dir, commit.last_sequence + 1, preallocate_bytes) {
+                Ok(next) => writer = next,
+                Err(error) => shared.halt(format!("cannot start a new log segment: {error}")),
+            }
+        }
+    }
+}
+
+/// Loads the newest snapshot and replays the log after it.
+fn recover(
+    dir: &Path,
+    hash_seed: u64,
+    preallocate_bytes: u64,
+) -> Result<(MemoryLedger, LogWriter, RecoveryReport), OpenError> {
+    let started = Instant::now();
+    let mut report = RecoveryReport::default();
+    let mut snapshots = Vec::new();
+    let mut segments = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|source| OpenError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| OpenError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(sequence) = parse_snapshot_name(&name) {
+            snapshots.push((sequence, entry.path()));
+        } else if let Some(first) = parse_segment_name(&name) {
+            segments.push((first, entry.path()));
+        } else if name.ends_with(".snap.tmp") {
+            // A snapshot that never finished; the log still holds everything in it.
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    snapshots.sort();
+    segments.sort();
+    let (mut ledger, base_sequence) = match snapshots.last() {
+        Some((_, path)) => {
+            let (ledger, sequence) = load_snapshot(path, hash_seed)?;
+            report.snapshot = Some((path.clone(), sequence));
+            (ledger, sequence)
+        }
+        None => (MemoryLedger::new(hash_seed), 0),
+    };
+    // Segments whose successor starts at or before base + 1 hold nothing newer than the snapshot.
+    let first_needed = segments
+        .iter()
+        .rposition(|(first, _)| *first <= base_sequence + 1)
+        .unwrap_or(0);
+    let segments = &segments[first_needed.min(segments.len())..];
+    report.log_segments = segments.len();
+    let mut next_sequence = base_sequence + 1;
+    let mut resume = None;
+    for (index, (first, path)) in segments.iter().enumerate() {
+        let is_last = index + 1 == segments.len();
+        if *first > next_sequence {
+            return Err(OpenError::SequenceGap {
+                path: path.clone(),
+                expected: next_sequence,
+                found: *first,
+            });
+        }
+        let scan = scan_segment(path, *first, |header, payload| {
+            if header.sequence < next_sequence {
+                return Ok(());
+            }
+            let operation =
+                codec::decode_operation(header.kind, payload).map_err(|e| e.to_string())?;
+            rules::apply(&mut ledger, header.timestamp, &operation)
+                .map_err(|e| format!("logged batch {} refused on replay: {e}", header.sequence))?;
+            report.replayed_batches += 1;
+            if header.kind == OperationKind::CreateTransfers {
+                report.replayed_transfers += u64::from(header.events);
+            }
+            next_sequence = header.sequence + 1;
+            Ok(())
+        })?;
+        if let SegmentEnd::TornTail { reason } = &scan.end {
+            if !is_last {
+                return Err(OpenError::Log(wal::ScanError::Corrupt {
+                    path: path.clone(),
+                    offset: scan.valid_end,
+                    reason: format!("{reason} in a segment that is not the last"),
+                }));
+            }
+            tracing::warn!(file = %path.display(), offset = scan.valid_end, reason, "truncating a torn log tail");
+            report.truncated = Some((path.clone(), scan.valid_end, (*reason).to_string()));
+        }
+        if is_last {
+            resume = Some((path.clone(), *first, scan.valid_end));
+        }
+    }
+    let last_sequence = next_sequence - 1;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| OpenError::Io { path, source }
+    };
+    let writer = match resume {
+        // A segment that starts past everything recovered would leave a gap; start afresh.
+        Some((path, first, valid_end)) if first <= last_sequence + 1 => {
+            LogWriter::resume(&path, first, valid_end, preallocate_bytes).map_err(io(&path))?
+        }
+        _ => LogWriter::create(dir, last_sequence + 1, preallocate_bytes).map_err(io(dir))?,
+    };
+    ledger.publish();
+    report.last_sequence = last_sequence;
+    report.elapsed = started.elapsed();
+    Ok((ledger, writer, report))
+}
