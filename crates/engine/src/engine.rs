@@ -57,6 +57,12 @@ pub struct Config {
     pub expiry_check_ms: u64,
     /// Log space allocated ahead of writes (see [`wal::PREALLOCATE_BYTES`]).
     pub log_preallocate_bytes: u64,
+    /// Transfers the ledger is expected to hold; their index space is reserved at open, as
+    /// TigerBeetle preallocates, so the index never rehashes under load. 0 grows on demand.
+    pub transfers_expected: usize,
+    /// Keep log segments a snapshot covers by moving them to `archive/` instead of deleting
+    /// them (for audit, backups, and tests that replay the whole history).
+    pub retain_log: bool,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -69,6 +75,8 @@ impl Config {
             snapshot_log_bytes: 1 << 30,
             expiry_check_ms: 100,
             log_preallocate_bytes: wal::PREALLOCATE_BYTES,
+            retain_log: false,
+            transfers_expected: 0,
             clock: Arc::new(SystemClock),
         }
     }
@@ -172,6 +180,8 @@ pub struct Engine {
 }
 
 const LOCK_FILE: &str = "LOCK";
+/// Where retained log segments go (see [`Config::retain_log`]).
+pub const ARCHIVE_DIR: &str = "archive";
 
 impl Engine {
     /// Opens (or creates) the data directory, recovers the ledger, and starts the threads.
@@ -196,7 +206,10 @@ impl Engine {
             use std::hash::{BuildHasher, RandomState};
             RandomState::new().hash_one(0u64)
         };
-        let (ledger, writer, recovery) = recover(&dir, hash_seed, config.log_preallocate_bytes)?;
+        let (mut ledger, writer, recovery) =
+            recover(&dir, hash_seed, config.log_preallocate_bytes)?;
+        let held = ledger.transfer_count();
+        ledger.reserve(0, config.transfers_expected.saturating_sub(held));
         let last_sequence = recovery.last_sequence;
         let shared = Arc::new(Shared {
             ledger: RwLock::new(ledger),
@@ -480,6 +493,7 @@ impl WriterState {
         let sequence = self.sequence;
         let shared = Arc::clone(&self.shared);
         let dir = self.config.data_dir.clone();
+        let retain_log = self.config.retain_log;
         let spawned = std::thread::Builder::new()
             .name("farthing-snapshot".into())
             .spawn(move || {
@@ -494,7 +508,7 @@ impl WriterState {
                     Ok((path, bytes)) => {
                         shared.snapshots.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(path = %path.display(), bytes, "snapshot written");
-                        remove_files_before(&dir, sequence);
+                        remove_files_before(&dir, sequence, retain_log);
                     }
                     // The log still holds everything; a failed snapshot only delays cleanup.
                     Err(error) => tracing::warn!(%error, "snapshot failed; the log is kept"),
@@ -507,16 +521,28 @@ impl WriterState {
     }
 }
 
-/// Deletes snapshots older than `sequence` and log segments wholly covered by it.
-fn remove_files_before(dir: &Path, sequence: u64) {
+/// Deletes snapshots older than `sequence` and log segments wholly covered by it (or moves the
+/// segments to `archive/` when the log is retained).
+fn remove_files_before(dir: &Path, sequence: u64, retain_log: bool) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let archive = dir.join(ARCHIVE_DIR);
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let stale = parse_snapshot_name(&name).is_some_and(|s| s < sequence)
-            || parse_segment_name(&name).is_some_and(|first| first <= sequence);
+        let covered_segment = parse_segment_name(&name).is_some_and(|first| first <= sequence);
+        if covered_segment && retain_log {
+            let moved = fs::create_dir_all(&archive)
+                .and_then(|()| fs::rename(entry.path(), archive.join(&*name)))
+                .and_then(|()| wal::sync_dir(&archive))
+                .and_then(|()| wal::sync_dir(dir));
+            if let Err(error) = moved {
+                tracing::warn!(%error, file = %name, "could not archive a log segment");
+            }
+            continue;
+        }
+        let stale = parse_snapshot_name(&name).is_some_and(|s| s < sequence) || covered_segment;
         if stale {
             if let Err(error) = fs::remove_file(entry.path()) {
                 tracing::warn!(%error, file = %name, "could not remove a stale file");
@@ -638,6 +664,13 @@ fn recover(
         .unwrap_or(0);
     let segments = &segments[first_needed.min(segments.len())..];
     report.log_segments = segments.len();
+    // Reserve index space for what the log holds, estimated from its size, before replaying.
+    let log_bytes: u64 = segments
+        .iter()
+        .filter_map(|(_, p)| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    ledger.reserve(0, (log_bytes / codec::TRANSFER_BYTES as u64) as usize);
     let mut next_sequence = base_sequence + 1;
     let mut resume = None;
     for (index, (first, path)) in segments.iter().enumerate() {

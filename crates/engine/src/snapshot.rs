@@ -194,17 +194,19 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
         path: path.to_owned(),
         reason,
     };
-    verify_checksum(path).map_err(|e| match e {
-        Verify::Io(source) => io_error(source),
-        Verify::Bad(reason) => corrupt(reason.into()),
-    })?;
+    // One pass: the checksum accumulates as records are parsed and is checked before the
+    // ledger is returned. Every record is validated as it is read, so garbage cannot panic.
     let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_error)?);
-    let mut read = |len: usize| -> Result<Vec<u8>, SnapshotError> {
-        let mut bytes = vec![0u8; len];
-        input.read_exact(&mut bytes).map_err(io_error)?;
-        Ok(bytes)
-    };
-    let header = read(HEADER_BYTES)?;
+    let mut crc = 0u32;
+    let mut buffer = [0u8; ACCOUNT_BYTES];
+    let mut read_into =
+        |len: usize, buffer: &mut [u8; ACCOUNT_BYTES]| -> Result<(), SnapshotError> {
+            input.read_exact(&mut buffer[..len]).map_err(io_error)?;
+            crc = crc32c::crc32c_append(crc, &buffer[..len]);
+            Ok(())
+        };
+    read_into(HEADER_BYTES, &mut buffer)?;
+    let header = buffer;
     if header[0..4] != MAGIC || u32_at(&header, 4) != VERSION {
         return Err(corrupt("not a version 1 snapshot".into()));
     }
@@ -226,32 +228,46 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
             "counts imply {expected_len} bytes, file has {file_len}"
         )));
     }
+    if transfers > farthing_ledger::memory::TRANSFERS_MAX
+        || accounts > farthing_ledger::memory::ACCOUNTS_MAX
+    {
+        return Err(corrupt("more records than a ledger can hold".into()));
+    }
     let mut ledger = MemoryLedger::new(hash_seed);
-    let asset_bytes = read(assets * ASSET_BYTES)?;
-    let assets =
-        crate::codec::decode_operation(crate::codec::OperationKind::CreateAssets, &asset_bytes)
-            .map_err(|e| corrupt(format!("assets: {e}")))?;
-    if let farthing_ledger::Operation::CreateAssets(assets) = assets {
-        for asset in assets {
-            ledger.insert_asset(asset);
+    ledger.reserve(accounts, transfers);
+    for index in 0..assets {
+        read_into(ASSET_BYTES, &mut buffer)?;
+        let decoded = crate::codec::decode_operation(
+            crate::codec::OperationKind::CreateAssets,
+            &buffer[..ASSET_BYTES],
+        )
+        .map_err(|e| corrupt(format!("asset {index}: {e}")))?;
+        if let farthing_ledger::Operation::CreateAssets(decoded) = decoded {
+            for asset in decoded {
+                if ledger.asset(asset.id).is_some() {
+                    return Err(corrupt(format!("asset {index}: duplicate id")));
+                }
+                ledger.insert_asset(asset);
+            }
         }
     }
     for index in 0..accounts {
-        let b = read(ACCOUNT_BYTES)?;
+        read_into(ACCOUNT_BYTES, &mut buffer)?;
+        let b = &buffer[..];
         let account = StoredAccount {
-            id: AccountId(u128_at(&b, 0)),
-            overdraft_limit: Amount(u128_at(&b, 16)),
-            user_data: u128_at(&b, 32),
+            id: AccountId(u128_at(b, 0)),
+            overdraft_limit: Amount(u128_at(b, 16)),
+            user_data: u128_at(b, 32),
             balances: Balances {
-                debits_pending: Amount(u128_at(&b, 48)),
-                debits_posted: Amount(u128_at(&b, 64)),
-                credits_pending: Amount(u128_at(&b, 80)),
-                credits_posted: Amount(u128_at(&b, 96)),
+                debits_pending: Amount(u128_at(b, 48)),
+                debits_posted: Amount(u128_at(b, 64)),
+                credits_pending: Amount(u128_at(b, 80)),
+                credits_posted: Amount(u128_at(b, 96)),
             },
-            timestamp: Timestamp(u64_at(&b, 112)),
-            asset: farthing_ledger::AssetId(u32_at(&b, 120)),
-            code: u16_at(&b, 124),
-            flags: AccountFlags(u16_at(&b, 126)),
+            timestamp: Timestamp(u64_at(b, 112)),
+            asset: farthing_ledger::AssetId(u32_at(b, 120)),
+            code: u16_at(b, 124),
+            flags: AccountFlags(u16_at(b, 126)),
         };
         if ledger.asset(account.asset).is_none() || ledger.find_account(account.id).is_some() {
             return Err(corrupt(format!(
@@ -261,12 +277,13 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
         ledger.insert_account(account);
     }
     for index in 0..transfers {
-        let b = read(TRANSFER_BYTES)?;
-        let debit = u32_at(&b, 56);
-        let credit = u32_at(&b, 60);
-        let hold = u32_at(&b, 64);
-        let flags = TransferFlags(u16_at(&b, 74));
-        let id = TransferId(u128_at(&b, 0));
+        read_into(TRANSFER_BYTES, &mut buffer)?;
+        let b = &buffer;
+        let debit = u32_at(b, 56);
+        let credit = u32_at(b, 60);
+        let hold = u32_at(b, 64);
+        let flags = TransferFlags(u16_at(b, 74));
+        let id = TransferId(u128_at(b, 0));
         let accounts_valid =
             (debit as usize) < accounts && (credit as usize) < accounts && debit != credit;
         let hold_valid = hold == NO_HOLD
@@ -294,19 +311,20 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
             id,
             debit: AccountPos::new(debit),
             credit: AccountPos::new(credit),
-            amount: Amount(u128_at(&b, 16)),
+            amount: Amount(u128_at(b, 16)),
             pending: (hold != NO_HOLD).then(|| TransferPos::new(hold)),
-            user_data: u128_at(&b, 32),
-            timeout_s: u32_at(&b, 68),
+            user_data: u128_at(b, 32),
+            timeout_s: u32_at(b, 68),
             asset: debit_asset,
-            code: u16_at(&b, 72),
+            code: u16_at(b, 72),
             flags,
-            timestamp: Timestamp(u64_at(&b, 48)),
+            timestamp: Timestamp(u64_at(b, 48)),
         });
     }
     for index in 0..holds {
-        let b = read(HOLD_BYTES)?;
-        let pos = u32_at(&b, 0);
+        read_into(HOLD_BYTES, &mut buffer)?;
+        let b = &buffer;
+        let pos = u32_at(b, 0);
         let status = match b[4] {
             2 => PendingStatus::Posted,
             3 => PendingStatus::Voided,
@@ -322,14 +340,15 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
         if !is_hold {
             return Err(corrupt(format!("hold change {index}: not a live hold")));
         }
-        ledger.set_pending_status(TransferPos::new(pos), status, Timestamp(u64_at(&b, 8)));
+        ledger.set_pending_status(TransferPos::new(pos), status, Timestamp(u64_at(b, 8)));
     }
     for index in 0..failed_accounts + failed_transfers {
-        let b = read(FAILED_BYTES)?;
-        let id = u128_at(&b, 0);
+        read_into(FAILED_BYTES, &mut buffer)?;
+        let b = &buffer;
+        let id = u128_at(b, 0);
         let failed = FailedEvent {
             code: b[24],
-            fingerprint: u64_at(&b, 16),
+            fingerprint: u64_at(b, 16),
         };
         if index < failed_accounts {
             if ledger.failed_account(AccountId(id)).is_some()
@@ -347,38 +366,12 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
             ledger.insert_failed_transfer(TransferId(id), failed);
         }
     }
+    let mut trailer = [0u8; 8];
+    input.read_exact(&mut trailer).map_err(io_error)?;
+    if trailer[4..8] != TRAILER_MAGIC || u32_at(&trailer, 0) != crc {
+        return Err(corrupt("checksum mismatch".into()));
+    }
     ledger.set_last_timestamp(last_timestamp);
     ledger.publish();
     Ok((ledger, sequence))
-}
-
-enum Verify {
-    Io(io::Error),
-    Bad(&'static str),
-}
-
-fn verify_checksum(path: &Path) -> Result<(), Verify> {
-    let mut file = File::open(path).map_err(Verify::Io)?;
-    let len = file.metadata().map_err(Verify::Io)?.len();
-    if len < (HEADER_BYTES + 8) as u64 {
-        return Err(Verify::Bad("file too short"));
-    }
-    let mut remaining = len - 8;
-    let mut crc = 0u32;
-    let mut buffer = vec![0u8; 1 << 20];
-    while remaining > 0 {
-        let n = remaining.min(buffer.len() as u64) as usize;
-        file.read_exact(&mut buffer[..n]).map_err(Verify::Io)?;
-        crc = crc32c::crc32c_append(crc, &buffer[..n]);
-        remaining -= n as u64;
-    }
-    let mut trailer = [0u8; 8];
-    file.read_exact(&mut trailer).map_err(Verify::Io)?;
-    if trailer[4..8] != TRAILER_MAGIC {
-        return Err(Verify::Bad("trailer missing"));
-    }
-    if u32_at(&trailer, 0) != crc {
-        return Err(Verify::Bad("checksum mismatch"));
-    }
-    Ok(())
 }

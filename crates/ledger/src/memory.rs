@@ -184,6 +184,21 @@ impl MemoryLedger {
         }
     }
 
+    /// Makes room for this many more accounts and transfers up front, so that the indexes never
+    /// rehash (a pause proportional to the ledger's size) while batches are applied.
+    pub fn reserve(&mut self, accounts: usize, transfers: usize) {
+        let (accounts_vec, chunks, hasher) = (&self.accounts, &self.chunks, &self.hasher);
+        self.account_index
+            .reserve(accounts, |&p| hasher.hash_one(accounts_vec[p as usize].id));
+        self.accounts.reserve(accounts);
+        self.transfer_index.reserve(transfers, |&p| {
+            hasher.hash_one(
+                chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)].id,
+            )
+        });
+        self.chunks.reserve(transfers / CHUNK_TRANSFERS + 1);
+    }
+
     fn hash(&self, id: u128) -> u64 {
         self.hasher.hash_one(id)
     }
@@ -429,7 +444,8 @@ impl MemoryLedger {
         self.last_timestamp
     }
 
-    /// Heap bytes held, by part; an estimate from capacities, for the memory budget.
+    /// Heap bytes held, by part, for the memory budget: records as stored, index tables at their
+    /// capacity, history lists at their capacity.
     pub fn memory_usage(&self) -> MemoryUsage {
         let history: usize = self
             .accounts
@@ -437,9 +453,9 @@ impl MemoryLedger {
             .map(|a| a.history.capacity() * std::mem::size_of::<u32>())
             .sum();
         MemoryUsage {
-            accounts: self.accounts.capacity() * std::mem::size_of::<AccountRecord>()
+            accounts: self.accounts.len() * std::mem::size_of::<AccountRecord>()
                 + self.account_index.capacity() * (std::mem::size_of::<u32>() + 1),
-            transfers: self.chunks.len() * CHUNK_TRANSFERS * std::mem::size_of::<TransferRecord>()
+            transfers: self.transfer_count * std::mem::size_of::<TransferRecord>()
                 + self.transfer_index.capacity() * (std::mem::size_of::<u32>() + 1)
                 + history,
             other: self.holds.capacity() * 24
