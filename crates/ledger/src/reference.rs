@@ -25,6 +25,10 @@ pub struct ReferenceLedger {
     accounts: BTreeMap<u128, StoredAccount>,
     /// In timestamp order.
     transfers: Vec<TransferView>,
+    /// Transfer id → position in `transfers`, so lookups are not a scan.
+    positions: BTreeMap<u128, usize>,
+    /// Live holds with a timeout: (expires_at, position).
+    timeouts: std::collections::BTreeSet<(u128, usize)>,
     failed_accounts: BTreeMap<u128, FailedEvent>,
     failed_transfers: BTreeMap<u128, FailedEvent>,
 }
@@ -100,22 +104,30 @@ impl ReferenceLedger {
     }
 
     fn expire(&mut self, now: u64) {
-        let mut due: Vec<(u128, usize)> = Vec::new();
-        for (index, t) in self.transfers.iter().enumerate() {
-            if t.hold_status == Some(PendingStatus::Pending) && t.timeout_s > 0 {
-                let at = u128::from(t.timestamp.0) + u128::from(t.timeout_s) * NANOS_PER_SECOND;
-                if at <= u128::from(now) {
-                    due.push((at, index));
-                }
+        while let Some(&(at, index)) = self.timeouts.first() {
+            if at > u128::from(now) {
+                break;
             }
-        }
-        due.sort();
-        for (_, index) in due {
+            self.timeouts.remove(&(at, index));
             let t = self.transfers[index];
+            if t.hold_status != Some(PendingStatus::Pending) {
+                continue;
+            }
             self.transfers[index].hold_status = Some(PendingStatus::Expired);
             self.balances(t.debit_account_id).debits_pending.0 -= t.amount.0;
             self.balances(t.credit_account_id).credits_pending.0 -= t.amount.0;
         }
+    }
+
+    fn push_transfer(&mut self, transfer: TransferView) {
+        let index = self.transfers.len();
+        self.positions.insert(transfer.id.0, index);
+        if transfer.hold_status == Some(PendingStatus::Pending) && transfer.timeout_s > 0 {
+            let at = u128::from(transfer.timestamp.0)
+                + u128::from(transfer.timeout_s) * NANOS_PER_SECOND;
+            self.timeouts.insert((at, index));
+        }
+        self.transfers.push(transfer);
     }
 
     fn balances(&mut self, id: AccountId) -> &mut Balances {
@@ -302,7 +314,7 @@ impl ReferenceLedger {
             u128::MAX => Some(R::IdMustNotBeIntMax),
             _ => None,
         };
-        let stored = self.transfers.iter().position(|s| s.id == t.id);
+        let stored = self.positions.get(&t.id.0).copied();
         let known = stored.is_some() || self.failed_transfers.contains_key(&t.id.0);
         match mode {
             Mode::IdInvalid => return id_invalid.unwrap_or(R::Ok),
@@ -466,7 +478,7 @@ impl ReferenceLedger {
         }
         self.balances(debit.id).clone_from(&d);
         self.balances(credit.id).clone_from(&c);
-        self.transfers.push(TransferView {
+        self.push_transfer(TransferView {
             id: t.id,
             debit_account_id: debit.id,
             credit_account_id: credit.id,
@@ -485,7 +497,7 @@ impl ReferenceLedger {
 
     fn resolve(&mut self, t: &Transfer, ts: u64, post: bool) -> TransferResult {
         use TransferResult as R;
-        let Some(index) = self.transfers.iter().position(|s| s.id == t.pending_id) else {
+        let Some(index) = self.positions.get(&t.pending_id.0).copied() else {
             return R::PendingNotFound;
         };
         let hold = self.transfers[index];
@@ -544,7 +556,7 @@ impl ReferenceLedger {
         } else {
             PendingStatus::Voided
         });
-        self.transfers.push(TransferView {
+        self.push_transfer(TransferView {
             id: t.id,
             debit_account_id: hold.debit_account_id,
             credit_account_id: hold.credit_account_id,
