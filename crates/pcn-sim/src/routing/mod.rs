@@ -1,0 +1,166 @@
+//! Routing schemes: how a sender turns a transaction into packets on paths.
+//!
+//! | scheme | paths | splitting | router queues | reaction |
+//! |---|---|---|---|---|
+//! | [`shortest_path`] | 1 fewest-hop | none, atomic | none: refuse | fail |
+//! | [`lnd`] | fewest-hop avoiding pruned hops | none, atomic | none: refuse | prune the failed hop, retry (≤ 20 attempts) |
+//! | [`waterfilling`] | k = 4 disjoint widest | MTU units | bounded, LIFO | probe bottlenecks each round trip, fill the path with most spare balance |
+//! | [`spider`] | k = 4 disjoint widest | MTU units | bounded, LIFO, marking | per-path windows: additive increase, fixed decrease on marks |
+//!
+//! Atomic schemes model today's HTLC forwarding: a hop without enough balance fails the
+//! payment at once. Splitting schemes assume the packet-switched network Spider proposes,
+//! where routers hold units until funds return.
+
+pub mod lnd;
+pub mod paths;
+pub mod shortest_path;
+pub mod spider;
+pub mod waterfilling;
+
+use serde::Serialize;
+
+use crate::sim::{AckInfo, Core, TxRef};
+
+/// The four schemes the Spider paper compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeKind {
+    Spider,
+    Waterfilling,
+    Lnd,
+    ShortestPath,
+}
+
+impl SchemeKind {
+    pub const ALL: [SchemeKind; 4] = [
+        SchemeKind::Spider,
+        SchemeKind::Waterfilling,
+        SchemeKind::Lnd,
+        SchemeKind::ShortestPath,
+    ];
+
+    /// Name as in the paper's data file.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemeKind::Spider => "spider",
+            SchemeKind::Waterfilling => "waterfilling",
+            SchemeKind::Lnd => "lnd",
+            SchemeKind::ShortestPath => "shortest_path",
+        }
+    }
+
+    /// Whether transactions are cut into units that routers may queue.
+    pub fn splits(self) -> bool {
+        matches!(self, SchemeKind::Spider | SchemeKind::Waterfilling)
+    }
+}
+
+/// Scheme constants. Defaults follow the paper where it states them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SchemeParams {
+    /// Paths per sender-receiver pair for waterfilling and Spider.
+    pub paths_k: usize,
+    /// LND: attempts per transaction, first one included.
+    pub lnd_attempts_max: u32,
+    /// LND: how long a hop that failed is left out of path finding.
+    pub lnd_prune_ms: u64,
+    /// Spider: window growth, spread over a window's worth of unmarked acknowledgements.
+    pub spider_alpha_units: f64,
+    /// Spider: window decrease per marked unit acknowledged.
+    pub spider_beta: f64,
+    pub spider_window_min_units: f64,
+    pub spider_window_initial_units: f64,
+}
+
+impl Default for SchemeParams {
+    fn default() -> Self {
+        SchemeParams {
+            paths_k: 4,
+            lnd_attempts_max: 20,
+            lnd_prune_ms: 5_000,
+            spider_alpha_units: 1.0,
+            spider_beta: 0.3,
+            spider_window_min_units: 5.0,
+            spider_window_initial_units: 50.0,
+        }
+    }
+}
+
+/// Per-scheme sender state, dispatched by the event loop.
+pub(crate) enum SchemeState {
+    ShortestPath(shortest_path::ShortestPath),
+    Lnd(lnd::Lnd),
+    Waterfilling(waterfilling::Waterfilling),
+    Spider(spider::Spider),
+}
+
+impl SchemeState {
+    pub(crate) fn new(kind: SchemeKind, params: &SchemeParams) -> Self {
+        match kind {
+            SchemeKind::ShortestPath => SchemeState::ShortestPath(Default::default()),
+            SchemeKind::Lnd => SchemeState::Lnd(lnd::Lnd::new(params)),
+            SchemeKind::Waterfilling => {
+                SchemeState::Waterfilling(waterfilling::Waterfilling::new(params))
+            }
+            SchemeKind::Spider => SchemeState::Spider(spider::Spider::new(params)),
+        }
+    }
+
+    pub(crate) fn on_arrival(&mut self, core: &mut Core, tx: TxRef) {
+        match self {
+            SchemeState::ShortestPath(s) => s.on_arrival(core, tx),
+            SchemeState::Lnd(s) => s.on_arrival(core, tx),
+            SchemeState::Waterfilling(s) => s.on_arrival(core, tx),
+            SchemeState::Spider(s) => s.on_arrival(core, tx),
+        }
+    }
+
+    pub(crate) fn on_ack(&mut self, core: &mut Core, ack: &AckInfo) {
+        match self {
+            SchemeState::ShortestPath(s) => s.on_ack(core, ack),
+            SchemeState::Lnd(s) => s.on_ack(core, ack),
+            SchemeState::Waterfilling(s) => s.on_ack(core, ack),
+            SchemeState::Spider(s) => s.on_ack(core, ack),
+        }
+    }
+
+    pub(crate) fn on_retry(&mut self, core: &mut Core, tx: TxRef) {
+        match self {
+            SchemeState::ShortestPath(_) | SchemeState::Lnd(_) | SchemeState::Spider(_) => {}
+            SchemeState::Waterfilling(s) => s.on_retry(core, tx),
+        }
+    }
+}
+
+/// Hasher for the small integer keys of per-pair and per-hop maps: a multiply-rotate mix,
+/// several times cheaper than the default SipHash on the hot path. Maps keyed with it are
+/// only looked up, never iterated, so their order cannot leak into results.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(byte as u64);
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(value as u64);
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+}
+
+pub(crate) type FastMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
