@@ -18,7 +18,7 @@ enum Command {
     /// Benchmark the durable engine in-process (TigerBeetle-like workload).
     Bench(farthing::bench::BenchArgs),
     /// Payment channel network capacity planning (Spider, NSDI 2020).
-    PcnSim(farthing_pcn_sim::cli::Args),
+    PcnSim(Box<farthing_pcn_sim::cli::Args>),
     /// Run the crash-test workload until killed (used by the crash tests).
     #[command(hide = true)]
     CrashWorker {
@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => farthing::bench::run(args),
-        Command::PcnSim(args) => farthing_pcn_sim::cli::run(args),
+        Command::PcnSim(args) => farthing_pcn_sim::cli::run(*args),
         Command::CrashWorker {
             dir,
             seed,
