@@ -114,6 +114,8 @@ pub struct EngineStats {
     pub log_bytes: u64,
     pub fsync_nanos_total: u64,
     pub fsync_nanos_max: u64,
+    /// Time the writer spent applying groups (rules and log encoding), in total.
+    pub apply_nanos_total: u64,
     pub snapshots: u64,
     pub queue_depth: usize,
 }
@@ -146,6 +148,7 @@ struct Shared {
     log_bytes: AtomicU64,
     fsync_nanos_total: AtomicU64,
     fsync_nanos_max: AtomicU64,
+    apply_nanos_total: AtomicU64,
     snapshots: AtomicU64,
 }
 
@@ -222,6 +225,7 @@ impl Engine {
             log_bytes: AtomicU64::new(0),
             fsync_nanos_total: AtomicU64::new(0),
             fsync_nanos_max: AtomicU64::new(0),
+            apply_nanos_total: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
         });
         let (request_tx, request_rx) = bounded(config.queue_batches_max);
@@ -338,6 +342,7 @@ impl Engine {
             log_bytes: s.log_bytes.load(Ordering::Relaxed),
             fsync_nanos_total: s.fsync_nanos_total.load(Ordering::Relaxed),
             fsync_nanos_max: s.fsync_nanos_max.load(Ordering::Relaxed),
+            apply_nanos_total: s.apply_nanos_total.load(Ordering::Relaxed),
             snapshots: s.snapshots.load(Ordering::Relaxed),
             queue_depth: self.requests.as_ref().map_or(0, |r| r.len()),
         }
@@ -410,6 +415,7 @@ impl WriterState {
     }
 
     fn commit_group(&mut self, group: Vec<Request>) {
+        let started = Instant::now();
         let now = self.config.clock.now();
         let mut records = self.buffers.try_recv().unwrap_or_default();
         records.clear();
@@ -456,6 +462,10 @@ impl WriterState {
             return;
         }
         let publication = ledger.take_publication();
+        let apply_nanos = started.elapsed().as_nanos() as u64;
+        self.shared
+            .apply_nanos_total
+            .fetch_add(apply_nanos, Ordering::Relaxed);
         self.log_bytes_since_snapshot += records.len() as u64;
         let rotate = self.log_bytes_since_snapshot >= self.config.snapshot_log_bytes
             && self

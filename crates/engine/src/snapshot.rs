@@ -199,13 +199,12 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
     let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_error)?);
     let mut crc = 0u32;
     let mut buffer = [0u8; ACCOUNT_BYTES];
-    let mut read_into =
-        |len: usize, buffer: &mut [u8; ACCOUNT_BYTES]| -> Result<(), SnapshotError> {
-            input.read_exact(&mut buffer[..len]).map_err(io_error)?;
-            crc = crc32c::crc32c_append(crc, &buffer[..len]);
-            Ok(())
-        };
-    read_into(HEADER_BYTES, &mut buffer)?;
+    let mut read_exact = |bytes: &mut [u8]| -> Result<(), SnapshotError> {
+        input.read_exact(bytes).map_err(io_error)?;
+        crc = crc32c::crc32c_append(crc, bytes);
+        Ok(())
+    };
+    read_exact(&mut buffer[..HEADER_BYTES])?;
     let header = buffer;
     if header[0..4] != MAGIC || u32_at(&header, 4) != VERSION {
         return Err(corrupt("not a version 1 snapshot".into()));
@@ -236,7 +235,7 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
     let mut ledger = MemoryLedger::new(hash_seed);
     ledger.reserve(accounts, transfers);
     for index in 0..assets {
-        read_into(ASSET_BYTES, &mut buffer)?;
+        read_exact(&mut buffer[..ASSET_BYTES])?;
         let decoded = crate::codec::decode_operation(
             crate::codec::OperationKind::CreateAssets,
             &buffer[..ASSET_BYTES],
@@ -252,7 +251,7 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
         }
     }
     for index in 0..accounts {
-        read_into(ACCOUNT_BYTES, &mut buffer)?;
+        read_exact(&mut buffer[..ACCOUNT_BYTES])?;
         let b = &buffer[..];
         let account = StoredAccount {
             id: AccountId(u128_at(b, 0)),
@@ -276,53 +275,68 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
         }
         ledger.insert_account(account);
     }
-    for index in 0..transfers {
-        read_into(TRANSFER_BYTES, &mut buffer)?;
-        let b = &buffer;
-        let debit = u32_at(b, 56);
-        let credit = u32_at(b, 60);
-        let hold = u32_at(b, 64);
-        let flags = TransferFlags(u16_at(b, 74));
-        let id = TransferId(u128_at(b, 0));
-        let accounts_valid =
-            (debit as usize) < accounts && (credit as usize) < accounts && debit != credit;
-        let hold_valid = hold == NO_HOLD
-            || ((hold as usize) < index
-                && ledger
-                    .transfer(TransferPos::new(hold))
-                    .flags
-                    .contains(TransferFlags::PENDING));
-        if !accounts_valid
-            || !hold_valid
-            || flags.has_unknown_bits()
-            || ledger.find_transfer(id).is_some()
-        {
-            return Err(corrupt(format!(
-                "transfer {index}: invalid reference, flags or duplicate id"
-            )));
+    // Transfers are read in blocks so that the index slot of a transfer a few records ahead
+    // can be prefetched while this one is inserted.
+    const BLOCK_TRANSFERS: usize = 1024;
+    const PREFETCH_DISTANCE: usize = 16;
+    let mut block = vec![0u8; BLOCK_TRANSFERS * TRANSFER_BYTES];
+    let mut block_start = 0;
+    while block_start < transfers {
+        let in_block = (transfers - block_start).min(BLOCK_TRANSFERS);
+        read_exact(&mut block[..in_block * TRANSFER_BYTES])?;
+        for offset in 0..in_block {
+            if offset + PREFETCH_DISTANCE < in_block {
+                let ahead = (offset + PREFETCH_DISTANCE) * TRANSFER_BYTES;
+                ledger.prefetch_transfer(TransferId(u128_at(&block, ahead)));
+            }
+            let index = block_start + offset;
+            let b = &block[offset * TRANSFER_BYTES..(offset + 1) * TRANSFER_BYTES];
+            let debit = u32_at(b, 56);
+            let credit = u32_at(b, 60);
+            let hold = u32_at(b, 64);
+            let flags = TransferFlags(u16_at(b, 74));
+            let id = TransferId(u128_at(b, 0));
+            let accounts_valid =
+                (debit as usize) < accounts && (credit as usize) < accounts && debit != credit;
+            let hold_valid = hold == NO_HOLD
+                || ((hold as usize) < index
+                    && ledger
+                        .transfer(TransferPos::new(hold))
+                        .flags
+                        .contains(TransferFlags::PENDING));
+            if !accounts_valid
+                || !hold_valid
+                || flags.has_unknown_bits()
+                || ledger.find_transfer(id).is_some()
+            {
+                return Err(corrupt(format!(
+                    "transfer {index}: invalid reference, flags or duplicate id"
+                )));
+            }
+            let debit_asset = ledger.account(AccountPos::new(debit)).asset;
+            if ledger.account(AccountPos::new(credit)).asset != debit_asset {
+                return Err(corrupt(format!(
+                    "transfer {index}: accounts of different assets"
+                )));
+            }
+            ledger.insert_transfer(StoredTransfer {
+                id,
+                debit: AccountPos::new(debit),
+                credit: AccountPos::new(credit),
+                amount: Amount(u128_at(b, 16)),
+                pending: (hold != NO_HOLD).then(|| TransferPos::new(hold)),
+                user_data: u128_at(b, 32),
+                timeout_s: u32_at(b, 68),
+                asset: debit_asset,
+                code: u16_at(b, 72),
+                flags,
+                timestamp: Timestamp(u64_at(b, 48)),
+            });
         }
-        let debit_asset = ledger.account(AccountPos::new(debit)).asset;
-        if ledger.account(AccountPos::new(credit)).asset != debit_asset {
-            return Err(corrupt(format!(
-                "transfer {index}: accounts of different assets"
-            )));
-        }
-        ledger.insert_transfer(StoredTransfer {
-            id,
-            debit: AccountPos::new(debit),
-            credit: AccountPos::new(credit),
-            amount: Amount(u128_at(b, 16)),
-            pending: (hold != NO_HOLD).then(|| TransferPos::new(hold)),
-            user_data: u128_at(b, 32),
-            timeout_s: u32_at(b, 68),
-            asset: debit_asset,
-            code: u16_at(b, 72),
-            flags,
-            timestamp: Timestamp(u64_at(b, 48)),
-        });
+        block_start += in_block;
     }
     for index in 0..holds {
-        read_into(HOLD_BYTES, &mut buffer)?;
+        read_exact(&mut buffer[..HOLD_BYTES])?;
         let b = &buffer;
         let pos = u32_at(b, 0);
         let status = match b[4] {
@@ -343,7 +357,7 @@ pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64),
         ledger.set_pending_status(TransferPos::new(pos), status, Timestamp(u64_at(b, 8)));
     }
     for index in 0..failed_accounts + failed_transfers {
-        read_into(FAILED_BYTES, &mut buffer)?;
+        read_exact(&mut buffer[..FAILED_BYTES])?;
         let b = &buffer;
         let id = u128_at(b, 0);
         let failed = FailedEvent {

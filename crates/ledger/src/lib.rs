@@ -11,6 +11,7 @@
 //! batches with the same timestamps always gives the same state hash.
 
 pub mod audit;
+pub mod index;
 pub mod memory;
 pub mod reference;
 pub mod results;

@@ -16,6 +16,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use crate::index::IdIndex;
 use crate::state::{hold_expires_at, FailedEvent, LedgerState, StoredAccount, StoredTransfer};
 use crate::types::{
     AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, Balances, PendingStatus, Timestamp,
@@ -151,7 +152,7 @@ pub struct MemoryLedger {
     account_index: HashTable<u32>,
     chunks: Vec<Arc<Vec<TransferRecord>>>,
     transfer_count: usize,
-    transfer_index: HashTable<u32>,
+    transfer_index: IdIndex,
     holds: HashMap<u32, HoldState, FixedState>,
     /// Pending holds with a timeout, by (expiry, position).
     expiry: BTreeSet<(Timestamp, u32)>,
@@ -173,7 +174,7 @@ impl MemoryLedger {
             account_index: HashTable::new(),
             chunks: Vec::new(),
             transfer_count: 0,
-            transfer_index: HashTable::new(),
+            transfer_index: IdIndex::default(),
             holds: HashMap::with_hasher(hasher),
             expiry: BTreeSet::new(),
             failed_accounts: HashMap::with_hasher(hasher),
@@ -191,7 +192,7 @@ impl MemoryLedger {
         self.account_index
             .reserve(accounts, |&p| hasher.hash_one(accounts_vec[p as usize].id));
         self.accounts.reserve(accounts);
-        self.transfer_index.reserve(transfers, |&p| {
+        self.transfer_index.reserve(transfers, |p| {
             hasher.hash_one(
                 chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)].id,
             )
@@ -456,7 +457,7 @@ impl MemoryLedger {
             accounts: self.accounts.len() * std::mem::size_of::<AccountRecord>()
                 + self.account_index.capacity() * (std::mem::size_of::<u32>() + 1),
             transfers: self.transfer_count * std::mem::size_of::<TransferRecord>()
-                + self.transfer_index.capacity() * (std::mem::size_of::<u32>() + 1)
+                + self.transfer_index.capacity() * std::mem::size_of::<u64>()
                 + history,
             other: self.holds.capacity() * 24
                 + self.expiry.len() * 32
@@ -637,10 +638,14 @@ impl LedgerState for MemoryLedger {
         assert!(previous.is_none(), "a failed id is remembered once");
     }
 
+    fn prefetch_transfer(&self, id: TransferId) {
+        self.transfer_index.prefetch(self.hash(id.0));
+    }
+
     fn find_transfer(&self, id: TransferId) -> Option<TransferPos> {
         self.transfer_index
-            .find(self.hash(id.0), |&pos| self.record(pos).id == id.0)
-            .map(|&pos| TransferPos(pos))
+            .find(self.hash(id.0), id.0, |pos| self.record(pos).id)
+            .map(TransferPos)
     }
 
     fn transfer(&self, transfer: TransferPos) -> StoredTransfer<AccountPos, TransferPos> {
@@ -690,7 +695,7 @@ impl LedgerState for MemoryLedger {
         {
             let chunks = &self.chunks;
             let hasher = &self.hasher;
-            self.transfer_index.insert_unique(hash, pos, |&p| {
+            self.transfer_index.insert(hash, pos, |p| {
                 let r = &chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)];
                 hasher.hash_one(r.id)
             });
@@ -720,11 +725,13 @@ impl LedgerState for MemoryLedger {
         let pos = (self.transfer_count - 1) as u32;
         let r = *self.record(pos);
         let hash = self.hash(r.id);
-        match self.transfer_index.find_entry(hash, |&p| p == pos) {
-            Ok(entry) => {
-                entry.remove();
-            }
-            Err(_) => unreachable!("an inserted transfer is indexed"),
+        {
+            let chunks = &self.chunks;
+            let hasher = &self.hasher;
+            self.transfer_index.remove(hash, pos, |p| {
+                let r = &chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)];
+                hasher.hash_one(r.id)
+            });
         }
         for account in [r.debit, r.credit] {
             let popped = self.accounts[account as usize].history.pop();

@@ -152,6 +152,8 @@ trait EventKind<S: LedgerState> {
     const LINKED_EVENT_CHAIN_OPEN: Self::Result;
 
     fn linked(event: &Self::Event) -> bool;
+    /// Hints the state that `event` will be looked up soon.
+    fn prefetch(_state: &S, _event: &Self::Event) {}
     /// Set when the id itself is reserved; such an event is never remembered.
     fn id_invalid(event: &Self::Event) -> Option<Self::Result>;
     /// The answer for an id seen before: `exists`, `exists_with_different_fields`, or the
@@ -167,6 +169,10 @@ trait EventKind<S: LedgerState> {
     /// Remembers a failed new id so that it is never reused and retries get the same answer.
     fn remember_failure(state: &mut S, event: &Self::Event, result: Self::Result);
 }
+
+/// How many events ahead the rules ask the state to prefetch: far enough to hide a memory
+/// access behind the work on the events in between.
+const PREFETCH_DISTANCE: usize = 16;
 
 /// Runs events as linked chains: a chain is a maximal run of events flagged `LINKED` plus the
 /// event that ends it. A chain succeeds as a whole or leaves no trace but remembered failures.
@@ -213,6 +219,9 @@ fn run_chain<S: LedgerState, K: EventKind<S>>(
     // (index, result, whether the event's id was new) of the event that failed the chain.
     let mut failure = None;
     for index in chain.clone() {
+        if let Some(ahead) = events.get(index + PREFETCH_DISTANCE) {
+            K::prefetch(state, ahead);
+        }
         let event = &events[index];
         let event_timestamp = Timestamp(timestamp.0 + index as u64);
         let (result, new_id) = if let Some(result) = K::id_invalid(event) {
@@ -420,6 +429,10 @@ impl<S: LedgerState> EventKind<S> for TransferEvents {
 
     fn linked(event: &Transfer) -> bool {
         event.flags.contains(TransferFlags::LINKED)
+    }
+
+    fn prefetch(state: &S, event: &Transfer) {
+        state.prefetch_transfer(event.id);
     }
 
     fn id_invalid(event: &Transfer) -> Option<TransferResult> {

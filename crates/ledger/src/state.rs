@@ -72,6 +72,9 @@ pub trait LedgerState {
     fn insert_failed_account(&mut self, id: AccountId, failed: FailedEvent);
 
     fn find_transfer(&self, id: TransferId) -> Option<Self::TransferRef>;
+    /// A hint that `id` will be looked up soon (the rules call it a few events ahead), so the
+    /// backend can start loading what the lookup will touch. Never changes a result.
+    fn prefetch_transfer(&self, _id: TransferId) {}
     fn transfer(
         &self,
         transfer: Self::TransferRef,
