@@ -1,5 +1,5 @@
-//! `farthing`: the one binary. Commands live in the library (`bench`, `crash`); this file only
-//! parses the command line.
+//! `farthing`: the one binary. Commands live in libraries (`farthing-api` for `serve`, this
+//! crate's `bench` and `crash`, `farthing-pcn-sim`); this file only parses the command line.
 
 use std::path::PathBuf;
 
@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP API on the embedded engine.
+    Serve(Box<farthing_api::config::ServeArgs>),
     /// Benchmark the durable engine in-process (TigerBeetle-like workload).
     Bench(farthing::bench::BenchArgs),
     /// Payment channel network capacity planning (Spider, NSDI 2020).
@@ -33,23 +35,49 @@ enum Command {
     },
 }
 
+fn init_logging(json: bool, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(args: farthing_api::config::ServeArgs) -> anyhow::Result<()> {
+    let config = farthing_api::config::ServeConfig::resolve(args)?;
+    init_logging(config.log_json, "info");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(farthing_api::serve(config))
+}
+
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Bench(args) => farthing::bench::run(args),
-        Command::PcnSim(args) => farthing_pcn_sim::cli::run(*args),
+        Command::Serve(args) => serve(*args),
+        Command::Bench(args) => {
+            init_logging(false, "warn");
+            farthing::bench::run(args)
+        }
+        Command::PcnSim(args) => {
+            init_logging(false, "warn");
+            farthing_pcn_sim::cli::run(*args)
+        }
         Command::CrashWorker {
             dir,
             seed,
             run,
             clients,
-        } => farthing::crash::run_worker(&dir, seed, run, clients),
+        } => {
+            init_logging(false, "warn");
+            farthing::crash::run_worker(&dir, seed, run, clients)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

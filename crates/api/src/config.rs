@@ -1,0 +1,115 @@
+//! Configuration of `farthing serve`: flags, then environment variables, then an optional TOML
+//! config file, then defaults.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::app::Limits;
+
+/// Flags of `farthing serve`. Each also reads an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FARTHING_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory (ledger log, snapshots, metadata) [default: ./farthing-data].
+    #[arg(long, env = "FARTHING_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// An operator API key (`fk_…`) accepted in addition to stored keys. Without it, the first
+    /// start creates an operator key and prints it once.
+    #[arg(long, env = "FARTHING_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// TOML file with any of: listen, data_dir, rate_limit_per_second, request_body_bytes_max,
+    /// request_timeout_ms, log_json.
+    #[arg(long, env = "FARTHING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Requests per second allowed per API key [default: 100000].
+    #[arg(long, env = "FARTHING_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Largest request body in bytes [default: 8388608].
+    #[arg(long, env = "FARTHING_REQUEST_BODY_BYTES_MAX")]
+    pub request_body_bytes_max: Option<usize>,
+    /// Request timeout in milliseconds [default: 10000].
+    #[arg(long, env = "FARTHING_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "FARTHING_LOG_JSON")]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    rate_limit_per_second: Option<u32>,
+    request_body_bytes_max: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    log_json: Option<bool>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub admin_key: Option<String>,
+    pub rate_limit_per_second: u32,
+    pub request_body_bytes_max: usize,
+    pub request_timeout_ms: u64,
+    pub log_json: bool,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        if let Some(key) = &args.admin_key {
+            anyhow::ensure!(
+                key.starts_with(crate::routes::keys::KEY_PREFIX) && key.len() >= 24,
+                "FARTHING_ADMIN_KEY must start with `fk_` and be at least 24 characters"
+            );
+        }
+        Ok(ServeConfig {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./farthing-data")),
+            admin_key: args.admin_key,
+            rate_limit_per_second: args
+                .rate_limit_per_second
+                .or(file.rate_limit_per_second)
+                .unwrap_or(100_000),
+            request_body_bytes_max: args
+                .request_body_bytes_max
+                .or(file.request_body_bytes_max)
+                .unwrap_or(8 << 20),
+            request_timeout_ms: args
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .unwrap_or(10_000),
+            log_json: args.log_json || file.log_json.unwrap_or(false),
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            request_body_bytes_max: self.request_body_bytes_max,
+            request_timeout_ms: self.request_timeout_ms,
+            rate_limit_per_second: self.rate_limit_per_second,
+            page_limit_max: 100,
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `farthing serve`: the HTTP API over the embedded engine.
+//!
+//! [`serve`] opens the [`farthing_engine::Engine`] and the metadata [`store::Store`] in the
+//! data directory, bootstraps an operator key, and serves the v1 routes ([`routes`]) with
+//! API-key auth and tenant isolation ([`app::Principal`]), exact decimal amounts ([`money`]),
+//! prefixed ids ([`ids`]), Stripe-style errors ([`error::ApiError`]) and idempotency.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use farthing_engine::{Config as EngineConfig, Engine};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::app::{AppState, SharedState};
+use crate::config::ServeConfig;
+use crate::store::{Changes, Scope, Store};
+
+/// Every route of the API.
+pub fn router(state: SharedState) -> Router {
+    use routes::{accounts, assets, health, keys, merchants, transfers};
+    let body_limit = state.limits.request_body_bytes_max;
+    let timeout = Duration::from_millis(state.limits.request_timeout_ms);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/merchants", post(merchants::create))
+        .route("/v1/merchants/{id}", get(merchants::get))
+        .route("/v1/api_keys", post(keys::create).get(keys::list))
+        .route("/v1/api_keys/{id}", delete(keys::revoke))
+        .route("/v1/assets", post(assets::create).get(assets::list))
+        .route("/v1/accounts", post(accounts::create).get(accounts::list))
+        .route("/v1/accounts/{id}", get(accounts::get))
+        .route("/v1/accounts/{id}/transfers", get(transfers::history))
+        .route("/v1/transfers", post(transfers::create))
+        .route("/v1/transfers/batch", post(transfers::batch))
+        .route("/v1/transfers/{id}", get(transfers::get))
+        .route("/v1/transfers/{id}/post", post(transfers::post_hold))
+        .route("/v1/transfers/{id}/void", post(transfers::void_hold))
+        .fallback(|| async { error::ApiError::not_found(None, "route") })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+/// Request ids and per-route metrics for every request.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let request_id = request
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 200)
+        .map_or_else(
+            || format!("req_{:032x}", rand::random::<u128>()),
+            str::to_string,
+        );
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("farthing_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!("farthing_http_request_duration_seconds", "route" => route, "method" => method).record(started.elapsed().as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    response
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let latency_buckets = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &latency_buckets)?
+        .set_buckets_for_metric(
+            Matcher::Full("farthing_engine_commit_events".into()),
+            &[1.0, 8.0, 64.0, 512.0, 4096.0, 8190.0, 32760.0],
+        )?;
+    Ok(builder.install_recorder()?)
+}
+
+/// Runs the server until SIGTERM or SIGINT, then finishes in-flight requests, flushes the
+/// engine and returns.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let engine = Engine::open(EngineConfig::new(&config.data_dir))?;
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let metrics = install_metrics()?;
+    let state = Arc::new(AppState::new(
+        Arc::new(engine),
+        store,
+        config.admin_key.as_deref(),
+        config.limits(),
+        metrics,
+    )?);
+    if !state.has_operator_key() {
+        let (record, secret) = routes::keys::issue_key(Scope::Operator, None);
+        state
+            .commit(Changes {
+                api_key: Some(record.clone()),
+                ..Changes::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the operator key: {}", e.message))?;
+        state.remember_key(record);
+        println!("operator API key (shown once, store it now): {secret}");
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    println!("farthing listening on http://{}", listener.local_addr()?);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let app = router(Arc::clone(&state));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped accepting; flushing the ledger");
+    // The router (and its clones of the state) are gone; dropping the last reference stops
+    // the engine after every queued batch is durable.
+    match Arc::try_unwrap(state) {
+        Ok(state) => drop(state),
+        Err(_) => {
+            tracing::warn!("state still shared at shutdown; the engine stops when it is dropped")
+        }
+    }
+    println!("farthing stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

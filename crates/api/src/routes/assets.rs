@@ -1,0 +1,118 @@
+//! Assets: `POST /v1/assets` (operator), `GET /v1/assets`. The API names an asset by its code.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use farthing_ledger::{Asset, AssetCode, AssetId, BatchResults, Operation};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{idempotency_key, to_json, ApiJson, Principal, SharedState};
+use crate::error::ApiError;
+use crate::store::Changes;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAsset {
+    pub code: String,
+    pub scale: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AssetView {
+    pub object: &'static str,
+    pub code: String,
+    pub scale: u8,
+}
+
+pub fn view(asset: &Asset) -> AssetView {
+    AssetView {
+        object: "asset",
+        code: asset.code.to_string(),
+        scale: asset.scale,
+    }
+}
+
+/// The asset with this code, or 404 naming `param`.
+pub fn by_code(state: &SharedState, code: &str, param: &str) -> Result<Asset, ApiError> {
+    state
+        .engine
+        .read(|ledger| {
+            ledger
+                .assets()
+                .iter()
+                .find(|a| a.code.as_str() == code)
+                .copied()
+        })
+        .ok_or_else(|| ApiError::not_found(Some(param), "asset"))
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(request, raw): ApiJson<CreateAsset>,
+) -> Result<Response, ApiError> {
+    principal.require_operator()?;
+    let code = AssetCode::new(&request.code)
+        .map_err(|e| ApiError::invalid("code", "invalid_code", e.to_string()))?;
+    if request.scale > farthing_ledger::ASSET_SCALE_MAX {
+        return Err(ApiError::invalid(
+            "scale",
+            "scale_out_of_range",
+            "scale must be 0 to 18",
+        ));
+    }
+    let key = idempotency_key(&headers)?;
+    let state2 = state.clone();
+    state
+        .idempotent(principal.tenant(), key, "assets", &raw, || async move {
+            // Ids are assigned in order; one creation at a time keeps them unique.
+            let _guard = state2.asset_lock.lock().await;
+            let next = state2
+                .engine
+                .read(|l| l.assets().iter().map(|a| a.id.0).max().unwrap_or(0))
+                + 1;
+            let asset = Asset {
+                id: AssetId(next),
+                code,
+                scale: request.scale,
+            };
+            let outcome = state2
+                .engine
+                .submit_async(Operation::CreateAssets(vec![asset]))?
+                .await
+                .map_err(|_| ApiError::unavailable("ledger stopped"))??;
+            let BatchResults::Assets(results) = outcome.results else {
+                return Err(ApiError::internal("unexpected results"));
+            };
+            match results.first() {
+                Some(r) if r.is_ok() => Ok((
+                    StatusCode::CREATED,
+                    to_json(&view(&asset))?,
+                    Changes::default(),
+                )),
+                Some(r) => Err(ApiError::from_asset(*r)),
+                None => Err(ApiError::internal("no result")),
+            }
+        })
+        .await
+}
+
+#[derive(Serialize)]
+pub struct AssetList {
+    pub object: &'static str,
+    pub data: Vec<AssetView>,
+    pub has_more: bool,
+}
+
+pub async fn list(
+    State(state): State<SharedState>,
+    _principal: Principal,
+) -> axum::Json<AssetList> {
+    let data = state.engine.read(|l| l.assets().iter().map(view).collect());
+    axum::Json(AssetList {
+        object: "list",
+        data,
+        has_more: false,
+    })
+}

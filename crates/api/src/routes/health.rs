@@ -1,0 +1,40 @@
+//! `/healthz` (the process answers), `/readyz` (the engine accepts writes), `/metrics`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::app::SharedState;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<SharedState>) -> impl IntoResponse {
+    match state.engine.halt_reason() {
+        None => (StatusCode::OK, "ready".to_string()),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        ),
+    }
+}
+
+pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+    let stats = state.engine.stats();
+    metrics::gauge!("farthing_engine_queue_depth").set(stats.queue_depth as f64);
+    metrics::gauge!("farthing_engine_commits_total").set(stats.commits as f64);
+    metrics::gauge!("farthing_engine_events_total").set(stats.events as f64);
+    metrics::gauge!("farthing_engine_fsync_seconds_total")
+        .set(stats.fsync_nanos_total as f64 / 1e9);
+    metrics::gauge!("farthing_engine_fsync_seconds_max").set(stats.fsync_nanos_max as f64 / 1e9);
+    metrics::gauge!("farthing_engine_batches_per_commit")
+        .set(stats.batches as f64 / stats.commits.max(1) as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,187 @@
+//! API keys: `POST /v1/api_keys`, `GET /v1/api_keys`, `DELETE /v1/api_keys/{id}`.
+//! A key is `fk_<scope>_<26 base32 chars>`; only its SHA-256 is stored, and the secret is
+//! shown once, in the response that creates it.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use data_encoding::BASE32_NOPAD;
+use serde::{Deserialize, Serialize};
+
+use crate::app::{
+    idempotency_key, now_ns, random_id, rfc3339, sha256, to_json, ApiJson, Principal, SharedState,
+};
+use crate::error::ApiError;
+use crate::ids::{decode_id, encode_id, IdKind};
+use crate::store::{ApiKeyRecord, Changes, Scope};
+
+/// Every secret starts with this, so leaked keys are easy to recognise and scan for.
+pub const KEY_PREFIX: &str = "fk_";
+
+/// A new random secret for `scope`.
+pub fn new_secret(scope: Scope) -> String {
+    let tag = match scope {
+        Scope::Operator => "op",
+        Scope::Merchant => "mk",
+        Scope::ReadOnly => "ro",
+    };
+    let random: [u8; 20] = rand::random();
+    format!(
+        "{KEY_PREFIX}{tag}_{}",
+        BASE32_NOPAD.encode(&random).to_ascii_lowercase()
+    )
+}
+
+/// A new key record and its secret.
+pub fn issue_key(scope: Scope, merchant: Option<u128>) -> (ApiKeyRecord, String) {
+    let secret = new_secret(scope);
+    let record = ApiKeyRecord {
+        id: random_id(),
+        secret_hash: sha256(&[secret.as_bytes()]),
+        scope,
+        merchant,
+        created_ns: now_ns(),
+        revoked: false,
+    };
+    (record, secret)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub scope: Scope,
+    /// For merchant and read-only keys: the merchant (`mer_…`). Merchant keys may omit it
+    /// (their own merchant) but not name another.
+    pub merchant: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub object: &'static str,
+    pub scope: Scope,
+    pub merchant: Option<String>,
+    pub created: String,
+    pub revoked: bool,
+    /// Only in the response that creates the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
+    KeyView {
+        id: encode_id(IdKind::ApiKey, key.id),
+        object: "api_key",
+        scope: key.scope,
+        merchant: key.merchant.map(|m| encode_id(IdKind::Merchant, m)),
+        created: rfc3339(key.created_ns),
+        revoked: key.revoked,
+        secret,
+    }
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(request, raw): ApiJson<CreateKey>,
+) -> Result<Response, ApiError> {
+    principal.require_write()?;
+    let merchant = match &request.merchant {
+        Some(text) => Some(decode_id(IdKind::Merchant, text).ok_or_else(|| {
+            ApiError::invalid("merchant", "invalid_id", "merchant must be a mer_… id")
+        })?),
+        None => principal.merchant,
+    };
+    if let Some(merchant) = merchant {
+        if !principal.can_see(merchant) || state.store.merchant(merchant)?.is_none() {
+            return Err(ApiError::not_found(Some("merchant"), "merchant"));
+        }
+    }
+    match (request.scope, merchant) {
+        (Scope::Operator, _) => principal.require_operator()?,
+        (Scope::Merchant, None) => {
+            return Err(ApiError::invalid(
+                "merchant",
+                "merchant_required",
+                "a merchant key needs a merchant",
+            ))
+        }
+        (Scope::ReadOnly, None) => principal.require_operator()?,
+        _ => {}
+    }
+    let key = idempotency_key(&headers)?;
+    let state2 = state.clone();
+    let response = state
+        .idempotent(principal.tenant(), key, "api_keys", &raw, || async move {
+            let (record, secret) = issue_key(request.scope, merchant);
+            state2.remember_key(record.clone());
+            let body = to_json(&view(&record, Some(secret)))?;
+            Ok((
+                StatusCode::CREATED,
+                body,
+                Changes {
+                    api_key: Some(record),
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await?;
+    Ok(response)
+}
+
+#[derive(Serialize)]
+pub struct KeyList {
+    pub object: &'static str,
+    pub data: Vec<KeyView>,
+    pub has_more: bool,
+}
+
+pub async fn list(
+    State(state): State<SharedState>,
+    principal: Principal,
+) -> Result<axum::Json<KeyList>, ApiError> {
+    let data = state
+        .store
+        .api_keys()?
+        .iter()
+        .filter(|k| match principal.merchant {
+            Some(merchant) => k.merchant == Some(merchant),
+            None => principal.is_operator() || principal.scope == Scope::ReadOnly,
+        })
+        .map(|k| view(k, None))
+        .collect();
+    Ok(axum::Json(KeyList {
+        object: "list",
+        data,
+        has_more: false,
+    }))
+}
+
+pub async fn revoke(
+    State(state): State<SharedState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<KeyView>, ApiError> {
+    principal.require_write()?;
+    let id =
+        decode_id(IdKind::ApiKey, &id).ok_or_else(|| ApiError::not_found(Some("id"), "api key"))?;
+    let mut key = state
+        .store
+        .api_keys()?
+        .into_iter()
+        .find(|k| k.id == id && principal.can_see(k.merchant.unwrap_or(0)))
+        .ok_or_else(|| ApiError::not_found(Some("id"), "api key"))?;
+    if key.scope == Scope::Operator || key.merchant.is_none() {
+        principal.require_operator()?;
+    }
+    key.revoked = true;
+    state
+        .commit(Changes {
+            api_key: Some(key.clone()),
+            ..Changes::default()
+        })
+        .await?;
+    state.remember_key(key.clone());
+    Ok(axum::Json(view(&key, None)))
+}

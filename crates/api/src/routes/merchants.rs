@@ -1,0 +1,89 @@
+//! Merchants: `POST /v1/merchants` (operator), `GET /v1/merchants/{id}`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use crate::app::{
+    idempotency_key, now_ns, random_id, rfc3339, to_json, ApiJson, Principal, SharedState,
+};
+use crate::error::ApiError;
+use crate::ids::{decode_id, encode_id, IdKind};
+use crate::store::{Changes, MerchantRecord};
+
+/// The longest merchant name, in bytes.
+const NAME_BYTES_MAX: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMerchant {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MerchantView {
+    pub id: String,
+    pub object: &'static str,
+    pub name: String,
+    pub created: String,
+}
+
+fn view(m: &MerchantRecord) -> MerchantView {
+    MerchantView {
+        id: encode_id(IdKind::Merchant, m.id),
+        object: "merchant",
+        name: m.name.clone(),
+        created: rfc3339(m.created_ns),
+    }
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(request, raw): ApiJson<CreateMerchant>,
+) -> Result<Response, ApiError> {
+    principal.require_operator()?;
+    if request.name.trim().is_empty() || request.name.len() > NAME_BYTES_MAX {
+        return Err(ApiError::invalid(
+            "name",
+            "invalid_name",
+            "name must be 1 to 200 bytes",
+        ));
+    }
+    let key = idempotency_key(&headers)?;
+    state
+        .idempotent(principal.tenant(), key, "merchants", &raw, || async move {
+            let record = MerchantRecord {
+                id: random_id(),
+                name: request.name,
+                created_ns: now_ns(),
+            };
+            let body = to_json(&view(&record))?;
+            Ok((
+                StatusCode::CREATED,
+                body,
+                Changes {
+                    merchant: Some(record),
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await
+}
+
+pub async fn get(
+    State(state): State<SharedState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<MerchantView>, ApiError> {
+    let id = decode_id(IdKind::Merchant, &id)
+        .ok_or_else(|| ApiError::not_found(Some("id"), "merchant"))?;
+    let merchant = state
+        .store
+        .merchant(id)?
+        .filter(|m| principal.can_see(m.id))
+        .ok_or_else(|| ApiError::not_found(Some("id"), "merchant"))?;
+    Ok(axum::Json(view(&merchant)))
+}

@@ -1,0 +1,586 @@
+//! Transfers: `POST /v1/transfers` (one, or a linked chain as a list), `POST
+//! /v1/transfers/batch`, holds (`"pending": true`, then `POST /v1/transfers/{id}/post` or
+//! `/void`), `GET /v1/transfers/{id}`, `GET /v1/accounts/{id}/transfers`.
+//!
+//! Idempotency is the ledger's own: with an `Idempotency-Key`, the transfer ids derive from
+//! (tenant, key), so a retry — concurrent, or after a crash between commit and response —
+//! names the same transfers and the ledger answers `exists` (same response),
+//! `exists_with_different_fields` (409), or the original failure.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use farthing_ledger::{
+    AccountId, Amount, Asset, BatchResults, Operation, PendingStatus, Transfer, TransferFlags,
+    TransferId, TransferResult, TransferView,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{
+    derived_id, idempotency_key, json_response, random_id, rfc3339, to_json, ApiJson, Principal,
+    SharedState,
+};
+use crate::error::ApiError;
+use crate::ids::{decode_id, encode_id, IdKind};
+use crate::money::{format_amount, parse_amount};
+use crate::routes::accounts::visible_account;
+use crate::routes::assets::by_code;
+use crate::routes::{parse_query, PageQuery};
+
+/// The most transfers in one linked chain through `POST /v1/transfers`.
+pub const CHAIN_TRANSFERS_MAX: usize = 64;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub debit_account: String,
+    pub credit_account: String,
+    pub amount: String,
+    pub asset: String,
+    #[serde(default)]
+    pub code: u16,
+    /// A hold: reserve the amount until posted, voided or expired.
+    #[serde(default)]
+    pub pending: bool,
+    /// For holds: seconds until the hold expires (0 = never).
+    #[serde(default)]
+    pub timeout_seconds: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// For a post: the amount to capture (default: all of it). For a void: must be absent or
+    /// the whole held amount.
+    pub amount: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub transfers: Vec<TransferRequest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransferJson {
+    pub id: String,
+    pub object: &'static str,
+    /// `transfer`, `hold`, `capture` (posts a hold) or `release` (voids a hold).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub debit_account: String,
+    pub credit_account: String,
+    pub amount: String,
+    pub asset: String,
+    pub code: u16,
+    /// For holds: `pending`, `posted`, `voided` or `expired`; otherwise `posted`.
+    pub status: &'static str,
+    /// For captures and releases: the hold they resolve.
+    pub hold: Option<String>,
+    pub timeout_seconds: u32,
+    pub created: String,
+}
+
+pub fn view(asset: &Asset, t: &TransferView) -> TransferJson {
+    let kind = if t.flags.contains(TransferFlags::PENDING) {
+        "hold"
+    } else if t.flags.contains(TransferFlags::POST_PENDING) {
+        "capture"
+    } else if t.flags.contains(TransferFlags::VOID_PENDING) {
+        "release"
+    } else {
+        "transfer"
+    };
+    let status = match t.hold_status {
+        None | Some(PendingStatus::Posted) if !t.flags.contains(TransferFlags::PENDING) => "posted",
+        Some(PendingStatus::Pending) => "pending",
+        Some(PendingStatus::Posted) => "posted",
+        Some(PendingStatus::Voided) => "voided",
+        Some(PendingStatus::Expired) => "expired",
+        None => "posted",
+    };
+    TransferJson {
+        id: encode_id(IdKind::Transfer, t.id.0),
+        object: "transfer",
+        kind,
+        debit_account: encode_id(IdKind::Account, t.debit_account_id.0),
+        credit_account: encode_id(IdKind::Account, t.credit_account_id.0),
+        amount: format_amount(t.amount, asset.scale),
+        asset: asset.code.to_string(),
+        code: t.code,
+        status,
+        hold: (t.pending_id.0 != 0).then(|| encode_id(IdKind::Transfer, t.pending_id.0)),
+        timeout_seconds: t.timeout_s,
+        created: rfc3339(t.timestamp.0),
+    }
+}
+
+/// Turns one request into a ledger transfer, checking every field and that the caller may
+/// move money between these accounts. `prefix` names fields inside lists (`2.amount`).
+fn build(
+    state: &SharedState,
+    principal: &Principal,
+    request: &TransferRequest,
+    id: u128,
+    prefix: &str,
+) -> Result<(Transfer, Asset), ApiError> {
+    let p = |field: &str| format!("{prefix}{field}");
+    let asset = by_code(state, &request.asset, &p("asset"))?;
+    let amount = parse_amount(&request.amount, asset.scale)
+        .map_err(|e| ApiError::invalid(&p("amount"), "invalid_amount", format!("amount {e}")))?;
+    if amount.is_zero() {
+        return Err(ApiError::invalid(
+            &p("amount"),
+            "zero_amount",
+            "amount must be greater than zero",
+        ));
+    }
+    let (debit, _) = visible_account(
+        state,
+        principal,
+        &request.debit_account,
+        &p("debit_account"),
+    )?;
+    let (credit, _) = visible_account(
+        state,
+        principal,
+        &request.credit_account,
+        &p("credit_account"),
+    )?;
+    if !request.pending && request.timeout_seconds != 0 {
+        return Err(ApiError::invalid(
+            &p("timeout_seconds"),
+            "timeout_requires_pending",
+            "timeout_seconds is only for holds (pending: true)",
+        ));
+    }
+    let flags = if request.pending {
+        TransferFlags::PENDING
+    } else {
+        TransferFlags::empty()
+    };
+    let transfer = Transfer {
+        id: TransferId(id),
+        debit_account_id: debit.id,
+        credit_account_id: credit.id,
+        amount,
+        pending_id: TransferId(0),
+        user_data: 0,
+        timeout_s: request.timeout_seconds,
+        asset: asset.id,
+        code: request.code,
+        flags,
+    };
+    Ok((transfer, asset))
+}
+
+async fn submit(
+    state: &SharedState,
+    transfers: Vec<Transfer>,
+) -> Result<Vec<TransferResult>, ApiError> {
+    let outcome = state
+        .engine
+        .submit_async(Operation::CreateTransfers(transfers))?
+        .await
+        .map_err(|_| ApiError::unavailable("ledger stopped"))??;
+    match outcome.results {
+        BatchResults::Transfers(results) => Ok(results),
+        _ => Err(ApiError::internal("unexpected results")),
+    }
+}
+
+fn stored_view(state: &SharedState, id: u128) -> Result<TransferJson, ApiError> {
+    let t = state
+        .engine
+        .lookup_transfer(TransferId(id))
+        .ok_or_else(|| ApiError::internal("transfer not visible after commit"))?;
+    let asset = state
+        .engine
+        .read(|l| l.asset_by_id(t.asset))
+        .ok_or_else(|| ApiError::internal("asset missing"))?;
+    Ok(view(&asset, &t))
+}
+
+fn ids_for(principal: &Principal, key: &Option<String>, purpose: &str, count: usize) -> Vec<u128> {
+    (0..count)
+        .map(|i| match key {
+            Some(key) => derived_id(principal.tenant(), key, purpose, i as u64),
+            None => random_id(),
+        })
+        .collect()
+}
+
+/// `POST /v1/transfers`: one transfer object, or a list that succeeds or fails as one.
+pub async fn create(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    principal.require_write()?;
+    let key = idempotency_key(&headers)?;
+    let (requests, is_chain): (Vec<serde_json::Value>, bool) = match body {
+        serde_json::Value::Array(items) => (items, true),
+        object @ serde_json::Value::Object(_) => (vec![object], false),
+        _ => {
+            return Err(ApiError::invalid(
+                "body",
+                "invalid_json",
+                "body must be a transfer object or a list of them",
+            ))
+        }
+    };
+    if requests.is_empty() || requests.len() > CHAIN_TRANSFERS_MAX {
+        return Err(ApiError::invalid(
+            "body",
+            "chain_size",
+            format!("a chain has 1 to {CHAIN_TRANSFERS_MAX} transfers"),
+        ));
+    }
+    let ids = ids_for(&principal, &key, "transfers", requests.len());
+    let mut transfers = Vec::with_capacity(requests.len());
+    for (i, value) in requests.into_iter().enumerate() {
+        let prefix = if is_chain {
+            format!("{i}.")
+        } else {
+            String::new()
+        };
+        let request: TransferRequest = serde_json::from_value(value).map_err(|error| {
+            let message = error.to_string();
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .unwrap_or("");
+            ApiError::invalid(
+                format!("{prefix}{field}").trim_end_matches('.'),
+                "invalid_json",
+                format!("invalid transfer: {message}"),
+            )
+        })?;
+        let (mut transfer, _) = build(&state, &principal, &request, ids[i], &prefix)?;
+        if i + 1 < ids.len() {
+            transfer.flags = transfer.flags | TransferFlags::LINKED;
+        }
+        transfers.push(transfer);
+    }
+    let results = submit(&state, transfers).await?;
+    // The failing member explains the chain; `linked_event_failed` only says "another one".
+    if let Some((i, failure)) = results.iter().enumerate().find(|(_, r)| {
+        !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
+    }) {
+        let prefix = if is_chain {
+            format!("{i}.")
+        } else {
+            String::new()
+        };
+        return Err(ApiError::from_transfer(*failure, &prefix));
+    }
+    let views = ids
+        .iter()
+        .map(|id| stored_view(&state, *id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = results.iter().any(|r| r.is_ok());
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = if is_chain {
+        to_json(&views)?
+    } else {
+        to_json(&views[0])?
+    };
+    Ok(json_response(status, body))
+}
+
+#[derive(Serialize)]
+pub struct BatchItem {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchError>,
+}
+
+#[derive(Serialize)]
+pub struct BatchError {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub code: String,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+/// `POST /v1/transfers/batch`: up to 8,190 independent transfers, one result each.
+pub async fn batch(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(request, _): ApiJson<BatchRequest>,
+) -> Result<Response, ApiError> {
+    principal.require_write()?;
+    let count = request.transfers.len();
+    if count == 0 || count > farthing_ledger::BATCH_EVENTS_MAX {
+        return Err(ApiError::invalid(
+            "transfers",
+            "batch_size",
+            format!(
+                "a batch has 1 to {} transfers",
+                farthing_ledger::BATCH_EVENTS_MAX
+            ),
+        ));
+    }
+    let key = idempotency_key(&headers)?;
+    let ids = ids_for(&principal, &key, "batch", count);
+    let mut items: Vec<BatchItem> = Vec::with_capacity(count);
+    let mut transfers = Vec::with_capacity(count);
+    let mut positions = Vec::with_capacity(count);
+    let mut assets = Vec::with_capacity(count);
+    for (i, r) in request.transfers.iter().enumerate() {
+        match build(&state, &principal, r, ids[i], &format!("transfers.{i}.")) {
+            Ok((transfer, asset)) => {
+                positions.push(i);
+                transfers.push(transfer);
+                assets.push(asset);
+                items.push(BatchItem {
+                    index: i,
+                    transfer: None,
+                    error: None,
+                });
+            }
+            Err(error) => items.push(BatchItem {
+                index: i,
+                transfer: None,
+                error: Some(batch_error(error)),
+            }),
+        }
+    }
+    if !transfers.is_empty() {
+        let results = submit(&state, transfers).await?;
+        for ((position, result), asset) in positions.iter().zip(results).zip(assets) {
+            let item = &mut items[*position];
+            if result.is_ok() || result == TransferResult::Exists {
+                let t = state
+                    .engine
+                    .lookup_transfer(TransferId(ids[*position]))
+                    .ok_or_else(|| ApiError::internal("transfer not visible"))?;
+                item.transfer = Some(view(&asset, &t));
+            } else {
+                item.error = Some(batch_error(ApiError::from_transfer(
+                    result,
+                    &format!("transfers.{position}."),
+                )));
+            }
+        }
+    }
+    #[derive(Serialize)]
+    struct Body {
+        object: &'static str,
+        results: Vec<BatchItem>,
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        to_json(&Body {
+            object: "batch_result",
+            results: items,
+        })?,
+    ))
+}
+
+fn batch_error(error: ApiError) -> BatchError {
+    BatchError {
+        kind: error.kind,
+        code: error.code,
+        message: error.message,
+        param: error.param,
+    }
+}
+
+/// A transfer the caller may see (it can see one of its accounts), or 404.
+fn visible_transfer(
+    state: &SharedState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(TransferView, Asset), ApiError> {
+    let missing = || ApiError::not_found(Some("id"), "transfer");
+    let id = decode_id(IdKind::Transfer, id).ok_or_else(missing)?;
+    let t = state
+        .engine
+        .lookup_transfer(TransferId(id))
+        .ok_or_else(missing)?;
+    let visible = |account: AccountId| {
+        state
+            .owner_of(account.0)
+            .map(|o| o.is_some_and(|o| principal.can_see(o)))
+    };
+    if !(visible(t.debit_account_id)? || visible(t.credit_account_id)?) {
+        return Err(missing());
+    }
+    let asset = state
+        .engine
+        .read(|l| l.asset_by_id(t.asset))
+        .ok_or_else(missing)?;
+    Ok((t, asset))
+}
+
+pub async fn get(
+    State(state): State<SharedState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<TransferJson>, ApiError> {
+    let (t, asset) = visible_transfer(&state, &principal, &id)?;
+    Ok(axum::Json(view(&asset, &t)))
+}
+
+async fn resolve(
+    state: SharedState,
+    principal: Principal,
+    headers: HeaderMap,
+    id: String,
+    request: ResolveRequest,
+    post: bool,
+) -> Result<Response, ApiError> {
+    principal.require_write()?;
+    let (hold, asset) = visible_transfer(&state, &principal, &id)?;
+    // Both sides of a hold must be the caller's to capture or release it.
+    for (account, param) in [
+        (hold.debit_account_id, "id"),
+        (hold.credit_account_id, "id"),
+    ] {
+        if !state
+            .owner_of(account.0)?
+            .is_some_and(|o| principal.can_see(o))
+        {
+            return Err(ApiError::not_found(Some(param), "transfer"));
+        }
+    }
+    if !hold.flags.contains(TransferFlags::PENDING) {
+        return Err(ApiError::invalid(
+            "id",
+            "not_a_hold",
+            "only holds (pending transfers) can be posted or voided",
+        ));
+    }
+    let amount = match &request.amount {
+        Some(text) => parse_amount(text, asset.scale)
+            .map_err(|e| ApiError::invalid("amount", "invalid_amount", format!("amount {e}")))?,
+        None => Amount::ZERO,
+    };
+    if request.amount.is_some() && amount.is_zero() {
+        return Err(ApiError::invalid(
+            "amount",
+            "zero_amount",
+            "amount must be greater than zero",
+        ));
+    }
+    let key = idempotency_key(&headers)?;
+    let purpose = if post { "post" } else { "void" };
+    let new_id = match &key {
+        Some(key) => derived_id(principal.tenant(), key, purpose, hold.id.0 as u64),
+        None => random_id(),
+    };
+    let transfer = Transfer {
+        id: TransferId(new_id),
+        debit_account_id: AccountId(0),
+        credit_account_id: AccountId(0),
+        amount,
+        pending_id: hold.id,
+        user_data: 0,
+        timeout_s: 0,
+        asset: farthing_ledger::AssetId(0),
+        code: hold.code,
+        flags: if post {
+            TransferFlags::POST_PENDING
+        } else {
+            TransferFlags::VOID_PENDING
+        },
+    };
+    let results = submit(&state, vec![transfer]).await?;
+    match results.first() {
+        Some(r) if r.is_ok() || *r == TransferResult::Exists => {
+            let status = if r.is_ok() {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_response(
+                status,
+                to_json(&stored_view(&state, new_id)?)?,
+            ))
+        }
+        Some(r) => Err(ApiError::from_transfer(*r, "")),
+        None => Err(ApiError::internal("no result")),
+    }
+}
+
+pub async fn post_hold(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(request, _): ApiJson<ResolveRequest>,
+) -> Result<Response, ApiError> {
+    resolve(state, principal, headers, id, request, true).await
+}
+
+pub async fn void_hold(
+    State(state): State<SharedState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(request, _): ApiJson<ResolveRequest>,
+) -> Result<Response, ApiError> {
+    resolve(state, principal, headers, id, request, false).await
+}
+
+#[derive(Serialize)]
+pub struct TransferList {
+    pub object: &'static str,
+    pub data: Vec<TransferJson>,
+    pub has_more: bool,
+}
+
+/// `GET /v1/accounts/{id}/transfers`: newest first.
+pub async fn history(
+    State(state): State<SharedState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<TransferList>, ApiError> {
+    let page: PageQuery = parse_query(query.as_deref())?;
+    let limit = page.limit(state.limits.page_limit_max)?;
+    let (account, _) = visible_account(&state, &principal, &id, "id")?;
+    let cursor = match &page.starting_after {
+        Some(text) => Some(TransferId(decode_id(IdKind::Transfer, text).ok_or_else(
+            || {
+                ApiError::invalid(
+                    "starting_after",
+                    "invalid_cursor",
+                    "starting_after must be a tr_… id of this account's history",
+                )
+            },
+        )?)),
+        None => None,
+    };
+    let page = state
+        .engine
+        .account_transfers(account.id, cursor, limit)
+        .map_err(|_| {
+            ApiError::invalid(
+                "starting_after",
+                "invalid_cursor",
+                "starting_after is not in this account's history",
+            )
+        })?;
+    let asset = state
+        .engine
+        .read(|l| l.asset_by_id(account.asset))
+        .ok_or_else(|| ApiError::internal("asset missing"))?;
+    let data = page.transfers.iter().map(|t| view(&asset, t)).collect();
+    Ok(axum::Json(TransferList {
+        object: "list",
+        data,
+        has_more: page.has_more,
+    }))
+}

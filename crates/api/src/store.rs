@@ -1,0 +1,204 @@
+//! The metadata store: what the ledger does not hold — merchants, API keys (hashed), account
+//! owners and metadata, and idempotency records for requests that are not ledger transfers.
+//! One redb file in the data directory; each change is one ACID transaction, fsynced on commit.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+const MERCHANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("merchants");
+const API_KEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("api_keys");
+const ACCOUNTS: TableDefinition<u128, &[u8]> = TableDefinition::new("accounts");
+/// (owner, account) for listing a tenant's accounts in id order; owner 0 is the operator.
+const ACCOUNTS_BY_OWNER: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("accounts_by_owner");
+const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+
+pub const STORE_FILE: &str = "metadata.redb";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MerchantRecord {
+    pub id: u128,
+    pub name: String,
+    pub created_ns: u64,
+}
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Operator,
+    Merchant,
+    ReadOnly,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: u128,
+    /// SHA-256 of the secret; the secret itself is never stored.
+    pub secret_hash: [u8; 32],
+    pub scope: Scope,
+    /// The merchant the key acts for; `None` for operator keys and global read-only keys.
+    pub merchant: Option<u128>,
+    pub created_ns: u64,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccountRecord {
+    pub id: u128,
+    pub owner: Option<u128>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Fingerprint of the creating request, to tell a faithful retry from a reused key.
+    pub request_hash: [u8; 32],
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: [u8; 32],
+    pub status: u16,
+    pub body: String,
+    pub created_ns: u64,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    db: Database,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
+    serde_json::to_vec(value).map_err(|e| redb::Error::Corrupted(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
+    serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("decoding: {e}")))
+}
+
+/// Writes to apply in one transaction.
+#[derive(Default)]
+pub struct Changes {
+    pub merchant: Option<MerchantRecord>,
+    pub api_key: Option<ApiKeyRecord>,
+    pub account: Option<AccountRecord>,
+    pub idempotency: Option<(String, IdempotencyRecord)>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, redb::Error> {
+        let db = Database::create(dir.join(STORE_FILE))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(MERCHANTS)?;
+            txn.open_table(API_KEYS)?;
+            txn.open_table(ACCOUNTS)?;
+            txn.open_table(ACCOUNTS_BY_OWNER)?;
+            txn.open_table(IDEMPOTENCY)?;
+        }
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Applies all `changes` atomically and durably.
+    pub fn apply(&self, changes: Changes) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            if let Some(merchant) = changes.merchant {
+                txn.open_table(MERCHANTS)?
+                    .insert(merchant.id, encode(&merchant)?.as_slice())?;
+            }
+            if let Some(key) = changes.api_key {
+                txn.open_table(API_KEYS)?
+                    .insert(key.id, encode(&key)?.as_slice())?;
+            }
+            if let Some(account) = changes.account {
+                txn.open_table(ACCOUNTS)?
+                    .insert(account.id, encode(&account)?.as_slice())?;
+                txn.open_table(ACCOUNTS_BY_OWNER)?
+                    .insert((account.owner.unwrap_or(0), account.id), ())?;
+            }
+            if let Some((key, record)) = changes.idempotency {
+                txn.open_table(IDEMPOTENCY)?
+                    .insert(key.as_str(), encode(&record)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn merchant(&self, id: u128) -> Result<Option<MerchantRecord>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MERCHANTS)?;
+        table.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(API_KEYS)?;
+        let mut keys = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            keys.push(decode(value.value())?);
+        }
+        Ok(keys)
+    }
+
+    pub fn account(&self, id: u128) -> Result<Option<AccountRecord>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        table.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Up to `limit` account ids of `owner` (0: the operator's) after `after`, in id order,
+    /// and whether more follow.
+    pub fn accounts_of(
+        &self,
+        owner: Option<u128>,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<u128>, bool), redb::Error> {
+        let owner = owner.unwrap_or(0);
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS_BY_OWNER)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut ids = Vec::new();
+        let mut more = false;
+        for entry in table.range((owner, start)..=(owner, u128::MAX))? {
+            let (key, _) = entry?;
+            if ids.len() == limit {
+                more = true;
+                break;
+            }
+            ids.push(key.value().1);
+        }
+        Ok((ids, more))
+    }
+
+    /// Every account id in id order after `after` (for operator listings).
+    pub fn all_accounts(
+        &self,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<u128>, bool), redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut ids = Vec::new();
+        let mut more = false;
+        for entry in table.range(start..)? {
+            let (key, _) = entry?;
+            if ids.len() == limit {
+                more = true;
+                break;
+            }
+            ids.push(key.value());
+        }
+        Ok((ids, more))
+    }
+
+    pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(IDEMPOTENCY)?;
+        table.get(key)?.map(|v| decode(v.value())).transpose()
+    }
+}
