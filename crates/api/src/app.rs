@@ -362,6 +362,38 @@ where
     }
 }
 
+/// Parses JSON into `T`; an error names the field (`amount`, `transfers[2].amount`) with
+/// `prefix` in front, or `body` when the JSON itself is malformed.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        // A missing field is reported at its parent; name the field itself.
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("missing field `"));
+        let mut param = if path == "." { String::new() } else { path };
+        if let Some(field) = field {
+            if !param.is_empty() {
+                param.push('.');
+            }
+            param.push_str(field);
+        }
+        let param = match (prefix, param.is_empty()) {
+            ("", true) => "body".to_string(),
+            (prefix, true) => prefix.trim_end_matches('.').to_string(),
+            (prefix, false) => format!("{prefix}{param}"),
+        };
+        ApiError::invalid(
+            &param,
+            "invalid_json",
+            format!("invalid request body: {message}"),
+        )
+    })
+}
+
 /// A JSON body whose errors name the field: malformed JSON, unknown, missing or mistyped
 /// fields all become 400 with `param`.
 pub struct ApiJson<T>(pub T, pub axum::body::Bytes);

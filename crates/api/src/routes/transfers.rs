@@ -245,19 +245,8 @@ pub async fn create(
         } else {
             String::new()
         };
-        let request: TransferRequest = serde_json::from_value(value).map_err(|error| {
-            let message = error.to_string();
-            let field = message
-                .split('`')
-                .nth(1)
-                .filter(|_| message.contains("field"))
-                .unwrap_or("");
-            ApiError::invalid(
-                format!("{prefix}{field}").trim_end_matches('.'),
-                "invalid_json",
-                format!("invalid transfer: {message}"),
-            )
-        })?;
+        let request: TransferRequest =
+            crate::app::parse_json(value.to_string().as_bytes(), &prefix)?;
         let (mut transfer, _) = build(&state, &principal, &request, ids[i], &prefix)?;
         if i + 1 < ids.len() {
             transfer.flags = transfer.flags | TransferFlags::LINKED;

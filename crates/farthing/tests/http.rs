@@ -1,0 +1,772 @@
+//! Integration tests: a real `farthing serve` process driven over HTTP on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const START_TIMEOUT_S: u64 = 30;
+
+struct Server {
+    child: Child,
+    base: String,
+    operator_key: Option<String>,
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_farthing"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut operator_key = None;
+        let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_S);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("server printed its address");
+            if let Some(key) = line.split_whitespace().find(|w| w.starts_with("fk_op_")) {
+                operator_key = Some(key.to_string());
+            }
+            if let Some(address) = line.strip_prefix("farthing listening on ") {
+                return Server {
+                    child,
+                    base: address.to_string(),
+                    operator_key,
+                };
+            }
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "server exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let (status, text, _) = self.raw(method, path, key, body.map(|b| b.to_string()), headers);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, Vec<(String, String)>) {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(20))
+            .build();
+        let mut request = agent.request(method, &format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let result = match body {
+            Some(body) => request
+                .set("Content-Type", "application/json")
+                .send_string(&body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{method} {path}: {error}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = response.header(&n).unwrap_or_default().to_string();
+                (n, v)
+            })
+            .collect();
+        (status, response.into_string().unwrap_or_default(), headers)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sets up USD, two merchants with keys, and accounts for merchant A.
+struct World {
+    op: String,
+    a_key: String,
+    b_key: String,
+    a_merchant: String,
+    bank: String,
+    wallet: String,
+}
+
+fn setup(server: &Server) -> World {
+    let op = server
+        .operator_key
+        .clone()
+        .expect("operator key printed on first start");
+    let (status, _) = server.call(
+        "POST",
+        "/v1/assets",
+        Some(&op),
+        Some(json!({"code": "USD", "scale": 6})),
+        &[],
+    );
+    assert_eq!(status, 201);
+    let merchant = |name: &str| {
+        let (status, m) = server.call(
+            "POST",
+            "/v1/merchants",
+            Some(&op),
+            Some(json!({"name": name})),
+            &[],
+        );
+        assert_eq!(status, 201, "{m}");
+        let id = m["id"].as_str().unwrap().to_string();
+        let (status, k) = server.call(
+            "POST",
+            "/v1/api_keys",
+            Some(&op),
+            Some(json!({"scope": "merchant", "merchant": id})),
+            &[],
+        );
+        assert_eq!(status, 201, "{k}");
+        (id, k["secret"].as_str().unwrap().to_string())
+    };
+    let (a_merchant, a_key) = merchant("A");
+    let (_, b_key) = merchant("B");
+    let account = |flags: Value| {
+        let (status, a) = server.call(
+            "POST",
+            "/v1/accounts",
+            Some(&a_key),
+            Some(json!({"asset": "USD", "flags": flags})),
+            &[],
+        );
+        assert_eq!(status, 201, "{a}");
+        a["id"].as_str().unwrap().to_string()
+    };
+    let bank = account(json!({}));
+    let wallet = account(json!({"debits_must_not_exceed_credits": true}));
+    World {
+        op,
+        a_key,
+        b_key,
+        a_merchant,
+        bank,
+        wallet,
+    }
+}
+
+fn transfer(debit: &str, credit: &str, amount: &str) -> Value {
+    json!({"debit_account": debit, "credit_account": credit, "amount": amount, "asset": "USD"})
+}
+
+fn balance(server: &Server, key: &str, account: &str) -> String {
+    let (status, a) = server.call(
+        "GET",
+        &format!("/v1/accounts/{account}"),
+        Some(key),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200, "{a}");
+    a["balances"]["posted"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn payments_holds_chains_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, t) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.bank, &w.wallet, "1.000000")),
+        &[],
+    );
+    assert_eq!(status, 201, "{t}");
+    assert_eq!(
+        (t["amount"].as_str(), t["status"].as_str()),
+        (Some("1.000000"), Some("posted"))
+    );
+    // A hold, captured in part: the rest goes back to the wallet.
+    let (status, hold) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "0.5", "asset": "USD", "pending": true, "timeout_seconds": 600})), &[]);
+    assert_eq!(status, 201, "{hold}");
+    let hold_id = hold["id"].as_str().unwrap();
+    let (status, capture) = server.call(
+        "POST",
+        &format!("/v1/transfers/{hold_id}/post"),
+        Some(&w.a_key),
+        Some(json!({"amount": "0.2"})),
+        &[],
+    );
+    assert_eq!(status, 201, "{capture}");
+    assert_eq!(capture["type"], "capture");
+    let (status, again) = server.call(
+        "POST",
+        &format!("/v1/transfers/{hold_id}/void"),
+        Some(&w.a_key),
+        Some(json!({})),
+        &[],
+    );
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (422, Some("pending_already_posted"))
+    );
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.800000");
+    // A linked chain whose second leg overdraws the wallet leaves no trace.
+    let chain = json!([
+        transfer(&w.bank, &w.wallet, "0.1"),
+        transfer(&w.wallet, &w.bank, "5")
+    ]);
+    let (status, e) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(chain), &[]);
+    assert_eq!(
+        (
+            status,
+            e["error"]["code"].as_str(),
+            e["error"]["param"].as_str()
+        ),
+        (422, Some("exceeds_credits"), Some("1.amount"))
+    );
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.800000");
+    // History, newest first, paged with a cursor.
+    for i in 0..5 {
+        let (status, _) = server.call(
+            "POST",
+            "/v1/transfers",
+            Some(&w.a_key),
+            Some(transfer(&w.wallet, &w.bank, &format!("0.00000{}", i + 1))),
+            &[],
+        );
+        assert_eq!(status, 201);
+    }
+    let (status, page) = server.call(
+        "GET",
+        &format!("/v1/accounts/{}/transfers?limit=3", w.wallet),
+        Some(&w.a_key),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200);
+    let amounts: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["amount"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (amounts, page["has_more"].as_bool()),
+        (vec!["0.000005", "0.000004", "0.000003"], Some(true))
+    );
+    let last = page["data"][2]["id"].as_str().unwrap();
+    let (_, next) = server.call(
+        "GET",
+        &format!(
+            "/v1/accounts/{}/transfers?limit=10&starting_after={last}",
+            w.wallet
+        ),
+        Some(&w.a_key),
+        None,
+        &[],
+    );
+    assert_eq!(next["data"].as_array().unwrap().len(), 5);
+    assert_eq!(next["has_more"], false);
+    // Batch: one result per transfer.
+    let batch = json!({"transfers": [transfer(&w.bank, &w.wallet, "0.01"), transfer(&w.wallet, &w.bank, "100"), transfer(&w.bank, &w.wallet, "0.1234567")]});
+    let (status, result) = server.call(
+        "POST",
+        "/v1/transfers/batch",
+        Some(&w.a_key),
+        Some(batch),
+        &[],
+    );
+    assert_eq!(status, 200, "{result}");
+    let results = result["results"].as_array().unwrap();
+    assert!(results[0]["transfer"].is_object());
+    assert_eq!(results[1]["error"]["code"], "exceeds_credits");
+    assert_eq!(results[2]["error"]["param"], "transfers.2.amount");
+    // Accounts list for the merchant shows its two accounts.
+    let (_, list) = server.call("GET", "/v1/accounts?limit=10", Some(&w.a_key), None, &[]);
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    server.stop();
+}
+
+#[test]
+fn bad_input_gets_4xx_with_param_and_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--request-body-bytes-max", "65536"]);
+    let w = setup(&server);
+    server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.bank, &w.wallet, "1")),
+        &[],
+    );
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{not json".into(), 400, "body"),
+        (json!({"debit_account": w.wallet, "credit_account": w.bank, "asset": "USD"}).to_string(), 400, "amount"),
+        (json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "1", "asset": "USD", "extra": true}).to_string(), 400, "extra"),
+        (json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": 1, "asset": "USD"}).to_string(), 400, "amount"),
+        (json!([transfer(&w.bank, &w.wallet, "1"), {"debit_account": w.wallet}]).to_string(), 400, "1.credit_account"),
+        (transfer(&w.wallet, &w.bank, "-1").to_string(), 400, "amount"),
+        (transfer(&w.wallet, &w.bank, "0").to_string(), 400, "amount"),
+        (transfer(&w.wallet, &w.bank, "0.0000001").to_string(), 400, "amount"),
+        (transfer(&w.wallet, &w.bank, "1e3").to_string(), 400, "amount"),
+        (transfer(&w.wallet, "acct_aaaaaaaaaaaaaaaaaaaaaaaaaa", "1").to_string(), 404, "credit_account"),
+        (transfer("nope", &w.bank, "1").to_string(), 404, "debit_account"),
+        (transfer(&w.wallet, &w.wallet, "0.1").to_string(), 400, "credit_account"),
+        (json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "1", "asset": "XYZ"}).to_string(), 404, "asset"),
+        (transfer(&w.wallet, &w.bank, "2").to_string(), 422, "amount"),
+        (format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000)), 413, "body"),
+    ];
+    for (body, expected_status, param) in cases {
+        let (status, text, _) = server.raw(
+            "POST",
+            "/v1/transfers",
+            Some(&w.a_key),
+            Some(body.clone()),
+            &[],
+        );
+        let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            expected_status,
+            "{} -> {text}",
+            &body[..body.len().min(120)]
+        );
+        assert_eq!(
+            error["error"]["param"].as_str(),
+            Some(param),
+            "{} -> {text}",
+            &body[..body.len().min(120)]
+        );
+        assert!(error["error"]["type"].is_string() && error["error"]["message"].is_string());
+    }
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
+    let (status, history) = server.call(
+        "GET",
+        &format!("/v1/accounts/{}/transfers", w.wallet),
+        Some(&w.a_key),
+        None,
+        &[],
+    );
+    assert_eq!(
+        (status, history["data"].as_array().unwrap().len()),
+        (200, 1)
+    );
+    let (status, e) = server.call(
+        "GET",
+        &format!("/v1/accounts/{}/transfers?limit=0", w.wallet),
+        Some(&w.a_key),
+        None,
+        &[],
+    );
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("limit")));
+    // Authentication.
+    assert_eq!(server.call("GET", "/v1/assets", None, None, &[]).0, 401);
+    assert_eq!(
+        server
+            .call("GET", "/v1/assets", Some("fk_mk_notarealkey"), None, &[])
+            .0,
+        401
+    );
+    server.stop();
+}
+
+#[test]
+fn a_merchant_cannot_see_or_touch_another_merchants_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (_, t) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.bank, &w.wallet, "1")),
+        &[],
+    );
+    let (_, hold) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "0.5", "asset": "USD", "pending": true})), &[]);
+    let (t, hold) = (
+        t["id"].as_str().unwrap().to_string(),
+        hold["id"].as_str().unwrap().to_string(),
+    );
+    // Every endpoint that names merchant A's objects, called with merchant B's key.
+    let sweep: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/v1/accounts/{}", w.wallet), None),
+        ("GET", format!("/v1/accounts/{}/transfers", w.wallet), None),
+        ("GET", format!("/v1/transfers/{t}"), None),
+        ("GET", format!("/v1/merchants/{}", w.a_merchant), None),
+        (
+            "POST",
+            format!("/v1/transfers/{hold}/post"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/v1/transfers/{hold}/void"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            "/v1/transfers".into(),
+            Some(transfer(&w.wallet, &w.bank, "0.1")),
+        ),
+        (
+            "POST",
+            "/v1/transfers".into(),
+            Some(json!([transfer(&w.bank, &w.wallet, "0.1")])),
+        ),
+        (
+            "POST",
+            "/v1/transfers/batch".into(),
+            Some(json!({"transfers": [transfer(&w.wallet, &w.bank, "0.1")]})),
+        ),
+        (
+            "POST",
+            "/v1/accounts".into(),
+            Some(json!({"asset": "USD", "owner": w.a_merchant})),
+        ),
+        (
+            "POST",
+            "/v1/api_keys".into(),
+            Some(json!({"scope": "merchant", "merchant": w.a_merchant})),
+        ),
+    ];
+    for (method, path, body) in sweep {
+        let (status, response) = server.call(method, &path, Some(&w.b_key), body, &[]);
+        let batch_refused = path.ends_with("/batch")
+            && response["results"][0]["error"]["code"] == "resource_missing";
+        assert!(
+            status == 404 || batch_refused,
+            "{method} {path} with a foreign key: {status} {response}"
+        );
+        // The same request for an id that does not exist at all looks exactly alike.
+        if status == 404 {
+            assert_eq!(response["error"]["code"], "resource_missing");
+        }
+    }
+    let (_, list) = server.call("GET", "/v1/accounts", Some(&w.b_key), None, &[]);
+    assert!(list["data"].as_array().unwrap().is_empty());
+    let (_, keys) = server.call("GET", "/v1/api_keys", Some(&w.b_key), None, &[]);
+    assert!(keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["merchant"] != w.a_merchant.as_str()));
+    // Nothing moved, and the operator still sees everything.
+    assert_eq!(balance(&server, &w.op, &w.wallet), "1.000000");
+    let (status, _) = server.call("GET", &format!("/v1/transfers/{t}"), Some(&w.op), None, &[]);
+    assert_eq!(status, 200);
+    // A revoked key stops working at once.
+    let (_, k) = server.call(
+        "POST",
+        "/v1/api_keys",
+        Some(&w.a_key),
+        Some(json!({"scope": "read_only"})),
+        &[],
+    );
+    let (ro_id, ro_secret) = (
+        k["id"].as_str().unwrap().to_string(),
+        k["secret"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        server
+            .call(
+                "GET",
+                &format!("/v1/accounts/{}", w.wallet),
+                Some(&ro_secret),
+                None,
+                &[]
+            )
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/v1/transfers",
+                Some(&ro_secret),
+                Some(transfer(&w.bank, &w.wallet, "1")),
+                &[]
+            )
+            .0,
+        403
+    );
+    assert_eq!(
+        server
+            .call(
+                "DELETE",
+                &format!("/v1/api_keys/{ro_id}"),
+                Some(&w.a_key),
+                None,
+                &[]
+            )
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .call(
+                "GET",
+                &format!("/v1/accounts/{}", w.wallet),
+                Some(&ro_secret),
+                None,
+                &[]
+            )
+            .0,
+        401
+    );
+    server.stop();
+}
+
+#[test]
+fn idempotency_keys_replay_conflict_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let key = [("Idempotency-Key", "charge-42")];
+    let body = transfer(&w.bank, &w.wallet, "0.25");
+    let (status, first) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(body.clone()),
+        &key,
+    );
+    assert_eq!(status, 201);
+    let (status, replay) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(body.clone()),
+        &key,
+    );
+    assert_eq!((status, &replay), (200, &first));
+    let (status, conflict) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.bank, &w.wallet, "0.26")),
+        &key,
+    );
+    assert_eq!(
+        (status, conflict["error"]["type"].as_str()),
+        (409, Some("idempotency_error"))
+    );
+    // A failed request's key keeps its answer too.
+    let overdraw = [("Idempotency-Key", "overdraw-1")];
+    let (status, refused) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.wallet, &w.bank, "9")),
+        &overdraw,
+    );
+    assert_eq!(status, 422);
+    let (_, merchant) = server.call(
+        "POST",
+        "/v1/merchants",
+        Some(&w.op),
+        Some(json!({"name": "C"})),
+        &[("Idempotency-Key", "mer-c")],
+    );
+    // 16 concurrent duplicates move the money once.
+    let concurrent = [("Idempotency-Key", "burst")];
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                let (status, _) = server.call(
+                    "POST",
+                    "/v1/transfers",
+                    Some(&w.a_key),
+                    Some(transfer(&w.bank, &w.wallet, "0.01")),
+                    &concurrent,
+                );
+                assert!(status == 200 || status == 201);
+            });
+        }
+    });
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
+    server.stop();
+    // After a restart every key still answers exactly as before.
+    let server = Server::start(dir.path(), &[]);
+    assert!(
+        server.operator_key.is_none(),
+        "the operator key is printed only once"
+    );
+    let (status, after) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(body), &key);
+    assert_eq!((status, &after), (200, &first));
+    let (status, again) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.wallet, &w.bank, "9")),
+        &overdraw,
+    );
+    assert_eq!((status, &again), (422, &refused));
+    let (status, same_merchant) = server.call(
+        "POST",
+        "/v1/merchants",
+        Some(&w.op),
+        Some(json!({"name": "C"})),
+        &[("Idempotency-Key", "mer-c")],
+    );
+    assert_eq!((status, &same_merchant), (201, &merchant));
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
+    server.stop();
+}
+
+#[test]
+fn graceful_shutdown_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.bank, &w.wallet, "1")),
+        &[],
+    );
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let pid = server.child.id() as i32;
+    std::thread::scope(|scope| {
+        for client in 0..8 {
+            let (server, w, acknowledged) = (&server, &w, &acknowledged);
+            scope.spawn(move || {
+                for i in 0..200 {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(10))
+                        .build();
+                    let body = transfer(&w.bank, &w.wallet, "0.000001").to_string();
+                    let result = agent
+                        .post(&format!("{}/v1/transfers", server.base))
+                        .set("Authorization", &format!("Bearer {}", w.a_key))
+                        .set("Idempotency-Key", &format!("c{client}-{i}"))
+                        .send_string(&body);
+                    match result {
+                        Ok(response) => {
+                            let t: Value =
+                                serde_json::from_str(&response.into_string().unwrap()).unwrap();
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(t["id"].as_str().unwrap().to_string());
+                        }
+                        Err(_) => return, // the server stopped accepting
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    });
+    server.stop();
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(!acknowledged.is_empty());
+    let server = Server::start(dir.path(), &[]);
+    for id in &acknowledged {
+        let (status, _) = server.call(
+            "GET",
+            &format!("/v1/transfers/{id}"),
+            Some(&w.a_key),
+            None,
+            &[],
+        );
+        assert_eq!(status, 200, "acknowledged transfer {id} lost");
+    }
+    server.stop();
+}
+
+#[test]
+fn health_metrics_request_ids_and_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--rate-limit-per-second", "5"]);
+    let op = server.operator_key.clone().unwrap();
+    assert_eq!(server.raw("GET", "/healthz", None, None, &[]).0, 200);
+    assert_eq!(server.raw("GET", "/readyz", None, None, &[]).0, 200);
+    let (_, _, headers) = server.raw(
+        "GET",
+        "/v1/assets",
+        Some(&op),
+        None,
+        &[("Request-Id", "trace-me")],
+    );
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("request-id") && v == "trace-me"));
+    let mut limited = None;
+    for _ in 0..50 {
+        let (status, _, headers) = server.raw("GET", "/v1/assets", Some(&op), None, &[]);
+        if status == 429 {
+            limited = Some(headers);
+            break;
+        }
+    }
+    let headers = limited.expect("the rate limit applied");
+    assert!(headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("retry-after")));
+    let (status, metrics, _) = server.raw("GET", "/metrics", None, None, &[]);
+    assert_eq!(status, 200);
+    for name in [
+        "farthing_http_requests_total",
+        "farthing_http_request_duration_seconds_bucket",
+        "farthing_engine_queue_depth",
+        "farthing_engine_fsync_seconds_total",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+    server.stop();
+}
