@@ -17,7 +17,7 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_farthing"))
+        let child = Command::new(env!("CARGO_BIN_EXE_farthing"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -26,7 +26,13 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("server starts");
-        let stdout = child.stdout.take().unwrap();
+        // Owned by `Server` at once, so that its Drop kills and reaps the child on any panic.
+        let mut server = Server {
+            child,
+            base: String::new(),
+            operator_key: None,
+        };
+        let stdout = server.child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -35,21 +41,17 @@ impl Server {
                 }
             }
         });
-        let mut operator_key = None;
         let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_S);
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("server printed its address");
             if let Some(key) = line.split_whitespace().find(|w| w.starts_with("fk_op_")) {
-                operator_key = Some(key.to_string());
+                server.operator_key = Some(key.to_string());
             }
             if let Some(address) = line.strip_prefix("farthing listening on ") {
-                return Server {
-                    child,
-                    base: address.to_string(),
-                    operator_key,
-                };
+                server.base = address.to_string();
+                return server;
             }
         }
     }
