@@ -104,10 +104,11 @@ pub struct Args {
     /// Spider routers mark units queued longer than this.
     #[arg(long, default_value_t = 300)]
     pub mark_threshold_ms: u64,
-    /// Units a router may hold queued per channel direction.
+    /// Units a router may hold queued per channel direction (every scheme but LND, whose
+    /// routers do not queue); a packet meeting a full queue fails.
     #[arg(long, default_value_t = 12_000)]
     pub queue_capacity: u64,
-    /// Service order of router and Spider sender queues.
+    /// Service order of router queues and of Spider's and waterfilling's sender queues.
     #[arg(long, value_enum, default_value_t = QueueOrder::Lifo)]
     pub queue_order: QueueOrder,
     /// LND: attempts per transaction.

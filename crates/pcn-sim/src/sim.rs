@@ -8,13 +8,17 @@
 //! node `j + 1` one hop delay later. At the receiver an acknowledgement travels back; as it
 //! reaches each upstream node, that node's hop settles (the locked units now belong to the
 //! downstream side). So a hop's funds are locked for about one round trip from the node that
-//! forwarded to the receiver and back. A packet that cannot go on (no balance under an atomic
-//! scheme, full queue, timeout) turns into a failure acknowledgement that refunds each locked
-//! hop on its way back.
+//! forwarded to the receiver and back. A packet that cannot go on (full queue, timeout) turns
+//! into a failure acknowledgement that refunds each locked hop on its way back.
 //!
-//! Routers of splitting schemes queue packets they cannot forward yet, per channel direction
-//! (bounded, LIFO by default), forward as many whole MTUs as the balance allows when it
-//! grows, and — for Spider — mark packets that waited longer than the marking threshold.
+//! Routers queue packets they cannot forward yet, per channel direction (bounded, LIFO by
+//! default), under every scheme but LND, as the paper's simulator does (its LND routers
+//! refuse at once, which is what lets the sender retry elsewhere): a payment short of balance
+//! waits, holding the funds it locked upstream, until balance returns, its transaction times
+//! out, or the queue is full when it arrives. When balance grows a router forwards the head
+//! of the queue; a splitting scheme's packet may go out in part, as many whole MTUs as fit,
+//! while an atomic payment goes whole or waits (and blocks the queue behind it). Spider's
+//! routers also mark packets that waited longer than the marking threshold.
 //!
 //! **Architecture invariant:** nothing here reads a clock, touches a file or prints. A run is
 //! a pure function of its inputs; the caller drives it with [`Simulation::step`] or
@@ -51,7 +55,8 @@ pub struct SimConfig {
     pub timeout_ms: u64,
     /// Smallest indivisible amount a splitting scheme sends or a router forwards.
     pub mtu_units: u64,
-    /// Most units a router holds queued per channel direction; more is refused.
+    /// A router refuses packets for a channel direction whose queue already holds this many
+    /// units.
     pub queue_capacity_units: u64,
     pub queue_order: QueueOrder,
     /// Spider routers mark packets that waited in a queue longer than this.
@@ -207,7 +212,7 @@ impl Tx {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Outcome {
     Delivered,
-    /// A hop lacked balance (atomic schemes) or its queue was full.
+    /// A hop's queue was full (or, under LND, the hop lacked balance).
     Failed,
     /// The transaction timed out before the packet got through.
     Expired,
@@ -285,8 +290,8 @@ enum Event {
     AckReach(PacketRef),
     /// The transaction's deadline passed while the packet may still be queued.
     QueueExpire(PacketRef),
-    /// The routing scheme asked to look at the transaction again.
-    Retry(TxRef),
+    /// A timer the routing scheme set, with its own token.
+    Timer(u64),
 }
 
 #[derive(Default)]
@@ -303,8 +308,11 @@ const QUEUE_COMPACT_MIN_ENTRIES: usize = 64;
 /// Router behaviour implied by the scheme.
 #[derive(Clone, Copy, Debug)]
 struct RouterPolicy {
-    /// Queue and split packets (Spider, waterfilling) rather than refuse them (atomic schemes).
+    /// Packets may be forwarded in part, in whole MTUs (Spider, waterfilling); atomic
+    /// payments go whole or wait.
     splitting: bool,
+    /// Queue packets short of balance (every scheme but LND) rather than refuse them.
+    queueing: bool,
     mark_threshold_us: Option<TimeUs>,
 }
 
@@ -350,7 +358,7 @@ pub struct Diagnostics {
     pub failed_with_units_at_sender: u64,
     /// Failed transactions whose units had all left the sender.
     pub failed_in_network: u64,
-    /// Packets refused by a hop (no balance under an atomic scheme, or a full queue).
+    /// Packets refused by a hop: its queue was full (or, under LND, it lacked balance).
     pub packets_refused: u64,
     /// Packets whose transaction timed out while they waited in a router queue.
     pub packets_expired_in_queue: u64,
@@ -384,6 +392,7 @@ impl Simulation {
         }
         let policy = RouterPolicy {
             splitting: config.scheme.splits(),
+            queueing: config.scheme.routers_queue(),
             mark_threshold_us: (config.scheme == SchemeKind::Spider)
                 .then_some(config.mark_threshold_ms * US_PER_MS),
         };
@@ -439,12 +448,7 @@ impl Simulation {
                 }
             }
             Event::QueueExpire(packet) => self.core.on_queue_expire(packet),
-            Event::Retry(tx) => {
-                if self.core.tx(tx).is_some_and(|t| !t.resolved) {
-                    self.scheme.on_retry(&mut self.core, tx);
-                }
-                self.core.release_if_done(tx);
-            }
+            Event::Timer(token) => self.scheme.on_timer(&mut self.core, token),
         }
         true
     }
@@ -533,9 +537,15 @@ impl Core {
         self.txs.get_mut(tx.0)
     }
 
-    /// Asks for `on_retry` at `time_us`.
-    pub fn schedule_retry(&mut self, tx: TxRef, time_us: TimeUs) {
-        self.events.push(time_us.max(self.now_us), Event::Retry(tx));
+    /// Asks for `on_timer(token)` at `time_us`.
+    pub fn schedule_timer(&mut self, token: u64, time_us: TimeUs) {
+        self.events
+            .push(time_us.max(self.now_us), Event::Timer(token));
+    }
+
+    /// One-way propagation delay of a hop.
+    pub fn hop_delay_us(&self) -> TimeUs {
+        self.hop_delay_us
     }
 
     /// The sender stops trying: the transaction fails now.
@@ -544,7 +554,7 @@ impl Core {
     }
 
     /// Hands `amount_units` of `tx` to path `path`; `false` if the sender's own first hop
-    /// refused it (no balance for an atomic scheme, or a full queue).
+    /// refused it (its queue is full, or under LND it lacks balance).
     pub fn send(&mut self, tx: TxRef, path: PathId, path_index: u8, amount_units: u64) -> bool {
         debug_assert!(amount_units > 0);
         let Some(record) = self.txs.get_mut(tx.0) else {
@@ -658,7 +668,7 @@ impl Core {
         }
         let hop = self.paths.get(path).hops[position as usize];
         let balance = self.network.balance_units(hop);
-        if !self.policy.splitting {
+        if !self.policy.queueing {
             if balance < amount {
                 return Err(Outcome::Failed);
             }
@@ -670,7 +680,9 @@ impl Core {
             self.forward(packet, hop);
             return Ok(());
         }
-        if queue.queued_units + amount > self.config.queue_capacity_units {
+        // As in the paper's routers: a queue already holding its capacity refuses; one below
+        // it takes the packet whatever its size, so a queue overshoots by less than a packet.
+        if queue.queued_units >= self.config.queue_capacity_units {
             return Err(Outcome::Failed);
         }
         queue.entries.push_back(packet);
@@ -690,8 +702,9 @@ impl Core {
         Ok(())
     }
 
-    /// Forwards queued packets over `hop` while its balance allows, splitting the packet at
-    /// the head into whole MTUs when only part of it fits.
+    /// Forwards queued packets over `hop` while its balance allows. When the head does not
+    /// fit, a splitting scheme's packet goes out in part (whole MTUs); an atomic payment
+    /// waits, and so does everything behind it.
     fn serve_queue(&mut self, hop: Hop) {
         let lifo = self.config.queue_order == QueueOrder::Lifo;
         let mtu = self.config.mtu_units;
@@ -732,7 +745,7 @@ impl Core {
                 continue;
             }
             let part = balance - balance % mtu;
-            if part > 0 {
+            if self.policy.splitting && part > 0 {
                 queue.queued_units -= part;
                 let mut split = record.clone();
                 split.amount_units = part;
@@ -862,13 +875,13 @@ impl Core {
         if let Some(hop) = locked_hop {
             if outcome == Outcome::Delivered {
                 self.network.settle(hop, amount);
-                self.serve_queue_if_splitting(Hop {
+                self.serve_queue(Hop {
                     direction: hop.direction.reverse(),
                     ..hop
                 });
             } else {
                 self.network.refund(hop, amount);
-                self.serve_queue_if_splitting(hop);
+                self.serve_queue(hop);
             }
         }
         if position > 0 {
@@ -901,12 +914,6 @@ impl Core {
             marked: record.marked,
             failed_hop,
         })
-    }
-
-    fn serve_queue_if_splitting(&mut self, hop: Hop) {
-        if self.policy.splitting {
-            self.serve_queue(hop);
-        }
     }
 
     fn on_queue_expire(&mut self, packet: PacketRef) {

@@ -87,12 +87,15 @@ const TRIANGLE: &[(u32, u32, u64)] = &[(0, 1, 100), (1, 2, 100), (0, 2, 100)];
 
 #[test]
 fn line_of_three_within_balance_succeeds_in_two_hop_delays() {
-    for scheme in [ShortestPath, Lnd, Waterfilling] {
+    for scheme in [ShortestPath, Lnd] {
         check(LINE, scheme, &[(0, 0, 2, 60)], (1, 60, 60.0));
     }
     // Spider's initial window (50 units) lets 50 go at once; the last 10 follow the first
     // acknowledgement, one round trip (120 ms) later.
     check(LINE, Spider, &[(0, 0, 2, 60)], (1, 60, 180.0));
+    // Waterfilling knows nothing of the path until its first probe is home, one round trip
+    // after the payment arrived; then all 60 go and arrive two hop delays later.
+    check(LINE, Waterfilling, &[(0, 0, 2, 60)], (1, 60, 180.0));
 }
 
 #[test]
@@ -127,20 +130,19 @@ fn line_of_three_beyond_bottleneck_fails_but_splitters_deliver_part() {
 
 #[test]
 fn second_payment_waits_for_the_reverse_flow() {
-    // 0 pays 2 twice 80 units; 2 pays 0 80 units in between, refilling 0's side. The
-    // splitting schemes hold the second payment until funds come back; the atomic ones
-    // only succeed if it arrives after the refill settled.
+    // 0 pays 2 twice 80 units; 2 pays 0 80 units in between, refilling 0's side. Routers
+    // hold the second payment until funds come back: node 0 until the reverse payment settles
+    // hop 1 -> 0 (110 ms), node 1 until it settles hop 2 -> 1 (140 ms); it arrives at 170 ms.
     let payments = [(0, 0, 2, 80), (10, 0, 2, 80), (20, 2, 0, 80)];
-    check(LINE, ShortestPath, &payments, (2, 160, 60.0));
-    // Waterfilling: the second payment gets the 20 units left at once; the rest waits until
-    // both hops have been refilled by the reverse payment (settled at 110 ms and 140 ms)
-    // and a probe sees it, at the retry of 250 ms; it arrives at 310 ms.
     check(
         LINE,
-        Waterfilling,
+        ShortestPath,
         &payments,
-        (3, 240, (60.0 + 300.0 + 60.0) / 3.0),
+        (3, 240, (60.0 + 160.0 + 60.0) / 3.0),
     );
+    // LND's routers do not queue: the second payment fails at once on 0 -> 1, and with that
+    // hop pruned there is no other path.
+    check(LINE, Lnd, &payments, (2, 160, 60.0));
 }
 
 #[test]
@@ -149,7 +151,9 @@ fn payment_larger_than_each_path_needs_splitting() {
     // the direct channel and the detour together.
     check(TRIANGLE, ShortestPath, &[(0, 0, 2, 80)], (0, 0, 0.0));
     check(TRIANGLE, Lnd, &[(0, 0, 2, 80)], (0, 0, 0.0));
-    check(TRIANGLE, Waterfilling, &[(0, 0, 2, 80)], (1, 80, 60.0));
+    // Waterfilling: the direct path's probe is home at 60 ms (50 units go, arriving at
+    // 90 ms); the detour's at 120 ms, when the other 30 go, arriving at 180 ms.
+    check(TRIANGLE, Waterfilling, &[(0, 0, 2, 80)], (1, 80, 180.0));
     check(TRIANGLE, Spider, &[(0, 0, 2, 80)], (1, 80, 60.0));
 }
 
@@ -165,8 +169,9 @@ fn lnd_retries_around_a_failed_hop() {
 
 #[test]
 fn timed_out_units_are_refunded() {
-    // Waterfilling keeps retrying the missing 50 units until the 5 s timeout; what was
-    // delivered stays delivered and every lock is released (checked by run_checked).
+    // Waterfilling keeps the missing 50 units waiting at the sender until the 5 s timeout;
+    // what was delivered stays delivered and every lock is released (checked by
+    // run_checked).
     let (report, network) = run_checked(LINE, Waterfilling, &[(0, 0, 2, 150)]);
     assert_eq!(report.metrics.succeeded, 0);
     assert_eq!(network.channel(0).balance_units(Direction::AtoB), 0);
@@ -227,7 +232,8 @@ fn same_seed_same_result() {
 fn splitting_schemes_beat_atomic_ones_at_constrained_capacity() {
     // 16-node scale-free network, 400-unit channels. The paper's full order is
     // Spider >= waterfilling >= LND >= shortest path; this model reproduces "splitting
-    // schemes far above atomic ones" but not the order within each pair (see README.md).
+    // schemes far above atomic ones", but waterfilling still edges out Spider and LND is
+    // below shortest path at the smallest sizes (see README.md), so only that is asserted.
     let success = |scheme| run_small(2, scheme, 400, 40_000).metrics.success_ratio_pct;
     let (spider, waterfilling, lnd, shortest) = (
         success(Spider),

@@ -1,12 +1,13 @@
-//! LND-like routing: atomic payments on the fewest-hop path that avoids recently failed
-//! hops; a failure prunes the hop that refused and the sender retries on another path, up to
-//! `lnd_attempts_max` attempts and while the transaction has time left.
+//! LND-like routing, as the paper's baseline: atomic payments on the fewest-hop path that
+//! avoids recently failed hops. Routers do not queue under this scheme: a hop short of
+//! balance fails the attempt at once, the sender prunes that hop (for itself) and retries on
+//! another path, up to `lnd_attempts_max` attempts and while the transaction has time left.
+//! With nothing pruned, the first attempt takes the same path as shortest-path routing.
 //!
-//! Like LND, channels whose total capacity is below the amount are never tried. Real LND
-//! also weighs fees and time locks and forgets failures with a one-hour half-life; the
-//! simulated network has no fees, so paths are fewest-hop, and a pruned hop comes back after
-//! `lnd_prune_ms` (5 s by default, the transaction timeout) because balances of a
-//! circulation recover within seconds.
+//! Real LND also weighs fees and time locks, skips channels smaller than the amount and
+//! forgets failures with a one-hour half-life; the paper's baseline (and this one) does
+//! none of that: paths are fewest-hop over all channels, and a pruned hop comes back after
+//! `lnd_prune_ms` (5 s, the paper's value).
 
 use std::collections::HashMap;
 
@@ -78,14 +79,10 @@ impl Lnd {
             }
             let now = core.now_us();
             let pruned = self.pruned.get(&spec.src);
-            let network = core.network();
-            // Like LND, never try a channel whose total capacity is below the amount: it
-            // cannot carry the payment whatever its balance.
             let usable = |hop: Hop| {
-                network.channel(hop.channel).capacity_units() >= spec.amount_units
-                    && pruned
-                        .and_then(|p| p.get(&hop))
-                        .is_none_or(|&until| until <= now)
+                pruned
+                    .and_then(|p| p.get(&hop))
+                    .is_none_or(|&until| until <= now)
             };
             let Some(path) = paths::shortest_path(core.network(), spec.src, spec.dst, usable)
             else {

@@ -2,14 +2,17 @@
 //!
 //! | scheme | paths | splitting | router queues | reaction |
 //! |---|---|---|---|---|
-//! | [`shortest_path`] | 1 fewest-hop | none, atomic | none: refuse | fail |
+//! | [`shortest_path`] | 1 fewest-hop | none, atomic | bounded, LIFO | fail |
 //! | [`lnd`] | fewest-hop avoiding pruned hops | none, atomic | none: refuse | prune the failed hop, retry (≤ 20 attempts) |
-//! | [`waterfilling`] | k = 4 disjoint widest | MTU units | bounded, LIFO | probe bottlenecks each round trip, fill the path with most spare balance |
+//! | [`waterfilling`] | k = 4 disjoint widest | MTU units | bounded, LIFO | probes travel each path and back; send on the paths with most probed balance minus in-flight |
 //! | [`spider`] | k = 4 disjoint widest | MTU units | bounded, LIFO, marking | per-path windows: additive increase, fixed decrease on marks |
 //!
-//! Atomic schemes model today's HTLC forwarding: a hop without enough balance fails the
-//! payment at once. Splitting schemes assume the packet-switched network Spider proposes,
-//! where routers hold units until funds return.
+//! As in the paper's simulator, routers queue under every scheme but LND (see
+//! [`crate::sim`]): a payment short of balance waits at the router, holding the funds it
+//! locked upstream, until balance returns, its transaction times out, or it meets a full
+//! queue (which fails it). Atomic payments go whole; splitting schemes' units may go in
+//! part, in whole MTUs. LND's routers refuse a payment short of balance at once, which is
+//! what lets its sender learn of the failure and retry elsewhere.
 
 pub mod lnd;
 pub mod paths;
@@ -49,9 +52,16 @@ impl SchemeKind {
         }
     }
 
-    /// Whether transactions are cut into units that routers may queue.
+    /// Whether transactions are cut into units that routers may forward in part.
     pub fn splits(self) -> bool {
         matches!(self, SchemeKind::Spider | SchemeKind::Waterfilling)
+    }
+
+    /// Whether routers queue a payment they cannot forward yet. The paper's simulator gives
+    /// its LND baseline routers without queues (a hop short of balance fails the attempt at
+    /// once, so the sender can retry) and every other scheme a 12,000-unit queue.
+    pub fn routers_queue(self) -> bool {
+        self != SchemeKind::Lnd
     }
 }
 
@@ -124,10 +134,10 @@ impl SchemeState {
         }
     }
 
-    pub(crate) fn on_retry(&mut self, core: &mut Core, tx: TxRef) {
+    pub(crate) fn on_timer(&mut self, core: &mut Core, token: u64) {
         match self {
             SchemeState::ShortestPath(_) | SchemeState::Lnd(_) | SchemeState::Spider(_) => {}
-            SchemeState::Waterfilling(s) => s.on_retry(core, tx),
+            SchemeState::Waterfilling(s) => s.on_timer(core, token),
         }
     }
 }

@@ -1,57 +1,108 @@
-//! Waterfilling: each pair uses k edge-disjoint widest paths and learns each path's
-//! bottleneck balance by probing it once per round trip. A transaction is split into MTU
-//! units and poured into the paths with the most spare balance first (the "water level"
-//! evens out across paths). Whatever finds no spare balance waits one round trip and tries
-//! again, until the transaction times out.
+//! Waterfilling, as the paper's baseline: each pair uses k edge-disjoint widest paths and
+//! learns each path's bottleneck balance from probes. A probe travels the path, reading each
+//! hop's spendable balance as it passes (hop `i` one hop delay after hop `i - 1`), turns
+//! around at the receiver and brings the smallest reading home a full round trip after it
+//! left; it is sent again at once while the pair has traffic. So the sender's view is
+//! between half a round trip and a round trip old.
 //!
-//! A probe is modelled as a read of the path's current balances, refreshed when the last
-//! reading is a round trip old; the units sent on a path since its last probe count against
-//! its spare balance, as the paper's sender does.
+//! A path's available balance is its probed bottleneck minus the units the sender has in
+//! flight on it (sent, not yet acknowledged). Transactions are cut into MTU units; each unit
+//! goes to the path with the most available balance while that is positive, which fills the
+//! paths to a common water level. Units that find no available balance wait at the sender
+//! (newest transaction first, like the routers' queues) and are poured when a probe comes
+//! home. Sent units are ordinary packets: a hop short of balance queues them at the router,
+//! where they hold the funds they locked upstream, exactly as under every other scheme.
+//! Refused and timed-out units go back to the sender while their transaction has time.
+
+use std::collections::VecDeque;
 
 use crate::event::TimeUs;
 use crate::network::NodeId;
 use crate::routing::{paths, FastMap, SchemeParams};
-use crate::sim::{AckInfo, Core, Outcome, PathId, TxRef};
+use crate::sim::{AckInfo, Core, Outcome, PathId, QueueOrder, TxRef};
 
 pub struct Waterfilling {
     paths_k: usize,
-    pairs: FastMap<(NodeId, NodeId), PairPaths>,
-}
-
-struct PairPaths {
-    paths: Vec<PathId>,
+    pair_index: FastMap<(NodeId, NodeId), usize>,
+    pairs: Vec<Pair>,
+    /// Every path's probe; a timer token is an index here.
     probes: Vec<Probe>,
-    round_trip_us: TimeUs,
 }
 
-#[derive(Clone, Copy, Default)]
+struct Pair {
+    paths: Vec<PathId>,
+    /// Index in `probes` of each path's probe.
+    probes: Vec<usize>,
+    in_flight_units: Vec<u64>,
+    /// Transactions with units still at the sender.
+    waiting: VecDeque<TxRef>,
+    /// Probes keep circulating until then: a transaction timeout after the last arrival.
+    active_until_us: TimeUs,
+}
+
 struct Probe {
-    bottleneck_units: u64,
-    sent_since_units: u64,
-    probed_at_us: Option<TimeUs>,
+    pair: usize,
+    path_index: usize,
+    /// Bottleneck brought home by the last probe, if it is current.
+    bottleneck_units: Option<u64>,
+    /// Smallest balance read so far by the probe under way.
+    reading_units: u64,
+    /// Next hop the probe under way reads; the hop count once it is on its way home.
+    next_hop: usize,
+    under_way: bool,
 }
 
 impl Waterfilling {
     pub(crate) fn new(params: &SchemeParams) -> Self {
         Waterfilling {
             paths_k: params.paths_k.max(1),
-            pairs: FastMap::default(),
+            pair_index: FastMap::default(),
+            pairs: Vec::new(),
+            probes: Vec::new(),
         }
     }
 
     pub(crate) fn on_arrival(&mut self, core: &mut Core, tx: TxRef) {
-        self.pour(core, tx);
-    }
-
-    pub(crate) fn on_retry(&mut self, core: &mut Core, tx: TxRef) {
-        self.pour(core, tx);
+        let Some(spec) = core.tx(tx).map(|t| t.spec) else {
+            return;
+        };
+        let pair = self.pair_for(core, spec.src, spec.dst);
+        if self.pairs[pair].paths.is_empty() {
+            core.give_up(tx);
+            return;
+        }
+        let timeout_us = core.config().timeout_ms * crate::event::US_PER_MS;
+        self.pairs[pair].active_until_us = core.now_us() + timeout_us;
+        // Probes that stopped while the pair was idle carry stale news: start them again and
+        // wait for them.
+        for index in 0..self.pairs[pair].probes.len() {
+            let probe = self.pairs[pair].probes[index];
+            if !self.probes[probe].under_way {
+                self.probes[probe].bottleneck_units = None;
+                self.launch(core, probe);
+            }
+        }
+        self.pairs[pair].waiting.push_back(tx);
+        if let Some(record) = core.tx_mut(tx) {
+            record.in_sender_queue = true;
+        }
+        self.pour(core, pair);
     }
 
     pub(crate) fn on_ack(&mut self, core: &mut Core, ack: &AckInfo) {
+        let nodes = &core.paths().get(ack.path).nodes;
+        let (Some(&src), Some(&dst)) = (nodes.first(), nodes.last()) else {
+            return;
+        };
+        let Some(&pair) = self.pair_index.get(&(src, dst)) else {
+            return;
+        };
+        let state = &mut self.pairs[pair];
+        state.in_flight_units[ack.path_index as usize] -= ack.amount_units;
         if ack.outcome == Outcome::Delivered {
             return;
         }
-        // Refused units go back to the sender and are tried again after a round trip.
+        // Refused or late units go back to the sender; they leave with the next probe.
         let Some(record) = core.tx_mut(ack.tx) else {
             return;
         };
@@ -59,75 +110,153 @@ impl Waterfilling {
             return;
         }
         record.unsent_units += ack.amount_units;
-        let retry_at = core.now_us() + core.round_trip_us(ack.path);
-        core.schedule_retry(ack.tx, retry_at);
+        if !record.in_sender_queue {
+            record.in_sender_queue = true;
+            state.waiting.push_back(ack.tx);
+        }
     }
 
-    fn pour(&mut self, core: &mut Core, tx: TxRef) {
-        let Some(record) = core.tx(tx) else {
+    /// A probe reads its next hop, or comes home.
+    pub(crate) fn on_timer(&mut self, core: &mut Core, token: u64) {
+        let Some(probe) = self.probes.get_mut(token as usize) else {
             return;
         };
-        let (spec, unsent, deadline) = (record.spec, record.unsent_units, record.deadline_us);
-        if record.is_resolved() || unsent == 0 {
+        let pair = probe.pair;
+        let path = self.pairs[pair].paths[probe.path_index];
+        let hops = &core.paths().get(path).hops;
+        if probe.next_hop < hops.len() {
+            probe.reading_units = probe
+                .reading_units
+                .min(core.network().balance_units(hops[probe.next_hop]));
+            probe.next_hop += 1;
+            let delay = Self::next_leg_us(core, probe.next_hop, hops.len());
+            core.schedule_timer(token, core.now_us() + delay);
             return;
         }
-        let k = self.paths_k;
-        let pair = self.pairs.entry((spec.src, spec.dst)).or_insert_with(|| {
-            let found = paths::widest_disjoint_paths(core.network(), spec.src, spec.dst, k);
-            let ids: Vec<PathId> = found.into_iter().map(|p| core.paths_mut().add(p)).collect();
-            let round_trip_us = ids
-                .iter()
-                .map(|&p| core.round_trip_us(p))
-                .max()
-                .unwrap_or(0);
-            PairPaths {
-                probes: vec![Probe::default(); ids.len()],
-                paths: ids,
-                round_trip_us,
-            }
+        probe.bottleneck_units = Some(probe.reading_units);
+        probe.under_way = false;
+        self.pour(core, pair);
+        if core.now_us() < self.pairs[pair].active_until_us {
+            self.launch(core, token as usize);
+        }
+    }
+
+    /// Time from reading hop `next_hop - 1` to the next event: the next hop's reading, or,
+    /// after the last hop, the rest of the way to the receiver and all the way back.
+    fn next_leg_us(core: &Core, next_hop: usize, hop_count: usize) -> TimeUs {
+        let hop_delay = core.hop_delay_us();
+        if next_hop < hop_count {
+            hop_delay
+        } else {
+            (hop_count as u64 + 1) * hop_delay
+        }
+    }
+
+    fn launch(&mut self, core: &mut Core, probe_index: usize) {
+        let probe = &mut self.probes[probe_index];
+        let path = self.pairs[probe.pair].paths[probe.path_index];
+        let hops = &core.paths().get(path).hops;
+        // The sender reads its own channel as the probe leaves.
+        probe.reading_units = core.network().balance_units(hops[0]);
+        probe.next_hop = 1;
+        probe.under_way = true;
+        let delay = Self::next_leg_us(core, 1, hops.len());
+        core.schedule_timer(probe_index as u64, core.now_us() + delay);
+    }
+
+    fn pair_for(&mut self, core: &mut Core, src: NodeId, dst: NodeId) -> usize {
+        if let Some(&pair) = self.pair_index.get(&(src, dst)) {
+            return pair;
+        }
+        let found = paths::widest_disjoint_paths(core.network(), src, dst, self.paths_k);
+        let paths: Vec<PathId> = found.into_iter().map(|p| core.paths_mut().add(p)).collect();
+        let pair = self.pairs.len();
+        let probes = (0..paths.len())
+            .map(|path_index| {
+                self.probes.push(Probe {
+                    pair,
+                    path_index,
+                    bottleneck_units: None,
+                    reading_units: 0,
+                    next_hop: 0,
+                    under_way: false,
+                });
+                self.probes.len() - 1
+            })
+            .collect();
+        self.pairs.push(Pair {
+            in_flight_units: vec![0; paths.len()],
+            paths,
+            probes,
+            waiting: VecDeque::new(),
+            active_until_us: 0,
         });
-        if pair.paths.is_empty() {
-            core.give_up(tx);
-            return;
-        }
-        let now = core.now_us();
-        for (probe, &path) in pair.probes.iter_mut().zip(&pair.paths) {
-            let stale = probe
-                .probed_at_us
-                .is_none_or(|at| now - at >= core.round_trip_us(path));
-            if stale {
-                let hops = &core.paths().get(path).hops;
-                probe.bottleneck_units = hops
-                    .iter()
-                    .map(|&hop| core.network().balance_units(hop))
-                    .min()
-                    .unwrap_or(0);
-                probe.sent_since_units = 0;
-                probe.probed_at_us = Some(now);
-            }
-        }
-        let spare: Vec<u64> = pair
+        self.pair_index.insert((src, dst), pair);
+        pair
+    }
+
+    /// Sends waiting units while some path has available balance, newest transaction first
+    /// (oldest first under `--queue-order fifo`).
+    fn pour(&mut self, core: &mut Core, pair: usize) {
+        let lifo = core.config().queue_order == QueueOrder::Lifo;
+        let mtu = core.config().mtu_units;
+        let state = &mut self.pairs[pair];
+        let mut available: Vec<u64> = state
             .probes
             .iter()
-            .map(|p| p.bottleneck_units.saturating_sub(p.sent_since_units))
+            .zip(&state.in_flight_units)
+            .map(|(&probe, &in_flight)| {
+                self.probes[probe]
+                    .bottleneck_units
+                    .unwrap_or(0)
+                    .saturating_sub(in_flight)
+            })
             .collect();
-        let shares = waterfill(&spare, unsent, core.config().mtu_units);
-        let mut left = unsent;
-        for (index, &share) in shares.iter().enumerate() {
-            if share == 0 {
+        let mut kept = VecDeque::with_capacity(state.waiting.len());
+        while let Some(tx) = if lifo {
+            state.waiting.pop_back()
+        } else {
+            state.waiting.pop_front()
+        } {
+            if available.iter().all(|&units| units < mtu) {
+                // Nothing more can leave before the next probe; the rest keeps waiting.
+                kept.push_back(tx);
                 continue;
             }
-            if core.send(tx, pair.paths[index], index as u8, share) {
-                pair.probes[index].sent_since_units += share;
-                left -= share;
+            let now = core.now_us();
+            let unsent = match core.tx(tx) {
+                Some(t) if !t.is_resolved() && t.unsent_units > 0 && now < t.deadline_us => {
+                    t.unsent_units
+                }
+                _ => {
+                    if let Some(record) = core.tx_mut(tx) {
+                        record.in_sender_queue = false;
+                    }
+                    continue;
+                }
+            };
+            let shares = waterfill(&available, unsent, mtu);
+            let mut left = unsent;
+            for (index, &share) in shares.iter().enumerate() {
+                if share > 0 && core.send(tx, state.paths[index], index as u8, share) {
+                    state.in_flight_units[index] += share;
+                    available[index] -= share;
+                    left -= share;
+                }
+            }
+            if let Some(record) = core.tx_mut(tx) {
+                record.unsent_units = left;
+                record.in_sender_queue = left > 0;
+            }
+            if left > 0 {
+                kept.push_back(tx);
             }
         }
-        if let Some(record) = core.tx_mut(tx) {
-            record.unsent_units = left;
+        // Keep the waiting order: `kept` holds them newest first under LIFO.
+        if lifo {
+            kept.make_contiguous().reverse();
         }
-        if left > 0 && now + pair.round_trip_us < deadline {
-            core.schedule_retry(tx, now + pair.round_trip_us);
-        }
+        state.waiting = kept;
     }
 }
 
