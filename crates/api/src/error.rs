@@ -15,18 +15,23 @@ pub struct ApiError {
     pub param: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `idempotency_error`, `refused`, `rate_limit_error` or `api_error`.
     #[serde(rename = "type")]
-    kind: &'a str,
-    code: &'a str,
-    message: &'a str,
-    param: Option<&'a str>,
+    pub kind: String,
+    /// A stable machine-readable code, such as `exceeds_credits`.
+    pub code: String,
+    pub message: String,
+    /// The request field (or header) at fault, when there is one.
+    pub param: Option<String>,
 }
 
 impl ApiError {
@@ -256,12 +261,12 @@ impl From<farthing_engine::SubmitError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                kind: self.kind,
-                code: &self.code,
-                message: &self.message,
-                param: self.param.as_deref(),
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind.to_string(),
+                code: self.code,
+                message: self.message,
+                param: self.param,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

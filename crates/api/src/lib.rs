@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod money;
+pub mod openapi;
 pub mod routes;
 pub mod store;
 
@@ -38,6 +39,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/merchants", post(merchants::create))
         .route("/v1/merchants/{id}", get(merchants::get))
         .route("/v1/api_keys", post(keys::create).get(keys::list))

@@ -607,6 +607,9 @@ fn log_loop(
         shared
             .fsync_nanos_max
             .fetch_max(fsync_nanos, Ordering::Relaxed);
+        // For operators' dashboards (a no-op unless a metrics recorder is installed).
+        metrics::histogram!("farthing_engine_fsync_seconds").record(fsync_nanos as f64 / 1e9);
+        metrics::histogram!("farthing_engine_commit_bytes").record(commit.records.len() as f64);
         let mut batches = 0;
         let mut events = 0;
         for (reply, outcome) in commit.replies {
@@ -617,6 +620,7 @@ fn log_loop(
             }
         }
         shared.batches.fetch_add(batches, Ordering::Relaxed);
+        metrics::histogram!("farthing_engine_commit_events").record(events as f64);
         shared.events.fetch_add(events, Ordering::Relaxed);
         let _ = buffers.try_send(commit.records);
         if commit.rotate {

@@ -760,6 +760,16 @@ fn health_metrics_request_ids_and_rate_limits() {
     assert!(headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("retry-after")));
+    // One write, so that the engine has committed something to measure.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, _) = server.call(
+        "POST",
+        "/v1/assets",
+        Some(&op),
+        Some(json!({"code": "EUR", "scale": 2})),
+        &[],
+    );
+    assert_eq!(status, 201);
     let (status, metrics, _) = server.raw("GET", "/metrics", None, None, &[]);
     assert_eq!(status, 200);
     for name in [
@@ -767,6 +777,8 @@ fn health_metrics_request_ids_and_rate_limits() {
         "farthing_http_request_duration_seconds_bucket",
         "farthing_engine_queue_depth",
         "farthing_engine_fsync_seconds_total",
+        "farthing_engine_fsync_seconds_bucket",
+        "farthing_engine_commit_events_bucket",
     ] {
         assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
     }

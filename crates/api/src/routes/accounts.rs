@@ -24,7 +24,7 @@ const METADATA_KEYS_MAX: usize = 50;
 const METADATA_KEY_BYTES_MAX: usize = 40;
 const METADATA_VALUE_BYTES_MAX: usize = 500;
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone, Copy)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, Copy, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagsView {
     /// A prepaid wallet: may never go below zero (or below -overdraft_limit).
@@ -34,22 +34,26 @@ pub struct FlagsView {
     pub credits_must_not_exceed_debits: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
+    #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
     pub asset: String,
     #[serde(default)]
     pub flags: FlagsView,
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.0025")]
     pub overdraft_limit: Option<String>,
     /// Operator keys may create accounts for a merchant (`mer_…`).
+    #[schema(pattern = r"^mer_[a-z2-7]{26}$")]
     pub owner: Option<String>,
     #[serde(default)]
     pub code: u16,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Balances {
     /// credits_posted − debits_posted.
     pub posted: String,
@@ -59,7 +63,7 @@ pub struct Balances {
     pub available: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,
     pub object: &'static str,
@@ -73,6 +77,7 @@ pub struct AccountView {
     pub credits_posted: String,
     pub debits_pending: String,
     pub credits_pending: String,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub created: String,
 }
@@ -157,6 +162,27 @@ pub fn visible_account(
     Ok((account, record))
 }
 
+/// A visible account for moving money: the owner comes from the in-memory cache, so the
+/// transfer path reads no metadata from disk.
+pub fn account_for_transfer(
+    state: &SharedState,
+    principal: &Principal,
+    id: &str,
+    param: &str,
+) -> Result<StoredAccount, ApiError> {
+    let missing = || ApiError::not_found(Some(param), "account");
+    let id = decode_id(IdKind::Account, id).ok_or_else(missing)?;
+    let owner = state.owner_of(id)?.ok_or_else(missing)?;
+    if !principal.can_see(owner) {
+        return Err(missing());
+    }
+    state
+        .engine
+        .lookup_account(AccountId(id))
+        .ok_or_else(missing)
+}
+
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the account", body = AccountView), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -253,6 +279,7 @@ pub async fn create(
         .await
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "acct_… id")), responses((status = 200, description = "the account with its balances", body = AccountView), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
@@ -262,13 +289,14 @@ pub async fn get(
     Ok(axum::Json(view(&state, &account, &record)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountList {
     pub object: &'static str,
     pub data: Vec<AccountView>,
     pub has_more: bool,
 }
 
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "a page of accounts", body = AccountList), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,

@@ -23,19 +23,23 @@ use crate::app::{
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, parse_amount};
-use crate::routes::accounts::visible_account;
+use crate::routes::accounts::{account_for_transfer, visible_account};
 use crate::routes::assets::by_code;
 use crate::routes::{parse_query, PageQuery};
 
 /// The most transfers in one linked chain through `POST /v1/transfers`.
 pub const CHAIN_TRANSFERS_MAX: usize = 64;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
+    #[schema(pattern = r"^acct_[a-z2-7]{26}$")]
     pub debit_account: String,
+    #[schema(pattern = r"^acct_[a-z2-7]{26}$")]
     pub credit_account: String,
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.0025")]
     pub amount: String,
+    #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
     pub asset: String,
     #[serde(default)]
     pub code: u16,
@@ -47,27 +51,29 @@ pub struct TransferRequest {
     pub timeout_seconds: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// For a post: the amount to capture (default: all of it). For a void: must be absent or
     /// the whole held amount.
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.0025")]
     pub amount: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub transfers: Vec<TransferRequest>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransferJson {
     pub id: String,
     pub object: &'static str,
     /// `transfer`, `hold`, `capture` (posts a hold) or `release` (voids a hold).
     #[serde(rename = "type")]
     pub kind: &'static str,
+
     pub debit_account: String,
     pub credit_account: String,
     pub amount: String,
@@ -135,13 +141,13 @@ fn build(
             "amount must be greater than zero",
         ));
     }
-    let (debit, _) = visible_account(
+    let debit = account_for_transfer(
         state,
         principal,
         &request.debit_account,
         &p("debit_account"),
     )?;
-    let (credit, _) = visible_account(
+    let credit = account_for_transfer(
         state,
         principal,
         &request.credit_account,
@@ -211,6 +217,7 @@ fn ids_for(principal: &Principal, key: &Option<String>, purpose: &str, count: us
 }
 
 /// `POST /v1/transfers`: one transfer object, or a list that succeeds or fails as one.
+#[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body(content = TransfersBody, description = "one transfer, or a list that succeeds or fails as one (a linked chain)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "created (a list for a chain)", body = TransfersResponse), (status = 200, description = "an idempotent retry of an earlier request", body = TransfersResponse), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody), (status = 422, description = "refused by the ledger's rules (e.g. insufficient funds)", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -283,7 +290,29 @@ pub async fn create(
     Ok(json_response(status, body))
 }
 
-#[derive(Serialize)]
+/// The body of `POST /v1/transfers`: one transfer, or a linked chain.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TransfersBody {
+    One(TransferRequest),
+    Chain(Vec<TransferRequest>),
+}
+
+/// The response of `POST /v1/transfers`: the transfer, or the chain's transfers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TransfersResponse {
+    One(TransferJson),
+    Chain(Vec<TransferJson>),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    pub object: &'static str,
+    pub results: Vec<BatchItem>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchItem {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,7 +321,7 @@ pub struct BatchItem {
     pub error: Option<BatchError>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchError {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -302,6 +331,7 @@ pub struct BatchError {
 }
 
 /// `POST /v1/transfers/batch`: up to 8,190 independent transfers, one result each.
+#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body = BatchRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 200, description = "one result per transfer", body = BatchResponse), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
 pub async fn batch(
     State(state): State<SharedState>,
     principal: Principal,
@@ -363,14 +393,9 @@ pub async fn batch(
             }
         }
     }
-    #[derive(Serialize)]
-    struct Body {
-        object: &'static str,
-        results: Vec<BatchItem>,
-    }
     Ok(json_response(
         StatusCode::OK,
-        to_json(&Body {
+        to_json(&BatchResponse {
             object: "batch_result",
             results: items,
         })?,
@@ -413,6 +438,7 @@ fn visible_transfer(
     Ok((t, asset))
 }
 
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path, description = "tr_… id")), responses((status = 200, description = "the transfer", body = TransferJson), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
@@ -503,6 +529,7 @@ async fn resolve(
     }
 }
 
+#[utoipa::path(post, path = "/v1/transfers/{id}/post", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the capture", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody), (status = 422, description = "refused by the ledger's rules (e.g. insufficient funds)", body = crate::error::ErrorBody)))]
 pub async fn post_hold(
     State(state): State<SharedState>,
     principal: Principal,
@@ -513,6 +540,7 @@ pub async fn post_hold(
     resolve(state, principal, headers, id, request, true).await
 }
 
+#[utoipa::path(post, path = "/v1/transfers/{id}/void", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the release", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody), (status = 422, description = "refused by the ledger's rules (e.g. insufficient funds)", body = crate::error::ErrorBody)))]
 pub async fn void_hold(
     State(state): State<SharedState>,
     principal: Principal,
@@ -523,7 +551,7 @@ pub async fn void_hold(
     resolve(state, principal, headers, id, request, false).await
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TransferList {
     pub object: &'static str,
     pub data: Vec<TransferJson>,
@@ -531,6 +559,7 @@ pub struct TransferList {
 }
 
 /// `GET /v1/accounts/{id}/transfers`: newest first.
+#[utoipa::path(get, path = "/v1/accounts/{id}/transfers", tag = "transfers", params(("id" = String, Path, description = "acct_… id"), ("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "the account's transfers, newest first", body = TransferList), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn history(
     State(state): State<SharedState>,
     principal: Principal,
