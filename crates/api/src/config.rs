@@ -21,7 +21,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FARTHING_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
     /// TOML file with any of: listen, data_dir, rate_limit_per_second, request_body_bytes_max,
-    /// request_timeout_ms, log_json.
+    /// request_timeout_ms, log_json, tls_cert, tls_key.
     #[arg(long, env = "FARTHING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Requests per second allowed per API key [default: 100000].
@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FARTHING_LOG_JSON")]
     pub log_json: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "FARTHING_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "FARTHING_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +53,8 @@ struct FileConfig {
     request_body_bytes_max: Option<usize>,
     request_timeout_ms: Option<u64>,
     log_json: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -59,6 +67,8 @@ pub struct ServeConfig {
     pub request_body_bytes_max: usize,
     pub request_timeout_ms: u64,
     pub log_json: bool,
+    /// Certificate and key paths when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeConfig {
@@ -101,6 +111,14 @@ impl ServeConfig {
                 .or(file.request_timeout_ms)
                 .unwrap_or(10_000),
             log_json: args.log_json || file.log_json.unwrap_or(false),
+            tls: match (
+                args.tls_cert.or(file.tls_cert),
+                args.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => anyhow::bail!("TLS needs both a certificate (tls_cert) and a key (tls_key)"),
+            },
         })
     }
 

@@ -128,14 +128,42 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         state.remember_key(record);
         println!("operator API key (shown once, store it now): {secret}");
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    println!("farthing listening on http://{}", listener.local_addr()?);
-    use std::io::Write;
-    std::io::stdout().flush()?;
     let app = router(Arc::clone(&state));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    match &config.tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+            announce("http", listener.local_addr()?)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        Some((cert, key)) => {
+            // One process-wide crypto provider; a second install attempt is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "TLS certificate {} / key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            let listener = std::net::TcpListener::bind(&config.listen)?;
+            listener.set_nonblocking(true)?;
+            announce("https", listener.local_addr()?)?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stopper.graceful_shutdown(Some(Duration::from_millis(SHUTDOWN_GRACE_MS)));
+            });
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
+    }
     tracing::info!("stopped accepting; flushing the ledger");
     // The router (and its clones of the state) are gone; dropping the last reference stops
     // the engine after every queued batch is durable.
@@ -146,6 +174,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     println!("farthing stopped");
+    Ok(())
+}
+
+/// How long in-flight requests may take to finish after SIGTERM over TLS.
+const SHUTDOWN_GRACE_MS: u64 = 30_000;
+
+/// Prints the address line that scripts and tests wait for.
+fn announce(scheme: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
+    println!("farthing listening on {scheme}://{address}");
+    std::io::stdout().flush()?;
     Ok(())
 }
 

@@ -784,3 +784,86 @@ fn health_metrics_request_ids_and_rate_limits() {
     }
     server.stop();
 }
+
+/// HTTPS with a real certificate (made by the `openssl` CLI) and a real client (`curl`), then
+/// a graceful stop. Both tools are on the machine image; `scripts/test` installs curl if not.
+#[test]
+fn serves_https_with_a_certificate_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(made.success());
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let op = server.operator_key.clone().unwrap();
+    let curl = |path: &str, auth: bool| {
+        let mut command = Command::new("curl");
+        command
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert);
+        if auth {
+            command.args(["-H", &format!("Authorization: Bearer {op}")]);
+        }
+        let output = command
+            .arg(format!("{}{path}", server.base))
+            .output()
+            .expect("curl runs");
+        assert!(
+            output.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    assert_eq!(curl("/healthz", false), "ok");
+    assert_eq!(
+        curl("/v1/assets", true),
+        r#"{"object":"list","data":[],"has_more":false}"#
+    );
+    // Plain HTTP to the TLS port is not served.
+    let plain = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            &server.base.replace("https://", "http://"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success() || plain.stdout.is_empty());
+    server.stop();
+}

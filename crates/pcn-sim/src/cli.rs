@@ -95,6 +95,10 @@ pub struct Args {
     /// One-way propagation delay per hop.
     #[arg(long, default_value_t = 30)]
     pub hop_delay_ms: u64,
+    /// Attach senders and receivers to their routers directly instead of through the
+    /// paper's end-host links (one more hop delay each way at both ends, ample funds).
+    #[arg(long)]
+    pub no_end_hosts: bool,
     /// Smallest unit a splitting scheme sends or a router forwards.
     #[arg(long, default_value_t = 1)]
     pub mtu: u64,
@@ -299,6 +303,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         scheme: SchemeKind::Spider,
         scheme_params,
         hop_delay_ms: args.hop_delay_ms,
+        end_hosts: !args.no_end_hosts,
         timeout_ms: args.timeout_ms.max(1),
         mtu_units: args.mtu,
         queue_capacity_units: args.queue_capacity,

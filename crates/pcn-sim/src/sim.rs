@@ -51,6 +51,11 @@ pub struct SimConfig {
     pub scheme_params: SchemeParams,
     /// Propagation delay of every hop, one way.
     pub hop_delay_ms: u64,
+    /// Senders and receivers reach their routers over an end-host link of one more hop
+    /// delay with ample funds, as in the paper's simulator: every payment travels two more
+    /// hops each way, so the router hops stay locked one more round trip of the end-host
+    /// link, and the sender hears back two of them later.
+    pub end_hosts: bool,
     /// A transaction not fully delivered this long after it arrived has failed.
     pub timeout_ms: u64,
     /// Smallest indivisible amount a splitting scheme sends or a router forwards.
@@ -74,6 +79,7 @@ impl SimConfig {
             scheme,
             scheme_params: SchemeParams::default(),
             hop_delay_ms: 30,
+            end_hosts: true,
             timeout_ms: 5_000,
             mtu_units: 1,
             queue_capacity_units: 12_000,
@@ -286,6 +292,12 @@ enum Event {
     Deadline(TxRef),
     /// A packet reaches the next node of its path.
     Reach(PacketRef),
+    /// A packet leaves the sender's end-host link and is offered to the first router hop.
+    Enter(PacketRef),
+    /// A packet crosses the receiver's end-host link and reaches the receiver.
+    Arrive(PacketRef),
+    /// An acknowledgement crosses the sender's end-host link and reaches the sender.
+    AckHome(PacketRef),
     /// An acknowledgement reaches the node at the packet's position.
     AckReach(PacketRef),
     /// The transaction's deadline passed while the packet may still be queued.
@@ -322,6 +334,8 @@ pub struct Core {
     policy: RouterPolicy,
     now_us: TimeUs,
     hop_delay_us: TimeUs,
+    /// One-way delay of the end-host links; zero without end hosts.
+    end_host_delay_us: TimeUs,
     network: Network,
     paths: PathStore,
     events: EventQueue<Event>,
@@ -408,6 +422,11 @@ impl Simulation {
             policy,
             now_us: 0,
             hop_delay_us: config.hop_delay_ms * US_PER_MS,
+            end_host_delay_us: if config.end_hosts {
+                config.hop_delay_ms * US_PER_MS
+            } else {
+                0
+            },
             network,
             paths: PathStore::default(),
             events,
@@ -441,8 +460,16 @@ impl Simulation {
             }
             Event::Deadline(tx) => self.core.on_deadline(tx),
             Event::Reach(packet) => self.core.on_reach(packet),
+            Event::Enter(packet) => self.core.on_enter(packet),
+            Event::Arrive(packet) => self.core.on_arrive(packet),
             Event::AckReach(packet) => {
                 if let Some(info) = self.core.on_ack_reach(packet) {
+                    self.scheme.on_ack(&mut self.core, &info);
+                    self.core.release_if_done(info.tx);
+                }
+            }
+            Event::AckHome(packet) => {
+                if let Some(info) = self.core.ack_home(packet) {
                     self.scheme.on_ack(&mut self.core, &info);
                     self.core.release_if_done(info.tx);
                 }
@@ -524,9 +551,9 @@ impl Core {
         &mut self.paths
     }
 
-    /// Round-trip propagation time of a path.
+    /// Round-trip propagation time of a path, end-host links included.
     pub fn round_trip_us(&self, path: PathId) -> TimeUs {
-        2 * self.hop_delay_us * self.paths.get(path).hops.len() as u64
+        2 * self.hop_delay_us * self.paths.get(path).hops.len() as u64 + 4 * self.end_host_delay_us
     }
 
     pub fn tx(&self, tx: TxRef) -> Option<&Tx> {
@@ -548,13 +575,21 @@ impl Core {
         self.hop_delay_us
     }
 
+    /// One-way delay of the end-host link between a node and its router; zero without end
+    /// hosts.
+    pub fn end_host_delay_us(&self) -> TimeUs {
+        self.end_host_delay_us
+    }
+
     /// The sender stops trying: the transaction fails now.
     pub fn give_up(&mut self, tx: TxRef) {
         self.resolve(tx, false);
     }
 
     /// Hands `amount_units` of `tx` to path `path`; `false` if the sender's own first hop
-    /// refused it (its queue is full, or under LND it lacks balance).
+    /// refused it (its queue is full, or under LND it lacks balance). With end hosts the
+    /// packet first crosses the sender's end-host link, so the first router hop answers
+    /// like any other: `true` now, and a failure acknowledgement if it refuses.
     pub fn send(&mut self, tx: TxRef, path: PathId, path_index: u8, amount_units: u64) -> bool {
         debug_assert!(amount_units > 0);
         let Some(record) = self.txs.get_mut(tx.0) else {
@@ -572,6 +607,11 @@ impl Core {
             queued_since_us: self.now_us,
             marked: false,
         }));
+        if self.end_host_delay_us > 0 {
+            self.events
+                .push(self.now_us + self.end_host_delay_us, Event::Enter(packet));
+            return true;
+        }
         match self.offer(packet) {
             Ok(()) => return true,
             Err(outcome) => self.count_refusal(outcome),
@@ -815,30 +855,53 @@ impl Core {
             return;
         };
         record.position += 1;
-        let (tx_ref, amount, position) = (record.tx, record.amount_units, record.position);
+        let position = record.position;
         let hops = self.paths.get(record.path).hops.len();
         if position as usize == hops {
-            let on_time = self
-                .txs
-                .get(tx_ref.0)
-                .is_some_and(|tx| !tx.resolved && now <= tx.deadline_us);
-            let Some(tx) = self.txs.get_mut(tx_ref.0).filter(|_| on_time) else {
-                self.count_refusal(Outcome::Expired);
-                self.start_return(packet, Outcome::Expired);
-                return;
-            };
-            tx.delivered_units += amount;
-            debug_assert!(tx.delivered_units <= tx.spec.amount_units, "over-delivery");
-            if tx.delivered_units == tx.spec.amount_units {
-                self.resolve(tx_ref, true);
+            if self.end_host_delay_us > 0 {
+                self.events
+                    .push(now + self.end_host_delay_us, Event::Arrive(packet));
+            } else {
+                self.on_arrive(packet);
             }
-            self.start_return(packet, Outcome::Delivered);
             return;
         }
         if let Err(outcome) = self.offer(packet) {
             self.count_refusal(outcome);
             self.start_return(packet, outcome);
         }
+    }
+
+    /// The packet left the sender's end-host link: the first router hop takes it or not.
+    fn on_enter(&mut self, packet: PacketRef) {
+        if let Err(outcome) = self.offer(packet) {
+            self.count_refusal(outcome);
+            self.start_return(packet, outcome);
+        }
+    }
+
+    /// The packet reached the receiver (through its end-host link, if any).
+    fn on_arrive(&mut self, packet: PacketRef) {
+        let now = self.now_us;
+        let Some(record) = self.packets.get(packet.0) else {
+            return;
+        };
+        let (tx_ref, amount) = (record.tx, record.amount_units);
+        let on_time = self
+            .txs
+            .get(tx_ref.0)
+            .is_some_and(|tx| !tx.resolved && now <= tx.deadline_us);
+        let Some(tx) = self.txs.get_mut(tx_ref.0).filter(|_| on_time) else {
+            self.count_refusal(Outcome::Expired);
+            self.start_return(packet, Outcome::Expired);
+            return;
+        };
+        tx.delivered_units += amount;
+        debug_assert!(tx.delivered_units <= tx.spec.amount_units, "over-delivery");
+        if tx.delivered_units == tx.spec.amount_units {
+            self.resolve(tx_ref, true);
+        }
+        self.start_return(packet, Outcome::Delivered);
     }
 
     fn count_refusal(&mut self, outcome: Outcome) {
@@ -849,18 +912,25 @@ impl Core {
         }
     }
 
-    /// Turns the packet around at its current node.
+    /// Turns the packet around at its current node; at the receiver's router the
+    /// acknowledgement first crosses the receiver's end-host link and back.
     fn start_return(&mut self, packet: PacketRef, outcome: Outcome) {
         let Some(record) = self.packets.get_mut(packet.0) else {
             return;
         };
         record.state = PacketState::Returning(outcome);
+        let at_receiver = record.position as usize == self.paths.get(record.path).hops.len();
         if record.position == 0 {
             self.events.push(self.now_us, Event::AckReach(packet));
         } else {
             record.position -= 1;
+            let delay = if at_receiver {
+                self.hop_delay_us + self.end_host_delay_us
+            } else {
+                self.hop_delay_us
+            };
             self.events
-                .push(self.now_us + self.hop_delay_us, Event::AckReach(packet));
+                .push(self.now_us + delay, Event::AckReach(packet));
         }
     }
 
@@ -892,6 +962,20 @@ impl Core {
                 .push(self.now_us + self.hop_delay_us, Event::AckReach(packet));
             return None;
         }
+        if self.end_host_delay_us > 0 {
+            self.events
+                .push(self.now_us + self.end_host_delay_us, Event::AckHome(packet));
+            return None;
+        }
+        self.ack_home(packet)
+    }
+
+    /// The acknowledgement reached the sender: the scheme learns how the packet fared.
+    fn ack_home(&mut self, packet: PacketRef) -> Option<AckInfo> {
+        let PacketState::Returning(outcome) = self.packets.get(packet.0)?.state else {
+            debug_assert!(false, "acknowledgement home for a packet not returning");
+            return None;
+        };
         let record = self.packets.remove(packet.0)?;
         let failed_hop = match outcome {
             Outcome::Failed => self

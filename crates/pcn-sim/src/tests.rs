@@ -29,10 +29,21 @@ fn network(channels: &[(u32, u32, u64)]) -> Network {
 
 /// Runs `payments` `(arrival ms, src, dst, amount)` to the end, checking after every event
 /// that every channel conserves its funds, and at the end that nothing is left in flight.
+/// Senders and receivers sit on their routers (no end-host links), so the timings below
+/// count router hops only; `end_host_links_add_two_hops_each_way` covers end hosts.
 fn run_checked(
     channels: &[(u32, u32, u64)],
     scheme: SchemeKind,
     payments: &[(u64, u32, u32, u64)],
+) -> (RunReport, Network) {
+    run_checked_with(channels, scheme, payments, false)
+}
+
+fn run_checked_with(
+    channels: &[(u32, u32, u64)],
+    scheme: SchemeKind,
+    payments: &[(u64, u32, u32, u64)],
+    end_hosts: bool,
 ) -> (RunReport, Network) {
     let script: VecDeque<TxSpec> = payments
         .iter()
@@ -43,7 +54,10 @@ fn run_checked(
             amount_units,
         })
         .collect();
-    let config = SimConfig::paper(scheme, 0, 60_000);
+    let config = SimConfig {
+        end_hosts,
+        ..SimConfig::paper(scheme, 0, 60_000)
+    };
     let mut simulation =
         Simulation::new(network(channels), ArrivalSource::Scripted(script), config)
             .expect("valid config");
@@ -168,6 +182,29 @@ fn lnd_retries_around_a_failed_hop() {
 }
 
 #[test]
+fn end_host_links_add_two_hops_each_way() {
+    // Two router hops plus the two end-host links: delivery after four hop delays (120 ms)
+    // instead of two.
+    let completion = |scheme| {
+        let (report, _) = run_checked_with(LINE, scheme, &[(0, 0, 2, 60)], true);
+        (report.metrics.succeeded, report.metrics.completion_mean_ms)
+    };
+    assert_eq!(completion(ShortestPath), (1, 120.0));
+    assert_eq!(completion(Lnd), (1, 120.0));
+    // Waterfilling waits for its first probe: one round trip over four links (240 ms),
+    // then four hop delays.
+    assert_eq!(completion(Waterfilling), (1, 360.0));
+    // LND hears of a refusal at router 1 two links later than without end hosts and
+    // retries: 30 + 30 out, 30 + 30 back, then 120 ms on the detour = 240 ms.
+    let diamond = &[(0, 1, 200), (1, 3, 100), (0, 2, 200), (2, 3, 200)];
+    let (report, _) = run_checked_with(diamond, Lnd, &[(0, 0, 3, 60)], true);
+    assert_eq!(
+        (report.metrics.succeeded, report.metrics.completion_mean_ms),
+        (1, 240.0)
+    );
+}
+
+#[test]
 fn timed_out_units_are_refunded() {
     // Waterfilling keeps the missing 50 units waiting at the sender until the 5 s timeout;
     // what was delivered stays delivered and every lock is released (checked by
@@ -230,10 +267,11 @@ fn same_seed_same_result() {
 
 #[test]
 fn splitting_schemes_beat_atomic_ones_at_constrained_capacity() {
-    // 16-node scale-free network, 400-unit channels. The paper's full order is
-    // Spider >= waterfilling >= LND >= shortest path; this model reproduces "splitting
-    // schemes far above atomic ones", but waterfilling still edges out Spider and LND is
-    // below shortest path at the smallest sizes (see README.md), so only that is asserted.
+    // 16-node scale-free network, 400-unit channels. The paper's order is Spider >=
+    // waterfilling >= LND >= shortest path. With end hosts and the paper's one-unit-per-probe
+    // waterfilling release this model reproduces Spider >= waterfilling >= atomic schemes,
+    // but LND stays below shortest path at constrained sizes (see README.md), so only the
+    // first part is asserted.
     let success = |scheme| run_small(2, scheme, 400, 40_000).metrics.success_ratio_pct;
     let (spider, waterfilling, lnd, shortest) = (
         success(Spider),
@@ -245,9 +283,6 @@ fn splitting_schemes_beat_atomic_ones_at_constrained_capacity() {
         "spider {spider:.1}, waterfilling {waterfilling:.1}, lnd {lnd:.1}, shortest {shortest:.1}"
     );
     let atomic_best = lnd.max(shortest);
-    assert!(
-        spider > atomic_best + 20.0 && waterfilling > atomic_best + 20.0,
-        "{order}"
-    );
-    assert!((spider - waterfilling).abs() < 10.0, "{order}");
+    assert!(spider >= waterfilling, "{order}");
+    assert!(waterfilling > atomic_best + 10.0, "{order}");
 }

@@ -490,9 +490,10 @@ async fn resolve(
         ));
     }
     let key = idempotency_key(&headers)?;
-    let purpose = if post { "post" } else { "void" };
+    // The whole hold id is part of the derivation: one key on two holds names two transfers.
+    let purpose = format!("{}:{:032x}", if post { "post" } else { "void" }, hold.id.0);
     let new_id = match &key {
-        Some(key) => derived_id(principal.tenant(), key, purpose, hold.id.0 as u64),
+        Some(key) => derived_id(principal.tenant(), key, &purpose, 0),
         None => random_id(),
     };
     let transfer = Transfer {

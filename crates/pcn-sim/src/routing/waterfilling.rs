@@ -1,18 +1,22 @@
 //! Waterfilling, as the paper's baseline: each pair uses k edge-disjoint widest paths and
 //! learns each path's bottleneck balance from probes. A probe travels the path, reading each
-//! hop's spendable balance as it passes (hop `i` one hop delay after hop `i - 1`), turns
-//! around at the receiver and brings the smallest reading home a full round trip after it
-//! left; it is sent again at once while the pair has traffic. So the sender's view is
-//! between half a round trip and a round trip old.
+//! router hop's spendable balance as it passes (hop `i` one hop delay after hop `i - 1`,
+//! the first after the sender's end-host link), turns around at the receiver and brings the
+//! smallest reading home a full round trip after it left; it is sent again at once while
+//! the pair has traffic. So the sender's view is between half a round trip and a round trip
+//! old.
 //!
 //! A path's available balance is its probed bottleneck minus the units the sender has in
-//! flight on it (sent, not yet acknowledged). Transactions are cut into MTU units; each unit
-//! goes to the path with the most available balance while that is positive, which fills the
-//! paths to a common water level. Units that find no available balance wait at the sender
-//! (newest transaction first, like the routers' queues) and are poured when a probe comes
-//! home. Sent units are ordinary packets: a hop short of balance queues them at the router,
-//! where they hold the funds they locked upstream, exactly as under every other scheme.
-//! Refused and timed-out units go back to the sender while their transaction has time.
+//! flight on it (sent, not yet acknowledged). An arriving transaction is cut into MTU units;
+//! each unit goes to the path with the most available balance while that is positive, which
+//! fills the paths to a common water level. Units that find no available balance wait at
+//! the sender, and leave slowly: as in the paper's simulator, each probe that comes home on
+//! a path with available balance releases **one** waiting unit (newest transaction first,
+//! like the routers' queues), sent on the path with the most available balance.
+//! Acknowledgements release nothing. Sent units are ordinary packets: a hop short of balance
+//! queues them at the router, where they hold the funds they locked upstream, exactly as
+//! under every other scheme. Refused and timed-out units go back to the sender queue while
+//! their transaction has time.
 
 use std::collections::VecDeque;
 
@@ -38,6 +42,10 @@ struct Pair {
     waiting: VecDeque<TxRef>,
     /// Probes keep circulating until then: a transaction timeout after the last arrival.
     active_until_us: TimeUs,
+    /// No probe round has completed yet: the first transactions to a new destination wait
+    /// for it and then go as if they had just arrived (the paper's simulator retries them
+    /// one network round trip after arrival), not one unit per probe.
+    fresh: bool,
 }
 
 struct Probe {
@@ -82,11 +90,7 @@ impl Waterfilling {
                 self.launch(core, probe);
             }
         }
-        self.pairs[pair].waiting.push_back(tx);
-        if let Some(record) = core.tx_mut(tx) {
-            record.in_sender_queue = true;
-        }
-        self.pour(core, pair);
+        self.send_arrival(core, pair, tx);
     }
 
     pub(crate) fn on_ack(&mut self, core: &mut Core, ack: &AckInfo) {
@@ -102,7 +106,7 @@ impl Waterfilling {
         if ack.outcome == Outcome::Delivered {
             return;
         }
-        // Refused or late units go back to the sender; they leave with the next probe.
+        // Refused or late units go back to the sender; they leave one per returning probe.
         let Some(record) = core.tx_mut(ack.tx) else {
             return;
         };
@@ -135,20 +139,31 @@ impl Waterfilling {
         }
         probe.bottleneck_units = Some(probe.reading_units);
         probe.under_way = false;
-        self.pour(core, pair);
+        let path_index = probe.path_index;
+        let all_home = self.pairs[pair]
+            .probes
+            .iter()
+            .all(|&p| self.probes[p].bottleneck_units.is_some());
+        if self.pairs[pair].fresh && all_home {
+            self.pairs[pair].fresh = false;
+            self.send_first_arrivals(core, pair);
+        } else {
+            self.release_one(core, pair, path_index);
+        }
         if core.now_us() < self.pairs[pair].active_until_us {
             self.launch(core, token as usize);
         }
     }
 
     /// Time from reading hop `next_hop - 1` to the next event: the next hop's reading, or,
-    /// after the last hop, the rest of the way to the receiver and all the way back.
+    /// after the last hop, the rest of the way to the receiver (through its end-host link)
+    /// and all the way back (through both end-host links).
     fn next_leg_us(core: &Core, next_hop: usize, hop_count: usize) -> TimeUs {
         let hop_delay = core.hop_delay_us();
         if next_hop < hop_count {
             hop_delay
         } else {
-            (hop_count as u64 + 1) * hop_delay
+            (hop_count as u64 + 1) * hop_delay + 3 * core.end_host_delay_us()
         }
     }
 
@@ -156,10 +171,18 @@ impl Waterfilling {
         let probe = &mut self.probes[probe_index];
         let path = self.pairs[probe.pair].paths[probe.path_index];
         let hops = &core.paths().get(path).hops;
-        // The sender reads its own channel as the probe leaves.
+        probe.under_way = true;
+        let end_host_delay = core.end_host_delay_us();
+        if end_host_delay > 0 {
+            // The probe reads the first router hop once it has crossed the end-host link.
+            probe.reading_units = u64::MAX;
+            probe.next_hop = 0;
+            core.schedule_timer(probe_index as u64, core.now_us() + end_host_delay);
+            return;
+        }
+        // The sender is the first router and reads its own channel as the probe leaves.
         probe.reading_units = core.network().balance_units(hops[0]);
         probe.next_hop = 1;
-        probe.under_way = true;
         let delay = Self::next_leg_us(core, 1, hops.len());
         core.schedule_timer(probe_index as u64, core.now_us() + delay);
     }
@@ -190,18 +213,17 @@ impl Waterfilling {
             probes,
             waiting: VecDeque::new(),
             active_until_us: 0,
+            fresh: true,
         });
         self.pair_index.insert((src, dst), pair);
         pair
     }
 
-    /// Sends waiting units while some path has available balance, newest transaction first
-    /// (oldest first under `--queue-order fifo`).
-    fn pour(&mut self, core: &mut Core, pair: usize) {
-        let lifo = core.config().queue_order == QueueOrder::Lifo;
-        let mtu = core.config().mtu_units;
-        let state = &mut self.pairs[pair];
-        let mut available: Vec<u64> = state
+    /// Available balance of each of the pair's paths: probed bottleneck minus units in
+    /// flight (zero until a probe has come home).
+    fn available(&self, pair: usize) -> Vec<u64> {
+        let state = &self.pairs[pair];
+        state
             .probes
             .iter()
             .zip(&state.in_flight_units)
@@ -211,52 +233,115 @@ impl Waterfilling {
                     .unwrap_or(0)
                     .saturating_sub(in_flight)
             })
-            .collect();
-        let mut kept = VecDeque::with_capacity(state.waiting.len());
-        while let Some(tx) = if lifo {
-            state.waiting.pop_back()
-        } else {
-            state.waiting.pop_front()
-        } {
-            if available.iter().all(|&units| units < mtu) {
-                // Nothing more can leave before the next probe; the rest keeps waiting.
-                kept.push_back(tx);
-                continue;
+            .collect()
+    }
+
+    /// The first probe round of a new pair is home: its waiting transactions go as if they
+    /// had just arrived, newest first (oldest first under `--queue-order fifo`).
+    fn send_first_arrivals(&mut self, core: &mut Core, pair: usize) {
+        let lifo = core.config().queue_order == QueueOrder::Lifo;
+        let mut waiting = std::mem::take(&mut self.pairs[pair].waiting);
+        if lifo {
+            waiting.make_contiguous().reverse();
+        }
+        for tx in waiting {
+            self.send_arrival(core, pair, tx);
+        }
+        if lifo {
+            self.pairs[pair].waiting.make_contiguous().reverse();
+        }
+    }
+
+    /// A transaction just arrived: its units go at once wherever the water level allows;
+    /// the rest wait at the sender.
+    fn send_arrival(&mut self, core: &mut Core, pair: usize, tx: TxRef) {
+        let mtu = core.config().mtu_units;
+        let available = self.available(pair);
+        let now = core.now_us();
+        let unsent = core
+            .tx(tx)
+            .filter(|t| !t.is_resolved() && now < t.deadline_us)
+            .map_or(0, |t| t.unsent_units);
+        let state = &mut self.pairs[pair];
+        let shares = waterfill(&available, unsent, mtu);
+        let mut left = unsent;
+        for (index, &share) in shares.iter().enumerate() {
+            if share > 0 && core.send(tx, state.paths[index], index as u8, share) {
+                state.in_flight_units[index] += share;
+                left -= share;
             }
-            let now = core.now_us();
-            let unsent = match core.tx(tx) {
+        }
+        if let Some(record) = core.tx_mut(tx) {
+            record.unsent_units = left;
+            record.in_sender_queue = left > 0;
+        }
+        if left > 0 {
+            state.waiting.push_back(tx);
+        }
+    }
+
+    /// A probe came home on path `path_index`: if that path has balance to spare, the
+    /// newest waiting transaction (oldest under `--queue-order fifo`) sends one MTU on the
+    /// path with the most available balance. One unit per returning probe, as the paper's
+    /// waterfilling sender releases one waiting transaction unit per probe.
+    fn release_one(&mut self, core: &mut Core, pair: usize, path_index: usize) {
+        let lifo = core.config().queue_order == QueueOrder::Lifo;
+        let mtu = core.config().mtu_units;
+        let available = self.available(pair);
+        if available[path_index] == 0 {
+            return;
+        }
+        let state = &mut self.pairs[pair];
+        let now = core.now_us();
+        let (tx, unsent) = loop {
+            let head = if lifo {
+                state.waiting.back()
+            } else {
+                state.waiting.front()
+            };
+            let Some(&tx) = head else {
+                return;
+            };
+            match core.tx(tx) {
                 Some(t) if !t.is_resolved() && t.unsent_units > 0 && now < t.deadline_us => {
-                    t.unsent_units
+                    break (tx, t.unsent_units);
                 }
                 _ => {
+                    if lifo {
+                        state.waiting.pop_back();
+                    } else {
+                        state.waiting.pop_front();
+                    }
                     if let Some(record) = core.tx_mut(tx) {
                         record.in_sender_queue = false;
                     }
-                    continue;
-                }
-            };
-            let shares = waterfill(&available, unsent, mtu);
-            let mut left = unsent;
-            for (index, &share) in shares.iter().enumerate() {
-                if share > 0 && core.send(tx, state.paths[index], index as u8, share) {
-                    state.in_flight_units[index] += share;
-                    available[index] -= share;
-                    left -= share;
                 }
             }
-            if let Some(record) = core.tx_mut(tx) {
-                record.unsent_units = left;
-                record.in_sender_queue = left > 0;
-            }
-            if left > 0 {
-                kept.push_back(tx);
+        };
+        // The first path with the most available balance.
+        let mut best = path_index;
+        for (index, &units) in available.iter().enumerate() {
+            if units > available[best] || (units == available[best] && index < best) {
+                best = index;
             }
         }
-        // Keep the waiting order: `kept` holds them newest first under LIFO.
-        if lifo {
-            kept.make_contiguous().reverse();
+        let unit = unsent.min(mtu);
+        if !core.send(tx, state.paths[best], best as u8, unit) {
+            return;
         }
-        state.waiting = kept;
+        state.in_flight_units[best] += unit;
+        let left = unsent - unit;
+        if let Some(record) = core.tx_mut(tx) {
+            record.unsent_units = left;
+            record.in_sender_queue = left > 0;
+        }
+        if left == 0 {
+            if lifo {
+                state.waiting.pop_back();
+            } else {
+                state.waiting.pop_front();
+            }
+        }
     }
 }
 
