@@ -34,6 +34,58 @@ pub struct ErrorDetail {
     pub param: Option<String>,
 }
 
+/// The errors every authenticated read can answer with (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum ReadErrors {
+    /// Invalid query parameter; `param` names it.
+    #[response(status = 400)]
+    Invalid(#[to_schema] ErrorBody),
+    /// Missing, unknown or revoked API key.
+    #[response(status = 401)]
+    Unauthenticated(#[to_schema] ErrorBody),
+    /// No such object, or not visible to this key.
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+    /// Rate limit exceeded (see Retry-After).
+    #[response(status = 429)]
+    RateLimited(#[to_schema] ErrorBody),
+}
+
+/// The errors every write can answer with (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum WriteErrors {
+    /// Invalid request; `param` names the field.
+    #[response(status = 400)]
+    Invalid(#[to_schema] ErrorBody),
+    /// Missing, unknown or revoked API key.
+    #[response(status = 401)]
+    Unauthenticated(#[to_schema] ErrorBody),
+    /// The key's scope does not allow this.
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
+    /// No such object, or not visible to this key.
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+    /// The request timed out.
+    #[response(status = 408)]
+    Timeout(#[to_schema] ErrorBody),
+    /// Idempotency-Key reused with different parameters, or a conflicting object.
+    #[response(status = 409)]
+    Conflict(#[to_schema] ErrorBody),
+    /// Request body too large.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorBody),
+    /// Refused by the ledger's rules (e.g. insufficient funds).
+    #[response(status = 422)]
+    Refused(#[to_schema] ErrorBody),
+    /// Rate limit exceeded (see Retry-After).
+    #[response(status = 429)]
+    RateLimited(#[to_schema] ErrorBody),
+    /// The ledger is not accepting writes.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] ErrorBody),
+}
+
 impl ApiError {
     fn new(
         status: StatusCode,

@@ -182,7 +182,7 @@ pub fn account_for_transfer(
         .ok_or_else(missing)
 }
 
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the account", body = AccountView), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the account", body = AccountView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -279,7 +279,7 @@ pub async fn create(
         .await
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "acct_… id")), responses((status = 200, description = "the account with its balances", body = AccountView), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "acct_… id")), responses((status = 200, description = "the account with its balances", body = AccountView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
@@ -296,7 +296,7 @@ pub struct AccountList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "a page of accounts", body = AccountList), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "a page of accounts", body = AccountList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,

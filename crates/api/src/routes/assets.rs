@@ -47,7 +47,7 @@ pub fn by_code(state: &SharedState, code: &str, param: &str) -> Result<Asset, Ap
         .ok_or_else(|| ApiError::not_found(Some(param), "asset"))
 }
 
-#[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = CreateAsset, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the asset", body = AssetView), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = CreateAsset, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the asset", body = AssetView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -107,7 +107,7 @@ pub struct AssetList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/assets", tag = "assets", responses((status = 200, description = "every asset", body = AssetList), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/assets", tag = "assets", responses((status = 200, description = "every asset", body = AssetList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     _principal: Principal,

@@ -81,7 +81,7 @@ pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
     }
 }
 
-#[utoipa::path(post, path = "/v1/api_keys", tag = "api_keys", request_body = CreateKey, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the key; `secret` is shown only here", body = KeyView), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/api_keys", tag = "api_keys", request_body = CreateKey, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the key; `secret` is shown only here", body = KeyView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -139,7 +139,7 @@ pub struct KeyList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/api_keys", tag = "api_keys", responses((status = 200, description = "keys visible to the caller", body = KeyList), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/api_keys", tag = "api_keys", responses((status = 200, description = "keys visible to the caller", body = KeyList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,
@@ -161,7 +161,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/api_keys/{id}", tag = "api_keys", params(("id" = String, Path, description = "key_… id")), responses((status = 200, description = "the revoked key", body = KeyView), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/api_keys/{id}", tag = "api_keys", params(("id" = String, Path, description = "key_… id")), responses((status = 200, description = "the revoked key", body = KeyView), crate::error::WriteErrors))]
 pub async fn revoke(
     State(state): State<SharedState>,
     principal: Principal,

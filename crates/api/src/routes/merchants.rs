@@ -38,7 +38,7 @@ fn view(m: &MerchantRecord) -> MerchantView {
     }
 }
 
-#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the merchant", body = MerchantView), (status = 400, description = "invalid request; `param` names the field", body = crate::error::ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "the key's scope does not allow this", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 408, description = "request timed out", body = crate::error::ErrorBody), (status = 409, description = "Idempotency-Key reused with different parameters, or a conflicting object", body = crate::error::ErrorBody), (status = 413, description = "request body too large", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "the ledger is not accepting writes", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the merchant", body = MerchantView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -74,7 +74,7 @@ pub async fn create(
         .await
 }
 
-#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant", body = MerchantView), (status = 401, description = "missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 404, description = "no such object, or not visible to this key", body = crate::error::ErrorBody), (status = 429, description = "rate limit exceeded (see Retry-After)", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant", body = MerchantView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
