@@ -51,6 +51,50 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Benchmark `farthing serve` over loopback HTTP instead of the engine in-process: spawns a
+    /// server on a fresh data directory under --dir (or uses --target), keeps --connections
+    /// keep-alive connections busy and reports throughput and per-request latency. The flags
+    /// below apply to it, as do --batch-size, --dir, --keep, --seed and --json.
+    #[arg(long)]
+    pub http: bool,
+    /// With --http: `single` sends one transfer per `POST /v1/transfers`; `batch` sends
+    /// --batch-size transfers per `POST /v1/transfers/batch`.
+    #[arg(long, value_enum, default_value_t = crate::bench_http::Scenario::Single, requires = "http")]
+    pub scenario: crate::bench_http::Scenario,
+    /// With --http: concurrent HTTP/1.1 keep-alive connections, each with one request in
+    /// flight.
+    #[arg(long, default_value_t = 64, requires = "http")]
+    pub connections: usize,
+    /// With --http: the measured phase stops after this many requests (or --seconds, whichever
+    /// comes first).
+    #[arg(long, requires = "http")]
+    pub requests: Option<u64>,
+    /// With --http: the measured phase stops after this many seconds (or --requests, whichever
+    /// comes first).
+    #[arg(long, default_value_t = 10.0, requires = "http")]
+    pub seconds: f64,
+    /// With --http: seconds of load before the measured phase, left out of every figure
+    /// (connections, caches and the server's allocator warm up).
+    #[arg(long, default_value_t = 1.0, requires = "http")]
+    pub warmup_seconds: f64,
+    /// With --http: accounts to create and move money between (unconstrained, so transfers
+    /// never fail for lack of funds).
+    #[arg(long, default_value_t = 1000, requires = "http")]
+    pub http_accounts: u64,
+    /// With --http: threads of the load generator's runtime (1 = a single-threaded runtime;
+    /// the load generator shares the machine with a spawned server).
+    #[arg(long, default_value_t = 1, requires = "http")]
+    pub client_threads: usize,
+    /// With --http: the base URL of an already running server on loopback
+    /// (`http://127.0.0.1:8080`) instead of spawning one. Needs --key.
+    #[arg(long, requires_all = ["http", "key"])]
+    pub target: Option<String>,
+    /// With --target: an operator key (the benchmark then creates the USD asset if missing, a
+    /// merchant and its key) or a merchant key (the USD asset must exist). Either way each run
+    /// adds --http-accounts accounts and the transfers to the target's ledger. Ignored without
+    /// --target: a spawned server gets a fresh operator key.
+    #[arg(long, env = "FARTHING_BENCH_KEY", hide_env_values = true)]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +131,9 @@ pub struct BenchReport {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.http {
+        return crate::bench_http::run(&args);
+    }
     let report = measure(&args)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -296,7 +343,7 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn machine_description() -> String {
+pub(crate) fn machine_description() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()

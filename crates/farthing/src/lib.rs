@@ -2,5 +2,6 @@
 //! deterministic workloads. `main.rs` only parses the command line.
 
 pub mod bench;
+pub mod bench_http;
 pub mod crash;
 pub mod progress;

@@ -17,7 +17,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP API on the embedded engine.
     Serve(Box<farthing_api::config::ServeArgs>),
-    /// Benchmark the durable engine in-process (TigerBeetle-like workload).
+    /// Benchmark the durable engine in-process (TigerBeetle-like workload), or with --http the
+    /// HTTP API under load.
     Bench(farthing::bench::BenchArgs),
     /// Payment channel network capacity planning (Spider, NSDI 2020).
     PcnSim(Box<farthing_pcn_sim::cli::Args>),
