@@ -33,30 +33,18 @@ impl PageQuery {
     }
 }
 
-/// Parses an optional query string into `T`, naming the bad parameter.
+/// Parses an optional query string into `T`; an error names the bad parameter.
 pub fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
-    serde_urlencoded_like(query.unwrap_or(""))
-}
-
-fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let mut map = serde_json::Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = if key == "limit" {
-            value
-                .parse::<u64>()
-                .map(serde_json::Value::from)
-                .map_err(|_| {
-                    ApiError::invalid("limit", "invalid_limit", "limit must be a whole number")
-                })?
-        } else {
-            serde_json::Value::String(value.to_string())
+    let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes());
+    let deserializer = serde_urlencoded::Deserializer::new(pairs);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let message = error.inner().to_string();
+        let path = error.path().to_string();
+        let param = match message.split('`').nth(1) {
+            Some(field) if path == "." => field.to_string(),
+            _ if path == "." => "query".to_string(),
+            _ => path,
         };
-        map.insert(key.to_string(), value);
-    }
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|error| {
-        let message = error.to_string();
-        let param = message.split('`').nth(1).unwrap_or("query").to_string();
         ApiError::invalid(&param, "invalid_query", message)
     })
 }
