@@ -417,27 +417,15 @@ impl MemoryLedger {
         (0..self.visible.transfers as u32).map(|pos| self.transfer_view(pos))
     }
 
-    /// Remembered failures (id, result code), sorted by id. Working view: the engine only
-    /// reads this at a publish point.
+    /// Remembered transfer failures, sorted by id. Working view: the engine only reads this
+    /// at a publish point.
     pub fn failed_transfers(&self) -> Vec<(TransferId, FailedEvent)> {
-        let mut failed: Vec<_> = self
-            .failed_transfers
-            .iter()
-            .map(|(id, f)| (TransferId(*id), *f))
-            .collect();
-        failed.sort_by_key(|(id, _)| *id);
-        failed
+        sorted_failures(&self.failed_transfers, TransferId)
     }
 
     /// Remembered account failures, sorted by id.
     pub fn failed_accounts(&self) -> Vec<(AccountId, FailedEvent)> {
-        let mut failed: Vec<_> = self
-            .failed_accounts
-            .iter()
-            .map(|(id, f)| (AccountId(*id), *f))
-            .collect();
-        failed.sort_by_key(|(id, _)| *id);
-        failed
+        sorted_failures(&self.failed_accounts, AccountId)
     }
 
     /// The ledger's last timestamp, published or not.
@@ -464,6 +452,16 @@ impl MemoryLedger {
                 + (self.failed_accounts.capacity() + self.failed_transfers.capacity()) * 40,
         }
     }
+}
+
+/// A failure map's entries in id order (hash maps iterate in no useful order).
+fn sorted_failures<T>(
+    failures: &HashMap<u128, FailedEvent, FixedState>,
+    id: fn(u128) -> T,
+) -> Vec<(T, FailedEvent)> {
+    let mut sorted: Vec<(u128, FailedEvent)> = failures.iter().map(|(k, f)| (*k, *f)).collect();
+    sorted.sort_unstable_by_key(|(k, _)| *k);
+    sorted.into_iter().map(|(k, f)| (id(k), f)).collect()
 }
 
 /// What becomes visible when a group of batches is durable; see [`MemoryLedger::take_publication`].

@@ -78,19 +78,28 @@ fn release_hold<S: LedgerState>(
     state: &mut S,
     hold: &StoredTransfer<S::AccountRef, S::TransferRef>,
 ) {
-    let mut debit = state.account(hold.debit).balances;
-    let mut credit = state.account(hold.credit).balances;
-    // A pending hold's amount is part of both pending balances; anything else is corruption.
+    let (debit, credit) = without_hold(
+        state.account(hold.debit).balances,
+        state.account(hold.credit).balances,
+        hold.amount,
+    );
+    state.set_balances(hold.debit, debit);
+    state.set_balances(hold.credit, credit);
+}
+
+/// The debit and credit accounts' balances with a live hold of `amount` taken back out of
+/// their pending sides. A live hold's amount is part of both pending balances when it is
+/// created; finding less there means the state is corrupt.
+fn without_hold(mut debit: Balances, mut credit: Balances, amount: Amount) -> (Balances, Balances) {
     debit.debits_pending = debit
         .debits_pending
-        .checked_sub(hold.amount)
+        .checked_sub(amount)
         .expect("invariant: debits_pending includes every live hold");
     credit.credits_pending = credit
         .credits_pending
-        .checked_sub(hold.amount)
+        .checked_sub(amount)
         .expect("invariant: credits_pending includes every live hold");
-    state.set_balances(hold.debit, debit);
-    state.set_balances(hold.credit, credit);
+    (debit, credit)
 }
 
 fn create_assets<S: LedgerState>(state: &mut S, assets: &[Asset]) -> Vec<AssetResult> {
@@ -740,8 +749,8 @@ fn resolve_hold<S: LedgerState>(
         }
         hold.amount
     };
-    let mut debit_balances = debit.balances;
-    let mut credit_balances = credit.balances;
+    let (mut debit_balances, mut credit_balances) =
+        without_hold(debit.balances, credit.balances, hold.amount);
     if post {
         debit_balances.debits_posted = debit_balances
             .debits_posted
@@ -752,15 +761,6 @@ fn resolve_hold<S: LedgerState>(
             .checked_add(amount)
             .ok_or(TransferResult::Overflow)?;
     }
-    // The hold was counted in both pending balances when it was created.
-    debit_balances.debits_pending = debit_balances
-        .debits_pending
-        .checked_sub(hold.amount)
-        .expect("invariant: debits_pending includes every live hold");
-    credit_balances.credits_pending = credit_balances
-        .credits_pending
-        .checked_sub(hold.amount)
-        .expect("invariant: credits_pending includes every live hold");
     undo.push(Undo::Balances(hold.debit, debit.balances));
     undo.push(Undo::Balances(hold.credit, credit.balances));
     state.set_balances(hold.debit, debit_balances);
