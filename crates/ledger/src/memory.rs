@@ -192,11 +192,8 @@ impl MemoryLedger {
         self.account_index
             .reserve(accounts, |&p| hasher.hash_one(accounts_vec[p as usize].id));
         self.accounts.reserve(accounts);
-        self.transfer_index.reserve(transfers, |p| {
-            hasher.hash_one(
-                chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)].id,
-            )
-        });
+        self.transfer_index
+            .reserve(transfers, |p| hasher.hash_one(record_at(chunks, p).id));
         self.chunks.reserve(transfers / CHUNK_TRANSFERS + 1);
     }
 
@@ -205,7 +202,7 @@ impl MemoryLedger {
     }
 
     fn record(&self, pos: u32) -> &TransferRecord {
-        &self.chunks[(pos >> CHUNK_SHIFT) as usize][pos as usize & (CHUNK_TRANSFERS - 1)]
+        record_at(&self.chunks, pos)
     }
 
     fn stored_account(&self, pos: u32, balances: Balances) -> StoredAccount {
@@ -454,6 +451,30 @@ impl MemoryLedger {
     }
 }
 
+/// The transfer record at `pos` in the chunked store.
+fn record_at(chunks: &[Arc<Vec<TransferRecord>>], pos: u32) -> &TransferRecord {
+    &chunks[(pos >> CHUNK_SHIFT) as usize][pos as usize & (CHUNK_TRANSFERS - 1)]
+}
+
+impl TransferRecord {
+    /// The record as the state interface sees it; `asset` is the debit account's.
+    fn stored(&self, asset: AssetId) -> StoredTransfer<AccountPos, TransferPos> {
+        StoredTransfer {
+            id: TransferId(self.id),
+            debit: AccountPos(self.debit),
+            credit: AccountPos(self.credit),
+            amount: Amount(self.amount),
+            pending: (self.pending != NO_HOLD).then_some(TransferPos(self.pending)),
+            user_data: self.user_data,
+            timeout_s: self.timeout_s,
+            asset,
+            code: self.code,
+            flags: TransferFlags(self.flags),
+            timestamp: Timestamp(self.timestamp),
+        }
+    }
+}
+
 /// A failure map's entries in id order (hash maps iterate in no useful order).
 fn sorted_failures<T>(
     failures: &HashMap<u128, FailedEvent, FixedState>,
@@ -498,22 +519,9 @@ impl SnapshotView {
             .iter()
             .flat_map(|chunk| chunk.iter())
             .take(self.transfer_count)
-            .map(|r| {
-                StoredTransfer {
-                    id: TransferId(r.id),
-                    debit: AccountPos(r.debit),
-                    credit: AccountPos(r.credit),
-                    amount: Amount(r.amount),
-                    pending: (r.pending != NO_HOLD).then_some(TransferPos(r.pending)),
-                    user_data: r.user_data,
-                    timeout_s: r.timeout_s,
-                    // Filled by the reader from the debit account; not stored per transfer.
-                    asset: AssetId(0),
-                    code: r.code,
-                    flags: TransferFlags(r.flags),
-                    timestamp: Timestamp(r.timestamp),
-                }
-            })
+            // The asset is filled in by the reader from the debit account; it is not stored
+            // per transfer.
+            .map(|r| r.stored(AssetId(0)))
     }
 }
 
@@ -648,19 +656,7 @@ impl LedgerState for MemoryLedger {
 
     fn transfer(&self, transfer: TransferPos) -> StoredTransfer<AccountPos, TransferPos> {
         let r = self.record(transfer.0);
-        StoredTransfer {
-            id: TransferId(r.id),
-            debit: AccountPos(r.debit),
-            credit: AccountPos(r.credit),
-            amount: Amount(r.amount),
-            pending: (r.pending != NO_HOLD).then_some(TransferPos(r.pending)),
-            user_data: r.user_data,
-            timeout_s: r.timeout_s,
-            asset: AssetId(self.accounts[r.debit as usize].asset),
-            code: r.code,
-            flags: TransferFlags(r.flags),
-            timestamp: Timestamp(r.timestamp),
-        }
+        r.stored(AssetId(self.accounts[r.debit as usize].asset))
     }
 
     fn has_room_for_transfer(&self) -> bool {
@@ -694,7 +690,7 @@ impl LedgerState for MemoryLedger {
             let chunks = &self.chunks;
             let hasher = &self.hasher;
             self.transfer_index.insert(hash, pos, |p| {
-                let r = &chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)];
+                let r = record_at(chunks, p);
                 hasher.hash_one(r.id)
             });
         }
@@ -727,7 +723,7 @@ impl LedgerState for MemoryLedger {
             let chunks = &self.chunks;
             let hasher = &self.hasher;
             self.transfer_index.remove(hash, pos, |p| {
-                let r = &chunks[(p >> CHUNK_SHIFT) as usize][p as usize & (CHUNK_TRANSFERS - 1)];
+                let r = record_at(chunks, p);
                 hasher.hash_one(r.id)
             });
         }
