@@ -83,6 +83,19 @@ pub fn random_id() -> u128 {
     }
 }
 
+/// The first id of a run of `count` consecutive transfer ids (a batch or a chain): derived from
+/// the Idempotency-Key when there is one (so a retry names the same transfers), else random.
+/// One hash per request, not per transfer. The start lies in `1..=2^127`, so the run never
+/// reaches `u128::MAX` or wraps to 0; two runs overlap with probability about
+/// `count / 2^127`.
+pub fn id_run_start(tenant: u128, idempotency_key: Option<&str>, purpose: &str) -> u128 {
+    let seed = match idempotency_key {
+        Some(key) => derived_id(tenant, key, purpose, 0),
+        None => rand::random(),
+    };
+    (seed >> 1) + 1
+}
+
 /// A ledger id derived from a tenant's Idempotency-Key, so that a retry (even after a crash
 /// between commit and response) names the same ledger object and the ledger answers `exists`.
 pub fn derived_id(tenant: u128, idempotency_key: &str, purpose: &str, index: u64) -> u128 {
@@ -184,6 +197,27 @@ impl AppState {
         let owner = record.owner.unwrap_or(0);
         self.owners.write().insert(account, owner);
         Ok(Some(owner))
+    }
+
+    /// The owners of many accounts (0 = operator, `None` = no record), taking the cache's lock
+    /// once for all of them rather than once each.
+    pub fn owners_of(&self, accounts: &[u128]) -> Result<Vec<Option<u128>>, ApiError> {
+        let mut owners = Vec::with_capacity(accounts.len());
+        let mut misses = Vec::new();
+        {
+            let cache = self.owners.read();
+            for (i, account) in accounts.iter().enumerate() {
+                let owner = cache.get(account).copied();
+                if owner.is_none() {
+                    misses.push(i);
+                }
+                owners.push(owner);
+            }
+        }
+        for i in misses {
+            owners[i] = self.owner_of(accounts[i])?;
+        }
+        Ok(owners)
     }
 
     /// Runs `run` at most once per (tenant, Idempotency-Key): a retry gets the stored response,
@@ -406,6 +440,37 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<ApiJson<T>, ApiError> {
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        let value = parse_json_body(&bytes)?;
+        Ok(ApiJson(value, bytes))
+    }
+}
+
+/// Parses a whole request body as JSON into `T`; errors name the field.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice::<T>(bytes).map_err(|error| {
+        let message = error.to_string();
+        let param = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field"))
+            .unwrap_or("body")
+            .to_string();
+        ApiError::invalid(
+            &param,
+            "invalid_json",
+            format!("invalid request body: {message}"),
+        )
+    })
+}
+
+/// The raw request body, with a too-large body refused as 413 naming `body`.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<RawBody, ApiError> {
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -418,20 +483,6 @@ where
                     ApiError::invalid("body", "body_unreadable", rejection.body_text())
                 }
             })?;
-        let value = serde_json::from_slice::<T>(&bytes).map_err(|error| {
-            let message = error.to_string();
-            let param = message
-                .split('`')
-                .nth(1)
-                .filter(|_| message.contains("field"))
-                .unwrap_or("body")
-                .to_string();
-            ApiError::invalid(
-                &param,
-                "invalid_json",
-                format!("invalid request body: {message}"),
-            )
-        })?;
-        Ok(ApiJson(value, bytes))
+        Ok(RawBody(bytes))
     }
 }

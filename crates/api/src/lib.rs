@@ -13,6 +13,7 @@ pub mod money;
 pub mod openapi;
 pub mod routes;
 pub mod store;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -90,22 +90,32 @@ const PROGRESS_TICK_MS: u64 = 200;
 pub enum Scenario {
     /// One transfer per `POST /v1/transfers`.
     Single,
-    /// `--batch-size` transfers per `POST /v1/transfers/batch`.
+    /// `--batch-size` transfers per `POST /v1/transfers/batch`, as JSON.
     Batch,
+    /// `--batch-size` transfers per `POST /v1/transfers/batch` in the compact binary encoding
+    /// (`farthing_api::wire`), the project's own high-volume client.
+    Binary,
 }
 
 impl Scenario {
     fn path(self) -> &'static str {
         match self {
             Scenario::Single => "/v1/transfers",
-            Scenario::Batch => "/v1/transfers/batch",
+            Scenario::Batch | Scenario::Binary => "/v1/transfers/batch",
         }
     }
 
     fn status_ok(self) -> StatusCode {
         match self {
             Scenario::Single => StatusCode::CREATED,
-            Scenario::Batch => StatusCode::OK,
+            Scenario::Batch | Scenario::Binary => StatusCode::OK,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Scenario::Single | Scenario::Batch => "application/json",
+            Scenario::Binary => farthing_api::wire::CONTENT_TYPE,
         }
     }
 }
@@ -286,7 +296,7 @@ fn validate(args: &BenchArgs) -> anyhow::Result<()> {
         "--warmup-seconds must be 0 to {SECONDS_MAX}"
     );
     ensure!(args.requests != Some(0), "--requests must be at least 1");
-    if args.scenario == Scenario::Batch {
+    if args.scenario != Scenario::Single {
         ensure!(
             (1..=farthing_ledger::BATCH_EVENTS_MAX).contains(&args.batch_size),
             "--batch-size must be 1..={}",
@@ -350,7 +360,7 @@ impl Endpoint {
 struct RequestTemplate {
     host: HeaderValue,
     authorization: HeaderValue,
-    json: HeaderValue,
+    content_type: HeaderValue,
 }
 
 impl RequestTemplate {
@@ -361,8 +371,16 @@ impl RequestTemplate {
         Ok(RequestTemplate {
             host: endpoint.host.clone(),
             authorization,
-            json: HeaderValue::from_static("application/json"),
+            content_type: HeaderValue::from_static("application/json"),
         })
+    }
+
+    /// The same headers with another content type.
+    fn with_content_type(&self, content_type: &'static str) -> RequestTemplate {
+        RequestTemplate {
+            content_type: HeaderValue::from_static(content_type),
+            ..self.clone()
+        }
     }
 
     fn build(&self, method: Method, uri: &Uri, body: Bytes) -> Request<Full<Bytes>> {
@@ -372,7 +390,7 @@ impl RequestTemplate {
         let headers = request.headers_mut();
         headers.insert(HOST, self.host.clone());
         headers.insert(AUTHORIZATION, self.authorization.clone());
-        headers.insert(CONTENT_TYPE, self.json.clone());
+        headers.insert(CONTENT_TYPE, self.content_type.clone());
         request
     }
 }
@@ -639,9 +657,12 @@ fn push_transfer(out: &mut String, rng: &mut StdRng, accounts: &[String], scale:
 /// The request bodies the load cycles through, all built before the clock starts.
 fn build_bodies(scenario: Scenario, fixture: &Fixture, batch_size: usize, seed: u64) -> Vec<Bytes> {
     let mut rng = StdRng::seed_from_u64(seed);
+    if scenario == Scenario::Binary {
+        return build_binary_bodies(fixture, batch_size, &mut rng);
+    }
     let (bodies, per_body) = match scenario {
         Scenario::Single => (SINGLE_BODIES, 1),
-        Scenario::Batch => (BATCH_BODIES, batch_size),
+        Scenario::Batch | Scenario::Binary => (BATCH_BODIES, batch_size),
     };
     (0..bodies)
         .map(|_| {
@@ -659,6 +680,38 @@ fn build_bodies(scenario: Scenario, fixture: &Fixture, batch_size: usize, seed: 
                 body.push_str("]}");
             }
             Bytes::from(body)
+        })
+        .collect()
+}
+
+/// Binary batch bodies (`farthing_api::wire`): the same random transfers, 64 bytes each.
+fn build_binary_bodies(fixture: &Fixture, batch_size: usize, rng: &mut StdRng) -> Vec<Bytes> {
+    use farthing_api::ids::{decode_id, IdKind};
+    use farthing_api::wire::{encode_request, Record};
+    let accounts: Vec<u128> = fixture
+        .accounts
+        .iter()
+        .map(|a| decode_id(IdKind::Account, a).unwrap_or(0))
+        .collect();
+    (0..BATCH_BODIES)
+        .map(|_| {
+            let records: Vec<Record> = (0..batch_size)
+                .map(|_| {
+                    let debit = rng.gen_range(0..accounts.len());
+                    let credit = (debit + rng.gen_range(1..accounts.len())) % accounts.len();
+                    Record {
+                        debit_account: accounts[debit],
+                        credit_account: accounts[credit],
+                        amount: u128::from(rng.gen_range(1..=AMOUNT_MINOR_UNITS_MAX)),
+                        asset_index: 0,
+                        code: 0,
+                        flags: 0,
+                        timeout_seconds: 0,
+                        reserved_zero: true,
+                    }
+                })
+                .collect();
+            Bytes::from(encode_request(&[ASSET_CODE], &records))
         })
         .collect()
 }
@@ -690,8 +743,10 @@ impl Load {
                 body: excerpt(body),
             });
         }
-        if self.scenario == Scenario::Single {
-            return Ok(1);
+        match self.scenario {
+            Scenario::Single => return Ok(1),
+            Scenario::Binary => return self.check_binary(body),
+            Scenario::Batch => {}
         }
         // A JSON string cannot hold an unescaped quote, so these keys are found only as keys:
         // one `"index":` per result, and `"error":` only in the results that failed (transfer
@@ -710,6 +765,34 @@ impl Load {
             });
         }
         Ok(self.transfers_per_request)
+    }
+}
+
+impl Load {
+    /// A binary answer: one result byte per transfer, all 0 (created).
+    fn check_binary(&self, body: &[u8]) -> Result<u64, HttpBenchError> {
+        let rejected = |results: u64, failed: u64, excerpt: String| HttpBenchError::BatchRejected {
+            sent: self.transfers_per_request,
+            results,
+            failed,
+            excerpt,
+        };
+        let response = farthing_api::wire::decode_response(body)
+            .map_err(|e| rejected(0, self.transfers_per_request, e.to_string()))?;
+        let results = response.results.len() as u64;
+        let failed: Vec<u8> = response
+            .results
+            .iter()
+            .copied()
+            .filter(|c| *c != 0)
+            .collect();
+        if results != self.transfers_per_request || !failed.is_empty() {
+            let first = failed
+                .first()
+                .map_or("", |c| farthing_api::wire::result_name(*c));
+            return Err(rejected(results, failed.len() as u64, first.to_string()));
+        }
+        Ok(results)
     }
 }
 
@@ -903,14 +986,16 @@ async fn measure(
         .context("setting up the benchmark's asset, merchant, key and accounts")?;
     let transfers_per_request = match args.scenario {
         Scenario::Single => 1,
-        Scenario::Batch => args.batch_size as u64,
+        Scenario::Batch | Scenario::Binary => args.batch_size as u64,
     };
     let bodies = build_bodies(args.scenario, &fixture, args.batch_size, args.seed);
     let started = Instant::now();
     let warmup_end = started + Duration::from_secs_f64(args.warmup_seconds);
     let load = Arc::new(Load {
         addr: endpoint.addr,
-        template: fixture.template,
+        template: fixture
+            .template
+            .with_content_type(args.scenario.content_type()),
         uri: Uri::from_static(args.scenario.path()),
         bodies,
         scenario: args.scenario,
@@ -1212,6 +1297,10 @@ fn print_table(r: &HttpBenchReport) {
         Scenario::Single => "single transfers (POST /v1/transfers)".to_string(),
         Scenario::Batch => format!(
             "batches of {} (POST /v1/transfers/batch, JSON)",
+            r.transfers_per_request
+        ),
+        Scenario::Binary => format!(
+            "batches of {} (POST /v1/transfers/batch, binary encoding)",
             r.transfers_per_request
         ),
     };

@@ -867,3 +867,166 @@ fn serves_https_with_a_certificate_and_stops_gracefully() {
     assert!(!plain.status.success() || plain.stdout.is_empty());
     server.stop();
 }
+
+/// Sends raw bytes as `application/octet-stream`; returns the status and the body.
+fn post_binary(
+    server: &Server,
+    key: &str,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+) -> (u16, Vec<u8>) {
+    let mut request = ureq::post(&format!("{}/v1/transfers/batch", server.base))
+        .set("Authorization", &format!("Bearer {key}"))
+        .set("Content-Type", "application/octet-stream");
+    if let Some(k) = idempotency_key {
+        request = request.set("Idempotency-Key", k);
+    }
+    let response = match request.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("binary batch: {e}"),
+    };
+    let status = response.status();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+    (status, bytes)
+}
+
+#[test]
+fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
+    use farthing_api::ids::{decode_id, encode_id, IdKind};
+    use farthing_api::wire::{self, Record};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, foreign) = server.call(
+        "POST",
+        "/v1/accounts",
+        Some(&w.b_key),
+        Some(json!({"asset": "USD"})),
+        &[],
+    );
+    assert_eq!(status, 201, "{foreign}");
+    let id = |text: &str| decode_id(IdKind::Account, text).unwrap();
+    let (bank, wallet, foreign) = (
+        id(&w.bank),
+        id(&w.wallet),
+        id(foreign["id"].as_str().unwrap()),
+    );
+    let record = |debit: u128, credit: u128, amount: u128| Record {
+        debit_account: debit,
+        credit_account: credit,
+        amount,
+        asset_index: 0,
+        code: 7,
+        flags: 0,
+        timeout_seconds: 0,
+        reserved_zero: true,
+    };
+    let records = [
+        record(bank, wallet, 2_500_000), // 2.5 USD in: created
+        record(wallet, bank, 1_000_000), // 1 USD back: created
+        record(wallet, bank, 5_000_000), // more than the wallet holds
+        record(foreign, bank, 1),        // merchant B's account
+        Record {
+            asset_index: 1,
+            ..record(bank, wallet, 1)
+        }, // no such asset in the table
+        record(bank, wallet, 0),         // zero
+        Record {
+            flags: 1,
+            timeout_seconds: 60,
+            ..record(wallet, bank, 500_000)
+        }, // a hold
+    ];
+    let body = wire::encode_request(&["USD"], &records);
+    let (status, answer) = post_binary(&server, &w.a_key, &body, Some("bin-1"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let response = wire::decode_response(&answer).unwrap();
+    let names: Vec<&str> = response
+        .results
+        .iter()
+        .map(|c| wire::result_name(*c))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ok",
+            "ok",
+            "exceeds_credits",
+            "debit_account_not_found",
+            "asset_index_unknown",
+            "zero_amount",
+            "ok"
+        ]
+    );
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
+    // Each created record is a transfer with id first_id + i, visible over JSON.
+    let (status, t) = server.call(
+        "GET",
+        &format!(
+            "/v1/transfers/{}",
+            encode_id(IdKind::Transfer, response.id(6))
+        ),
+        Some(&w.a_key),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(
+        (t["amount"].as_str(), t["status"].as_str()),
+        (Some("0.500000"), Some("pending"))
+    );
+
+    // The same key again: the same ids, `exists` where it was created, nothing moves twice.
+    let (_, again) = post_binary(&server, &w.a_key, &body, Some("bin-1"));
+    let again = wire::decode_response(&again).unwrap();
+    assert_eq!(again.first_id, response.first_id);
+    assert_eq!(
+        again
+            .results
+            .iter()
+            .map(|c| wire::result_name(*c))
+            .collect::<Vec<_>>()[..2],
+        ["exists", "exists"]
+    );
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
+    // The same key with different records: every record conflicts.
+    let other = wire::encode_request(&["USD"], &[record(bank, wallet, 7)]);
+    let (_, conflict) = post_binary(&server, &w.a_key, &other, Some("bin-1"));
+    assert_eq!(
+        wire::decode_response(&conflict).unwrap().results,
+        [2],
+        "exists_with_different_fields"
+    );
+
+    // Malformed bodies are refused whole with the field named; nothing is applied.
+    let mut bad_asset = body.clone();
+    bad_asset[12..15].copy_from_slice(b"EUR");
+    for (bytes, status, param) in [
+        (b"FTB1".to_vec(), 400, "body"),
+        (body[..body.len() - 3].to_vec(), 400, "body"),
+        (bad_asset, 404, "assets.0"),
+    ] {
+        let (s, answer) = post_binary(&server, &w.a_key, &bytes, None);
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(
+            (s, answer["error"]["param"].as_str()),
+            (status, Some(param)),
+            "{answer}"
+        );
+    }
+    // A read-only key cannot write.
+    let (_, ro) = server.call(
+        "POST",
+        "/v1/api_keys",
+        Some(&w.op),
+        Some(json!({"scope": "read_only"})),
+        &[],
+    );
+    let (s, _) = post_binary(&server, ro["secret"].as_str().unwrap(), &body, None);
+    assert_eq!(s, 403);
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
+    server.stop();
+}

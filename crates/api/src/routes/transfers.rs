@@ -17,8 +17,8 @@ use farthing_ledger::{
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, random_id, rfc3339, to_json, ApiJson, Principal,
-    SharedState,
+    derived_id, id_run_start, idempotency_key, json_response, parse_json_body, random_id, rfc3339,
+    to_json, ApiJson, Principal, RawBody, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -26,6 +26,7 @@ use crate::money::{format_amount, parse_amount};
 use crate::routes::accounts::{account_for_transfer, visible_account};
 use crate::routes::assets::by_code;
 use crate::routes::{parse_query, PageQuery};
+use crate::wire;
 
 /// The most transfers in one linked chain through `POST /v1/transfers`.
 pub const CHAIN_TRANSFERS_MAX: usize = 64;
@@ -207,13 +208,11 @@ fn stored_view(state: &SharedState, id: u128) -> Result<TransferJson, ApiError> 
     Ok(view(&asset, &t))
 }
 
+/// The ids of a run of `count` transfers: consecutive from one start, derived from the
+/// Idempotency-Key when there is one.
 fn ids_for(principal: &Principal, key: &Option<String>, purpose: &str, count: usize) -> Vec<u128> {
-    (0..count)
-        .map(|i| match key {
-            Some(key) => derived_id(principal.tenant(), key, purpose, i as u64),
-            None => random_id(),
-        })
-        .collect()
+    let first = id_run_start(principal.tenant(), key.as_deref(), purpose);
+    (0..count as u128).map(|i| first + i).collect()
 }
 
 /// `POST /v1/transfers`: one transfer object, or a list that succeeds or fails as one.
@@ -330,15 +329,26 @@ pub struct BatchError {
     pub param: Option<String>,
 }
 
-/// `POST /v1/transfers/batch`: up to 8,190 independent transfers, one result each.
-#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body = BatchRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 200, description = "one result per transfer", body = BatchResponse), crate::error::WriteErrors))]
+/// `POST /v1/transfers/batch`: up to 8,190 independent transfers, one result each, as JSON or
+/// (with `Content-Type: application/octet-stream`) in the compact binary encoding of
+/// [`crate::wire`].
+#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body(content((BatchRequest = "application/json"), (BinaryBatch = "application/octet-stream")), description = "JSON, or the compact binary encoding (see the wire module: FTB1 header, asset table, 64-byte records)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 200, description = "one result per transfer", content((BatchResponse = "application/json"), (BinaryBatch = "application/octet-stream"))), crate::error::WriteErrors))]
 pub async fn batch(
     State(state): State<SharedState>,
     principal: Principal,
     headers: HeaderMap,
-    ApiJson(request, _): ApiJson<BatchRequest>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
+    let key = idempotency_key(&headers)?;
+    let binary = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(wire::CONTENT_TYPE));
+    if binary {
+        return batch_binary(&state, &principal, &key, &body).await;
+    }
+    let request: BatchRequest = parse_json_body(&body)?;
     let count = request.transfers.len();
     if count == 0 || count > farthing_ledger::BATCH_EVENTS_MAX {
         return Err(ApiError::invalid(
@@ -350,7 +360,6 @@ pub async fn batch(
             ),
         ));
     }
-    let key = idempotency_key(&headers)?;
     let ids = ids_for(&principal, &key, "batch", count);
     let mut items: Vec<BatchItem> = Vec::with_capacity(count);
     let mut transfers = Vec::with_capacity(count);
@@ -400,6 +409,85 @@ pub async fn batch(
             results: items,
         })?,
     ))
+}
+
+/// The compact binary encoding of a batch request or response (see [`crate::wire`]).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BinaryBatch(pub Vec<u8>);
+
+/// The binary batch: the API checks each record (reserved bytes, flags, asset, that the caller
+/// may use both accounts) and the ledger decides the rest; one result byte per record.
+async fn batch_binary(
+    state: &SharedState,
+    principal: &Principal,
+    key: &Option<String>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let request = wire::decode_request(body, farthing_ledger::BATCH_EVENTS_MAX)
+        .map_err(|e| ApiError::invalid(e.param(), "invalid_batch", e.to_string()))?;
+    let assets = request
+        .assets
+        .iter()
+        .enumerate()
+        .map(|(i, code)| by_code(state, code, &format!("assets.{i}")))
+        .collect::<Result<Vec<Asset>, _>>()?;
+    let records: Vec<wire::Record> = request.records().collect();
+    let accounts: Vec<u128> = records
+        .iter()
+        .flat_map(|r| [r.debit_account, r.credit_account])
+        .collect();
+    let owners = state.owners_of(&accounts)?;
+    let usable = |i: usize| owners[i].is_some_and(|o| principal.can_see(o));
+    let first = id_run_start(principal.tenant(), key.as_deref(), "batch");
+    let mut results = vec![0u8; records.len()];
+    let mut transfers = Vec::with_capacity(records.len());
+    let mut positions = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let refusal = if !r.reserved_zero {
+            Some(wire::RESULT_RESERVED_NOT_ZERO)
+        } else if !r.flags_known() {
+            Some(TransferResult::FlagsUnknown.code())
+        } else if usize::from(r.asset_index) >= assets.len() {
+            Some(wire::RESULT_ASSET_INDEX_UNKNOWN)
+        } else if !usable(2 * i) {
+            Some(TransferResult::DebitAccountNotFound.code())
+        } else if !usable(2 * i + 1) {
+            Some(TransferResult::CreditAccountNotFound.code())
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            results[i] = code;
+            continue;
+        }
+        positions.push(i);
+        transfers.push(Transfer {
+            id: TransferId(first + i as u128),
+            debit_account_id: AccountId(r.debit_account),
+            credit_account_id: AccountId(r.credit_account),
+            amount: Amount(r.amount),
+            pending_id: TransferId(0),
+            user_data: 0,
+            timeout_s: r.timeout_seconds,
+            asset: assets[usize::from(r.asset_index)].id,
+            code: r.code,
+            flags: r.transfer_flags(),
+        });
+    }
+    if !transfers.is_empty() {
+        for (position, result) in positions.into_iter().zip(submit(state, transfers).await?) {
+            results[position] = result.code();
+        }
+    }
+    let mut response = Response::new(axum::body::Body::from(wire::encode_response(
+        first, &results,
+    )));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(wire::CONTENT_TYPE),
+    );
+    Ok(response)
 }
 
 fn batch_error(error: ApiError) -> BatchError {
