@@ -185,6 +185,9 @@ pub struct Engine {
 const LOCK_FILE: &str = "LOCK";
 /// Where retained log segments go (see [`Config::retain_log`]).
 pub const ARCHIVE_DIR: &str = "archive";
+/// Commits that may wait while the log thread syncs; the writer blocks beyond that, so this
+/// bounds the memory of unsynced commits. Those waiting are written with one fsync.
+const COMMITS_QUEUED_MAX: usize = 4;
 
 impl Engine {
     /// Opens (or creates) the data directory, recovers the ledger, and starts the threads.
@@ -229,9 +232,9 @@ impl Engine {
             snapshots: AtomicU64::new(0),
         });
         let (request_tx, request_rx) = bounded(config.queue_batches_max);
-        // Two commits in flight: one syncing, one being applied.
-        let (commit_tx, commit_rx) = bounded::<Commit>(1);
-        let (buffer_tx, buffer_rx) = bounded::<Vec<u8>>(4);
+        // Commits in flight beyond the one syncing; those queued share the next sync.
+        let (commit_tx, commit_rx) = bounded::<Commit>(COMMITS_QUEUED_MAX);
+        let (buffer_tx, buffer_rx) = bounded::<Vec<u8>>(COMMITS_QUEUED_MAX + 2);
         let log_shared = Arc::clone(&shared);
         let log_dir = dir.clone();
         let preallocate = config.log_preallocate_bytes;
@@ -569,64 +572,87 @@ fn log_loop(
     commits: Receiver<Commit>,
     buffers: Sender<Vec<u8>>,
 ) {
-    for commit in commits {
-        if shared.halted.load(Ordering::SeqCst) {
-            for (reply, _) in commit.replies {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(shared.halted_error()));
-                }
+    while let Ok(first) = commits.recv() {
+        // Every commit that queued up while the last sync ran shares the next one: one fsync
+        // for several commits when syncs are slower than commits arrive. A rotation ends the
+        // run, since the commits after it belong in the next segment.
+        let mut run = vec![first];
+        while !run.last().is_some_and(|c| c.rotate) {
+            match commits.try_recv() {
+                Ok(commit) => run.push(commit),
+                Err(_) => break,
             }
+        }
+        if shared.halted.load(Ordering::SeqCst) {
+            refuse(&shared, run);
             continue;
         }
         let started = Instant::now();
-        let written = writer.append(&commit.records).and_then(|()| writer.sync());
+        let written = run
+            .iter()
+            .try_for_each(|commit| writer.append(&commit.records))
+            .and_then(|()| writer.sync());
         if let Err(error) = written {
             shared.halt(format!(
                 "write-ahead log {}: {error}",
                 writer.path().display()
             ));
-            for (reply, _) in commit.replies {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(shared.halted_error()));
-                }
-            }
+            refuse(&shared, run);
             continue;
         }
         let fsync_nanos = started.elapsed().as_nanos() as u64;
-        shared.ledger.write().publish_up_to(commit.publication);
-        shared
-            .durable_sequence
-            .store(commit.last_sequence, Ordering::SeqCst);
-        shared.commits.fetch_add(1, Ordering::Relaxed);
-        shared
-            .log_bytes
-            .fetch_add(commit.records.len() as u64, Ordering::Relaxed);
-        shared
-            .fsync_nanos_total
-            .fetch_add(fsync_nanos, Ordering::Relaxed);
-        shared
-            .fsync_nanos_max
-            .fetch_max(fsync_nanos, Ordering::Relaxed);
-        // For operators' dashboards (a no-op unless a metrics recorder is installed).
-        metrics::histogram!("farthing_engine_fsync_seconds").record(fsync_nanos as f64 / 1e9);
-        metrics::histogram!("farthing_engine_commit_bytes").record(commit.records.len() as f64);
-        let mut batches = 0;
-        let mut events = 0;
-        for (reply, outcome) in commit.replies {
-            batches += 1;
-            events += outcome.results.len() as u64;
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(outcome));
+        let rotate_at = run.last().filter(|c| c.rotate).map(|c| c.last_sequence);
+        let last_sequence = run.last().map_or(0, |c| c.last_sequence);
+        let mut durable = Vec::with_capacity(run.len());
+        {
+            let mut ledger = shared.ledger.write();
+            for commit in run {
+                ledger.publish_up_to(commit.publication);
+                durable.push((commit.records, commit.replies));
             }
         }
-        shared.batches.fetch_add(batches, Ordering::Relaxed);
-        metrics::histogram!("farthing_engine_commit_events").record(events as f64);
-        shared.events.fetch_add(events, Ordering::Relaxed);
-        let _ = buffers.try_send(commit.records);
-        if commit.rotate {
-            match LogWriter::create(&dir, commit.last_sequence + 1, preallocate_bytes) {
+        shared
+            .durable_sequence
+            .store(last_sequence, Ordering::SeqCst);
+        shared.fsync_nanos_total.fetch_add(fsync_nanos, Ordering::Relaxed);
+        shared.fsync_nanos_max.fetch_max(fsync_nanos, Ordering::Relaxed);
+        // For operators' dashboards (a no-op unless a metrics recorder is installed).
+        metrics::histogram!("farthing_engine_fsync_seconds").record(fsync_nanos as f64 / 1e9);
+        for (records, replies) in durable {
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+            shared
+                .log_bytes
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            metrics::histogram!("farthing_engine_commit_bytes").record(records.len() as f64);
+            let mut batches = 0;
+            let mut events = 0;
+            for (reply, outcome) in replies {
+                batches += 1;
+                events += outcome.results.len() as u64;
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            shared.batches.fetch_add(batches, Ordering::Relaxed);
+            metrics::histogram!("farthing_engine_commit_events").record(events as f64);
+            shared.events.fetch_add(events, Ordering::Relaxed);
+            let _ = buffers.try_send(records);
+        }
+        if let Some(last_sequence) = rotate_at {
+            match LogWriter::create(&dir, last_sequence + 1, preallocate_bytes) {
                 Ok(next) => writer = next,
                 Err(error) => shared.halt(format!("cannot start a new log segment: {error}")),
+            }
+        }
+    }
+}
+
+/// Answers every batch of `run` with the engine's halt error; none of them is durable.
+fn refuse(shared: &Shared, run: Vec<Commit>) {
+    for commit in run {
+        for (reply, _) in commit.replies {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(shared.halted_error()));
             }
         }
     }

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: per-request allocations (headers, bodies, JSON) cost far less than with glibc's
+/// malloc, which took about 13% of the server's CPU under `bench --http`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// farthing: micropayments on an exact, crash-safe double-entry ledger.
 #[derive(Debug, Parser)]
 #[command(name = "farthing", version, about, long_about = None)]

@@ -221,39 +221,51 @@ pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
     headers: HeaderMap,
-    ApiJson(body, _): ApiJson<serde_json::Value>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
     let key = idempotency_key(&headers)?;
-    let (requests, is_chain): (Vec<serde_json::Value>, bool) = match body {
-        serde_json::Value::Array(items) => (items, true),
-        object @ serde_json::Value::Object(_) => (vec![object], false),
-        _ => {
+    let is_chain = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let requests: Vec<TransferRequest> = if is_chain {
+        // Each member is parsed on its own so that an error names it (`2.amount`).
+        let members: Vec<serde_json::Value> = parse_json_body(&body)?;
+        if members.is_empty() || members.len() > CHAIN_TRANSFERS_MAX {
+            return Err(ApiError::invalid(
+                "body",
+                "chain_size",
+                format!("a chain has 1 to {CHAIN_TRANSFERS_MAX} transfers"),
+            ));
+        }
+        members
+            .into_iter()
+            .enumerate()
+            .map(|(i, member)| {
+                crate::app::parse_json(member.to_string().as_bytes(), &format!("{i}."))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        // The common case, one transfer object, is parsed once, straight into its type.
+        let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !is_object {
+            // Malformed JSON says so; well-formed JSON of another shape is the wrong body.
+            parse_json_body::<serde::de::IgnoredAny>(&body)?;
             return Err(ApiError::invalid(
                 "body",
                 "invalid_json",
                 "body must be a transfer object or a list of them",
-            ))
+            ));
         }
+        vec![crate::app::parse_json(&body, "")?]
     };
-    if requests.is_empty() || requests.len() > CHAIN_TRANSFERS_MAX {
-        return Err(ApiError::invalid(
-            "body",
-            "chain_size",
-            format!("a chain has 1 to {CHAIN_TRANSFERS_MAX} transfers"),
-        ));
-    }
     let ids = ids_for(&principal, &key, "transfers", requests.len());
     let mut transfers = Vec::with_capacity(requests.len());
-    for (i, value) in requests.into_iter().enumerate() {
+    for (i, request) in requests.iter().enumerate() {
         let prefix = if is_chain {
             format!("{i}.")
         } else {
             String::new()
         };
-        let request: TransferRequest =
-            crate::app::parse_json(value.to_string().as_bytes(), &prefix)?;
-        let (mut transfer, _) = build(&state, &principal, &request, ids[i], &prefix)?;
+        let (mut transfer, _) = build(&state, &principal, request, ids[i], &prefix)?;
         if i + 1 < ids.len() {
             transfer.flags = transfer.flags | TransferFlags::LINKED;
         }
