@@ -83,14 +83,19 @@ pub fn random_id() -> u128 {
     }
 }
 
+/// Every transfer endpoint derives its ids with this one purpose, so an Idempotency-Key reused on
+/// another transfer endpoint, or on another hold, names the same ledger transfer and gets
+/// `exists_with_different_fields` (409) rather than running as a new request.
+pub const TRANSFERS_PURPOSE: &str = "transfers";
+
 /// The first id of a run of `count` consecutive transfer ids (a batch or a chain): derived from
 /// the Idempotency-Key when there is one (so a retry names the same transfers), else random.
 /// One hash per request, not per transfer. The start lies in `1..=2^127`, so the run never
 /// reaches `u128::MAX` or wraps to 0; two runs overlap with probability about
 /// `count / 2^127`.
-pub fn id_run_start(tenant: u128, idempotency_key: Option<&str>, purpose: &str) -> u128 {
+pub fn id_run_start(tenant: u128, idempotency_key: Option<&str>) -> u128 {
     let seed = match idempotency_key {
-        Some(key) => derived_id(tenant, key, purpose, 0),
+        Some(key) => derived_id(tenant, key, TRANSFERS_PURPOSE, 0),
         None => rand::random(),
     };
     (seed >> 1) + 1
@@ -243,7 +248,7 @@ impl AppState {
             self.commit(changes).await?;
             return Ok(json_response(status, body));
         };
-        let record_key = format!("{tenant:032x}:{endpoint}:{key}");
+        let record_key = idempotency_record_key(tenant, &key);
         let request_hash = sha256(&[endpoint.as_bytes(), request]);
         let lock = self
             .idempotency_locks
@@ -253,6 +258,9 @@ impl AppState {
             .clone();
         let _guard = lock.lock().await;
         let result = async {
+            if self.key_used_by_transfers(tenant, &key) {
+                return Err(key_used_elsewhere());
+            }
             if let Some(previous) = self.store.idempotency(&record_key)? {
                 if previous.request_hash != request_hash {
                     return Err(ApiError::idempotency(
@@ -287,6 +295,35 @@ impl AppState {
         result
     }
 
+    /// Whether a transfer endpoint already used this Idempotency-Key (its first transfer id is
+    /// in the ledger).
+    fn key_used_by_transfers(&self, tenant: u128, key: &str) -> bool {
+        let first = id_run_start(tenant, Some(key));
+        self.engine
+            .lookup_transfer(farthing_ledger::TransferId(first))
+            .is_some()
+    }
+
+    /// Refuses an Idempotency-Key on a transfer endpoint when a non-transfer endpoint (one with
+    /// a stored response) already used it: one namespace of keys per tenant, as in Stripe.
+    pub fn check_key_for_transfers(
+        &self,
+        tenant: u128,
+        key: &Option<String>,
+    ) -> Result<(), ApiError> {
+        match key {
+            Some(key)
+                if self
+                    .store
+                    .idempotency(&idempotency_record_key(tenant, key))?
+                    .is_some() =>
+            {
+                Err(key_used_elsewhere())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Writes metadata durably off the async threads (redb fsyncs on commit).
     pub async fn commit(&self, changes: crate::store::Changes) -> Result<(), ApiError> {
         let store = Arc::clone(&self.store);
@@ -295,6 +332,16 @@ impl AppState {
             .map_err(|e| ApiError::internal(format!("store task failed: {e}")))??;
         Ok(())
     }
+}
+
+/// The store key of an Idempotency-Key's record: per tenant, the same for every endpoint (the
+/// endpoint is part of the request fingerprint, so reuse elsewhere is a conflict).
+fn idempotency_record_key(tenant: u128, key: &str) -> String {
+    format!("{tenant:032x}:{key}")
+}
+
+fn key_used_elsewhere() -> ApiError {
+    ApiError::idempotency("this Idempotency-Key was already used for a different request")
 }
 
 pub fn json_response(status: StatusCode, body: String) -> Response {
@@ -408,7 +455,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, 
             .split('`')
             .nth(1)
             .filter(|_| message.starts_with("missing field `"));
-        let mut param = if path == "." { String::new() } else { path };
+        // "?" is where serde_path_to_error could not tell (malformed JSON): the body itself.
+        let mut param = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
         if let Some(field) = field {
             if !param.is_empty() {
                 param.push('.');

@@ -21,7 +21,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FARTHING_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
     /// TOML file with any of: listen, data_dir, rate_limit_per_second, request_body_bytes_max,
-    /// request_timeout_ms, log_json, tls_cert, tls_key.
+    /// request_timeout_ms, idempotency_retention_hours, log_json, tls_cert, tls_key.
     #[arg(long, env = "FARTHING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Requests per second allowed per API key [default: 100000].
@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Request timeout in milliseconds [default: 10000].
     #[arg(long, env = "FARTHING_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// How long stored Idempotency-Key responses of non-transfer requests are kept, in hours
+    /// (at least 24) [default: 24]. Transfer keys live in the ledger and never expire.
+    #[arg(long, env = "FARTHING_IDEMPOTENCY_RETENTION_HOURS")]
+    pub idempotency_retention_hours: Option<u64>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FARTHING_LOG_JSON")]
     pub log_json: bool,
@@ -44,6 +48,11 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Stored Idempotency-Key responses live at least a day (what clients retrying are promised),
+/// at most ten years.
+pub const IDEMPOTENCY_RETENTION_HOURS_MIN: u64 = 24;
+pub const IDEMPOTENCY_RETENTION_HOURS_MAX: u64 = 24 * 3650;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -52,6 +61,7 @@ struct FileConfig {
     rate_limit_per_second: Option<u32>,
     request_body_bytes_max: Option<usize>,
     request_timeout_ms: Option<u64>,
+    idempotency_retention_hours: Option<u64>,
     log_json: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -66,6 +76,7 @@ pub struct ServeConfig {
     pub rate_limit_per_second: u32,
     pub request_body_bytes_max: usize,
     pub request_timeout_ms: u64,
+    pub idempotency_retention_hours: u64,
     pub log_json: bool,
     /// Certificate and key paths when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -110,6 +121,18 @@ impl ServeConfig {
                 .request_timeout_ms
                 .or(file.request_timeout_ms)
                 .unwrap_or(10_000),
+            idempotency_retention_hours: {
+                let hours = args
+                    .idempotency_retention_hours
+                    .or(file.idempotency_retention_hours)
+                    .unwrap_or(IDEMPOTENCY_RETENTION_HOURS_MIN);
+                anyhow::ensure!(
+                    (IDEMPOTENCY_RETENTION_HOURS_MIN..=IDEMPOTENCY_RETENTION_HOURS_MAX)
+                        .contains(&hours),
+                    "idempotency_retention_hours must be {IDEMPOTENCY_RETENTION_HOURS_MIN} to {IDEMPOTENCY_RETENTION_HOURS_MAX}, not {hours}"
+                );
+                hours
+            },
             log_json: args.log_json || file.log_json.unwrap_or(false),
             tls: match (
                 args.tls_cert.or(file.tls_cert),

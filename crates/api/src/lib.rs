@@ -129,6 +129,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         state.remember_key(record);
         println!("operator API key (shown once, store it now): {secret}");
     }
+    tokio::spawn(prune_idempotency_records(
+        Arc::clone(&state.store),
+        config.idempotency_retention_hours,
+    ));
     let app = router(Arc::clone(&state));
     match &config.tls {
         None => {
@@ -176,6 +180,46 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     println!("farthing stopped");
     Ok(())
+}
+
+/// How often stored idempotency responses past their retention are deleted, and how many one
+/// write transaction deletes.
+const IDEMPOTENCY_PRUNE_INTERVAL_S: u64 = 600;
+const IDEMPOTENCY_PRUNE_BATCH: usize = 10_000;
+
+/// Deletes stored Idempotency-Key responses older than the retention, forever (the task ends
+/// with the runtime). It holds only the store, so shutdown can still drop the engine.
+async fn prune_idempotency_records(store: Arc<Store>, retention_hours: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(IDEMPOTENCY_PRUNE_INTERVAL_S));
+    loop {
+        tick.tick().await;
+        let retention_ns = retention_hours.saturating_mul(3_600_000_000_000);
+        let cutoff = app::now_ns().saturating_sub(retention_ns);
+        loop {
+            let store = Arc::clone(&store);
+            let pruned = tokio::task::spawn_blocking(move || {
+                store.prune_idempotency(cutoff, IDEMPOTENCY_PRUNE_BATCH)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(n)) if n == IDEMPOTENCY_PRUNE_BATCH => continue,
+                Ok(Ok(n)) => {
+                    if n > 0 {
+                        tracing::info!(pruned = n, "expired idempotency records deleted");
+                    }
+                    break;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "pruning idempotency records failed; retrying later");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "pruning task failed; retrying later");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// How long in-flight requests may take to finish after SIGTERM over TLS.

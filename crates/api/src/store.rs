@@ -196,9 +196,84 @@ impl Store {
         Ok((ids, more))
     }
 
+    /// Deletes idempotency records created before `cutoff_ns`, at most `limit` of them (so one
+    /// pass holds the write lock briefly); returns how many it deleted.
+    pub fn prune_idempotency(&self, cutoff_ns: u64, limit: usize) -> Result<usize, redb::Error> {
+        let expired: Vec<String> = {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(IDEMPOTENCY)?;
+            let mut expired = Vec::new();
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                let record: IdempotencyRecord = decode(value.value())?;
+                if record.created_ns < cutoff_ns {
+                    expired.push(key.value().to_string());
+                    if expired.len() == limit {
+                        break;
+                    }
+                }
+            }
+            expired
+        };
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(IDEMPOTENCY)?;
+            for key in &expired {
+                table.remove(key.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(expired.len())
+    }
+
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, redb::Error> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(IDEMPOTENCY)?;
         table.get(key)?.map(|v| decode(v.value())).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(created_ns: u64) -> IdempotencyRecord {
+        IdempotencyRecord {
+            request_hash: [7; 32],
+            status: 201,
+            body: "{}".into(),
+            created_ns,
+        }
+    }
+
+    #[test]
+    fn pruning_removes_only_records_older_than_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (key, created) in [("a", 10), ("b", 20), ("c", 30), ("d", 40)] {
+            store
+                .apply(Changes {
+                    idempotency: Some((key.into(), record(created))),
+                    ..Changes::default()
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            store.prune_idempotency(30, 1).unwrap(),
+            1,
+            "bounded by limit"
+        );
+        assert_eq!(store.prune_idempotency(30, 100).unwrap(), 1);
+        assert_eq!(store.prune_idempotency(30, 100).unwrap(), 0);
+        for (key, kept) in [("a", false), ("b", false), ("c", true), ("d", true)] {
+            assert_eq!(store.idempotency(key).unwrap().is_some(), kept, "{key}");
+        }
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert!(reopened.idempotency("a").unwrap().is_none(), "durable");
+        assert_eq!(reopened.idempotency("c").unwrap(), Some(record(30)));
     }
 }

@@ -614,8 +614,12 @@ fn log_loop(
         shared
             .durable_sequence
             .store(last_sequence, Ordering::SeqCst);
-        shared.fsync_nanos_total.fetch_add(fsync_nanos, Ordering::Relaxed);
-        shared.fsync_nanos_max.fetch_max(fsync_nanos, Ordering::Relaxed);
+        shared
+            .fsync_nanos_total
+            .fetch_add(fsync_nanos, Ordering::Relaxed);
+        shared
+            .fsync_nanos_max
+            .fetch_max(fsync_nanos, Ordering::Relaxed);
         // For operators' dashboards (a no-op unless a metrics recorder is installed).
         metrics::histogram!("farthing_engine_fsync_seconds").record(fsync_nanos as f64 / 1e9);
         for (records, replies) in durable {

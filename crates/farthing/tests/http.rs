@@ -665,6 +665,76 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
     );
     assert_eq!((status, &same_merchant), (201, &merchant));
     assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
+    // One namespace of keys per tenant: a key reused on another endpoint is a conflict, in
+    // either direction, and runs nothing.
+    let (status, e) = server.call(
+        "POST",
+        "/v1/accounts",
+        Some(&w.a_key),
+        Some(json!({"asset": "USD"})),
+        &key,
+    );
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (409, Some("idempotency_error")),
+        "{e}"
+    );
+    let mer = [("Idempotency-Key", "mer-c")];
+    let (status, e) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.op),
+        Some(transfer(&w.bank, &w.wallet, "0.01")),
+        &mer,
+    );
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (409, Some("idempotency_error")),
+        "{e}"
+    );
+    let (status, e) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(json!([
+            transfer(&w.bank, &w.wallet, "0.25"),
+            transfer(&w.bank, &w.wallet, "0.01")
+        ])),
+        &key,
+    );
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (409, Some("idempotency_error")),
+        "{e}"
+    );
+    // A key that captured a hold cannot then release it, nor capture another hold.
+    let hold = |amount: &str| {
+        let (status, h) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": amount, "asset": "USD", "pending": true})), &[]);
+        assert_eq!(status, 201, "{h}");
+        h["id"].as_str().unwrap().to_string()
+    };
+    let (h1, h2) = (hold("0.01"), hold("0.02"));
+    let capture = [("Idempotency-Key", "capture-1")];
+    let (status, _) = server.call(
+        "POST",
+        &format!("/v1/transfers/{h1}/post"),
+        Some(&w.a_key),
+        Some(json!({})),
+        &capture,
+    );
+    assert_eq!(status, 201);
+    for path in [
+        format!("/v1/transfers/{h1}/void"),
+        format!("/v1/transfers/{h2}/post"),
+    ] {
+        let (status, e) = server.call("POST", &path, Some(&w.a_key), Some(json!({})), &capture);
+        assert_eq!(
+            (status, e["error"]["type"].as_str()),
+            (409, Some("idempotency_error")),
+            "{path}: {e}"
+        );
+    }
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.250000");
     server.stop();
 }
 

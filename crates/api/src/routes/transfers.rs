@@ -17,8 +17,8 @@ use farthing_ledger::{
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, id_run_start, idempotency_key, json_response, parse_json_body, random_id, rfc3339,
-    to_json, ApiJson, Principal, RawBody, SharedState,
+    id_run_start, idempotency_key, json_response, parse_json_body, random_id, rfc3339, to_json,
+    ApiJson, Principal, RawBody, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -210,8 +210,8 @@ fn stored_view(state: &SharedState, id: u128) -> Result<TransferJson, ApiError> 
 
 /// The ids of a run of `count` transfers: consecutive from one start, derived from the
 /// Idempotency-Key when there is one.
-fn ids_for(principal: &Principal, key: &Option<String>, purpose: &str, count: usize) -> Vec<u128> {
-    let first = id_run_start(principal.tenant(), key.as_deref(), purpose);
+fn ids_for(principal: &Principal, key: &Option<String>, count: usize) -> Vec<u128> {
+    let first = id_run_start(principal.tenant(), key.as_deref());
     (0..count as u128).map(|i| first + i).collect()
 }
 
@@ -225,6 +225,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
     let key = idempotency_key(&headers)?;
+    state.check_key_for_transfers(principal.tenant(), &key)?;
     let is_chain = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let requests: Vec<TransferRequest> = if is_chain {
         // Each member is parsed on its own so that an error names it (`2.amount`).
@@ -257,7 +258,7 @@ pub async fn create(
         }
         vec![crate::app::parse_json(&body, "")?]
     };
-    let ids = ids_for(&principal, &key, "transfers", requests.len());
+    let ids = ids_for(&principal, &key, requests.len());
     let mut transfers = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
         let prefix = if is_chain {
@@ -353,6 +354,7 @@ pub async fn batch(
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
     let key = idempotency_key(&headers)?;
+    state.check_key_for_transfers(principal.tenant(), &key)?;
     let binary = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -372,7 +374,7 @@ pub async fn batch(
             ),
         ));
     }
-    let ids = ids_for(&principal, &key, "batch", count);
+    let ids = ids_for(&principal, &key, count);
     let mut items: Vec<BatchItem> = Vec::with_capacity(count);
     let mut transfers = Vec::with_capacity(count);
     let mut positions = Vec::with_capacity(count);
@@ -451,7 +453,7 @@ async fn batch_binary(
         .collect();
     let owners = state.owners_of(&accounts)?;
     let usable = |i: usize| owners[i].is_some_and(|o| principal.can_see(o));
-    let first = id_run_start(principal.tenant(), key.as_deref(), "batch");
+    let first = id_run_start(principal.tenant(), key.as_deref());
     let mut results = vec![0u8; records.len()];
     let mut transfers = Vec::with_capacity(records.len());
     let mut positions = Vec::with_capacity(records.len());
@@ -590,10 +592,11 @@ async fn resolve(
         ));
     }
     let key = idempotency_key(&headers)?;
-    // The whole hold id is part of the derivation: one key on two holds names two transfers.
-    let purpose = format!("{}:{:032x}", if post { "post" } else { "void" }, hold.id.0);
+    state.check_key_for_transfers(principal.tenant(), &key)?;
+    // The same derivation as every transfer endpoint: the key reused on another hold, or to
+    // void what it posted, names this transfer again and gets 409.
     let new_id = match &key {
-        Some(key) => derived_id(principal.tenant(), key, &purpose, 0),
+        Some(key) => id_run_start(principal.tenant(), Some(key)),
         None => random_id(),
     };
     let transfer = Transfer {
