@@ -44,6 +44,7 @@ pub struct AppState {
     pub asset_lock: tokio::sync::Mutex<()>,
     pub limits: Limits,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub products: crate::products::Products,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -147,6 +148,7 @@ impl AppState {
         admin_key: Option<&str>,
         limits: Limits,
         metrics: metrics_exporter_prometheus::PrometheusHandle,
+        products: crate::products::Products,
     ) -> Result<AppState, redb::Error> {
         let keys = store
             .api_keys()?
@@ -166,6 +168,7 @@ impl AppState {
             asset_lock: tokio::sync::Mutex::new(()),
             limits,
             metrics,
+            products,
         })
     }
 
@@ -363,6 +366,8 @@ pub struct Principal {
     pub key_id: u128,
     pub scope: Scope,
     pub merchant: Option<u128>,
+    /// For customer tokens: the customer.
+    pub customer: Option<u128>,
 }
 
 impl Principal {
@@ -378,6 +383,7 @@ impl Principal {
     /// Whether the caller may see objects of `owner` (0 = operator-owned).
     pub fn can_see(&self, owner: u128) -> bool {
         match (self.scope, self.merchant) {
+            (Scope::Customer, _) => false,
             (Scope::Operator, _) | (Scope::ReadOnly, None) => true,
             (_, Some(merchant)) => owner == merchant,
             (Scope::Merchant, None) => false,
@@ -407,40 +413,68 @@ where
 {
     type Rejection = ApiError;
 
+    /// Operator, merchant and read-only keys; customer tokens only reach the endpoints that
+    /// take a [`Caller`].
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Principal, ApiError> {
-        let state = SharedState::from_ref(state);
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <API key>"))?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .filter(|s| s.starts_with(crate::routes::keys::KEY_PREFIX))
-            .ok_or_else(|| ApiError::unauthenticated("Authorization must be `Bearer fk_…`"))?;
-        let hash = sha256(&[secret.as_bytes()]);
-        let principal = if state.admin_hash == Some(hash) {
-            Principal {
-                key_id: 0,
-                scope: Scope::Operator,
-                merchant: None,
-            }
-        } else {
-            let keys = state.keys.read();
-            let key = keys
-                .get(&hash)
-                .ok_or_else(|| ApiError::unauthenticated("unknown or revoked API key"))?;
-            Principal {
-                key_id: key.id,
-                scope: key.scope,
-                merchant: key.merchant,
-            }
-        };
-        if state.limiter.check_key(&principal.key_id).is_err() {
-            return Err(ApiError::rate_limited());
+        let principal = authenticate(parts, &SharedState::from_ref(state))?;
+        if principal.scope == Scope::Customer {
+            return Err(ApiError::forbidden(
+                "a customer token can only call the customer endpoints",
+            ));
         }
         Ok(principal)
     }
+}
+
+/// Any authenticated caller, customer tokens included (the customer-facing endpoints).
+pub struct Caller(pub Principal);
+
+impl<S> FromRequestParts<S> for Caller
+where
+    SharedState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+        Ok(Caller(authenticate(parts, &SharedState::from_ref(state))?))
+    }
+}
+
+fn authenticate(parts: &Parts, state: &SharedState) -> Result<Principal, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <API key>"))?;
+    let secret = header
+        .strip_prefix("Bearer ")
+        .filter(|s| s.starts_with(crate::routes::keys::KEY_PREFIX))
+        .ok_or_else(|| ApiError::unauthenticated("Authorization must be `Bearer fk_…`"))?;
+    let hash = sha256(&[secret.as_bytes()]);
+    let principal = if state.admin_hash == Some(hash) {
+        Principal {
+            key_id: 0,
+            scope: Scope::Operator,
+            merchant: None,
+            customer: None,
+        }
+    } else {
+        let keys = state.keys.read();
+        let key = keys
+            .get(&hash)
+            .ok_or_else(|| ApiError::unauthenticated("unknown or revoked API key"))?;
+        Principal {
+            key_id: key.id,
+            scope: key.scope,
+            merchant: key.merchant,
+            customer: key.customer,
+        }
+    };
+    if state.limiter.check_key(&principal.key_id).is_err() {
+        return Err(ApiError::rate_limited());
+    }
+    Ok(principal)
 }
 
 /// Parses JSON into `T`; an error names the field (`amount`, `transfers[2].amount`) with

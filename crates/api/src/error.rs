@@ -51,6 +51,15 @@ pub enum ReadErrors {
     RateLimited(#[to_schema] ErrorBody),
 }
 
+/// The errors of a write that charges a card: every write error, plus 402.
+#[derive(utoipa::IntoResponses)]
+pub enum CardErrors {
+    /// The card processor declined; `code` says why (`card_declined`, `insufficient_funds`,
+    /// `suspected_fraud`, ...).
+    #[response(status = 402)]
+    Declined(#[to_schema] ErrorBody),
+}
+
 /// The errors every write can answer with (for the OpenAPI document).
 #[derive(utoipa::IntoResponses)]
 pub enum WriteErrors {
@@ -159,6 +168,12 @@ impl ApiError {
             message,
         )
         .with_param("Idempotency-Key")
+    }
+
+    /// 402: the card processor declined (`card_error`, with the decline code).
+    pub fn card_declined(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_error", code, message)
+            .with_param("payment_method")
     }
 
     /// 422: well-formed, but the ledger's rules refuse it (insufficient funds, hold resolved).

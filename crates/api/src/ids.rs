@@ -11,6 +11,12 @@ pub enum IdKind {
     Transfer,
     Merchant,
     ApiKey,
+    Customer,
+    Allowance,
+    Charge,
+    Refund,
+    Topup,
+    Payout,
 }
 
 impl IdKind {
@@ -20,6 +26,12 @@ impl IdKind {
             IdKind::Transfer => "tr_",
             IdKind::Merchant => "mer_",
             IdKind::ApiKey => "key_",
+            IdKind::Customer => "cus_",
+            IdKind::Allowance => "alw_",
+            IdKind::Charge => "ch_",
+            IdKind::Refund => "re_",
+            IdKind::Topup => "tu_",
+            IdKind::Payout => "po_",
         }
     }
 }

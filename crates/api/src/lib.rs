@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod money;
 pub mod openapi;
+pub mod products;
 pub mod routes;
 pub mod store;
 pub mod wire;
@@ -33,7 +34,9 @@ use crate::store::{Changes, Scope, Store};
 
 /// Every route of the API.
 pub fn router(state: SharedState) -> Router {
-    use routes::{accounts, assets, health, keys, merchants, transfers};
+    use routes::{
+        accounts, assets, charges, customers, health, keys, merchants, payouts, reports, transfers,
+    };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
     Router::new()
@@ -54,6 +57,42 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/transfers/{id}", get(transfers::get))
         .route("/v1/transfers/{id}/post", post(transfers::post_hold))
         .route("/v1/transfers/{id}/void", post(transfers::void_hold))
+        .route("/v1/customers", post(customers::create))
+        .route("/v1/customers/{id}", get(customers::get))
+        .route(
+            "/v1/customers/{id}/payment_methods",
+            post(customers::add_payment_method),
+        )
+        .route("/v1/customers/{id}/wallets/{asset}", get(customers::wallet))
+        .route("/v1/customers/{id}/topups", post(customers::topup))
+        .route(
+            "/v1/customers/{id}/auto_topup",
+            post(customers::set_auto_topup),
+        )
+        .route(
+            "/v1/customers/{id}/allowances",
+            post(customers::create_allowance).get(customers::list_allowances),
+        )
+        .route(
+            "/v1/allowances/{id}/revoke",
+            post(customers::revoke_allowance),
+        )
+        .route("/v1/merchants/{id}/fee_plan", post(charges::set_fee_plan))
+        .route(
+            "/v1/merchants/{id}/payout_settings",
+            post(payouts::set_settings),
+        )
+        .route("/v1/merchants/{id}/balance", get(payouts::balance))
+        .route(
+            "/v1/merchants/{id}/payouts",
+            post(payouts::create).get(payouts::list),
+        )
+        .route("/v1/charges", post(charges::create))
+        .route("/v1/charges/{id}", get(charges::get))
+        .route("/v1/charges/{id}/confirm", post(charges::confirm))
+        .route("/v1/charges/{id}/refunds", post(charges::refund))
+        .route("/v1/tips", post(charges::tip))
+        .route("/v1/reports/fees", get(reports::fees))
         .fallback(|| async { error::ApiError::not_found(None, "route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -110,12 +149,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let engine = Engine::open(EngineConfig::new(&config.data_dir))?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let metrics = install_metrics()?;
+    let products = products::Products::new(Arc::clone(&store))?;
     let state = Arc::new(AppState::new(
         Arc::new(engine),
         store,
         config.admin_key.as_deref(),
         config.limits(),
         metrics,
+        products,
     )?);
     if !state.has_operator_key() {
         let (record, secret) = routes::keys::issue_key(Scope::Operator, None);

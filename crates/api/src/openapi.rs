@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, assets, health, keys, merchants, transfers};
+use crate::routes::{
+    accounts, assets, charges, customers, health, keys, merchants, payouts, reports, transfers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +22,12 @@ use crate::routes::{accounts, assets, health, keys, merchants, transfers};
         accounts::create, accounts::get, accounts::list,
         transfers::create, transfers::batch, transfers::get, transfers::post_hold, transfers::void_hold, transfers::history,
         health::healthz, health::readyz, health::metrics,
+        customers::create, customers::get, customers::add_payment_method, customers::wallet,
+        customers::topup, customers::set_auto_topup, customers::create_allowance,
+        customers::list_allowances, customers::revoke_allowance,
+        charges::set_fee_plan, charges::create, charges::get, charges::confirm, charges::refund, charges::tip,
+        payouts::set_settings, payouts::balance, payouts::create, payouts::list,
+        reports::fees,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -77,6 +85,26 @@ mod tests {
             "DELETE /v1/api_keys/{id}",
             "POST /v1/assets",
             "GET /v1/assets",
+            "POST /v1/customers",
+            "GET /v1/customers/{id}",
+            "POST /v1/customers/{id}/payment_methods",
+            "GET /v1/customers/{id}/wallets/{asset}",
+            "POST /v1/customers/{id}/topups",
+            "POST /v1/customers/{id}/auto_topup",
+            "POST /v1/customers/{id}/allowances",
+            "GET /v1/customers/{id}/allowances",
+            "POST /v1/allowances/{id}/revoke",
+            "POST /v1/merchants/{id}/fee_plan",
+            "POST /v1/merchants/{id}/payout_settings",
+            "GET /v1/merchants/{id}/balance",
+            "POST /v1/merchants/{id}/payouts",
+            "GET /v1/merchants/{id}/payouts",
+            "POST /v1/charges",
+            "GET /v1/charges/{id}",
+            "POST /v1/charges/{id}/confirm",
+            "POST /v1/charges/{id}/refunds",
+            "POST /v1/tips",
+            "GET /v1/reports/fees",
             "POST /v1/accounts",
             "GET /v1/accounts",
             "GET /v1/accounts/{id}",

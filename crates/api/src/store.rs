@@ -17,6 +17,11 @@ const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempote
 
 pub const STORE_FILE: &str = "metadata.redb";
 
+/// A table of product records (customers, charges, ...), JSON values by 128-bit id.
+pub type RecordTable = TableDefinition<'static, u128, &'static [u8]>;
+/// Secondary indexes of product records: (owner or parent, id) pairs, listed in id order.
+pub type IndexTable = TableDefinition<'static, (u128, u128), ()>;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MerchantRecord {
     pub id: u128,
@@ -31,6 +36,8 @@ pub enum Scope {
     Operator,
     Merchant,
     ReadOnly,
+    /// A customer's token: only the customer endpoints, only for that customer.
+    Customer,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,6 +48,9 @@ pub struct ApiKeyRecord {
     pub scope: Scope,
     /// The merchant the key acts for; `None` for operator keys and global read-only keys.
     pub merchant: Option<u128>,
+    /// The customer a customer token acts for.
+    #[serde(default)]
+    pub customer: Option<u128>,
     pub created_ns: u64,
     pub revoked: bool,
 }
@@ -75,6 +85,35 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
     serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("decoding: {e}")))
 }
 
+/// One write of a product record or index entry.
+#[derive(Clone)]
+pub enum RecordWrite {
+    Put {
+        table: RecordTable,
+        id: u128,
+        value: Vec<u8>,
+    },
+    Index {
+        index: IndexTable,
+        parent: u128,
+        id: u128,
+    },
+}
+
+impl RecordWrite {
+    pub fn put<T: Serialize>(
+        table: RecordTable,
+        id: u128,
+        value: &T,
+    ) -> Result<RecordWrite, redb::Error> {
+        Ok(RecordWrite::Put {
+            table,
+            id,
+            value: encode(value)?,
+        })
+    }
+}
+
 /// Writes to apply in one transaction.
 #[derive(Default)]
 pub struct Changes {
@@ -82,6 +121,8 @@ pub struct Changes {
     pub api_key: Option<ApiKeyRecord>,
     pub account: Option<AccountRecord>,
     pub idempotency: Option<(String, IdempotencyRecord)>,
+    /// Product records and index entries.
+    pub records: Vec<RecordWrite>,
 }
 
 impl Store {
@@ -116,6 +157,16 @@ impl Store {
                     .insert(account.id, encode(&account)?.as_slice())?;
                 txn.open_table(ACCOUNTS_BY_OWNER)?
                     .insert((account.owner.unwrap_or(0), account.id), ())?;
+            }
+            for write in &changes.records {
+                match write {
+                    RecordWrite::Put { table, id, value } => {
+                        txn.open_table(*table)?.insert(*id, value.as_slice())?;
+                    }
+                    RecordWrite::Index { index, parent, id } => {
+                        txn.open_table(*index)?.insert((*parent, *id), ())?;
+                    }
+                }
             }
             if let Some((key, record)) = changes.idempotency {
                 txn.open_table(IDEMPOTENCY)?
@@ -227,6 +278,83 @@ impl Store {
         }
         txn.commit()?;
         Ok(expired.len())
+    }
+
+    /// One product record by id.
+    pub fn record<T: DeserializeOwned>(
+        &self,
+        table: RecordTable,
+        id: u128,
+    ) -> Result<Option<T>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(table) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        table.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every record of a table (reports; a full scan).
+    pub fn all_records<T: DeserializeOwned>(
+        &self,
+        table: RecordTable,
+    ) -> Result<Vec<T>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(table) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` ids under `parent` in `index` after `after`, and whether more follow.
+    pub fn indexed(
+        &self,
+        index: IndexTable,
+        parent: u128,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<u128>, bool), redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(index) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), false)),
+            Err(e) => return Err(e.into()),
+        };
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut ids = Vec::new();
+        for entry in table.range((parent, start)..=(parent, u128::MAX))? {
+            let (key, _) = entry?;
+            if ids.len() == limit {
+                return Ok((ids, true));
+            }
+            ids.push(key.value().1);
+        }
+        Ok((ids, false))
+    }
+
+    /// Writes product records and index entries in one durable transaction.
+    pub fn write_records(&self, writes: &[RecordWrite]) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        for write in writes {
+            match write {
+                RecordWrite::Put { table, id, value } => {
+                    txn.open_table(*table)?.insert(*id, value.as_slice())?;
+                }
+                RecordWrite::Index { index, parent, id } => {
+                    txn.open_table(*index)?.insert((*parent, *id), ())?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, redb::Error> {

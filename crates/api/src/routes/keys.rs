@@ -24,6 +24,7 @@ pub fn new_secret(scope: Scope) -> String {
         Scope::Operator => "op",
         Scope::Merchant => "mk",
         Scope::ReadOnly => "ro",
+        Scope::Customer => "cu",
     };
     let random: [u8; 20] = rand::random();
     format!(
@@ -34,12 +35,22 @@ pub fn new_secret(scope: Scope) -> String {
 
 /// A new key record and its secret.
 pub fn issue_key(scope: Scope, merchant: Option<u128>) -> (ApiKeyRecord, String) {
+    issue_token(scope, merchant, None)
+}
+
+/// A new key or customer token record and its secret.
+pub fn issue_token(
+    scope: Scope,
+    merchant: Option<u128>,
+    customer: Option<u128>,
+) -> (ApiKeyRecord, String) {
     let secret = new_secret(scope);
     let record = ApiKeyRecord {
         id: random_id(),
         secret_hash: sha256(&[secret.as_bytes()]),
         scope,
         merchant,
+        customer,
         created_ns: now_ns(),
         revoked: false,
     };
@@ -110,6 +121,13 @@ pub async fn create(
             ))
         }
         (Scope::ReadOnly, None) => principal.require_operator()?,
+        (Scope::Customer, _) => {
+            return Err(ApiError::invalid(
+                "scope",
+                "customer_scope",
+                "customer tokens are issued by POST /v1/customers",
+            ))
+        }
         _ => {}
     }
     let key = idempotency_key(&headers)?;

@@ -2,9 +2,13 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod charges;
+pub mod customers;
 pub mod health;
 pub mod keys;
 pub mod merchants;
+pub mod payouts;
+pub mod reports;
 pub mod transfers;
 
 use serde::Deserialize;

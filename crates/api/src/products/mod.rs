@@ -1,0 +1,310 @@
+//! The micropayment products (customers, wallets, charges, refunds, payouts, ...) on top of
+//! the ledger. Each money movement compiles to ONE linked chain of ledger transfers; products
+//! keep no balances of their own. Limits that must hold under concurrency (a wallet never
+//! negative, an allowance's period budget, a customer's monthly cap) are ledger accounts with
+//! `debits_must_not_exceed_credits`, checked inside the same chain, so they cannot race.
+//!
+//! Product records (customers, charges, receipts) live in the metadata store. A charge's record
+//! is written (group-committed, see [`RecordWriter`]) before its chain is submitted, and its
+//! status is read back from the ledger: a crash in between leaves a record whose transfers the
+//! ledger does not have, which reads as `failed`, never money without a record.
+
+pub mod ledger;
+pub mod records;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use farthing_engine::Engine;
+use farthing_ledger::{
+    Account, AccountId, AccountResult, Amount, AssetId, BatchResults, Operation, Transfer,
+    TransferFlags, TransferId, TransferResult,
+};
+use farthing_products::fees::FeeRefundPolicy;
+use farthing_products::processor::{
+    PaymentProcessor, PayoutRail, SandboxFees, SandboxPayoutRail, SandboxProcessor,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::ApiError;
+use crate::store::Store;
+pub use ledger::LedgerAccount;
+pub use records::RecordWriter;
+
+/// What the product layer shares.
+pub struct Products {
+    pub processor: Arc<dyn PaymentProcessor>,
+    /// Turns sandbox card numbers into payment-method tokens (a real processor tokenizes in
+    /// the customer's browser, so this is the sandbox's only).
+    pub sandbox: SandboxProcessor,
+    pub rail: Arc<dyn PayoutRail>,
+    pub card_fees: SandboxFees,
+    pub records: RecordWriter,
+    pub refund_policy: FeeRefundPolicy,
+    /// Ledger accounts known to exist (a cache; the ledger is the truth).
+    known_accounts: RwLock<HashSet<u128>>,
+    /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
+    /// merchant): keyed by the object's id.
+    locks: Mutex<std::collections::HashMap<u128, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Products {
+    pub fn new(store: Arc<Store>) -> anyhow::Result<Products> {
+        let card_fees = SandboxFees::default();
+        let sandbox = SandboxProcessor::new(card_fees)
+            .map_err(|e| anyhow::anyhow!("sandbox processor fees: {e}"))?;
+        Ok(Products {
+            processor: Arc::new(sandbox),
+            sandbox,
+            rail: Arc::new(SandboxPayoutRail),
+            card_fees,
+            records: RecordWriter::start(store),
+            refund_policy: FeeRefundPolicy::Proportional,
+            known_accounts: RwLock::new(HashSet::new()),
+            locks: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// Holds the lock of object `id` until the guard drops.
+    pub async fn lock(&self, id: u128) -> ObjectGuard<'_> {
+        let lock = self.locks.lock().entry(id).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        ObjectGuard {
+            products: self,
+            id,
+            _guard: guard,
+            _lock: lock,
+        }
+    }
+
+    /// Creates the ledger accounts among `accounts` that do not exist yet (one batch; `exists`
+    /// is fine, so concurrent callers agree).
+    pub async fn ensure_accounts(
+        &self,
+        engine: &Engine,
+        accounts: &[LedgerAccount],
+        asset: AssetId,
+    ) -> Result<(), ApiError> {
+        let missing: Vec<Account> = {
+            let known = self.known_accounts.read();
+            accounts
+                .iter()
+                .map(|a| a.account(asset))
+                .filter(|a| !known.contains(&a.id.0))
+                .filter(|a| engine.lookup_account(a.id).is_none())
+                .collect()
+        };
+        if !missing.is_empty() {
+            let outcome = engine
+                .submit_async(Operation::CreateAccounts(missing.clone()))?
+                .await
+                .map_err(|_| ApiError::unavailable("ledger stopped"))??;
+            let BatchResults::Accounts(results) = outcome.results else {
+                return Err(ApiError::internal("unexpected results"));
+            };
+            for (account, result) in missing.iter().zip(results) {
+                if result != AccountResult::Ok && result != AccountResult::Exists {
+                    return Err(ApiError::internal(format!(
+                        "product account {:032x}: {result}",
+                        account.id.0
+                    )));
+                }
+            }
+        }
+        let mut known = self.known_accounts.write();
+        for a in accounts {
+            known.insert(a.id(asset).0);
+        }
+        Ok(())
+    }
+
+    /// Funds a limit account (an allowance period, a monthly cap) once: the transfer's id is
+    /// derived from the limit, so every caller names the same one. Never part of a charge's
+    /// chain, so a refused charge cannot poison it.
+    pub async fn ensure_funded(
+        &self,
+        engine: &Engine,
+        limit: LedgerAccount,
+        amount: Amount,
+        asset: AssetId,
+    ) -> Result<(), ApiError> {
+        let id = ledger::funding_transfer_id(limit.id(asset));
+        if engine.lookup_transfer(TransferId(id)).is_some() {
+            return Ok(());
+        }
+        self.ensure_accounts(engine, &[LedgerAccount::LimitSource, limit], asset)
+            .await?;
+        let transfer = Transfer {
+            id: TransferId(id),
+            debit_account_id: LedgerAccount::LimitSource.id(asset),
+            credit_account_id: limit.id(asset),
+            amount,
+            pending_id: TransferId(0),
+            user_data: 0,
+            timeout_s: 0,
+            asset,
+            code: ledger::CODE_LIMIT_FUNDING,
+            flags: TransferFlags::empty(),
+        };
+        let results = submit_transfers(engine, vec![transfer]).await?;
+        match results.first() {
+            Some(r) if r.is_ok() || *r == TransferResult::Exists => Ok(()),
+            Some(r) => Err(ApiError::internal(format!("funding a limit account: {r}"))),
+            None => Err(ApiError::internal("no result")),
+        }
+    }
+}
+
+/// The lock of one object, released on drop (and forgotten when nobody else waits).
+pub struct ObjectGuard<'a> {
+    products: &'a Products,
+    id: u128,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    _lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for ObjectGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.products.locks.lock();
+        // Ours, the guard's and the map's: nobody else holds or waits for it.
+        if locks
+            .get(&self.id)
+            .is_some_and(|l| Arc::strong_count(l) <= 3)
+        {
+            locks.remove(&self.id);
+        }
+    }
+}
+
+/// Submits transfers as they are (the caller sets `LINKED`), one result each.
+pub async fn submit_transfers(
+    engine: &Engine,
+    transfers: Vec<Transfer>,
+) -> Result<Vec<TransferResult>, ApiError> {
+    let outcome = engine
+        .submit_async(Operation::CreateTransfers(transfers))?
+        .await
+        .map_err(|_| ApiError::unavailable("ledger stopped"))??;
+    match outcome.results {
+        BatchResults::Transfers(results) => Ok(results),
+        _ => Err(ApiError::internal("unexpected results")),
+    }
+}
+
+/// One leg of a product chain and what its failure means to the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct Leg {
+    pub debit: LedgerAccount,
+    pub credit: LedgerAccount,
+    pub amount: Amount,
+    pub code: u16,
+    pub role: Role,
+}
+
+/// Why a leg exists, to explain a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Money leaves the paying account (wallet, tab, merchant balance).
+    Payment,
+    /// The allowance's period budget.
+    Allowance,
+    /// The customer's monthly spending cap.
+    MonthlyCap,
+    /// Any other leg (fees, shares, rounding, clearing).
+    Other,
+}
+
+/// The outcome of a chain: committed (or already committed: a retry), or refused with the
+/// failing leg's role and the ledger's reason.
+#[derive(Debug)]
+pub enum ChainOutcome {
+    Committed { created: bool },
+    Refused { role: Role, result: TransferResult },
+}
+
+/// Submits `legs` as one linked chain with ids `first_id`, `first_id + 1`, ...; zero-amount
+/// legs are left out (the ids still count, so a retry names the same transfers).
+pub async fn run_chain(
+    engine: &Engine,
+    first_id: u128,
+    legs: &[Leg],
+    asset: AssetId,
+    user_data: u128,
+) -> Result<ChainOutcome, ApiError> {
+    let mut transfers = Vec::with_capacity(legs.len());
+    let mut roles = Vec::with_capacity(legs.len());
+    for (i, leg) in legs.iter().enumerate() {
+        if leg.amount.is_zero() {
+            continue;
+        }
+        transfers.push(Transfer {
+            id: TransferId(first_id.wrapping_add(i as u128)),
+            debit_account_id: leg.debit.id(asset),
+            credit_account_id: leg.credit.id(asset),
+            amount: leg.amount,
+            pending_id: TransferId(0),
+            user_data,
+            timeout_s: 0,
+            asset,
+            code: leg.code,
+            flags: TransferFlags::LINKED,
+        });
+        roles.push(leg.role);
+    }
+    let Some(last) = transfers.last_mut() else {
+        return Ok(ChainOutcome::Committed { created: false });
+    };
+    last.flags = TransferFlags::empty();
+    let results = submit_transfers(engine, transfers).await?;
+    let failure = results.iter().zip(&roles).find(|(r, _)| {
+        !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
+    });
+    if let Some((result, role)) = failure {
+        return Ok(ChainOutcome::Refused {
+            role: *role,
+            result: *result,
+        });
+    }
+    if results.contains(&TransferResult::LinkedEventFailed) {
+        return Ok(ChainOutcome::Refused {
+            role: Role::Other,
+            result: TransferResult::LinkedEventFailed,
+        });
+    }
+    Ok(ChainOutcome::Committed {
+        created: results.iter().any(|r| r.is_ok()),
+    })
+}
+
+/// Whether the chain starting at `first_id` is in the ledger (its first non-empty leg is).
+pub fn chain_committed(engine: &Engine, first_id: u128, legs: &[Leg]) -> bool {
+    legs.iter()
+        .position(|l| !l.amount.is_zero())
+        .is_some_and(|i| {
+            engine
+                .lookup_transfer(TransferId(first_id.wrapping_add(i as u128)))
+                .is_some()
+        })
+}
+
+/// The balance an account can still pay: posted credits − posted debits − pending debits
+/// (0 for an account that does not exist yet).
+pub fn available(engine: &Engine, account: AccountId) -> Amount {
+    engine.lookup_account(account).map_or(Amount::ZERO, |a| {
+        let b = a.balances;
+        Amount(
+            b.credits_posted
+                .0
+                .saturating_sub(b.debits_posted.0)
+                .saturating_sub(b.debits_pending.0),
+        )
+    })
+}
+
+/// What an account owes: posted debits − posted credits (a tab's outstanding amount).
+pub fn owed(engine: &Engine, account: AccountId) -> Amount {
+    engine.lookup_account(account).map_or(Amount::ZERO, |a| {
+        let b = a.balances;
+        Amount(b.debits_posted.0.saturating_sub(b.credits_posted.0))
+    })
+}

@@ -1,0 +1,336 @@
+//! Product records in the metadata store, and the writer that group-commits them: many
+//! concurrent charges share one redb transaction (one fsync), so records keep up with the
+//! ledger's rate.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use farthing_products::fees::{FeePlan, RoundingRule};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::store::{IndexTable, RecordTable, RecordWrite, Store};
+
+pub const CUSTOMERS: RecordTable = RecordTable::new("customers");
+/// (creating merchant or 0, customer)
+pub const CUSTOMERS_BY_CREATOR: IndexTable = IndexTable::new("customers_by_creator");
+pub const ALLOWANCES: RecordTable = RecordTable::new("allowances");
+/// (customer, allowance)
+pub const ALLOWANCES_BY_CUSTOMER: IndexTable = IndexTable::new("allowances_by_customer");
+pub const CHARGES: RecordTable = RecordTable::new("charges");
+/// (merchant, charge) for every merchant that received part of the charge
+pub const CHARGES_BY_MERCHANT: IndexTable = IndexTable::new("charges_by_merchant");
+/// (customer, charge)
+pub const CHARGES_BY_CUSTOMER: IndexTable = IndexTable::new("charges_by_customer");
+pub const TOPUPS: RecordTable = RecordTable::new("topups");
+/// (customer, top-up)
+pub const TOPUPS_BY_CUSTOMER: IndexTable = IndexTable::new("topups_by_customer");
+/// Every top-up, for platform reports: (0, top-up)
+pub const TOPUPS_ALL: IndexTable = IndexTable::new("topups_all");
+pub const REFUNDS: RecordTable = RecordTable::new("refunds");
+pub const MERCHANT_SETTINGS: RecordTable = RecordTable::new("merchant_settings");
+pub const PAYOUTS: RecordTable = RecordTable::new("payouts");
+/// (merchant, payout)
+pub const PAYOUTS_BY_MERCHANT: IndexTable = IndexTable::new("payouts_by_merchant");
+
+/// Most writes one transaction takes.
+const WRITES_PER_COMMIT_MAX: usize = 8192;
+/// Requests that may wait for the writer before callers block.
+const QUEUE_MAX: usize = 16_384;
+
+type Job = (
+    Vec<RecordWrite>,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// A thread that writes records in groups: everything queued while one transaction commits
+/// goes into the next.
+pub struct RecordWriter {
+    tx: Sender<Job>,
+}
+
+impl RecordWriter {
+    pub fn start(store: Arc<Store>) -> RecordWriter {
+        let (tx, rx) = bounded::<Job>(QUEUE_MAX);
+        std::thread::Builder::new()
+            .name("farthing-records".into())
+            .spawn(move || write_loop(store, rx))
+            .expect("spawning the record writer");
+        RecordWriter { tx }
+    }
+
+    /// Writes `writes` durably (with whatever else is queued); returns once committed.
+    pub async fn write(&self, writes: Vec<RecordWrite>) -> Result<(), ApiError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((writes, reply))
+            .map_err(|_| ApiError::unavailable("record writer stopped"))?;
+        done.await
+            .map_err(|_| ApiError::unavailable("record writer stopped"))?
+            .map_err(|e| ApiError::internal(format!("writing records: {e}")))
+    }
+}
+
+fn write_loop(store: Arc<Store>, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut count = jobs[0].0.len();
+        while count < WRITES_PER_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.0.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<RecordWrite> = jobs.iter().flat_map(|(w, _)| w.iter().cloned()).collect();
+        let result = store.write_records(&writes).map_err(|e| e.to_string());
+        for (_, reply) in jobs {
+            let _ = reply.send(result.clone());
+        }
+    }
+}
+
+/// Amounts are stored as exact integers in minor units (as strings: JSON numbers lose
+/// precision past 2^53).
+pub mod minor {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentMethodRecord {
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MonthlyCap {
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AutoTopupRecord {
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub threshold: u128,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub payment_method: String,
+    pub enabled: bool,
+    /// Why it was disabled (a declined top-up), if it was.
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CustomerRecord {
+    pub id: u128,
+    pub name: String,
+    /// The merchant that created the customer, or 0 for the operator.
+    pub creator: u128,
+    pub created_ns: u64,
+    pub monthly_cap: Option<MonthlyCap>,
+    pub payment_methods: Vec<PaymentMethodRecord>,
+    pub auto_topup: Option<AutoTopupRecord>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowancePeriod {
+    Day,
+    Month,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AllowanceRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub merchant: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub max_per_charge: u128,
+    #[serde(with = "minor")]
+    pub max_per_period: u128,
+    pub period: AllowancePeriod,
+    pub created_ns: u64,
+    pub revoked_ns: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeKind {
+    Charge,
+    Tip,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayeePart {
+    pub merchant: u128,
+    pub bps: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+}
+
+/// A charge (or tip) and its receipt: what was bought, the split as booked.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChargeRecord {
+    pub id: u128,
+    pub kind: ChargeKind,
+    pub merchant: u128,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub platform_fee: u128,
+    /// The charging merchant's net when there are no revenue shares.
+    #[serde(with = "minor")]
+    pub merchant_net: u128,
+    pub payees: Vec<PayeePart>,
+    #[serde(with = "minor")]
+    pub rounding: u128,
+    pub description: String,
+    pub resource_id: Option<String>,
+    pub message: Option<String>,
+    /// The allowance that consented, if one did (otherwise the customer confirmed).
+    pub allowance: Option<u128>,
+    /// Waiting for the customer's confirmation (no money has moved).
+    pub requires_confirmation: bool,
+    pub created_ns: u64,
+    /// Refund ids, in order.
+    pub refunds: Vec<u128>,
+    /// Fingerprint of the creating request, to tell a retry from a reused Idempotency-Key.
+    #[serde(default)]
+    pub request_hash: Option<[u8; 32]>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundRecord {
+    pub id: u128,
+    pub charge: u128,
+    /// Position among the charge's refunds (its ledger chain is derived from it).
+    pub index: u64,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub platform_fee_returned: u128,
+    /// The offset of the first transfer of its chain (legs of zero are left out).
+    pub first_leg: u64,
+    pub created_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopupRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub processor_fee: u128,
+    pub payment_method: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub processor_charge_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub automatic: bool,
+    pub created_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutSchedule {
+    Manual,
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeePlanRecord {
+    pub percent_bps: u32,
+    #[serde(with = "minor")]
+    pub fixed: u128,
+    pub minimum: Option<String>,
+    pub maximum: Option<String>,
+    pub rounding: RoundingRule,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MerchantSettings {
+    pub merchant: u128,
+    /// Per asset id.
+    pub fee_plans: Vec<(u32, FeePlanRecord)>,
+    pub bank_account: Option<String>,
+    pub payout_asset: Option<u32>,
+    #[serde(with = "minor")]
+    pub payout_threshold: u128,
+    pub payout_schedule: PayoutSchedule,
+    pub reserve_bps: u32,
+}
+
+impl MerchantSettings {
+    pub fn new(merchant: u128) -> MerchantSettings {
+        MerchantSettings {
+            merchant,
+            fee_plans: Vec::new(),
+            bank_account: None,
+            payout_asset: None,
+            payout_threshold: 0,
+            payout_schedule: PayoutSchedule::Manual,
+            reserve_bps: 0,
+        }
+    }
+
+    pub fn fee_plan(&self, asset: u32) -> FeePlan {
+        self.fee_plans
+            .iter()
+            .find(|(a, _)| *a == asset)
+            .map(|(_, p)| FeePlan {
+                percent_bps: p.percent_bps,
+                fixed: farthing_ledger::Amount(p.fixed),
+                minimum: p
+                    .minimum
+                    .as_ref()
+                    .and_then(|m| m.parse().ok())
+                    .map(farthing_ledger::Amount),
+                maximum: p
+                    .maximum
+                    .as_ref()
+                    .and_then(|m| m.parse().ok())
+                    .map(farthing_ledger::Amount),
+                rounding: p.rounding,
+            })
+            .unwrap_or(FeePlan::FREE)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayoutRecord {
+    pub id: u128,
+    pub merchant: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub bank_account: String,
+    /// `paid` or `failed`.
+    pub status: String,
+    pub rail_payout_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub trigger: String,
+    pub created_ns: u64,
+}

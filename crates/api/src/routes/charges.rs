@@ -1,0 +1,1010 @@
+//! Charges (pay-per-use, per article, in-app items), tips, their receipts and refunds, and
+//! the merchants' fee plans.
+//!
+//! A charge moves money from a customer's wallet to the merchant (and revenue-share payees),
+//! the platform's fee and the rounding account, as ONE linked chain. Consent comes from an
+//! allowance the customer granted the merchant (its per-charge maximum checked here, its period
+//! budget by a ledger limit account in the same chain) or from the customer's own token:
+//! either the customer creates the charge, or confirms one the merchant created.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use farthing_ledger::{Amount, Asset, AssetId, TransferResult};
+use farthing_products::fees::{
+    reverse, split, Destination, FeePlan, NetDistribution, PayeeAmount, RoundingRule, Share, Split,
+};
+use farthing_products::schedule::{period_start, Interval};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{
+    derived_id, idempotency_key, json_response, now_ns, random_id, rfc3339, sha256, to_json,
+    ApiJson, Caller, Principal, SharedState,
+};
+use crate::error::ApiError;
+use crate::ids::{decode_id, encode_id, IdKind};
+use crate::money::{format_amount, parse_amount};
+use crate::products::ledger::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
+use crate::products::records::{
+    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, CustomerRecord, FeePlanRecord,
+    MerchantSettings, PayeePart, RefundRecord, CHARGES, CHARGES_BY_CUSTOMER, CHARGES_BY_MERCHANT,
+    CUSTOMERS, MERCHANT_SETTINGS, REFUNDS,
+};
+use crate::products::{chain_committed, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
+use crate::routes::assets::by_code;
+use crate::routes::customers::{
+    allowances_of, asset_by_id, maybe_auto_topup, positive_amount, require_customer,
+};
+use crate::store::{Changes, RecordWrite, Scope};
+
+const DESCRIPTION_BYTES_MAX: usize = 500;
+const RESOURCE_ID_BYTES_MAX: usize = 200;
+const MESSAGE_BYTES_MAX: usize = 500;
+
+/// A merchant's settings, or the defaults.
+pub fn merchant_settings(
+    state: &SharedState,
+    merchant: u128,
+) -> Result<MerchantSettings, ApiError> {
+    Ok(state
+        .store
+        .record(MERCHANT_SETTINGS, merchant)?
+        .unwrap_or_else(|| MerchantSettings::new(merchant)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetFeePlan {
+    #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
+    pub asset: String,
+    /// The percentage part in basis points (250 = 2.5%).
+    pub percent_bps: u32,
+    /// A fixed part per payment, in the asset.
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.0001")]
+    #[serde(default = "zero_text")]
+    pub fixed: String,
+    pub minimum: Option<String>,
+    pub maximum: Option<String>,
+    /// How the percentage part is rounded to the asset's smallest unit: `down`, `up`,
+    /// `half_up` or `half_even`.
+    #[schema(value_type = String, example = "half_even")]
+    pub rounding: RoundingRule,
+}
+
+fn zero_text() -> String {
+    "0".into()
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeePlanView {
+    pub object: &'static str,
+    pub merchant: String,
+    pub asset: String,
+    pub percent_bps: u32,
+    pub fixed: String,
+    pub minimum: Option<String>,
+    pub maximum: Option<String>,
+    #[schema(value_type = String, example = "half_even")]
+    pub rounding: RoundingRule,
+}
+
+#[utoipa::path(post, path = "/v1/merchants/{id}/fee_plan", tag = "charges", request_body = SetFeePlan, params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's fee plan for the asset (operator only)", body = FeePlanView), crate::error::WriteErrors))]
+pub async fn set_fee_plan(
+    State(state): State<SharedState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(request, _): ApiJson<SetFeePlan>,
+) -> Result<Response, ApiError> {
+    principal.require_operator()?;
+    let merchant = decode_id(IdKind::Merchant, &id)
+        .filter(|m| matches!(state.store.merchant(*m), Ok(Some(_))))
+        .ok_or_else(|| ApiError::not_found(Some("id"), "merchant"))?;
+    let asset = by_code(&state, &request.asset, "asset")?;
+    let amount = |text: &str, param: &str| {
+        parse_amount(text, asset.scale)
+            .map_err(|e| ApiError::invalid(param, "invalid_amount", format!("{param} {e}")))
+    };
+    let plan = FeePlan {
+        percent_bps: request.percent_bps,
+        fixed: amount(&request.fixed, "fixed")?,
+        minimum: request
+            .minimum
+            .as_deref()
+            .map(|m| amount(m, "minimum"))
+            .transpose()?,
+        maximum: request
+            .maximum
+            .as_deref()
+            .map(|m| amount(m, "maximum"))
+            .transpose()?,
+        rounding: request.rounding,
+    };
+    plan.validate().map_err(|e| {
+        let param = match e {
+            farthing_products::fees::FeePlanError::PercentBpsOutOfRange { .. } => "percent_bps",
+            _ => "minimum",
+        };
+        ApiError::invalid(param, "invalid_fee_plan", e.to_string())
+    })?;
+    let _guard = state.products.lock(merchant).await;
+    let mut settings = merchant_settings(&state, merchant)?;
+    settings.fee_plans.retain(|(a, _)| *a != asset.id.0);
+    settings.fee_plans.push((
+        asset.id.0,
+        FeePlanRecord {
+            percent_bps: plan.percent_bps,
+            fixed: plan.fixed.0,
+            minimum: plan.minimum.map(|m| m.0.to_string()),
+            maximum: plan.maximum.map(|m| m.0.to_string()),
+            rounding: plan.rounding,
+        },
+    ));
+    state
+        .commit(Changes {
+            records: vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?],
+            ..Changes::default()
+        })
+        .await?;
+    let view = FeePlanView {
+        object: "fee_plan",
+        merchant: encode_id(IdKind::Merchant, merchant),
+        asset: asset.code.to_string(),
+        percent_bps: plan.percent_bps,
+        fixed: format_amount(plan.fixed, asset.scale),
+        minimum: plan.minimum.map(|m| format_amount(m, asset.scale)),
+        maximum: plan.maximum.map(|m| format_amount(m, asset.scale)),
+        rounding: plan.rounding,
+    };
+    Ok(json_response(StatusCode::OK, to_json(&view)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// A merchant (`mer_…`) receiving part of the net.
+    pub merchant: String,
+    /// Its share of the net in basis points; all shares add up to 10,000.
+    pub bps: u32,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCharge {
+    /// The customer (`cus_…`); required with a merchant key.
+    pub customer: Option<String>,
+    /// The merchant (`mer_…`); required with a customer token.
+    pub merchant: Option<String>,
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.0025")]
+    pub amount: String,
+    #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
+    pub asset: String,
+    /// What was bought.
+    #[serde(default)]
+    pub description: String,
+    /// The merchant's id of what was bought (article, item, API call).
+    pub resource_id: Option<String>,
+    /// Revenue shares of the net (author 70% / publisher 30%); default: all to the merchant.
+    #[serde(default)]
+    pub shares: Vec<ShareRequest>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTip {
+    /// The creator (`mer_…`) receiving the tip.
+    pub merchant: String,
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "1.00")]
+    pub amount: String,
+    #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
+    pub asset: String,
+    /// A message to the creator.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PayeeView {
+    pub merchant: String,
+    pub bps: u32,
+    pub amount: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefundView {
+    pub id: String,
+    pub object: &'static str,
+    pub charge: String,
+    pub amount: String,
+    /// How much of the platform fee was given back.
+    pub platform_fee_returned: String,
+    pub created: String,
+}
+
+/// A charge and its receipt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChargeView {
+    pub id: String,
+    pub object: &'static str,
+    /// `charge` or `tip`.
+    #[serde(rename = "type")]
+    pub kind: ChargeKind,
+    /// `requires_confirmation`, `succeeded` or `failed`.
+    pub status: &'static str,
+    pub merchant: String,
+    pub customer: String,
+    pub amount: String,
+    pub asset: String,
+    pub platform_fee: String,
+    /// The merchant's net when there are no revenue shares.
+    pub merchant_net: String,
+    pub payees: Vec<PayeeView>,
+    /// What flooring the shares left over, booked to the platform's rounding account.
+    pub rounding: String,
+    pub description: String,
+    pub resource_id: Option<String>,
+    pub message: Option<String>,
+    /// The allowance that consented (`alw_…`), or none when the customer confirmed.
+    pub allowance: Option<String>,
+    pub amount_refunded: String,
+    pub refunds: Vec<RefundView>,
+    pub created: String,
+}
+
+fn refund_view(state: &SharedState, r: &RefundRecord, scale: u8) -> RefundView {
+    let _ = state;
+    RefundView {
+        id: encode_id(IdKind::Refund, r.id),
+        object: "refund",
+        charge: encode_id(IdKind::Charge, r.charge),
+        amount: format_amount(Amount(r.amount), scale),
+        platform_fee_returned: format_amount(Amount(r.platform_fee_returned), scale),
+        created: rfc3339(r.created_ns),
+    }
+}
+
+/// The charge's legs as booked (the same every time, so a retry names the same transfers).
+fn charge_legs(
+    c: &ChargeRecord,
+    period: Option<(LedgerAccount, Amount)>,
+    cap: Option<LedgerAccount>,
+) -> Vec<Leg> {
+    let wallet = LedgerAccount::Wallet {
+        customer: c.customer,
+    };
+    let code = match c.kind {
+        ChargeKind::Charge => CODE_CHARGE,
+        ChargeKind::Tip => CODE_TIP,
+    };
+    let pay = |credit, amount: u128| Leg {
+        debit: wallet,
+        credit,
+        amount: Amount(amount),
+        code,
+        role: Role::Payment,
+    };
+    let mut legs = vec![
+        pay(
+            LedgerAccount::Earnings {
+                merchant: c.merchant,
+            },
+            c.merchant_net,
+        ),
+        pay(LedgerAccount::PlatformRevenue, c.platform_fee),
+    ];
+    for p in &c.payees {
+        legs.push(pay(
+            LedgerAccount::Earnings {
+                merchant: p.merchant,
+            },
+            p.amount,
+        ));
+    }
+    legs.push(pay(LedgerAccount::Rounding, c.rounding));
+    let limit = |debit, role| Leg {
+        debit,
+        credit: LedgerAccount::LimitSink,
+        amount: Amount(c.amount),
+        code: CODE_LIMIT_USE,
+        role,
+    };
+    if let Some((account, _)) = period {
+        legs.push(limit(account, Role::Allowance));
+    }
+    if let Some(account) = cap {
+        legs.push(limit(account, Role::MonthlyCap));
+    }
+    legs
+}
+
+/// `requires_confirmation`, `succeeded` (its chain is in the ledger) or `failed`.
+pub fn charge_status(state: &SharedState, c: &ChargeRecord) -> &'static str {
+    if c.requires_confirmation {
+        "requires_confirmation"
+    } else if chain_committed(
+        &state.engine,
+        chain_id(c.id, "charge", 0),
+        &charge_legs(c, None, None),
+    ) {
+        "succeeded"
+    } else {
+        "failed"
+    }
+}
+
+pub fn charge_view(state: &SharedState, c: &ChargeRecord) -> Result<ChargeView, ApiError> {
+    let asset = asset_by_id(state, c.asset)?;
+    let s = asset.scale;
+    let mut refunds = Vec::new();
+    let mut refunded = 0u128;
+    for id in &c.refunds {
+        if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *id)? {
+            if refund_committed(state, c, &r) {
+                refunded += r.amount;
+                refunds.push(refund_view(state, &r, s));
+            }
+        }
+    }
+    Ok(ChargeView {
+        id: encode_id(IdKind::Charge, c.id),
+        object: "charge",
+        kind: c.kind,
+        status: charge_status(state, c),
+        merchant: encode_id(IdKind::Merchant, c.merchant),
+        customer: encode_id(IdKind::Customer, c.customer),
+        amount: format_amount(Amount(c.amount), s),
+        asset: asset.code.to_string(),
+        platform_fee: format_amount(Amount(c.platform_fee), s),
+        merchant_net: format_amount(Amount(c.merchant_net), s),
+        payees: c
+            .payees
+            .iter()
+            .map(|p| PayeeView {
+                merchant: encode_id(IdKind::Merchant, p.merchant),
+                bps: p.bps,
+                amount: format_amount(Amount(p.amount), s),
+            })
+            .collect(),
+        rounding: format_amount(Amount(c.rounding), s),
+        description: c.description.clone(),
+        resource_id: c.resource_id.clone(),
+        message: c.message.clone(),
+        allowance: c.allowance.map(|a| encode_id(IdKind::Allowance, a)),
+        amount_refunded: format_amount(Amount(refunded), s),
+        refunds,
+        created: rfc3339(c.created_ns),
+    })
+}
+
+fn merchant_exists(state: &SharedState, text: &str, param: &str) -> Result<u128, ApiError> {
+    decode_id(IdKind::Merchant, text)
+        .filter(|m| matches!(state.store.merchant(*m), Ok(Some(_))))
+        .ok_or_else(|| ApiError::not_found(Some(param), "merchant"))
+}
+
+/// Splits `gross` by the merchant's fee plan and the shares.
+fn priced(
+    state: &SharedState,
+    merchant: u128,
+    asset: &Asset,
+    gross: Amount,
+    shares: &[(u128, u32)],
+) -> Result<(u128, u128, Vec<PayeePart>, u128), ApiError> {
+    let plan = merchant_settings(state, merchant)?.fee_plan(asset.id.0);
+    let share_list: Vec<Share> = shares
+        .iter()
+        .map(|(m, bps)| Share {
+            payee: format!("{m:032x}"),
+            bps: *bps,
+        })
+        .collect();
+    let split = split(gross, &plan, &share_list).map_err(|e| {
+        ApiError::invalid(
+            "shares",
+            "invalid_split",
+            format!("the split is invalid: {e}"),
+        )
+    })?;
+    let payees = split
+        .payees()
+        .iter()
+        .zip(shares)
+        .map(|(p, (m, _))| PayeePart {
+            merchant: *m,
+            bps: p.bps,
+            amount: p.amount.0,
+        })
+        .collect();
+    Ok((
+        split.platform_fee().0,
+        split.merchant_net().map_or(0, |a| a.0),
+        payees,
+        split.rounding_remainder().0,
+    ))
+}
+
+/// The allowance period's key: the UTC day or month the charge falls in.
+fn period_key(period: AllowancePeriod, now: u64) -> Result<u64, ApiError> {
+    let interval = match period {
+        AllowancePeriod::Day => Interval::Day,
+        AllowancePeriod::Month => Interval::Month,
+    };
+    period_start(farthing_ledger::Timestamp(now), interval)
+        .map(|t| t.0)
+        .map_err(|e| ApiError::internal(format!("period: {e}")))
+}
+
+/// Books a charge: record first (group-committed), then its chain. Returns the view, or the
+/// refusal (insufficient funds, allowance or cap exceeded).
+async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeView, ApiError> {
+    let asset = AssetId(charge.asset);
+    let now = now_ns();
+    let period = match charge.allowance {
+        Some(id) => {
+            let allowance: AllowanceRecord = state
+                .store
+                .record(crate::products::records::ALLOWANCES, id)?
+                .ok_or_else(|| ApiError::internal("allowance missing"))?;
+            let account = LedgerAccount::AllowancePeriod {
+                allowance: id,
+                period: period_key(allowance.period, now)?,
+            };
+            state
+                .products
+                .ensure_funded(
+                    &state.engine,
+                    account,
+                    Amount(allowance.max_per_period),
+                    asset,
+                )
+                .await?;
+            Some((account, Amount(allowance.max_per_period)))
+        }
+        None => None,
+    };
+    let customer: CustomerRecord = state
+        .store
+        .record(CUSTOMERS, charge.customer)?
+        .ok_or_else(|| ApiError::internal("customer missing"))?;
+    let cap = match &customer.monthly_cap {
+        Some(cap) if cap.asset == charge.asset => {
+            let account = LedgerAccount::MonthlyCap {
+                customer: customer.id,
+                month: period_key(AllowancePeriod::Month, now)?,
+            };
+            state
+                .products
+                .ensure_funded(&state.engine, account, Amount(cap.amount), asset)
+                .await?;
+            Some(account)
+        }
+        _ => None,
+    };
+    let legs = charge_legs(charge, period, cap);
+    let mut accounts: Vec<LedgerAccount> = legs.iter().flat_map(|l| [l.debit, l.credit]).collect();
+    accounts.dedup();
+    state
+        .products
+        .ensure_accounts(&state.engine, &accounts, asset)
+        .await?;
+    let outcome = run_chain(
+        &state.engine,
+        chain_id(charge.id, "charge", 0),
+        &legs,
+        asset,
+        charge.id,
+    )
+    .await?;
+    if let ChainOutcome::Refused { role, result } = outcome {
+        return Err(refusal(role, result));
+    }
+    if charge.kind == ChargeKind::Charge || charge.kind == ChargeKind::Tip {
+        tokio::spawn(maybe_auto_topup(state.clone(), charge.customer, asset));
+        tokio::spawn(crate::routes::payouts::maybe_threshold_payout(
+            state.clone(),
+            charge.merchant,
+            asset,
+        ));
+    }
+    charge_view(state, charge)
+}
+
+fn refusal(role: Role, result: TransferResult) -> ApiError {
+    match (role, result) {
+        (Role::Allowance, TransferResult::ExceedsCredits) => ApiError::refused(
+            "allowance_exceeded",
+            "this charge would exceed the allowance's budget for the period",
+        )
+        .with_param("amount"),
+        (Role::MonthlyCap, TransferResult::ExceedsCredits) => ApiError::refused(
+            "monthly_cap_exceeded",
+            "this charge would exceed the customer's monthly spending cap",
+        )
+        .with_param("amount"),
+        (Role::Payment, TransferResult::ExceedsCredits) => ApiError::refused(
+            "insufficient_funds",
+            "the customer's wallet does not hold enough",
+        )
+        .with_param("amount"),
+        (_, result) => ApiError::from_transfer(result, ""),
+    }
+}
+
+fn charge_writes(c: &ChargeRecord) -> Result<Vec<RecordWrite>, ApiError> {
+    let mut writes = vec![
+        RecordWrite::put(CHARGES, c.id, c)?,
+        RecordWrite::Index {
+            index: CHARGES_BY_MERCHANT,
+            parent: c.merchant,
+            id: c.id,
+        },
+        RecordWrite::Index {
+            index: CHARGES_BY_CUSTOMER,
+            parent: c.customer,
+            id: c.id,
+        },
+    ];
+    for p in &c.payees {
+        if p.merchant != c.merchant {
+            writes.push(RecordWrite::Index {
+                index: CHARGES_BY_MERCHANT,
+                parent: p.merchant,
+                id: c.id,
+            });
+        }
+    }
+    Ok(writes)
+}
+
+fn text_field(value: &str, max: usize, param: &str) -> Result<(), ApiError> {
+    if value.len() > max {
+        return Err(ApiError::invalid(
+            param,
+            "too_long",
+            format!("{param} must be at most {max} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/charges", tag = "charges", request_body = CreateCharge, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the customer is charged once")), responses((status = 201, description = "the charge: succeeded (with an allowance or a customer token), or requires_confirmation (a merchant key without an allowance; the customer confirms it)", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
+pub async fn create(
+    State(state): State<SharedState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    ApiJson(request, raw): ApiJson<CreateCharge>,
+) -> Result<Response, ApiError> {
+    caller.require_write()?;
+    let asset = by_code(&state, &request.asset, "asset")?;
+    let amount = positive_amount(&request.amount, &asset, "amount")?;
+    text_field(&request.description, DESCRIPTION_BYTES_MAX, "description")?;
+    if let Some(r) = &request.resource_id {
+        text_field(r, RESOURCE_ID_BYTES_MAX, "resource_id")?;
+    }
+    let (customer, merchant) = match (caller.scope, caller.merchant) {
+        (Scope::Customer, _) => {
+            let merchant = request.merchant.as_deref().ok_or_else(|| {
+                ApiError::invalid(
+                    "merchant",
+                    "missing_field",
+                    "merchant is required with a customer token",
+                )
+            })?;
+            let customer = caller.customer.unwrap_or(0);
+            if request
+                .customer
+                .as_deref()
+                .is_some_and(|c| decode_id(IdKind::Customer, c) != Some(customer))
+            {
+                return Err(ApiError::not_found(Some("customer"), "customer"));
+            }
+            (customer, merchant_exists(&state, merchant, "merchant")?)
+        }
+        (Scope::Merchant, Some(own)) => {
+            if request
+                .merchant
+                .as_deref()
+                .is_some_and(|m| decode_id(IdKind::Merchant, m) != Some(own))
+            {
+                return Err(ApiError::not_found(Some("merchant"), "merchant"));
+            }
+            let text = request.customer.as_deref().ok_or_else(|| {
+                ApiError::invalid("customer", "missing_field", "customer is required")
+            })?;
+            let id = decode_id(IdKind::Customer, text)
+                .ok_or_else(|| ApiError::not_found(Some("customer"), "customer"))?;
+            (id, own)
+        }
+        _ => {
+            return Err(ApiError::forbidden(
+                "charges are made by a merchant key or a customer's token",
+            ))
+        }
+    };
+    let customer_record: CustomerRecord = state
+        .store
+        .record(CUSTOMERS, customer)?
+        .ok_or_else(|| ApiError::not_found(Some("customer"), "customer"))?;
+    // Consent: the customer's token, or an active allowance of this customer to this merchant.
+    let allowance = if caller.scope == Scope::Customer {
+        None
+    } else {
+        allowances_of(&state, customer)?
+            .into_iter()
+            .find(|a| a.merchant == merchant && a.asset == asset.id.0 && a.revoked_ns.is_none())
+    };
+    // A merchant that neither created the customer nor holds an allowance cannot learn that
+    // the customer exists.
+    if caller.scope == Scope::Merchant && allowance.is_none() && customer_record.creator != merchant
+    {
+        return Err(ApiError::not_found(Some("customer"), "customer"));
+    }
+    if let Some(a) = &allowance {
+        if amount.0 > a.max_per_charge {
+            return Err(ApiError::refused(
+                "allowance_exceeded",
+                "this charge is above the allowance's maximum per charge",
+            )
+            .with_param("amount"));
+        }
+    }
+    let mut shares = Vec::with_capacity(request.shares.len());
+    for (i, s) in request.shares.iter().enumerate() {
+        shares.push((
+            merchant_exists(&state, &s.merchant, &format!("shares.{i}.merchant"))?,
+            s.bps,
+        ));
+    }
+    let (platform_fee, merchant_net, payees, rounding) =
+        priced(&state, merchant, &asset, amount, &shares)?;
+    let key = idempotency_key(&headers)?;
+    let tenant = caller.customer.unwrap_or(caller.tenant());
+    let id = match &key {
+        Some(key) => derived_id(tenant, key, "charge", 0),
+        None => random_id(),
+    };
+    let request_hash = sha256(&[b"charges", &raw]);
+    if let Some(existing) = state.store.record::<ChargeRecord>(CHARGES, id)? {
+        return replay(&state, &existing, request_hash);
+    }
+    let requires_confirmation = caller.scope != Scope::Customer && allowance.is_none();
+    let charge = ChargeRecord {
+        id,
+        kind: ChargeKind::Charge,
+        merchant,
+        customer,
+        asset: asset.id.0,
+        amount: amount.0,
+        platform_fee,
+        merchant_net,
+        payees,
+        rounding,
+        description: request.description,
+        resource_id: request.resource_id,
+        message: None,
+        allowance: allowance.map(|a| a.id),
+        requires_confirmation,
+        created_ns: now_ns(),
+        refunds: Vec::new(),
+        request_hash: Some(request_hash),
+    };
+    state
+        .products
+        .records
+        .write(charge_writes(&charge)?)
+        .await?;
+    if requires_confirmation {
+        return Ok(json_response(
+            StatusCode::CREATED,
+            to_json(&charge_view(&state, &charge)?)?,
+        ));
+    }
+    let view = execute(&state, &charge).await?;
+    Ok(json_response(StatusCode::CREATED, to_json(&view)?))
+}
+
+/// A retry with the same Idempotency-Key: the same charge if the request is the same, 409 if
+/// not. A charge whose chain never committed (a crash) is booked now.
+fn replay(
+    state: &SharedState,
+    existing: &ChargeRecord,
+    request_hash: [u8; 32],
+) -> Result<Response, ApiError> {
+    if existing.request_hash != Some(request_hash) {
+        return Err(ApiError::idempotency(
+            "this Idempotency-Key was already used with different parameters",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        to_json(&charge_view(state, existing)?)?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/charges/{id}/confirm", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the confirmed charge (customer token only)", body = ChargeView), crate::error::WriteErrors))]
+pub async fn confirm(
+    State(state): State<SharedState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let missing = || ApiError::not_found(Some("id"), "charge");
+    let id = decode_id(IdKind::Charge, &id).ok_or_else(missing)?;
+    let _guard = state.products.lock(id).await;
+    let mut charge: ChargeRecord = state.store.record(CHARGES, id)?.ok_or_else(missing)?;
+    if caller.customer != Some(charge.customer) {
+        return Err(missing());
+    }
+    require_customer(&caller, charge.customer)?;
+    if !charge.requires_confirmation {
+        // Already confirmed: answer as before (or book it, if a crash interrupted that).
+        if charge_status(&state, &charge) == "succeeded" {
+            return Ok(json_response(
+                StatusCode::OK,
+                to_json(&charge_view(&state, &charge)?)?,
+            ));
+        }
+    }
+    charge.requires_confirmation = false;
+    state
+        .products
+        .records
+        .write(charge_writes(&charge)?)
+        .await?;
+    let view = execute(&state, &charge).await?;
+    Ok(json_response(StatusCode::OK, to_json(&view)?))
+}
+
+#[utoipa::path(post, path = "/v1/tips", tag = "charges", request_body = CreateTip, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the tip (customer token only), with the merchant's fee plan applied", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
+pub async fn tip(
+    State(state): State<SharedState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    ApiJson(request, raw): ApiJson<CreateTip>,
+) -> Result<Response, ApiError> {
+    let customer = caller
+        .customer
+        .filter(|_| caller.scope == Scope::Customer)
+        .ok_or_else(|| ApiError::forbidden("a tip is given with the customer's own token"))?;
+    let merchant = merchant_exists(&state, &request.merchant, "merchant")?;
+    let asset = by_code(&state, &request.asset, "asset")?;
+    let amount = positive_amount(&request.amount, &asset, "amount")?;
+    if let Some(m) = &request.message {
+        text_field(m, MESSAGE_BYTES_MAX, "message")?;
+    }
+    let (platform_fee, merchant_net, payees, rounding) =
+        priced(&state, merchant, &asset, amount, &[])?;
+    let key = idempotency_key(&headers)?;
+    let id = match &key {
+        Some(key) => derived_id(customer, key, "charge", 0),
+        None => random_id(),
+    };
+    let request_hash = sha256(&[b"tips", &raw]);
+    if let Some(existing) = state.store.record::<ChargeRecord>(CHARGES, id)? {
+        return replay(&state, &existing, request_hash);
+    }
+    let charge = ChargeRecord {
+        id,
+        kind: ChargeKind::Tip,
+        merchant,
+        customer,
+        asset: asset.id.0,
+        amount: amount.0,
+        platform_fee,
+        merchant_net,
+        payees,
+        rounding,
+        description: "tip".into(),
+        resource_id: None,
+        message: request.message,
+        allowance: None,
+        requires_confirmation: false,
+        created_ns: now_ns(),
+        refunds: Vec::new(),
+        request_hash: Some(request_hash),
+    };
+    state
+        .products
+        .records
+        .write(charge_writes(&charge)?)
+        .await?;
+    let view = execute(&state, &charge).await?;
+    Ok(json_response(StatusCode::CREATED, to_json(&view)?))
+}
+
+/// The charge if the caller may see it: its customer, its merchant or a payee, the operator.
+fn visible_charge(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<ChargeRecord, ApiError> {
+    let missing = || ApiError::not_found(Some("id"), "charge");
+    let id = decode_id(IdKind::Charge, id).ok_or_else(missing)?;
+    let charge: ChargeRecord = state.store.record(CHARGES, id)?.ok_or_else(missing)?;
+    let visible = match caller.scope {
+        Scope::Customer => caller.customer == Some(charge.customer),
+        _ => {
+            caller.can_see(charge.merchant)
+                || charge.payees.iter().any(|p| caller.can_see(p.merchant))
+        }
+    };
+    if !visible {
+        return Err(missing());
+    }
+    Ok(charge)
+}
+
+#[utoipa::path(get, path = "/v1/charges/{id}", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the charge and its receipt", body = ChargeView), crate::error::ReadErrors))]
+pub async fn get(
+    State(state): State<SharedState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ChargeView>, ApiError> {
+    let charge = visible_charge(&state, &caller, &id)?;
+    Ok(axum::Json(charge_view(&state, &charge)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    /// How much to refund (default: all that is left).
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.001")]
+    pub amount: Option<String>,
+}
+
+/// The split as booked, rebuilt from the record.
+fn booked_split(c: &ChargeRecord) -> Result<Split, ApiError> {
+    let net = if c.payees.is_empty() {
+        NetDistribution::Merchant(Amount(c.merchant_net))
+    } else {
+        NetDistribution::Payees {
+            payees: c
+                .payees
+                .iter()
+                .map(|p| PayeeAmount {
+                    payee: format!("{:032x}", p.merchant),
+                    bps: p.bps,
+                    amount: Amount(p.amount),
+                })
+                .collect(),
+            rounding_remainder: Amount(c.rounding),
+        }
+    };
+    Split::from_parts(Amount(c.amount), Amount(c.platform_fee), net)
+        .map_err(|e| ApiError::internal(format!("stored split: {e}")))
+}
+
+fn refund_legs(c: &ChargeRecord, reversal: &farthing_products::fees::Reversal) -> Vec<Leg> {
+    let wallet = LedgerAccount::Wallet {
+        customer: c.customer,
+    };
+    reversal
+        .parts()
+        .into_iter()
+        .map(|(destination, amount)| {
+            let debit = match destination {
+                Destination::Platform => LedgerAccount::PlatformRevenue,
+                Destination::Merchant => LedgerAccount::Earnings {
+                    merchant: c.merchant,
+                },
+                Destination::Payee(hex) => LedgerAccount::Earnings {
+                    merchant: u128::from_str_radix(&hex, 16).unwrap_or(c.merchant),
+                },
+                Destination::Rounding => LedgerAccount::Rounding,
+            };
+            Leg {
+                debit,
+                credit: wallet,
+                amount,
+                code: CODE_REFUND,
+                role: Role::Payment,
+            }
+        })
+        .collect()
+}
+
+fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord) -> bool {
+    let first = chain_id(c.id, "refund", r.index).wrapping_add(u128::from(r.first_leg));
+    state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(first))
+        .is_some()
+}
+
+#[utoipa::path(post, path = "/v1/charges/{id}/refunds", tag = "charges", request_body = CreateRefund, params(("id" = String, Path, description = "ch_… id")), responses((status = 201, description = "the refund, back to the customer's wallet; fees reversed pro rata", body = RefundView), crate::error::WriteErrors))]
+pub async fn refund(
+    State(state): State<SharedState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(request, _): ApiJson<CreateRefund>,
+) -> Result<Response, ApiError> {
+    principal.require_write()?;
+    let charge = visible_charge(&state, &principal, &id)?;
+    if !principal.can_see(charge.merchant) {
+        return Err(ApiError::not_found(Some("id"), "charge"));
+    }
+    let _guard = state.products.lock(charge.id).await;
+    let mut charge: ChargeRecord = state
+        .store
+        .record(CHARGES, charge.id)?
+        .ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
+    if charge_status(&state, &charge) != "succeeded" {
+        return Err(ApiError::refused(
+            "charge_not_succeeded",
+            "only a succeeded charge can be refunded",
+        ));
+    }
+    let asset = asset_by_id(&state, charge.asset)?;
+    let mut refunded = Amount::ZERO;
+    for rid in &charge.refunds {
+        if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *rid)? {
+            if refund_committed(&state, &charge, &r) {
+                refunded = Amount(refunded.0 + r.amount);
+            }
+        }
+    }
+    let remaining = Amount(charge.amount - refunded.0);
+    let amount = match &request.amount {
+        Some(text) => positive_amount(text, &asset, "amount")?,
+        None => remaining,
+    };
+    if amount > remaining || remaining.is_zero() {
+        return Err(ApiError::refused(
+            "refund_exceeds_charge",
+            format!(
+                "at most {} of this charge is left to refund",
+                format_amount(remaining, asset.scale)
+            ),
+        )
+        .with_param("amount"));
+    }
+    let reversal = reverse(
+        &booked_split(&charge)?,
+        refunded,
+        amount,
+        state.products.refund_policy,
+    )
+    .map_err(|e| ApiError::internal(format!("refund split: {e}")))?;
+    let index = charge.refunds.len() as u64;
+    let legs = refund_legs(&charge, &reversal);
+    let record = RefundRecord {
+        first_leg: legs.iter().position(|l| !l.amount.is_zero()).unwrap_or(0) as u64,
+        id: random_id(),
+        charge: charge.id,
+        index,
+        amount: amount.0,
+        platform_fee_returned: reversal.amount_for(&Destination::Platform).0,
+        created_ns: now_ns(),
+    };
+    // Refused refunds stay listed: their index (and chain ids) is never used again.
+    charge.refunds.push(record.id);
+    let mut writes = vec![RecordWrite::put(REFUNDS, record.id, &record)?];
+    writes.push(RecordWrite::put(CHARGES, charge.id, &charge)?);
+    state.products.records.write(writes).await?;
+    let mut accounts: Vec<LedgerAccount> = legs.iter().flat_map(|l| [l.debit, l.credit]).collect();
+    accounts.dedup();
+    state
+        .products
+        .ensure_accounts(&state.engine, &accounts, asset.id)
+        .await?;
+    match run_chain(
+        &state.engine,
+        chain_id(charge.id, "refund", index),
+        &legs,
+        asset.id,
+        record.id,
+    )
+    .await?
+    {
+        ChainOutcome::Committed { .. } => Ok(json_response(
+            StatusCode::CREATED,
+            to_json(&refund_view(&state, &record, asset.scale))?,
+        )),
+        ChainOutcome::Refused {
+            result: TransferResult::ExceedsCredits,
+            ..
+        } => Err(ApiError::refused(
+            "merchant_balance_insufficient",
+            "the merchant's balance cannot cover this refund (already paid out)",
+        )
+        .with_param("amount")),
+        ChainOutcome::Refused { result, .. } => Err(ApiError::from_transfer(result, "")),
+    }
+}

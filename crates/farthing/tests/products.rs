@@ -1,0 +1,564 @@
+//! Product scenarios over HTTP against a real `farthing serve`: customers and consent, wallets
+//! and top-ups through the sandbox processor, charges with fee splits, tips, refunds, payouts,
+//! the fee report, and 64 concurrent charges racing for a wallet's last cent.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+
+struct World {
+    op: String,
+    merchant: String,
+    merchant_key: String,
+    publisher: String,
+    customer: String,
+    customer_token: String,
+}
+
+fn ok(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let (got, answer) = server.call(method, path, Some(key), body, &[]);
+    assert_eq!(got, status, "{method} {path}: {answer}");
+    answer
+}
+
+fn error_code(server: &Server, method: &str, path: &str, key: &str, body: Value) -> (u16, String) {
+    let (status, answer) = server.call(method, path, Some(key), Some(body), &[]);
+    (
+        status,
+        answer["error"]["code"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn setup(server: &Server) -> World {
+    let op = server.operator_key.clone().expect("operator key");
+    ok(
+        server,
+        "POST",
+        "/v1/assets",
+        &op,
+        Some(json!({"code": "USD", "scale": 6})),
+        201,
+    );
+    let new_merchant = |name: &str| {
+        let m = ok(
+            server,
+            "POST",
+            "/v1/merchants",
+            &op,
+            Some(json!({"name": name})),
+            201,
+        );
+        let id = m["id"].as_str().unwrap().to_string();
+        let k = ok(
+            server,
+            "POST",
+            "/v1/api_keys",
+            &op,
+            Some(json!({"scope": "merchant", "merchant": id})),
+            201,
+        );
+        (id, k["secret"].as_str().unwrap().to_string())
+    };
+    let (merchant, merchant_key) = new_merchant("Author");
+    let (publisher, _) = new_merchant("Publisher");
+    let c = ok(
+        server,
+        "POST",
+        "/v1/customers",
+        &merchant_key,
+        Some(json!({"name": "Ada", "monthly_cap": {"amount": "20", "asset": "USD"}})),
+        201,
+    );
+    World {
+        op,
+        merchant,
+        merchant_key,
+        publisher,
+        customer: c["id"].as_str().unwrap().to_string(),
+        customer_token: c["token"].as_str().unwrap().to_string(),
+    }
+}
+
+fn wallet(server: &Server, w: &World) -> String {
+    let v = ok(
+        server,
+        "GET",
+        &format!("/v1/customers/{}/wallets/USD", w.customer),
+        &w.customer_token,
+        None,
+        200,
+    );
+    v["available"].as_str().unwrap().to_string()
+}
+
+fn balance(server: &Server, w: &World, merchant: &str) -> String {
+    let v = ok(
+        server,
+        "GET",
+        &format!("/v1/merchants/{merchant}/balance?asset=USD"),
+        &w.op,
+        None,
+        200,
+    );
+    v["available"].as_str().unwrap().to_string()
+}
+
+fn top_up(server: &Server, w: &World, card: &str, amount: &str) -> (u16, Value) {
+    let pm = ok(
+        server,
+        "POST",
+        &format!("/v1/customers/{}/payment_methods", w.customer),
+        &w.customer_token,
+        Some(json!({"card_number": card})),
+        201,
+    );
+    server.call(
+        "POST",
+        &format!("/v1/customers/{}/topups", w.customer),
+        Some(&w.customer_token),
+        Some(json!({"amount": amount, "asset": "USD", "payment_method": pm["token"]})),
+        &[],
+    )
+}
+
+#[test]
+fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+
+    // Top-ups: a success records the processor's fee (2.9% + 30¢); declines say why, move nothing.
+    let (status, t) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201, "{t}");
+    assert_eq!(t["processor_fee"], "0.590000");
+    assert_eq!(wallet(&server, &w), "10.000000");
+    for (card, code) in [
+        ("4000000000000002", "card_declined"),
+        ("4000000000009995", "insufficient_funds"),
+        ("4100000000000019", "suspected_fraud"),
+    ] {
+        let (status, e) = top_up(&server, &w, card, "5");
+        assert_eq!(
+            (
+                status,
+                e["error"]["type"].as_str(),
+                e["error"]["code"].as_str()
+            ),
+            (402, Some("card_error"), Some(code))
+        );
+    }
+    assert_eq!(wallet(&server, &w), "10.000000");
+
+    // Fee plan: 2.5% rounded half-even plus 0.0001 fixed.
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/fee_plan", w.merchant),
+        &w.op,
+        Some(
+            json!({"asset": "USD", "percent_bps": 250, "fixed": "0.0001", "rounding": "half_even"}),
+        ),
+        200,
+    );
+
+    // Without consent a merchant's charge only asks the customer; no money moves.
+    let pending = ok(
+        &server,
+        "POST",
+        "/v1/charges",
+        &w.merchant_key,
+        Some(
+            json!({"customer": w.customer, "amount": "0.10", "asset": "USD", "description": "article 1", "resource_id": "art-1"}),
+        ),
+        201,
+    );
+    assert_eq!(pending["status"], "requires_confirmation");
+    assert_eq!(wallet(&server, &w), "10.000000");
+    // The merchant cannot confirm for the customer; the customer can.
+    let confirm = format!("/v1/charges/{}/confirm", pending["id"].as_str().unwrap());
+    let (status, _) = server.call("POST", &confirm, Some(&w.merchant_key), None, &[]);
+    assert_eq!(status, 404);
+    let confirmed = ok(&server, "POST", &confirm, &w.customer_token, None, 200);
+    assert_eq!(confirmed["status"], "succeeded");
+    // 0.10: fee 0.0025 + 0.0001 = 0.0026, merchant nets 0.0974.
+    assert_eq!(
+        (
+            confirmed["platform_fee"].as_str(),
+            confirmed["merchant_net"].as_str()
+        ),
+        (Some("0.002600"), Some("0.097400"))
+    );
+    assert_eq!(wallet(&server, &w), "9.900000");
+
+    // An allowance: at most 0.05 a charge and 0.12 a day.
+    let allowance = ok(
+        &server,
+        "POST",
+        &format!("/v1/customers/{}/allowances", w.customer),
+        &w.customer_token,
+        Some(
+            json!({"merchant": w.merchant, "asset": "USD", "max_per_charge": "0.05", "max_per_period": "0.12", "period": "day"}),
+        ),
+        201,
+    );
+    // Only the customer's own token grants allowances.
+    let (status, _) = server.call("POST", &format!("/v1/customers/{}/allowances", w.customer), Some(&w.merchant_key),
+        Some(json!({"merchant": w.merchant, "asset": "USD", "max_per_charge": "1", "max_per_period": "1", "period": "day"})), &[]);
+    assert_eq!(status, 403);
+    // Revenue shares: author 70%, publisher 30% of the net; flooring leaves a rounding remainder.
+    let shared = ok(
+        &server,
+        "POST",
+        "/v1/charges",
+        &w.merchant_key,
+        Some(
+            json!({"customer": w.customer, "amount": "0.000011", "asset": "USD", "description": "a paragraph",
+                    "shares": [{"merchant": w.merchant, "bps": 7000}, {"merchant": w.publisher, "bps": 3000}]}),
+        ),
+        201,
+    );
+    assert_eq!(shared["status"], "succeeded");
+    let parts: u128 = ["platform_fee", "rounding"]
+        .iter()
+        .map(|k| minor(&shared[k]))
+        .sum::<u128>()
+        + shared["payees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| minor(&p["amount"]))
+            .sum::<u128>();
+    assert_eq!(
+        parts, 11,
+        "every part of the split adds up to the charge: {shared}"
+    );
+    for amount in ["0.05", "0.05"] {
+        let c = ok(
+            &server,
+            "POST",
+            "/v1/charges",
+            &w.merchant_key,
+            Some(json!({"customer": w.customer, "amount": amount, "asset": "USD"})),
+            201,
+        );
+        assert_eq!(c["status"], "succeeded");
+    }
+    // Over the per-charge maximum, and over the day's budget: refused, nothing moves.
+    let before = wallet(&server, &w);
+    assert_eq!(
+        error_code(
+            &server,
+            "POST",
+            "/v1/charges",
+            &w.merchant_key,
+            json!({"customer": w.customer, "amount": "0.06", "asset": "USD"})
+        ),
+        (422, "allowance_exceeded".into())
+    );
+    assert_eq!(
+        error_code(
+            &server,
+            "POST",
+            "/v1/charges",
+            &w.merchant_key,
+            json!({"customer": w.customer, "amount": "0.03", "asset": "USD"})
+        ),
+        (422, "allowance_exceeded".into())
+    );
+    assert_eq!(wallet(&server, &w), before);
+    // Revoked: the merchant is back to asking.
+    ok(
+        &server,
+        "POST",
+        &format!(
+            "/v1/allowances/{}/revoke",
+            allowance["id"].as_str().unwrap()
+        ),
+        &w.customer_token,
+        None,
+        200,
+    );
+    let asked = ok(
+        &server,
+        "POST",
+        "/v1/charges",
+        &w.merchant_key,
+        Some(json!({"customer": w.customer, "amount": "0.01", "asset": "USD"})),
+        201,
+    );
+    assert_eq!(asked["status"], "requires_confirmation");
+
+    // A tip, with a message, through the same fee plan.
+    let tip = ok(
+        &server,
+        "POST",
+        "/v1/tips",
+        &w.customer_token,
+        Some(json!({"merchant": w.merchant, "amount": "1", "asset": "USD", "message": "thanks!"})),
+        201,
+    );
+    assert_eq!(
+        (
+            tip["type"].as_str(),
+            tip["message"].as_str(),
+            tip["platform_fee"].as_str()
+        ),
+        (Some("tip"), Some("thanks!"), Some("0.025100"))
+    );
+    // The monthly cap (20) across all merchants: with money enough in the wallet, a 19 tip is
+    // over what is left of the cap.
+    let (status, _) = top_up(&server, &w, "4242424242424242", "15");
+    assert_eq!(status, 201);
+    assert_eq!(
+        error_code(
+            &server,
+            "POST",
+            "/v1/tips",
+            &w.customer_token,
+            json!({"merchant": w.publisher, "amount": "19", "asset": "USD"})
+        ),
+        (422, "monthly_cap_exceeded".into())
+    );
+
+    // Refunds: partial, then the rest; never more than was charged; fees reversed pro rata.
+    let refunds = format!("/v1/charges/{}/refunds", confirmed["id"].as_str().unwrap());
+    let r1 = ok(
+        &server,
+        "POST",
+        &refunds,
+        &w.merchant_key,
+        Some(json!({"amount": "0.04"})),
+        201,
+    );
+    assert_eq!(r1["amount"], "0.040000");
+    assert_eq!(
+        error_code(
+            &server,
+            "POST",
+            &refunds,
+            &w.merchant_key,
+            json!({"amount": "0.07"})
+        ),
+        (422, "refund_exceeds_charge".into())
+    );
+    ok(
+        &server,
+        "POST",
+        &refunds,
+        &w.merchant_key,
+        Some(json!({})),
+        201,
+    );
+    let refunded = ok(
+        &server,
+        "GET",
+        &format!("/v1/charges/{}", confirmed["id"].as_str().unwrap()),
+        &w.customer_token,
+        None,
+        200,
+    );
+    assert_eq!(refunded["amount_refunded"], "0.100000");
+    let returned: u128 = refunded["refunds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| minor(&r["platform_fee_returned"]))
+        .sum();
+    assert_eq!(
+        returned, 2600,
+        "a full refund returns the whole platform fee"
+    );
+    assert_eq!(
+        error_code(
+            &server,
+            "POST",
+            &refunds,
+            &w.merchant_key,
+            json!({"amount": "0.000001"})
+        ),
+        (422, "refund_exceeds_charge".into())
+    );
+
+    // Payouts: a failing bank account returns the funds and says why; a good one pays.
+    let earned = balance(&server, &w, &w.merchant);
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payout_settings", w.merchant),
+        &w.merchant_key,
+        Some(json!({"asset": "USD", "bank_account": "000111111116"})),
+        200,
+    );
+    let failed = ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payouts", w.merchant),
+        &w.merchant_key,
+        Some(json!({})),
+        201,
+    );
+    assert_eq!(
+        (failed["status"].as_str(), failed["failure_code"].as_str()),
+        (Some("failed"), Some("no_account"))
+    );
+    assert_eq!(balance(&server, &w, &w.merchant), earned);
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payout_settings", w.merchant),
+        &w.merchant_key,
+        Some(json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000})),
+        200,
+    );
+    let paid = ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payouts", w.merchant),
+        &w.merchant_key,
+        Some(json!({})),
+        201,
+    );
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(
+        minor(&paid["amount"]),
+        minor(&Value::String(earned.clone())) * 9 / 10,
+        "10% reserve held back"
+    );
+    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    // Paid out: refunding the tip now finds the merchant's balance short.
+    let tip_refunds = format!("/v1/charges/{}/refunds", tip["id"].as_str().unwrap());
+    assert_eq!(
+        error_code(&server, "POST", &tip_refunds, &w.merchant_key, json!({})),
+        (422, "merchant_balance_insufficient".into())
+    );
+
+    // Tenant isolation: another merchant cannot see the charge or the customer.
+    let other = ok(
+        &server,
+        "POST",
+        "/v1/merchants",
+        &w.op,
+        Some(json!({"name": "Other"})),
+        201,
+    );
+    let other_key = ok(
+        &server,
+        "POST",
+        "/v1/api_keys",
+        &w.op,
+        Some(json!({"scope": "merchant", "merchant": other["id"]})),
+        201,
+    );
+    let other_key = other_key["secret"].as_str().unwrap();
+    for path in [
+        format!("/v1/charges/{}", tip["id"].as_str().unwrap()),
+        format!("/v1/customers/{}", w.customer),
+    ] {
+        let (status, _) = server.call("GET", &path, Some(other_key), None, &[]);
+        assert_eq!(status, 404, "{path}");
+    }
+    assert_eq!(
+        error_code(
+            &server,
+            "POST",
+            "/v1/charges",
+            other_key,
+            json!({"customer": w.customer, "amount": "0.01", "asset": "USD"})
+        ),
+        (404, "resource_missing".into())
+    );
+    // A customer token cannot use the operator/merchant endpoints.
+    let (status, _) = server.call("GET", "/v1/accounts", Some(&w.customer_token), None, &[]);
+    assert_eq!(status, 403);
+
+    // The fee report agrees with what was booked: 4 charges and a tip succeeded.
+    let report = ok(
+        &server,
+        "GET",
+        &format!("/v1/reports/fees?asset=USD&merchant={}", w.merchant),
+        &w.op,
+        None,
+        200,
+    );
+    assert_eq!(report["payments"], 5, "{report}");
+    assert_eq!(report["gross_volume"], "1.200011");
+    let platform = ok(
+        &server,
+        "GET",
+        "/v1/reports/fees?asset=USD",
+        &w.op,
+        None,
+        200,
+    );
+    assert_eq!(
+        (
+            platform["processor_charges"].as_u64(),
+            platform["processor_fees_paid"].as_str()
+        ),
+        (Some(2), Some("1.325000"))
+    );
+    // As five card charges: 5 × 0.30 plus 2.9% of each, rounded half-up per charge:
+    // 0.0029 (0.10) + 0 (0.000011) + 0.00145 × 2 (0.05 each) + 0.029 (1) = 1.5348.
+    assert_eq!(platform["processor_fees_if_each_card"], "1.534800");
+    let (status, csv, _) = server.raw(
+        "GET",
+        "/v1/reports/fees?asset=USD&format=csv",
+        Some(&w.op),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert!(
+        csv.lines().count() == 2 && csv.contains("platform"),
+        "{csv}"
+    );
+    server.stop();
+}
+
+/// Minor units of a decimal amount with 6 places.
+fn minor(v: &Value) -> u128 {
+    let text = v.as_str().unwrap_or("0");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    whole.parse::<u128>().unwrap() * 1_000_000 + format!("{frac:0<6}").parse::<u128>().unwrap()
+}
+
+#[test]
+fn sixty_four_concurrent_charges_race_for_the_last_cents_and_never_overdraw() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "0.40");
+    assert_eq!(status, 201);
+    // 0.40 buys exactly 40 charges of 0.01; 64 race for them.
+    let results: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..64)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (status, _) = server.call(
+                        "POST",
+                        "/v1/charges",
+                        Some(&w.customer_token),
+                        Some(json!({"merchant": w.merchant, "amount": "0.01", "asset": "USD"})),
+                        &[],
+                    );
+                    status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let succeeded = results.iter().filter(|s| **s == 201).count();
+    let refused = results.iter().filter(|s| **s == 422).count();
+    assert_eq!((succeeded, refused), (40, 24), "{results:?}");
+    assert_eq!(wallet(&server, &w), "0.000000");
+    assert_eq!(balance(&server, &w, &w.merchant), "0.400000");
+    server.stop();
+}
