@@ -49,6 +49,10 @@ const HTTP_ACCOUNTS_MAX: u64 = 1_000_000;
 const SECONDS_MAX: f64 = 86_400.0;
 /// Connections that create the accounts concurrently (group commit merges their writes).
 const SETUP_CONNECTIONS_MAX: usize = 16;
+/// Customers created for `--scenario charges` (at most; --http-accounts if fewer).
+const CHARGE_CUSTOMERS_MAX: u64 = 256;
+/// What each of those customers' wallets is topped up with.
+const CHARGE_WALLET_TOPUP: &str = "1000000";
 /// Distinct single-transfer bodies, cycled through: enough that accounts vary between requests.
 const SINGLE_BODIES: usize = 4096;
 /// Distinct batch bodies, cycled through; each is about 130 bytes per transfer.
@@ -95,6 +99,9 @@ pub enum Scenario {
     /// `--batch-size` transfers per `POST /v1/transfers/batch` in the compact binary encoding
     /// (`farthing_api::wire`), the project's own high-volume client.
     Binary,
+    /// One wallet charge per `POST /v1/charges` with a 2.5% fee plan and a 70/30 revenue
+    /// share, by a merchant key under the customers' allowances (needs an operator key).
+    Charges,
 }
 
 impl Scenario {
@@ -102,19 +109,20 @@ impl Scenario {
         match self {
             Scenario::Single => "/v1/transfers",
             Scenario::Batch | Scenario::Binary => "/v1/transfers/batch",
+            Scenario::Charges => "/v1/charges",
         }
     }
 
     fn status_ok(self) -> StatusCode {
         match self {
-            Scenario::Single => StatusCode::CREATED,
+            Scenario::Single | Scenario::Charges => StatusCode::CREATED,
             Scenario::Batch | Scenario::Binary => StatusCode::OK,
         }
     }
 
     fn content_type(self) -> &'static str {
         match self {
-            Scenario::Single | Scenario::Batch => "application/json",
+            Scenario::Single | Scenario::Batch | Scenario::Charges => "application/json",
             Scenario::Binary => farthing_api::wire::CONTENT_TYPE,
         }
     }
@@ -491,6 +499,10 @@ struct Fixture {
     template: RequestTemplate,
     scale: u8,
     accounts: Vec<String>,
+    /// For `charges`: customers that granted the merchant an allowance and hold a wallet, and
+    /// the merchant and its revenue-share partner.
+    customers: Vec<String>,
+    merchants: Option<(String, String)>,
 }
 
 impl Fixture {
@@ -498,6 +510,7 @@ impl Fixture {
         endpoint: &Endpoint,
         key: &str,
         accounts: u64,
+        scenario: Scenario,
     ) -> Result<Fixture, HttpBenchError> {
         let mut connection = Connection::open(endpoint.addr).await?;
         let given = RequestTemplate::new(endpoint, key)?;
@@ -529,6 +542,7 @@ impl Fixture {
         };
         // Transfers are sent as a merchant, the way the API is meant to be used: tenant checks
         // and all.
+        let mut merchant_id = None;
         let template = if operator {
             let merchant = connection
                 .call(
@@ -540,6 +554,7 @@ impl Fixture {
                 )
                 .await?;
             let merchant = field(&merchant, "id", "/v1/merchants")?;
+            merchant_id = Some(merchant.clone());
             let issued = connection
                 .call(
                     &given,
@@ -551,15 +566,107 @@ impl Fixture {
                 .await?;
             RequestTemplate::new(endpoint, &field(&issued, "secret", "/v1/api_keys")?)?
         } else {
-            given
+            given.clone()
         };
+        if scenario == Scenario::Charges {
+            let merchant = merchant_id.ok_or_else(|| HttpBenchError::Unexpected {
+                what: "--scenario charges",
+                body: "needs an operator key (to set the merchant's fee plan)".into(),
+            })?;
+            let partner = connection
+                .call(
+                    &given,
+                    Method::POST,
+                    "/v1/merchants",
+                    Some(json!({"name": "bench partner"})),
+                    StatusCode::CREATED,
+                )
+                .await?;
+            let partner = field(&partner, "id", "/v1/merchants")?;
+            let plan = json!({"asset": ASSET_CODE, "percent_bps": 250, "fixed": "0", "rounding": "half_even"});
+            let path: &'static str =
+                Box::leak(format!("/v1/merchants/{merchant}/fee_plan").into_boxed_str());
+            connection
+                .call(&given, Method::POST, path, Some(plan), StatusCode::OK)
+                .await?;
+            let customers = create_customers(
+                endpoint,
+                &template,
+                &merchant,
+                accounts.min(CHARGE_CUSTOMERS_MAX),
+            )
+            .await?;
+            return Ok(Fixture {
+                template,
+                scale,
+                accounts: Vec::new(),
+                customers,
+                merchants: Some((merchant, partner)),
+            });
+        }
         let accounts = create_accounts(endpoint.addr, &template, accounts).await?;
         Ok(Fixture {
             template,
             scale,
             accounts,
+            customers: Vec::new(),
+            merchants: None,
         })
     }
+}
+
+/// Customers for `--scenario charges`, each with a card, a large top-up and an allowance for
+/// the merchant (a few connections at once).
+async fn create_customers(
+    endpoint: &Endpoint,
+    template: &RequestTemplate,
+    merchant: &str,
+    count: u64,
+) -> Result<Vec<String>, HttpBenchError> {
+    let workers = (SETUP_CONNECTIONS_MAX as u64).min(count).max(1);
+    let mut tasks = JoinSet::new();
+    for worker in 0..workers {
+        let share = count / workers + u64::from(worker < count % workers);
+        let template = template.clone();
+        let endpoint = endpoint.clone();
+        let merchant = merchant.to_string();
+        tasks.spawn(async move {
+            let mut connection = Connection::open(endpoint.addr).await?;
+            let mut ids = Vec::new();
+            for _ in 0..share {
+                let c = connection
+                    .call(&template, Method::POST, "/v1/customers", Some(json!({"name": "bench"})), StatusCode::CREATED)
+                    .await?;
+                let id = field(&c, "id", "/v1/customers")?;
+                let token = RequestTemplate::new(&endpoint, &field(&c, "token", "/v1/customers")?)?;
+                let leak = |p: String| -> &'static str { Box::leak(p.into_boxed_str()) };
+                let pm = connection
+                    .call(&token, Method::POST, leak(format!("/v1/customers/{id}/payment_methods")),
+                        Some(json!({"card_number": "4242424242424242"})), StatusCode::CREATED)
+                    .await?;
+                let pm = field(&pm, "token", "payment_methods")?;
+                connection
+                    .call(&token, Method::POST, leak(format!("/v1/customers/{id}/topups")),
+                        Some(json!({"amount": CHARGE_WALLET_TOPUP, "asset": ASSET_CODE, "payment_method": pm})), StatusCode::CREATED)
+                    .await?;
+                connection
+                    .call(&token, Method::POST, leak(format!("/v1/customers/{id}/allowances")),
+                        Some(json!({"merchant": merchant, "asset": ASSET_CODE, "max_per_charge": "1",
+                                    "max_per_period": CHARGE_WALLET_TOPUP, "period": "month"})), StatusCode::CREATED)
+                    .await?;
+                ids.push(id);
+            }
+            Ok::<_, HttpBenchError>(ids)
+        });
+    }
+    let mut customers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        customers.extend(done.map_err(|e| HttpBenchError::Unexpected {
+            what: "setup",
+            body: e.to_string(),
+        })??);
+    }
+    Ok(customers)
 }
 
 /// The scale of [`ASSET_CODE`] in a `GET /v1/assets` answer, if it exists.
@@ -660,8 +767,11 @@ fn build_bodies(scenario: Scenario, fixture: &Fixture, batch_size: usize, seed: 
     if scenario == Scenario::Binary {
         return build_binary_bodies(fixture, batch_size, &mut rng);
     }
+    if scenario == Scenario::Charges {
+        return build_charge_bodies(fixture, &mut rng);
+    }
     let (bodies, per_body) = match scenario {
-        Scenario::Single => (SINGLE_BODIES, 1),
+        Scenario::Single | Scenario::Charges => (SINGLE_BODIES, 1),
         Scenario::Batch | Scenario::Binary => (BATCH_BODIES, batch_size),
     };
     (0..bodies)
@@ -716,6 +826,24 @@ fn build_binary_bodies(fixture: &Fixture, batch_size: usize, rng: &mut StdRng) -
         .collect()
 }
 
+/// Charge bodies: a random customer, 1 to 1000 minor units, a 70/30 revenue share.
+fn build_charge_bodies(fixture: &Fixture, rng: &mut StdRng) -> Vec<Bytes> {
+    let Some((merchant, partner)) = &fixture.merchants else {
+        return Vec::new();
+    };
+    (0..SINGLE_BODIES)
+        .map(|_| {
+            let customer = &fixture.customers[rng.gen_range(0..fixture.customers.len())];
+            let amount = format_amount(rng.gen_range(1..=AMOUNT_MINOR_UNITS_MAX), fixture.scale);
+            Bytes::from(
+                json!({"customer": customer, "amount": amount, "asset": ASSET_CODE, "description": "bench",
+                       "shares": [{"merchant": merchant, "bps": 7000}, {"merchant": partner, "bps": 3000}]})
+                .to_string(),
+            )
+        })
+        .collect()
+}
+
 /// What every connection of the load shares.
 struct Load {
     addr: SocketAddr,
@@ -744,7 +872,7 @@ impl Load {
             });
         }
         match self.scenario {
-            Scenario::Single => return Ok(1),
+            Scenario::Single | Scenario::Charges => return Ok(1),
             Scenario::Binary => return self.check_binary(body),
             Scenario::Batch => {}
         }
@@ -981,11 +1109,11 @@ async fn measure(
     key: &str,
     server_pid: Option<u32>,
 ) -> anyhow::Result<HttpBenchReport> {
-    let fixture = Fixture::prepare(endpoint, key, args.http_accounts)
+    let fixture = Fixture::prepare(endpoint, key, args.http_accounts, args.scenario)
         .await
         .context("setting up the benchmark's asset, merchant, key and accounts")?;
     let transfers_per_request = match args.scenario {
-        Scenario::Single => 1,
+        Scenario::Single | Scenario::Charges => 1,
         Scenario::Batch | Scenario::Binary => args.batch_size as u64,
     };
     let bodies = build_bodies(args.scenario, &fixture, args.batch_size, args.seed);
@@ -1295,6 +1423,7 @@ fn wait_for_listening(stdout: std::process::ChildStdout) -> anyhow::Result<Strin
 fn print_table(r: &HttpBenchReport) {
     let what = match r.scenario {
         Scenario::Single => "single transfers (POST /v1/transfers)".to_string(),
+        Scenario::Charges => "wallet charges with a fee split (POST /v1/charges)".to_string(),
         Scenario::Batch => format!(
             "batches of {} (POST /v1/transfers/batch, JSON)",
             r.transfers_per_request

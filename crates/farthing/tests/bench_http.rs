@@ -58,3 +58,15 @@ fn batches_report_a_rate_and_no_errors() {
     assert_eq!(report["transfers"], 200 * 50);
     assert_eq!(report["transfers_per_request"], 50);
 }
+
+#[test]
+fn binary_batches_report_a_rate_and_no_errors() {
+    let report = check("binary", &["--batch-size", "100"]);
+    assert_eq!(report["transfers"], 200 * 100);
+}
+
+#[test]
+fn charges_report_a_rate_and_no_errors() {
+    let report = check("charges", &[]);
+    assert_eq!(report["transfers"], 200, "one charge per request");
+}
