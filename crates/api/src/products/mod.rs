@@ -9,6 +9,7 @@
 //! status is read back from the ledger: a crash in between leaves a record whose transfers the
 //! ledger does not have, which reads as `failed`, never money without a record.
 
+pub mod cache;
 pub mod ledger;
 pub mod records;
 
@@ -41,6 +42,7 @@ pub struct Products {
     pub card_fees: SandboxFees,
     pub records: RecordWriter,
     pub refund_policy: FeeRefundPolicy,
+    pub cache: cache::Cache,
     /// Ledger accounts known to exist (a cache; the ledger is the truth).
     known_accounts: RwLock<HashSet<u128>>,
     /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
@@ -60,6 +62,7 @@ impl Products {
             card_fees,
             records: RecordWriter::start(store),
             refund_policy: FeeRefundPolicy::Proportional,
+            cache: cache::Cache::default(),
             known_accounts: RwLock::new(HashSet::new()),
             locks: Mutex::new(std::collections::HashMap::new()),
         })

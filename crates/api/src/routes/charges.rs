@@ -26,9 +26,9 @@ use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, parse_amount};
 use crate::products::ledger::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
 use crate::products::records::{
-    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, CustomerRecord, FeePlanRecord,
-    MerchantSettings, PayeePart, RefundRecord, CHARGES, CHARGES_BY_CUSTOMER, CHARGES_BY_MERCHANT,
-    CUSTOMERS, MERCHANT_SETTINGS, REFUNDS,
+    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, MerchantSettings,
+    PayeePart, RefundRecord, CHARGES, CHARGES_BY_CUSTOMER, CHARGES_BY_MERCHANT, MERCHANT_SETTINGS,
+    REFUNDS,
 };
 use crate::products::{chain_committed, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
 use crate::routes::assets::by_code;
@@ -46,10 +46,7 @@ pub fn merchant_settings(
     state: &SharedState,
     merchant: u128,
 ) -> Result<MerchantSettings, ApiError> {
-    Ok(state
-        .store
-        .record(MERCHANT_SETTINGS, merchant)?
-        .unwrap_or_else(|| MerchantSettings::new(merchant)))
+    Ok((*state.products.cache.settings(&state.store, merchant)?).clone())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -97,7 +94,12 @@ pub async fn set_fee_plan(
 ) -> Result<Response, ApiError> {
     principal.require_operator()?;
     let merchant = decode_id(IdKind::Merchant, &id)
-        .filter(|m| matches!(state.store.merchant(*m), Ok(Some(_))))
+        .filter(|m| {
+            matches!(
+                state.products.cache.merchant_exists(&state.store, *m),
+                Ok(true)
+            )
+        })
         .ok_or_else(|| ApiError::not_found(Some("id"), "merchant"))?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = |text: &str, param: &str| {
@@ -145,6 +147,7 @@ pub async fn set_fee_plan(
             ..Changes::default()
         })
         .await?;
+    state.products.cache.forget_settings(merchant);
     let view = FeePlanView {
         object: "fee_plan",
         merchant: encode_id(IdKind::Merchant, merchant),
@@ -376,7 +379,12 @@ pub fn charge_view(state: &SharedState, c: &ChargeRecord) -> Result<ChargeView, 
 
 fn merchant_exists(state: &SharedState, text: &str, param: &str) -> Result<u128, ApiError> {
     decode_id(IdKind::Merchant, text)
-        .filter(|m| matches!(state.store.merchant(*m), Ok(Some(_))))
+        .filter(|m| {
+            matches!(
+                state.products.cache.merchant_exists(&state.store, *m),
+                Ok(true)
+            )
+        })
         .ok_or_else(|| ApiError::not_found(Some(param), "merchant"))
 }
 
@@ -388,7 +396,11 @@ fn priced(
     gross: Amount,
     shares: &[(u128, u32)],
 ) -> Result<(u128, u128, Vec<PayeePart>, u128), ApiError> {
-    let plan = merchant_settings(state, merchant)?.fee_plan(asset.id.0);
+    let plan = state
+        .products
+        .cache
+        .settings(&state.store, merchant)?
+        .fee_plan(asset.id.0);
     let share_list: Vec<Share> = shares
         .iter()
         .map(|(m, bps)| Share {
@@ -439,9 +451,10 @@ async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeVie
     let now = now_ns();
     let period = match charge.allowance {
         Some(id) => {
-            let allowance: AllowanceRecord = state
-                .store
-                .record(crate::products::records::ALLOWANCES, id)?
+            let allowance: AllowanceRecord = allowances_of(state, charge.customer)?
+                .iter()
+                .find(|a| a.id == id)
+                .cloned()
                 .ok_or_else(|| ApiError::internal("allowance missing"))?;
             let account = LedgerAccount::AllowancePeriod {
                 allowance: id,
@@ -460,9 +473,10 @@ async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeVie
         }
         None => None,
     };
-    let customer: CustomerRecord = state
-        .store
-        .record(CUSTOMERS, charge.customer)?
+    let customer = state
+        .products
+        .cache
+        .customer(&state.store, charge.customer)?
         .ok_or_else(|| ApiError::internal("customer missing"))?;
     let cap = match &customer.monthly_cap {
         Some(cap) if cap.asset == charge.asset => {
@@ -496,8 +510,19 @@ async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeVie
     if let ChainOutcome::Refused { role, result } = outcome {
         return Err(refusal(role, result));
     }
-    if charge.kind == ChargeKind::Charge || charge.kind == ChargeKind::Tip {
+    // Follow-up work only where it is configured (the cached records say so cheaply).
+    if customer
+        .auto_topup
+        .as_ref()
+        .is_some_and(|a| a.enabled && a.asset == charge.asset)
+    {
         tokio::spawn(maybe_auto_topup(state.clone(), charge.customer, asset));
+    }
+    let settings = state
+        .products
+        .cache
+        .settings(&state.store, charge.merchant)?;
+    if settings.payout_threshold > 0 && settings.payout_asset == Some(charge.asset) {
         tokio::spawn(crate::routes::payouts::maybe_threshold_payout(
             state.clone(),
             charge.merchant,
@@ -619,17 +644,19 @@ pub async fn create(
             ))
         }
     };
-    let customer_record: CustomerRecord = state
-        .store
-        .record(CUSTOMERS, customer)?
+    let customer_record = state
+        .products
+        .cache
+        .customer(&state.store, customer)?
         .ok_or_else(|| ApiError::not_found(Some("customer"), "customer"))?;
     // Consent: the customer's token, or an active allowance of this customer to this merchant.
     let allowance = if caller.scope == Scope::Customer {
         None
     } else {
         allowances_of(&state, customer)?
-            .into_iter()
+            .iter()
             .find(|a| a.merchant == merchant && a.asset == asset.id.0 && a.revoked_ns.is_none())
+            .cloned()
     };
     // A merchant that neither created the customer nor holds an allowance cannot learn that
     // the customer exists.
@@ -662,7 +689,11 @@ pub async fn create(
         None => random_id(),
     };
     let request_hash = sha256(&[b"charges", &raw]);
-    if let Some(existing) = state.store.record::<ChargeRecord>(CHARGES, id)? {
+    // Only a derived id can name an existing charge; a random one is new.
+    if let Some(existing) = match key {
+        Some(_) => state.store.record::<ChargeRecord>(CHARGES, id)?,
+        None => None,
+    } {
         return replay(&state, &existing, request_hash);
     }
     let requires_confirmation = caller.scope != Scope::Customer && allowance.is_none();
@@ -777,7 +808,11 @@ pub async fn tip(
         None => random_id(),
     };
     let request_hash = sha256(&[b"tips", &raw]);
-    if let Some(existing) = state.store.record::<ChargeRecord>(CHARGES, id)? {
+    // Only a derived id can name an existing charge; a random one is new.
+    if let Some(existing) = match key {
+        Some(_) => state.store.record::<ChargeRecord>(CHARGES, id)?,
+        None => None,
+    } {
         return replay(&state, &existing, request_hash);
     }
     let charge = ChargeRecord {

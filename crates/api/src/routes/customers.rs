@@ -273,12 +273,14 @@ pub struct AddPaymentMethod {
 
 /// Writes a customer record back (changed payment methods or auto top-up).
 async fn save_customer(state: &SharedState, customer: &CustomerRecord) -> Result<(), ApiError> {
-    state
+    let saved = state
         .commit(Changes {
             records: vec![RecordWrite::put(CUSTOMERS, customer.id, customer)?],
             ..Changes::default()
         })
-        .await
+        .await;
+    state.products.cache.forget_customer(customer.id);
+    saved
 }
 
 #[utoipa::path(post, path = "/v1/customers/{id}/payment_methods", tag = "customers", request_body = AddPaymentMethod, params(("id" = String, Path, description = "cus_… id")), responses((status = 201, description = "the stored payment method (a token; the card number is not kept)", body = PaymentMethodView), crate::error::WriteErrors))]
@@ -695,6 +697,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
                     ..Changes::default()
                 })
                 .await?;
+            state.products.cache.forget_customer(customer_id);
             return Ok(());
         }
         state
@@ -797,7 +800,7 @@ pub async fn create_allowance(
     }
     let key = idempotency_key(&headers)?;
     let state2 = state.clone();
-    state
+    let response = state
         .idempotent(customer.id, key, "allowances", &raw, || async move {
             let record = AllowanceRecord {
                 id: random_id(),
@@ -827,7 +830,9 @@ pub async fn create_allowance(
                 },
             ))
         })
-        .await
+        .await;
+    state.products.cache.forget_allowances(customer.id);
+    response
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -837,21 +842,12 @@ pub struct AllowanceList {
     pub has_more: bool,
 }
 
-/// The customer's allowances (a merchant sees only those granted to it).
+/// The customer's allowances, revoked ones included.
 pub fn allowances_of(
     state: &SharedState,
     customer: u128,
-) -> Result<Vec<AllowanceRecord>, ApiError> {
-    let (ids, _) = state
-        .store
-        .indexed(ALLOWANCES_BY_CUSTOMER, customer, None, ALLOWANCES_MAX)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(a) = state.store.record::<AllowanceRecord>(ALLOWANCES, id)? {
-            out.push(a);
-        }
-    }
-    Ok(out)
+) -> Result<std::sync::Arc<Vec<AllowanceRecord>>, ApiError> {
+    state.products.cache.allowances(&state.store, customer)
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}/allowances", tag = "customers", params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer's allowances", body = AllowanceList), crate::error::ReadErrors))]
@@ -909,12 +905,14 @@ pub async fn revoke_allowance(
     }
     if allowance.revoked_ns.is_none() {
         allowance.revoked_ns = Some(now_ns());
-        state
+        let saved = state
             .commit(Changes {
                 records: vec![RecordWrite::put(ALLOWANCES, id, &allowance)?],
                 ..Changes::default()
             })
-            .await?;
+            .await;
+        state.products.cache.forget_allowances(allowance.customer);
+        saved?;
     }
     Ok(crate::app::json_response(
         StatusCode::OK,

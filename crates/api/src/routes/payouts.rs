@@ -142,6 +142,7 @@ pub async fn set_settings(
             ..Changes::default()
         })
         .await?;
+    state.products.cache.forget_settings(merchant);
     Ok(json_response(
         StatusCode::OK,
         to_json(&settings_view(&state, &settings)?)?,
