@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FARTHING_LOG_JSON")]
     pub log_json: bool,
+    /// Let the operator move the products' clock forward (`POST /v1/test_clock/advance`), so
+    /// tests of periods and retries move time instead of sleeping. Never in production.
+    #[arg(long, env = "FARTHING_TEST_CLOCK")]
+    pub test_clock: bool,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "FARTHING_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -78,6 +82,7 @@ pub struct ServeConfig {
     pub request_timeout_ms: u64,
     pub idempotency_retention_hours: u64,
     pub log_json: bool,
+    pub test_clock: bool,
     /// Certificate and key paths when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -134,6 +139,7 @@ impl ServeConfig {
                 hours
             },
             log_json: args.log_json || file.log_json.unwrap_or(false),
+            test_clock: args.test_clock,
             tls: match (
                 args.tls_cert.or(file.tls_cert),
                 args.tls_key.or(file.tls_key),

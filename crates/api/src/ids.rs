@@ -17,6 +17,8 @@ pub enum IdKind {
     Refund,
     Topup,
     Payout,
+    Tab,
+    Settlement,
 }
 
 impl IdKind {
@@ -32,6 +34,8 @@ impl IdKind {
             IdKind::Refund => "re_",
             IdKind::Topup => "tu_",
             IdKind::Payout => "po_",
+            IdKind::Tab => "tab_",
+            IdKind::Settlement => "stl_",
         }
     }
 }

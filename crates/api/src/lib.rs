@@ -35,7 +35,8 @@ use crate::store::{Changes, Scope, Store};
 /// Every route of the API.
 pub fn router(state: SharedState) -> Router {
     use routes::{
-        accounts, assets, charges, customers, health, keys, merchants, payouts, reports, transfers,
+        accounts, assets, charges, customers, health, keys, merchants, payouts, reports, tabs,
+        transfers,
     };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
@@ -93,6 +94,13 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/charges/{id}/refunds", post(charges::refund))
         .route("/v1/tips", post(charges::tip))
         .route("/v1/reports/fees", get(reports::fees))
+        .route("/v1/customers/{id}/tabs", post(tabs::create))
+        .route("/v1/tabs/{id}", get(tabs::get))
+        .route(
+            "/v1/tabs/{id}/payment_method",
+            post(tabs::set_payment_method),
+        )
+        .route("/v1/test_clock/advance", post(tabs::advance_clock))
         .fallback(|| async { error::ApiError::not_found(None, "route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -149,7 +157,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let engine = Engine::open(EngineConfig::new(&config.data_dir))?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let metrics = install_metrics()?;
-    let products = products::Products::new(Arc::clone(&store))?;
+    let products = products::Products::new(Arc::clone(&store), config.test_clock)?;
     let state = Arc::new(AppState::new(
         Arc::new(engine),
         store,
@@ -170,6 +178,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         state.remember_key(record);
         println!("operator API key (shown once, store it now): {secret}");
     }
+    tokio::spawn(products::scheduler::drive(Arc::downgrade(&state)));
     tokio::spawn(prune_idempotency_records(
         Arc::clone(&state.store),
         config.idempotency_retention_hours,

@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, assets, charges, customers, health, keys, merchants, payouts, reports, transfers,
+    accounts, assets, charges, customers, health, keys, merchants, payouts, reports, tabs,
+    transfers,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +29,7 @@ use crate::routes::{
         charges::set_fee_plan, charges::create, charges::get, charges::confirm, charges::refund, charges::tip,
         payouts::set_settings, payouts::balance, payouts::create, payouts::list,
         reports::fees,
+        tabs::create, tabs::get, tabs::set_payment_method, tabs::advance_clock,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -105,6 +107,10 @@ mod tests {
             "POST /v1/charges/{id}/refunds",
             "POST /v1/tips",
             "GET /v1/reports/fees",
+            "POST /v1/customers/{id}/tabs",
+            "GET /v1/tabs/{id}",
+            "POST /v1/tabs/{id}/payment_method",
+            "POST /v1/test_clock/advance",
             "POST /v1/accounts",
             "GET /v1/accounts",
             "GET /v1/accounts/{id}",

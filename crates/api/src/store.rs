@@ -98,6 +98,10 @@ pub enum RecordWrite {
         parent: u128,
         id: u128,
     },
+    Delete {
+        table: RecordTable,
+        id: u128,
+    },
 }
 
 impl RecordWrite {
@@ -165,6 +169,9 @@ impl Store {
                     }
                     RecordWrite::Index { index, parent, id } => {
                         txn.open_table(*index)?.insert((*parent, *id), ())?;
+                    }
+                    RecordWrite::Delete { table, id } => {
+                        txn.open_table(*table)?.remove(*id)?;
                     }
                 }
             }
@@ -350,6 +357,9 @@ impl Store {
                 }
                 RecordWrite::Index { index, parent, id } => {
                     txn.open_table(*index)?.insert((*parent, *id), ())?;
+                }
+                RecordWrite::Delete { table, id } => {
+                    txn.open_table(*table)?.remove(*id)?;
                 }
             }
         }

@@ -562,3 +562,153 @@ fn sixty_four_concurrent_charges_race_for_the_last_cents_and_never_overdraw() {
     assert_eq!(balance(&server, &w, &w.merchant), "0.400000");
     server.stop();
 }
+
+fn payment_method(server: &Server, w: &World, card: &str) -> String {
+    let pm = ok(
+        server,
+        "POST",
+        &format!("/v1/customers/{}/payment_methods", w.customer),
+        &w.customer_token,
+        Some(json!({"card_number": card})),
+        201,
+    );
+    pm["token"].as_str().unwrap().to_string()
+}
+
+fn tab_charge(server: &Server, w: &World, amount: &str) -> (u16, String) {
+    error_code(
+        server,
+        "POST",
+        "/v1/charges",
+        &w.customer_token,
+        json!({"merchant": w.merchant, "amount": amount, "asset": "USD", "source": "tab"}),
+    )
+}
+
+#[test]
+fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_from_declines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    // A tab settled by a card that will be declined, limit 3, threshold 2, monthly.
+    let declining = payment_method(&server, &w, "4000000000000002");
+    let tab = ok(
+        &server,
+        "POST",
+        &format!("/v1/customers/{}/tabs", w.customer),
+        &w.customer_token,
+        Some(
+            json!({"asset": "USD", "limit": "3", "settlement_threshold": "2", "period": "month", "payment_method": declining}),
+        ),
+        201,
+    );
+    let tab_path = format!("/v1/tabs/{}", tab["id"].as_str().unwrap());
+    // Only the customer opens a tab.
+    let (status, _) = server.call("POST", &format!("/v1/customers/{}/tabs", w.customer), Some(&w.merchant_key),
+        Some(json!({"asset": "USD", "limit": "3", "settlement_threshold": "2", "period": "month", "payment_method": declining})), &[]);
+    assert_eq!(status, 403);
+
+    // Charges accrue on the tab: nothing is charged to a card yet.
+    assert_eq!(tab_charge(&server, &w, "1.5").0, 201);
+    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    assert_eq!(
+        (t["owed"].as_str(), t["status"].as_str()),
+        (Some("1.500000"), Some("open"))
+    );
+    // Over the limit: refused by the ledger, nothing accrues.
+    assert_eq!(
+        tab_charge(&server, &w, "1.6"),
+        (422, "tab_limit_exceeded".into())
+    );
+    // Reaching the threshold triggers ONE settlement; its card is declined: the tab freezes.
+    assert_eq!(tab_charge(&server, &w, "0.5").0, 201);
+    let t = wait_for(&server, &w, &tab_path, |t| t["status"] == "frozen");
+    assert_eq!(t["owed"], "2.000000");
+    assert_eq!(t["settlements"][0]["failure_code"], "card_declined");
+    // Frozen: charges are refused until it is paid.
+    assert_eq!(tab_charge(&server, &w, "0.01"), (422, "tab_frozen".into()));
+    // An hour later the retry runs (same card, declined again): still frozen, two attempts.
+    let clock = ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 3601})),
+        200,
+    );
+    assert!(clock["jobs_run"].as_u64().unwrap() >= 1, "{clock}");
+    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    assert_eq!(
+        (
+            t["status"].as_str(),
+            t["settlements"].as_array().unwrap().len()
+        ),
+        (Some("frozen"), 2)
+    );
+    // A working card: settled at once, unfrozen, the processor fee recorded.
+    let good = payment_method(&server, &w, "4242424242424242");
+    let t = ok(
+        &server,
+        "POST",
+        &format!("{tab_path}/payment_method"),
+        &w.customer_token,
+        Some(json!({"payment_method": good})),
+        200,
+    );
+    assert_eq!(
+        (t["status"].as_str(), t["owed"].as_str()),
+        (Some("open"), Some("0.000000"))
+    );
+    let paid = &t["settlements"][2];
+    assert_eq!(
+        (
+            paid["status"].as_str(),
+            paid["amount"].as_str(),
+            paid["processor_fee"].as_str()
+        ),
+        (Some("succeeded"), Some("2.000000"), Some("0.358000"))
+    );
+    // The merchant was paid at charge time; the settlement only paid the tab back.
+    assert_eq!(balance(&server, &w, &w.merchant), "2.000000");
+    // At the end of the month, what accrued since is settled as one charge.
+    assert_eq!(tab_charge(&server, &w, "0.25").0, 201);
+    ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 32 * 86_400})),
+        200,
+    );
+    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    assert_eq!(t["owed"], "0.000000", "{t}");
+    let last = t["settlements"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["trigger"].as_str(), last["amount"].as_str()),
+        (Some("period_end"), Some("0.250000"))
+    );
+    // A restart keeps the tab, its state and its schedule.
+    server.stop();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    assert_eq!(
+        (
+            t["status"].as_str(),
+            t["settlements"].as_array().unwrap().len()
+        ),
+        (Some("open"), 4)
+    );
+    server.stop();
+}
+
+/// Polls a tab (settlements run in the background) until `done`, for at most 10 s.
+fn wait_for(server: &Server, w: &World, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..200 {
+        let t = ok(server, "GET", path, &w.customer_token, None, 200);
+        if done(&t) {
+            return t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{path} never reached the expected state");
+}

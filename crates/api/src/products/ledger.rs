@@ -35,6 +35,7 @@ pub const CODE_PAYOUT_RETURN: u16 = 7;
 pub const CODE_LIMIT_FUNDING: u16 = 8;
 pub const CODE_LIMIT_USE: u16 = 9;
 pub const CODE_RESERVE_HOLD: u16 = 10;
+pub const CODE_TAB_SETTLEMENT: u16 = 11;
 
 /// A product ledger account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,11 @@ pub enum LedgerAccount {
     /// A customer's prepaid wallet: never negative.
     Wallet {
         customer: u128,
+    },
+    /// A customer's post-pay tab: may owe up to `limit`, never more.
+    Tab {
+        tab: u128,
+        limit: u128,
     },
     /// A merchant's earnings, available for payout: never negative.
     Earnings {
@@ -80,6 +86,7 @@ impl LedgerAccount {
     fn kind(self) -> (u16, u128, u64) {
         match self {
             LedgerAccount::Wallet { customer } => (CODE_WALLET, customer, 0),
+            LedgerAccount::Tab { tab, .. } => (CODE_TAB, tab, 0),
             LedgerAccount::Earnings { merchant } => (CODE_EARNINGS, merchant, 0),
             LedgerAccount::Reserve { merchant } => (CODE_RESERVE, merchant, 0),
             LedgerAccount::PlatformRevenue => (CODE_PLATFORM_REVENUE, 0, 0),
@@ -114,6 +121,7 @@ impl LedgerAccount {
         let never_negative = matches!(
             self,
             LedgerAccount::Wallet { .. }
+                | LedgerAccount::Tab { .. }
                 | LedgerAccount::Earnings { .. }
                 | LedgerAccount::AllowancePeriod { .. }
                 | LedgerAccount::MonthlyCap { .. }
@@ -127,7 +135,10 @@ impl LedgerAccount {
             } else {
                 AccountFlags::empty()
             },
-            overdraft_limit: Amount::ZERO,
+            overdraft_limit: match self {
+                LedgerAccount::Tab { limit, .. } => Amount(limit),
+                _ => Amount::ZERO,
+            },
             user_data: 0,
         }
     }

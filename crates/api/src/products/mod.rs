@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod ledger;
 pub mod records;
+pub mod scheduler;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub struct Products {
     pub records: RecordWriter,
     pub refund_policy: FeeRefundPolicy,
     pub cache: cache::Cache,
+    pub clock: scheduler::ProductClock,
     /// Ledger accounts known to exist (a cache; the ledger is the truth).
     known_accounts: RwLock<HashSet<u128>>,
     /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
@@ -51,7 +53,7 @@ pub struct Products {
 }
 
 impl Products {
-    pub fn new(store: Arc<Store>) -> anyhow::Result<Products> {
+    pub fn new(store: Arc<Store>, test_clock: bool) -> anyhow::Result<Products> {
         let card_fees = SandboxFees::default();
         let sandbox = SandboxProcessor::new(card_fees)
             .map_err(|e| anyhow::anyhow!("sandbox processor fees: {e}"))?;
@@ -63,6 +65,7 @@ impl Products {
             records: RecordWriter::start(store),
             refund_policy: FeeRefundPolicy::Proportional,
             cache: cache::Cache::default(),
+            clock: scheduler::ProductClock::new(test_clock),
             known_accounts: RwLock::new(HashSet::new()),
             locks: Mutex::new(std::collections::HashMap::new()),
         })

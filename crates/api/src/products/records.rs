@@ -30,6 +30,14 @@ pub const TOPUPS_ALL: IndexTable = IndexTable::new("topups_all");
 pub const REFUNDS: RecordTable = RecordTable::new("refunds");
 pub const MERCHANT_SETTINGS: RecordTable = RecordTable::new("merchant_settings");
 pub const PAYOUTS: RecordTable = RecordTable::new("payouts");
+pub const TABS: RecordTable = RecordTable::new("tabs");
+/// (customer, tab)
+pub const TABS_BY_CUSTOMER: IndexTable = IndexTable::new("tabs_by_customer");
+pub const SETTLEMENTS: RecordTable = RecordTable::new("settlements");
+/// (tab, settlement attempt)
+pub const SETTLEMENTS_BY_TAB: IndexTable = IndexTable::new("settlements_by_tab");
+/// Due work (tab period ends, settlement retries, scheduled payouts), by job id.
+pub const JOBS: RecordTable = RecordTable::new("jobs");
 /// (merchant, payout)
 pub const PAYOUTS_BY_MERCHANT: IndexTable = IndexTable::new("payouts_by_merchant");
 
@@ -214,6 +222,96 @@ pub struct ChargeRecord {
     /// Fingerprint of the creating request, to tell a retry from a reused Idempotency-Key.
     #[serde(default)]
     pub request_hash: Option<[u8; 32]>,
+    /// The tab (id, limit) it was charged to; `None` for the wallet.
+    #[serde(default)]
+    pub tab: Option<(u128, u128)>,
+}
+
+impl ChargeRecord {
+    /// The account the customer paid from (and refunds go back to).
+    pub fn source(&self) -> crate::products::LedgerAccount {
+        match self.tab {
+            Some((tab, limit)) => crate::products::LedgerAccount::Tab { tab, limit },
+            None => crate::products::LedgerAccount::Wallet {
+                customer: self.customer,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TabPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+/// A customer's post-pay tab (carrier billing): charges accrue up to `limit` and are settled as
+/// one card charge at `threshold` or at the end of each period.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TabRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub limit: u128,
+    #[serde(with = "minor")]
+    pub threshold: u128,
+    pub period: TabPeriod,
+    pub payment_method: String,
+    /// Charges are refused while a settlement has failed and not yet been paid.
+    pub frozen: bool,
+    pub frozen_reason: Option<String>,
+    /// Failed attempts of the current settlement.
+    pub failed_attempts: u32,
+    /// Settlements paid so far; the next one's ledger ids derive from this.
+    pub settled: u64,
+    pub created_ns: u64,
+}
+
+impl TabRecord {
+    pub fn account(&self) -> crate::products::LedgerAccount {
+        crate::products::LedgerAccount::Tab {
+            tab: self.id,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettlementRecord {
+    pub id: u128,
+    pub tab: u128,
+    /// Which settlement of the tab (0, 1, ...) this attempt was for.
+    pub number: u64,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub processor_fee: u128,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub failure_code: Option<String>,
+    /// `threshold`, `period_end`, `retry` or `payment_method_updated`.
+    pub trigger: String,
+    pub created_ns: u64,
+}
+
+/// Work due at a time; the scheduler runs it, then reschedules or deletes it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: u128,
+    pub due_ns: u64,
+    pub kind: JobKind,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Settle the tab's balance at the end of its period.
+    TabPeriodEnd { tab: u128 },
+    /// Try a failed settlement again.
+    TabRetry { tab: u128 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use farthing_products::schedule::{period_start, Interval};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, now_ns, random_id, rfc3339, sha256, to_json,
-    ApiJson, Caller, Principal, SharedState,
+    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, to_json, ApiJson,
+    Caller, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -189,6 +189,18 @@ pub struct CreateCharge {
     /// Revenue shares of the net (author 70% / publisher 30%); default: all to the merchant.
     #[serde(default)]
     pub shares: Vec<ShareRequest>,
+    /// Where the money comes from: the prepaid `wallet` (default) or the customer's post-pay
+    /// `tab` in this asset.
+    #[serde(default)]
+    pub source: ChargeSource,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeSource {
+    #[default]
+    Wallet,
+    Tab,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -270,9 +282,7 @@ fn charge_legs(
     period: Option<(LedgerAccount, Amount)>,
     cap: Option<LedgerAccount>,
 ) -> Vec<Leg> {
-    let wallet = LedgerAccount::Wallet {
-        customer: c.customer,
-    };
+    let wallet = c.source();
     let code = match c.kind {
         ChargeKind::Charge => CODE_CHARGE,
         ChargeKind::Tip => CODE_TIP,
@@ -448,7 +458,7 @@ fn period_key(period: AllowancePeriod, now: u64) -> Result<u64, ApiError> {
 /// refusal (insufficient funds, allowance or cap exceeded).
 async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeView, ApiError> {
     let asset = AssetId(charge.asset);
-    let now = now_ns();
+    let now = state.products.clock.now();
     let period = match charge.allowance {
         Some(id) => {
             let allowance: AllowanceRecord = allowances_of(state, charge.customer)?
@@ -510,6 +520,24 @@ async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeVie
     if let ChainOutcome::Refused { role, result } = outcome {
         return Err(refusal(role, result));
     }
+    // A tab that reached its threshold is settled now (in the background).
+    if let Some((tab_id, _)) = charge.tab {
+        if let Some(tab) = state
+            .store
+            .record::<crate::products::records::TabRecord>(crate::products::records::TABS, tab_id)?
+        {
+            if crate::products::scheduler::tab_owed(state, &tab).0 >= tab.threshold {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(error) =
+                        crate::products::scheduler::settle_tab(&state, tab_id, "threshold").await
+                    {
+                        tracing::warn!(error = %error.message, "tab settlement failed");
+                    }
+                });
+            }
+        }
+    }
     // Follow-up work only where it is configured (the cached records say so cheaply).
     if customer
         .auto_topup
@@ -547,6 +575,11 @@ fn refusal(role: Role, result: TransferResult) -> ApiError {
         (Role::Payment, TransferResult::ExceedsCredits) => ApiError::refused(
             "insufficient_funds",
             "the customer's wallet does not hold enough",
+        )
+        .with_param("amount"),
+        (Role::Payment, TransferResult::ExceedsLimit) => ApiError::refused(
+            "tab_limit_exceeded",
+            "this charge would take the customer's tab over its limit",
         )
         .with_param("amount"),
         (_, result) => ApiError::from_transfer(result, ""),
@@ -696,6 +729,21 @@ pub async fn create(
     } {
         return replay(&state, &existing, request_hash);
     }
+    let tab = match request.source {
+        ChargeSource::Wallet => None,
+        ChargeSource::Tab => {
+            let tab = crate::routes::tabs::tab_of(&state, customer, asset.id.0)?
+                .ok_or_else(|| ApiError::not_found(Some("source"), "tab"))?;
+            if tab.frozen {
+                return Err(ApiError::refused(
+                    "tab_frozen",
+                    "the customer's tab is frozen until its last settlement is paid",
+                )
+                .with_param("source"));
+            }
+            Some((tab.id, tab.limit))
+        }
+    };
     let requires_confirmation = caller.scope != Scope::Customer && allowance.is_none();
     let charge = ChargeRecord {
         id,
@@ -713,9 +761,10 @@ pub async fn create(
         message: None,
         allowance: allowance.map(|a| a.id),
         requires_confirmation,
-        created_ns: now_ns(),
+        created_ns: state.products.clock.now(),
         refunds: Vec::new(),
         request_hash: Some(request_hash),
+        tab,
     };
     state
         .products
@@ -831,9 +880,10 @@ pub async fn tip(
         message: request.message,
         allowance: None,
         requires_confirmation: false,
-        created_ns: now_ns(),
+        created_ns: state.products.clock.now(),
         refunds: Vec::new(),
         request_hash: Some(request_hash),
+        tab: None,
     };
     state
         .products
@@ -907,9 +957,7 @@ fn booked_split(c: &ChargeRecord) -> Result<Split, ApiError> {
 }
 
 fn refund_legs(c: &ChargeRecord, reversal: &farthing_products::fees::Reversal) -> Vec<Leg> {
-    let wallet = LedgerAccount::Wallet {
-        customer: c.customer,
-    };
+    let wallet = c.source();
     reversal
         .parts()
         .into_iter()
@@ -1006,7 +1054,7 @@ pub async fn refund(
         index,
         amount: amount.0,
         platform_fee_returned: reversal.amount_for(&Destination::Platform).0,
-        created_ns: now_ns(),
+        created_ns: state.products.clock.now(),
     };
     // Refused refunds stay listed: their index (and chain ids) is never used again.
     charge.refunds.push(record.id);

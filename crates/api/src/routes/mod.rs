@@ -9,6 +9,7 @@ pub mod keys;
 pub mod merchants;
 pub mod payouts;
 pub mod reports;
+pub mod tabs;
 pub mod transfers;
 
 use serde::Deserialize;

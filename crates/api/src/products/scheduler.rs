@@ -1,0 +1,321 @@
+//! Time-based product work: tab period ends and settlement retries. What is due at time `t` is
+//! a pure question (`farthing_products::schedule::DueQueue::due` over the stored jobs); the
+//! driver here runs it. Jobs are stored, so due work survives restarts; every job's effect is
+//! idempotent (a settlement's ledger ids derive from the tab and its settlement number, its
+//! processor key from the attempt), so a job re-run after a crash changes nothing twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use farthing_ledger::{Amount, Timestamp};
+use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
+use farthing_products::schedule::{next_period_start, Backoff, DueQueue, Interval};
+
+use crate::app::{derived_id, now_ns, SharedState};
+use crate::error::ApiError;
+use crate::products::ledger::{chain_id, CODE_PROCESSOR_FEE, CODE_TAB_SETTLEMENT};
+use crate::products::records::{
+    JobKind, JobRecord, SettlementRecord, TabPeriod, TabRecord, JOBS, SETTLEMENTS,
+    SETTLEMENTS_BY_TAB, TABS,
+};
+use crate::products::{owed, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
+use crate::store::{Changes, RecordWrite};
+
+/// How often the driver looks for due work.
+pub const TICK_MS: u64 = 1000;
+/// Settlement retries: 1 hour, then ×2 up to a day, 8 attempts (about 5 days), then the tab stays
+/// frozen until the customer changes its payment method.
+const RETRY_BASE_S: u32 = 3600;
+const RETRY_FACTOR: u32 = 2;
+const RETRY_MAX_S: u32 = 86_400;
+const RETRY_ATTEMPTS_MAX: u32 = 8;
+
+/// The products' clock: real time, plus an offset that only `--test-clock` lets the operator
+/// move forward (so tests move time instead of sleeping).
+#[derive(Default)]
+pub struct ProductClock {
+    offset_ns: AtomicU64,
+    pub settable: bool,
+}
+
+impl ProductClock {
+    pub fn new(settable: bool) -> ProductClock {
+        ProductClock {
+            offset_ns: AtomicU64::new(0),
+            settable,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        now_ns().saturating_add(self.offset_ns.load(Ordering::SeqCst))
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.offset_ns
+            .fetch_add(seconds.saturating_mul(1_000_000_000), Ordering::SeqCst);
+    }
+}
+
+fn interval(period: TabPeriod) -> Interval {
+    match period {
+        TabPeriod::Day => Interval::Day,
+        TabPeriod::Week => Interval::Week,
+        TabPeriod::Month => Interval::Month,
+    }
+}
+
+fn retry_backoff() -> Backoff {
+    // The parameters are constants that satisfy Backoff's checks.
+    Backoff::new(RETRY_BASE_S, RETRY_FACTOR, RETRY_MAX_S, RETRY_ATTEMPTS_MAX)
+        .unwrap_or_else(|_| unreachable_backoff())
+}
+
+#[cold]
+fn unreachable_backoff() -> Backoff {
+    Backoff::new(3600, 2, 86_400, 8).expect("constant backoff parameters are valid")
+}
+
+/// The id of a tab's job of one kind (one pending job per tab and kind).
+pub fn job_id(kind: JobKind) -> u128 {
+    let (tag, entity) = match kind {
+        JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab),
+        JobKind::TabRetry { tab } => ("tab_retry", tab),
+    };
+    derived_id(entity, tag, "job", 0)
+}
+
+pub fn job_write(kind: JobKind, due_ns: u64) -> Result<RecordWrite, ApiError> {
+    let id = job_id(kind);
+    Ok(RecordWrite::put(JOBS, id, &JobRecord { id, due_ns, kind })?)
+}
+
+/// The end of the tab's current period, from `now`.
+pub fn period_end(period: TabPeriod, now: u64) -> Result<u64, ApiError> {
+    next_period_start(Timestamp(now), interval(period))
+        .map(|t| t.0)
+        .map_err(|e| ApiError::internal(format!("period: {e}")))
+}
+
+/// Settles what the tab owes as ONE card charge. On success the tab is paid (and unfrozen); on
+/// a decline it is frozen and a retry is scheduled with backoff. Holds the tab's lock.
+pub async fn settle_tab(
+    state: &SharedState,
+    tab_id: u128,
+    trigger: &str,
+) -> Result<Option<SettlementRecord>, ApiError> {
+    let _guard = state.products.lock(tab_id).await;
+    let Some(mut tab) = state.store.record::<TabRecord>(TABS, tab_id)? else {
+        return Ok(None);
+    };
+    let asset = crate::routes::customers::asset_by_id(state, tab.asset)?;
+    let account = tab.account();
+    let amount = owed(&state.engine, account.id(asset.id));
+    if amount.is_zero() {
+        // Nothing owed (refunds, or a retry after it was paid): nothing to freeze for.
+        if tab.frozen {
+            tab.frozen = false;
+            tab.frozen_reason = None;
+            tab.failed_attempts = 0;
+            state
+                .commit(Changes {
+                    records: vec![
+                        RecordWrite::put(TABS, tab.id, &tab)?,
+                        RecordWrite::Delete {
+                            table: JOBS,
+                            id: job_id(JobKind::TabRetry { tab: tab.id }),
+                        },
+                    ],
+                    ..Changes::default()
+                })
+                .await?;
+        }
+        return Ok(None);
+    }
+    let now = state.products.clock.now();
+    let attempt_key = format!("{:032x}:{}:{}", tab.id, tab.settled, tab.failed_attempts);
+    let id = derived_id(tab.id, &attempt_key, "settlement", 0);
+    let outcome = state.products.processor.charge(&ProcessorCharge {
+        idempotency_key: format!("settlement_{id:032x}"),
+        payment_method: tab.payment_method.clone(),
+        amount,
+        asset_scale: asset.scale,
+        description: "farthing tab settlement".into(),
+    });
+    let mut record = SettlementRecord {
+        id,
+        tab: tab.id,
+        number: tab.settled,
+        amount: amount.0,
+        processor_fee: 0,
+        status: "failed".into(),
+        failure_code: None,
+        trigger: trigger.to_string(),
+        created_ns: now,
+    };
+    let mut writes = Vec::new();
+    match outcome {
+        ProcessorOutcome::Succeeded { fee, .. } => {
+            let legs = [
+                Leg {
+                    debit: LedgerAccount::ProcessorClearing,
+                    credit: account,
+                    amount,
+                    code: CODE_TAB_SETTLEMENT,
+                    role: Role::Other,
+                },
+                Leg {
+                    debit: LedgerAccount::ProcessorFees,
+                    credit: LedgerAccount::ProcessorClearing,
+                    amount: fee,
+                    code: CODE_PROCESSOR_FEE,
+                    role: Role::Other,
+                },
+            ];
+            state
+                .products
+                .ensure_accounts(
+                    &state.engine,
+                    &[
+                        account,
+                        LedgerAccount::ProcessorClearing,
+                        LedgerAccount::ProcessorFees,
+                    ],
+                    asset.id,
+                )
+                .await?;
+            // One settlement number commits once, whatever the attempts.
+            let first = chain_id(tab.id, "settlement", tab.settled);
+            if let ChainOutcome::Refused { result, .. } =
+                run_chain(&state.engine, first, &legs, asset.id, id).await?
+            {
+                return Err(ApiError::internal(format!(
+                    "booking a settlement: {result}"
+                )));
+            }
+            record.status = "succeeded".into();
+            record.processor_fee = fee.0;
+            tab.settled += 1;
+            tab.frozen = false;
+            tab.frozen_reason = None;
+            tab.failed_attempts = 0;
+            writes.push(RecordWrite::Delete {
+                table: JOBS,
+                id: job_id(JobKind::TabRetry { tab: tab.id }),
+            });
+        }
+        ProcessorOutcome::Failed { reason, .. } => {
+            record.failure_code = Some(reason.code().to_string());
+            tab.frozen = true;
+            tab.frozen_reason = Some(format!("settlement declined: {}", reason.code()));
+            tab.failed_attempts += 1;
+            if let Some(delay) = retry_backoff().delay(tab.failed_attempts) {
+                let due = now.saturating_add(delay.as_nanos() as u64);
+                writes.push(job_write(JobKind::TabRetry { tab: tab.id }, due)?);
+            }
+        }
+    }
+    writes.push(RecordWrite::put(SETTLEMENTS, record.id, &record)?);
+    writes.push(RecordWrite::Index {
+        index: SETTLEMENTS_BY_TAB,
+        parent: tab.id,
+        id: record.id,
+    });
+    writes.push(RecordWrite::put(TABS, tab.id, &tab)?);
+    state
+        .commit(Changes {
+            records: writes,
+            ..Changes::default()
+        })
+        .await?;
+    Ok(Some(record))
+}
+
+/// Runs every job due at the products' clock's now; returns how many ran.
+pub async fn run_due(state: &SharedState) -> Result<usize, ApiError> {
+    let now = state.products.clock.now();
+    let jobs: Vec<JobRecord> = state.store.all_records(JOBS)?;
+    let mut queue = DueQueue::new();
+    let mut by_id = std::collections::HashMap::new();
+    for job in jobs {
+        queue.schedule(job.id, Timestamp(job.due_ns));
+        by_id.insert(job.id, job);
+    }
+    let due = queue.due(Timestamp(now));
+    for id in &due {
+        let Some(job) = by_id.remove(id) else {
+            continue;
+        };
+        run_job(state, &job, now).await?;
+    }
+    Ok(due.len())
+}
+
+async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), ApiError> {
+    match job.kind {
+        JobKind::TabPeriodEnd { tab } => {
+            let Some(record) = state.store.record::<TabRecord>(TABS, tab)? else {
+                return state
+                    .commit(Changes {
+                        records: vec![RecordWrite::Delete {
+                            table: JOBS,
+                            id: job.id,
+                        }],
+                        ..Changes::default()
+                    })
+                    .await;
+            };
+            if !record.frozen {
+                settle_tab(state, tab, "period_end").await?;
+            }
+            // The next period's end; a frozen tab is left to its retries.
+            let next = period_end(record.period, now.max(job.due_ns))?;
+            state
+                .commit(Changes {
+                    records: vec![job_write(job.kind, next)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::TabRetry { tab } => {
+            // The settlement's own commit deletes this job (paid, or nothing owed) or moves it
+            // to the next attempt; after the last attempt it deletes it and the tab stays
+            // frozen until the customer changes the payment method.
+            let before = state.store.record::<JobRecord>(JOBS, job.id)?;
+            settle_tab(state, tab, "retry").await?;
+            if state.store.record::<JobRecord>(JOBS, job.id)? == before {
+                state
+                    .commit(Changes {
+                        records: vec![RecordWrite::Delete {
+                            table: JOBS,
+                            id: job.id,
+                        }],
+                        ..Changes::default()
+                    })
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs due work every [`TICK_MS`], forever (the task ends with the runtime).
+pub async fn drive(state: std::sync::Weak<crate::app::AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        if let Err(error) = run_due(&state).await {
+            tracing::warn!(error = %error.message, "scheduled work failed; retrying next tick");
+        }
+    }
+}
+
+/// What a tab owes now.
+pub fn tab_owed(state: &SharedState, tab: &TabRecord) -> Amount {
+    owed(
+        &state.engine,
+        tab.account().id(farthing_ledger::AssetId(tab.asset)),
+    )
+}
