@@ -19,6 +19,7 @@ pub enum IdKind {
     Payout,
     Tab,
     Settlement,
+    Dispute,
 }
 
 impl IdKind {
@@ -36,6 +37,7 @@ impl IdKind {
             IdKind::Payout => "po_",
             IdKind::Tab => "tab_",
             IdKind::Settlement => "stl_",
+            IdKind::Dispute => "dp_",
         }
     }
 }

@@ -712,3 +712,116 @@ fn wait_for(server: &Server, w: &World, path: &str, done: impl Fn(&Value) -> boo
     }
     panic!("{path} never reached the expected state");
 }
+
+#[test]
+fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, topup) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/fee_plan", w.merchant),
+        &w.op,
+        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
+        200,
+    );
+    let charge = |merchant: &str, amount: &str| {
+        ok(
+            &server,
+            "POST",
+            "/v1/charges",
+            &w.customer_token,
+            Some(json!({"merchant": merchant, "amount": amount, "asset": "USD"})),
+            201,
+        )
+    };
+    let older = charge(&w.merchant, "3"); // the author nets 2.7, the platform 0.3
+    let newer = charge(&w.publisher, "2"); // no fee plan: the publisher nets 2
+                                           // The author has already been paid out: its part of a chargeback becomes its debt.
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payout_settings", w.merchant),
+        &w.merchant_key,
+        Some(json!({"asset": "USD", "bank_account": "000123456789"})),
+        200,
+    );
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payouts", w.merchant),
+        &w.merchant_key,
+        Some(json!({})),
+        201,
+    );
+
+    let dispute = ok(
+        &server,
+        "POST",
+        "/v1/disputes",
+        &w.op,
+        Some(json!({"topup": topup["id"], "reason": "fraudulent"})),
+        201,
+    );
+    // 5 was still in the wallet; the other 5 reverses the newest charge (2), then 3 of the older.
+    assert_eq!(
+        (dispute["amount"].as_str(), dispute["from_wallet"].as_str()),
+        (Some("10.000000"), Some("5.000000"))
+    );
+    let reversed: Vec<(&str, &str)> = dispute["charges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["amount"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reversed,
+        [
+            (newer["id"].as_str().unwrap(), "2.000000"),
+            (older["id"].as_str().unwrap(), "3.000000")
+        ]
+    );
+    let debited: Vec<(&str, &str)> = dispute["merchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["amount"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        debited,
+        [
+            (w.publisher.as_str(), "2.000000"),
+            (w.merchant.as_str(), "2.700000")
+        ]
+    );
+    assert_eq!(wallet(&server, &w), "0.000000");
+    assert_eq!(balance(&server, &w, &w.publisher), "0.000000");
+    // Once only: the same top-up again answers with the same dispute.
+    let (status, again) = server.call(
+        "POST",
+        "/v1/disputes",
+        Some(&w.op),
+        Some(json!({"topup": topup["id"]})),
+        &[],
+    );
+    assert_eq!((status, &again["id"]), (200, &dispute["id"]));
+    // A disputed charge cannot also be refunded.
+    let refunds = format!("/v1/charges/{}/refunds", older["id"].as_str().unwrap());
+    assert_eq!(
+        error_code(&server, "POST", &refunds, &w.merchant_key, json!({})),
+        (422, "refund_exceeds_charge".into())
+    );
+    // Only the operator (standing in for the processor) raises disputes.
+    let (status, _) = server.call(
+        "POST",
+        "/v1/disputes",
+        Some(&w.merchant_key),
+        Some(json!({"topup": topup["id"]})),
+        &[],
+    );
+    assert_eq!(status, 403);
+    server.stop();
+}

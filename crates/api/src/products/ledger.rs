@@ -14,11 +14,13 @@ pub const CODE_WALLET: u16 = 100;
 pub const CODE_TAB: u16 = 101;
 pub const CODE_EARNINGS: u16 = 200;
 pub const CODE_RESERVE: u16 = 201;
+pub const CODE_MERCHANT_DEBT: u16 = 202;
 pub const CODE_PLATFORM_REVENUE: u16 = 300;
 pub const CODE_ROUNDING: u16 = 301;
 pub const CODE_PROCESSOR_CLEARING: u16 = 302;
 pub const CODE_PROCESSOR_FEES: u16 = 303;
 pub const CODE_PAYOUT_CLEARING: u16 = 304;
+pub const CODE_DISPUTE_LOSSES: u16 = 305;
 pub const CODE_LIMIT_SOURCE: u16 = 400;
 pub const CODE_LIMIT_SINK: u16 = 401;
 pub const CODE_ALLOWANCE_PERIOD: u16 = 402;
@@ -36,6 +38,7 @@ pub const CODE_LIMIT_FUNDING: u16 = 8;
 pub const CODE_LIMIT_USE: u16 = 9;
 pub const CODE_RESERVE_HOLD: u16 = 10;
 pub const CODE_TAB_SETTLEMENT: u16 = 11;
+pub const CODE_CHARGEBACK: u16 = 12;
 
 /// A product ledger account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,6 +56,10 @@ pub enum LedgerAccount {
     Earnings {
         merchant: u128,
     },
+    /// What a merchant owes the platform (chargebacks its earnings could not cover).
+    MerchantDebt {
+        merchant: u128,
+    },
     /// The part of a merchant's earnings held back as a reserve.
     Reserve {
         merchant: u128,
@@ -65,6 +72,8 @@ pub enum LedgerAccount {
     ProcessorClearing,
     /// What card processing cost the platform (an expense).
     ProcessorFees,
+    /// Chargebacks no charge could cover: the platform's loss.
+    DisputeLosses,
     /// Money sent to merchants' bank accounts.
     PayoutClearing,
     /// Where limit budgets (allowances, caps) come from and go to: memo accounts, not money.
@@ -89,11 +98,13 @@ impl LedgerAccount {
             LedgerAccount::Tab { tab, .. } => (CODE_TAB, tab, 0),
             LedgerAccount::Earnings { merchant } => (CODE_EARNINGS, merchant, 0),
             LedgerAccount::Reserve { merchant } => (CODE_RESERVE, merchant, 0),
+            LedgerAccount::MerchantDebt { merchant } => (CODE_MERCHANT_DEBT, merchant, 0),
             LedgerAccount::PlatformRevenue => (CODE_PLATFORM_REVENUE, 0, 0),
             LedgerAccount::Rounding => (CODE_ROUNDING, 0, 0),
             LedgerAccount::ProcessorClearing => (CODE_PROCESSOR_CLEARING, 0, 0),
             LedgerAccount::ProcessorFees => (CODE_PROCESSOR_FEES, 0, 0),
             LedgerAccount::PayoutClearing => (CODE_PAYOUT_CLEARING, 0, 0),
+            LedgerAccount::DisputeLosses => (CODE_DISPUTE_LOSSES, 0, 0),
             LedgerAccount::LimitSource => (CODE_LIMIT_SOURCE, 0, 0),
             LedgerAccount::LimitSink => (CODE_LIMIT_SINK, 0, 0),
             LedgerAccount::AllowancePeriod { allowance, period } => {

@@ -38,6 +38,30 @@ pub const SETTLEMENTS: RecordTable = RecordTable::new("settlements");
 pub const SETTLEMENTS_BY_TAB: IndexTable = IndexTable::new("settlements_by_tab");
 /// Due work (tab period ends, settlement retries, scheduled payouts), by job id.
 pub const JOBS: RecordTable = RecordTable::new("jobs");
+pub const DISPUTES: RecordTable = RecordTable::new("disputes");
+
+/// A chargeback: the processor took back a top-up or a tab settlement, and the charges it had
+/// funded were reversed to the processor, debiting the merchants concerned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DisputeRecord {
+    pub id: u128,
+    /// The top-up or settlement disputed.
+    pub topup: Option<u128>,
+    pub settlement: Option<u128>,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub reason: String,
+    /// Taken back from the customer's wallet (what was still unspent).
+    #[serde(with = "minor")]
+    pub from_wallet: u128,
+    /// (merchant, amount debited) for each merchant concerned.
+    pub merchants: Vec<(u128, String)>,
+    /// (charge, amount reversed)
+    pub charges: Vec<(u128, String)>,
+    pub created_ns: u64,
+}
 /// (merchant, payout)
 pub const PAYOUTS_BY_MERCHANT: IndexTable = IndexTable::new("payouts_by_merchant");
 
@@ -225,6 +249,9 @@ pub struct ChargeRecord {
     /// The tab (id, limit) it was charged to; `None` for the wallet.
     #[serde(default)]
     pub tab: Option<(u128, u128)>,
+    /// How much of it chargebacks took back (see `routes::disputes`).
+    #[serde(default, with = "minor")]
+    pub disputed: u128,
 }
 
 impl ChargeRecord {

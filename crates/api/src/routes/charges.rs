@@ -765,6 +765,7 @@ pub async fn create(
         refunds: Vec::new(),
         request_hash: Some(request_hash),
         tab,
+        disputed: 0,
     };
     state
         .products
@@ -884,6 +885,7 @@ pub async fn tip(
         refunds: Vec::new(),
         request_hash: Some(request_hash),
         tab: None,
+        disputed: 0,
     };
     state
         .products
@@ -935,7 +937,21 @@ pub struct CreateRefund {
 }
 
 /// The split as booked, rebuilt from the record.
-fn booked_split(c: &ChargeRecord) -> Result<Split, ApiError> {
+/// What refunds (committed ones) and disputes have taken back from a charge so far.
+pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amount, ApiError> {
+    let mut reversed = charge.disputed;
+    for rid in &charge.refunds {
+        if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *rid)? {
+            if refund_committed(state, charge, &r) {
+                reversed += r.amount;
+            }
+        }
+    }
+    Ok(Amount(reversed))
+}
+
+/// The split of a charge as booked, rebuilt from its record.
+pub fn booked_split(c: &ChargeRecord) -> Result<Split, ApiError> {
     let net = if c.payees.is_empty() {
         NetDistribution::Merchant(Amount(c.merchant_net))
     } else {
@@ -1015,15 +1031,8 @@ pub async fn refund(
         ));
     }
     let asset = asset_by_id(&state, charge.asset)?;
-    let mut refunded = Amount::ZERO;
-    for rid in &charge.refunds {
-        if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *rid)? {
-            if refund_committed(&state, &charge, &r) {
-                refunded = Amount(refunded.0 + r.amount);
-            }
-        }
-    }
-    let remaining = Amount(charge.amount - refunded.0);
+    let refunded = reversed_so_far(&state, &charge)?;
+    let remaining = Amount(charge.amount.saturating_sub(refunded.0));
     let amount = match &request.amount {
         Some(text) => positive_amount(text, &asset, "amount")?,
         None => remaining,

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod assets;
 pub mod charges;
 pub mod customers;
+pub mod disputes;
 pub mod health;
 pub mod keys;
 pub mod merchants;

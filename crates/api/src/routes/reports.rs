@@ -16,7 +16,9 @@ use crate::app::{Principal, SharedState};
 use crate::error::ApiError;
 use crate::ids::{decode_id, IdKind};
 use crate::money::format_amount;
-use crate::products::records::{ChargeRecord, TopupRecord, CHARGES, TOPUPS};
+use crate::products::records::{
+    ChargeRecord, SettlementRecord, TabRecord, TopupRecord, CHARGES, SETTLEMENTS, TABS, TOPUPS,
+};
 use crate::routes::assets::by_code;
 
 /// A merchant's share of the platform's processor fees is pro rata to its gross, rounded
@@ -118,12 +120,32 @@ pub async fn fees(
         .filter(|c| merchant.is_none_or(|m| c.merchant == m))
         .collect();
     let gross: u128 = mine.iter().map(|c| c.amount).sum();
-    let topups: Vec<TopupRecord> = state
+    // What card processing actually cost: top-ups and tab settlements, as (charged, fee).
+    let mut card_charges: Vec<(u128, u128)> = state
         .store
         .all_records::<TopupRecord>(TOPUPS)?
         .into_iter()
         .filter(|t| t.asset == asset.id.0 && t.status == "succeeded" && in_period(t.created_ns))
+        .map(|t| (t.amount, t.processor_fee))
         .collect();
+    let tab_assets: std::collections::HashMap<u128, u32> = state
+        .store
+        .all_records::<TabRecord>(TABS)?
+        .into_iter()
+        .map(|t| (t.id, t.asset))
+        .collect();
+    card_charges.extend(
+        state
+            .store
+            .all_records::<SettlementRecord>(SETTLEMENTS)?
+            .into_iter()
+            .filter(|s| {
+                s.status == "succeeded"
+                    && tab_assets.get(&s.tab) == Some(&asset.id.0)
+                    && in_period(s.created_ns)
+            })
+            .map(|s| (s.amount, s.processor_fee)),
+    );
     let allocate = |total: u128| -> Result<u128, ApiError> {
         match merchant {
             None => Ok(total),
@@ -133,16 +155,16 @@ pub async fn fees(
         }
     };
     let processor_records: Vec<ProcessorFeeRecord> = match merchant {
-        None => topups
+        None => card_charges
             .iter()
-            .map(|t| ProcessorFeeRecord {
-                amount_charged: Amount(t.amount),
-                fee: Amount(t.processor_fee),
+            .map(|(amount, fee)| ProcessorFeeRecord {
+                amount_charged: Amount(*amount),
+                fee: Amount(*fee),
             })
             .collect(),
         Some(_) => vec![ProcessorFeeRecord {
-            amount_charged: Amount(allocate(topups.iter().map(|t| t.amount).sum())?),
-            fee: Amount(allocate(topups.iter().map(|t| t.processor_fee).sum())?),
+            amount_charged: Amount(allocate(card_charges.iter().map(|c| c.0).sum())?),
+            fee: Amount(allocate(card_charges.iter().map(|c| c.1).sum())?),
         }],
     };
     let fees = state.products.card_fees;
@@ -150,7 +172,11 @@ pub async fn fees(
         mine.iter().map(|c| PaymentRecord {
             amount: Amount(c.amount),
             platform_fee: Amount(c.platform_fee),
-            kind: PaymentKind::Wallet,
+            kind: if c.tab.is_some() {
+                PaymentKind::Tab
+            } else {
+                PaymentKind::Wallet
+            },
         }),
         processor_records,
         asset.scale,
