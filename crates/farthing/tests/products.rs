@@ -687,6 +687,34 @@ fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_fro
         (last["trigger"].as_str(), last["amount"].as_str()),
         (Some("period_end"), Some("0.250000"))
     );
+    // A daily payout schedule pays the merchant's earnings at the next day's start.
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payout_settings", w.merchant),
+        &w.merchant_key,
+        Some(json!({"asset": "USD", "bank_account": "000123456789", "schedule": "daily"})),
+        200,
+    );
+    assert_eq!(balance(&server, &w, &w.merchant), "2.250000");
+    ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 2 * 86_400})),
+        200,
+    );
+    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    let payouts = ok(
+        &server,
+        "GET",
+        &format!("/v1/merchants/{}/payouts", w.merchant),
+        &w.merchant_key,
+        None,
+        200,
+    );
+    assert_eq!(payouts["data"][0]["trigger"], "schedule", "{payouts}");
     // A restart keeps the tab, its state and its schedule.
     server.stop();
     let server = Server::start(dir.path(), &["--test-clock"]);

@@ -339,6 +339,8 @@ pub enum JobKind {
     TabPeriodEnd { tab: u128 },
     /// Try a failed settlement again.
     TabRetry { tab: u128 },
+    /// Pay the merchant out on its schedule.
+    Payout { merchant: u128 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -80,6 +80,7 @@ pub fn job_id(kind: JobKind) -> u128 {
     let (tag, entity) = match kind {
         JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab),
         JobKind::TabRetry { tab } => ("tab_retry", tab),
+        JobKind::Payout { merchant } => ("payout", merchant),
     };
     derived_id(entity, tag, "job", 0)
 }
@@ -87,6 +88,17 @@ pub fn job_id(kind: JobKind) -> u128 {
 pub fn job_write(kind: JobKind, due_ns: u64) -> Result<RecordWrite, ApiError> {
     let id = job_id(kind);
     Ok(RecordWrite::put(JOBS, id, &JobRecord { id, due_ns, kind })?)
+}
+
+/// The interval of a payout schedule; `None` for manual payouts.
+pub fn payout_interval(schedule: crate::products::records::PayoutSchedule) -> Option<Interval> {
+    use crate::products::records::PayoutSchedule;
+    match schedule {
+        PayoutSchedule::Manual => None,
+        PayoutSchedule::Daily => Some(Interval::Day),
+        PayoutSchedule::Weekly => Some(Interval::Week),
+        PayoutSchedule::Monthly => Some(Interval::Month),
+    }
 }
 
 /// The end of the tab's current period, from `now`.
@@ -272,6 +284,35 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             state
                 .commit(Changes {
                     records: vec![job_write(job.kind, next)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::Payout { merchant } => {
+            let settings = state.products.cache.settings(&state.store, merchant)?;
+            let Some(interval) = payout_interval(settings.payout_schedule) else {
+                // Back to manual: the schedule is over.
+                return state
+                    .commit(Changes {
+                        records: vec![RecordWrite::Delete {
+                            table: JOBS,
+                            id: job.id,
+                        }],
+                        ..Changes::default()
+                    })
+                    .await;
+            };
+            match crate::routes::payouts::pay_out(state, merchant, None, "schedule").await {
+                Ok(_) => {}
+                // Nothing to pay this time is not a failure of the schedule.
+                Err(e) if e.code == "insufficient_balance" => {}
+                Err(e) => tracing::warn!(error = %e.message, "scheduled payout failed"),
+            }
+            let next = next_period_start(Timestamp(now.max(job.due_ns)), interval)
+                .map_err(|e| ApiError::internal(format!("period: {e}")))?;
+            state
+                .commit(Changes {
+                    records: vec![job_write(job.kind, next.0)?],
                     ..Changes::default()
                 })
                 .await

@@ -11,9 +11,7 @@ use farthing_products::fees::{mul_div, RoundingRule};
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::app::{
-    json_response, now_ns, random_id, rfc3339, to_json, ApiJson, Principal, SharedState,
-};
+use crate::app::{json_response, random_id, rfc3339, to_json, ApiJson, Principal, SharedState};
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::format_amount;
@@ -138,7 +136,24 @@ pub async fn set_settings(
     settings.reserve_bps = request.reserve_bps;
     state
         .commit(Changes {
-            records: vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?],
+            records: {
+                let mut writes = vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?];
+                // A schedule starts at the next period's start.
+                if let Some(interval) =
+                    crate::products::scheduler::payout_interval(settings.payout_schedule)
+                {
+                    let next = farthing_products::schedule::next_period_start(
+                        farthing_ledger::Timestamp(state.products.clock.now()),
+                        interval,
+                    )
+                    .map_err(|e| ApiError::internal(format!("period: {e}")))?;
+                    writes.push(crate::products::scheduler::job_write(
+                        crate::products::records::JobKind::Payout { merchant },
+                        next.0,
+                    )?);
+                }
+                writes
+            },
             ..Changes::default()
         })
         .await?;
@@ -247,7 +262,7 @@ fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, ApiE
 }
 
 /// Pays out `amount` (or all available less the reserve). Holds the merchant's lock.
-async fn pay_out(
+pub(crate) async fn pay_out(
     state: &SharedState,
     merchant: u128,
     requested: Option<Amount>,
@@ -312,7 +327,7 @@ async fn pay_out(
         failure_code: None,
         failure_message: None,
         trigger: trigger.to_string(),
-        created_ns: now_ns(),
+        created_ns: state.products.clock.now(),
     };
     let writes = |r: &PayoutRecord| -> Result<Vec<RecordWrite>, ApiError> {
         Ok(vec![
