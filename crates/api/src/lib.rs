@@ -35,8 +35,8 @@ use crate::store::{Changes, Scope, Store};
 /// Every route of the API.
 pub fn router(state: SharedState) -> Router {
     use routes::{
-        accounts, assets, charges, customers, disputes, health, keys, merchants, payouts, reports,
-        tabs, transfers,
+        accounts, assets, charges, customers, disputes, health, keys, ledger, merchants, payouts,
+        reports, tabs, transfers,
     };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
@@ -102,6 +102,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/v1/test_clock/advance", post(tabs::advance_clock))
         .route("/v1/disputes", post(disputes::create))
+        .route("/v1/ledger/summary", get(ledger::summary))
         .fallback(|| async { error::ApiError::not_found(None, "route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

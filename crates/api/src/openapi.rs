@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, assets, charges, customers, disputes, health, keys, merchants, payouts, reports,
-    tabs, transfers,
+    accounts, assets, charges, customers, disputes, health, keys, ledger, merchants, payouts,
+    reports, tabs, transfers,
 };
 
 #[derive(OpenApi)]
@@ -30,7 +30,7 @@ use crate::routes::{
         payouts::set_settings, payouts::balance, payouts::create, payouts::list,
         reports::fees,
         tabs::create, tabs::get, tabs::set_payment_method, tabs::advance_clock,
-        disputes::create,
+        disputes::create, ledger::summary,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -113,6 +113,7 @@ mod tests {
             "POST /v1/tabs/{id}/payment_method",
             "POST /v1/test_clock/advance",
             "POST /v1/disputes",
+            "GET /v1/ledger/summary",
             "POST /v1/accounts",
             "GET /v1/accounts",
             "GET /v1/accounts/{id}",

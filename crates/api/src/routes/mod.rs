@@ -7,6 +7,7 @@ pub mod customers;
 pub mod disputes;
 pub mod health;
 pub mod keys;
+pub mod ledger;
 pub mod merchants;
 pub mod payouts;
 pub mod reports;
