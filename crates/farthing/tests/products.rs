@@ -853,3 +853,103 @@ fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid(
     assert_eq!(status, 403);
     server.stop();
 }
+
+#[test]
+fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "1");
+    assert_eq!(status, 201);
+    let good = payment_method(&server, &w, "4242424242424242");
+    let auto = format!("/v1/customers/{}/auto_topup", w.customer);
+    ok(
+        &server,
+        "POST",
+        &auto,
+        &w.customer_token,
+        Some(
+            json!({"asset": "USD", "threshold": "0.50", "amount": "5", "payment_method": good, "enabled": true}),
+        ),
+        200,
+    );
+    let pay = |amount: &str| {
+        ok(
+            &server,
+            "POST",
+            "/v1/charges",
+            &w.customer_token,
+            Some(json!({"merchant": w.merchant, "amount": amount, "asset": "USD"})),
+            201,
+        );
+    };
+    let wait_wallet = |expected: &str| {
+        for _ in 0..200 {
+            if wallet(&server, &w) == expected {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "the wallet never reached {expected}: {}",
+            wallet(&server, &w)
+        );
+    };
+    // Below the threshold: one top-up of 5 follows in the background.
+    pay("0.60");
+    wait_wallet("5.400000");
+    // Below it again the same day: no second top-up that day.
+    pay("5.00");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(wallet(&server, &w), "0.400000");
+    // The next day, the next charge below the threshold tops up again.
+    ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 86_400})),
+        200,
+    );
+    pay("0.10");
+    wait_wallet("5.300000");
+    // A declining card: the top-up fails, auto top-up turns itself off and says why.
+    let declining = payment_method(&server, &w, "4000000000000002");
+    ok(
+        &server,
+        "POST",
+        &auto,
+        &w.customer_token,
+        Some(
+            json!({"asset": "USD", "threshold": "5.25", "amount": "5", "payment_method": declining, "enabled": true}),
+        ),
+        200,
+    );
+    ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 86_400})),
+        200,
+    );
+    pay("0.10");
+    let path = format!("/v1/customers/{}", w.customer);
+    for _ in 0..200 {
+        let c = ok(&server, "GET", &path, &w.customer_token, None, 200);
+        if c["auto_topup"]["enabled"] == false {
+            assert!(
+                c["auto_topup"]["disabled_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("card_declined"),
+                "{c}"
+            );
+            assert_eq!(wallet(&server, &w), "5.200000");
+            server.stop();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("auto top-up was not turned off after a decline");
+}

@@ -437,7 +437,7 @@ pub async fn run_topup(
         failure_code: None,
         failure_message: None,
         automatic,
-        created_ns: now_ns(),
+        created_ns: state.products.clock.now(),
     };
     match outcome {
         ProcessorOutcome::Succeeded {
@@ -654,7 +654,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
         if available(&state.engine, wallet).0 >= auto.threshold {
             return Ok(());
         }
-        let day = now_ns() / 86_400_000_000_000;
+        let day = state.products.clock.now() / 86_400_000_000_000;
         let id = derived_id(customer_id, &day.to_string(), "auto_topup", 0);
         if state.store.record::<TopupRecord>(TOPUPS, id)?.is_some() {
             return Ok(());
