@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 const MERCHANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("merchants");
@@ -118,6 +118,58 @@ impl RecordWrite {
     }
 }
 
+/// Applies product writes in `txn`, opening each table once (a group commit of thousands of
+/// charges touches a handful of tables); writes to one table keep their order.
+fn apply_writes(txn: &redb::WriteTransaction, writes: &[RecordWrite]) -> Result<(), redb::Error> {
+    fn name(w: &RecordWrite) -> &str {
+        match w {
+            RecordWrite::Put { table, .. } | RecordWrite::Delete { table, .. } => table.name(),
+            RecordWrite::Index { index, .. } => index.name(),
+        }
+    }
+    let mut names: Vec<&str> = writes.iter().map(name).collect();
+    names.sort_unstable();
+    names.dedup();
+    for table_name in names {
+        let mine = writes.iter().filter(|w| name(w) == table_name);
+        let mut records = None;
+        let mut index = None;
+        for write in mine {
+            match write {
+                RecordWrite::Put { table, id, value } => {
+                    if records.is_none() {
+                        records = Some(txn.open_table(*table)?);
+                    }
+                    if let Some(t) = records.as_mut() {
+                        t.insert(*id, value.as_slice())?;
+                    }
+                }
+                RecordWrite::Delete { table, id } => {
+                    if records.is_none() {
+                        records = Some(txn.open_table(*table)?);
+                    }
+                    if let Some(t) = records.as_mut() {
+                        t.remove(*id)?;
+                    }
+                }
+                RecordWrite::Index {
+                    index: table,
+                    parent,
+                    id,
+                } => {
+                    if index.is_none() {
+                        index = Some(txn.open_table(*table)?);
+                    }
+                    if let Some(t) = index.as_mut() {
+                        t.insert((*parent, *id), ())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes to apply in one transaction.
 #[derive(Default)]
 pub struct Changes {
@@ -162,19 +214,7 @@ impl Store {
                 txn.open_table(ACCOUNTS_BY_OWNER)?
                     .insert((account.owner.unwrap_or(0), account.id), ())?;
             }
-            for write in &changes.records {
-                match write {
-                    RecordWrite::Put { table, id, value } => {
-                        txn.open_table(*table)?.insert(*id, value.as_slice())?;
-                    }
-                    RecordWrite::Index { index, parent, id } => {
-                        txn.open_table(*index)?.insert((*parent, *id), ())?;
-                    }
-                    RecordWrite::Delete { table, id } => {
-                        txn.open_table(*table)?.remove(*id)?;
-                    }
-                }
-            }
+            apply_writes(&txn, &changes.records)?;
             if let Some((key, record)) = changes.idempotency {
                 txn.open_table(IDEMPOTENCY)?
                     .insert(key.as_str(), encode(&record)?.as_slice())?;
@@ -350,19 +390,7 @@ impl Store {
     /// Writes product records and index entries in one durable transaction.
     pub fn write_records(&self, writes: &[RecordWrite]) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
-        for write in writes {
-            match write {
-                RecordWrite::Put { table, id, value } => {
-                    txn.open_table(*table)?.insert(*id, value.as_slice())?;
-                }
-                RecordWrite::Index { index, parent, id } => {
-                    txn.open_table(*index)?.insert((*parent, *id), ())?;
-                }
-                RecordWrite::Delete { table, id } => {
-                    txn.open_table(*table)?.remove(*id)?;
-                }
-            }
-        }
+        apply_writes(&txn, writes)?;
         txn.commit()?;
         Ok(())
     }
