@@ -16,6 +16,7 @@ pub mod routes;
 pub mod store;
 pub mod wire;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,13 +115,40 @@ pub fn router(state: SharedState) -> Router {
 }
 
 /// Request ids and per-route metrics for every request.
+/// The request counter and latency histogram of one (route, method, status), registered once:
+/// building metric keys from label strings on every request cost more than the rest of the
+/// middleware.
+type RouteMetrics = (metrics::Counter, metrics::Histogram);
+
+#[allow(clippy::type_complexity)]
+static ROUTE_METRICS: std::sync::LazyLock<
+    parking_lot::RwLock<HashMap<String, HashMap<(axum::http::Method, u16), RouteMetrics>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> RouteMetrics {
+    if let Some(m) = ROUTE_METRICS
+        .read()
+        .get(route)
+        .and_then(|by| by.get(&(method.clone(), status)))
+    {
+        return m.clone();
+    }
+    let m = (
+        metrics::counter!("farthing_http_requests_total", "route" => route.to_string(), "method" => method.as_str().to_string(), "status" => status.to_string()),
+        metrics::histogram!("farthing_http_request_duration_seconds", "route" => route.to_string(), "method" => method.as_str().to_string()),
+    );
+    ROUTE_METRICS
+        .write()
+        .entry(route.to_string())
+        .or_default()
+        .insert((method.clone(), status), m.clone());
+    m
+}
+
 async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let request_id = request
         .headers()
         .get("request-id")
@@ -131,9 +159,13 @@ async fn observe(request: Request, next: Next) -> Response {
             str::to_string,
         );
     let mut response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("farthing_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
-    metrics::histogram!("farthing_http_request_duration_seconds", "route" => route, "method" => method).record(started.elapsed().as_secs_f64());
+    let (requests, latency) = route_metrics(
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        &method,
+        response.status().as_u16(),
+    );
+    requests.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("request-id", value);
     }

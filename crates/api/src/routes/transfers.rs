@@ -11,8 +11,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use farthing_ledger::{
-    AccountId, Amount, Asset, BatchResults, Operation, PendingStatus, Transfer, TransferFlags,
-    TransferId, TransferResult, TransferView,
+    AccountId, Amount, Asset, BatchResults, Operation, PendingStatus, Timestamp, Transfer,
+    TransferFlags, TransferId, TransferResult, TransferView,
 };
 use serde::{Deserialize, Serialize};
 
@@ -185,15 +185,49 @@ async fn submit(
     state: &SharedState,
     transfers: Vec<Transfer>,
 ) -> Result<Vec<TransferResult>, ApiError> {
+    Ok(submit_timed(state, transfers).await?.1)
+}
+
+/// Submits transfers; returns the batch's timestamp (event `i` has `timestamp + i`) and the
+/// results.
+async fn submit_timed(
+    state: &SharedState,
+    transfers: Vec<Transfer>,
+) -> Result<(Timestamp, Vec<TransferResult>), ApiError> {
     let outcome = state
         .engine
         .submit_async(Operation::CreateTransfers(transfers))?
         .await
         .map_err(|_| ApiError::unavailable("ledger stopped"))??;
     match outcome.results {
-        BatchResults::Transfers(results) => Ok(results),
+        BatchResults::Transfers(results) => Ok((outcome.timestamp, results)),
         _ => Err(ApiError::internal("unexpected results")),
     }
+}
+
+/// The view of a transfer this request just created, built from what was submitted: the
+/// ledger applied it exactly, so there is nothing to look up.
+fn created_view(asset: &Asset, t: &Transfer, timestamp: Timestamp) -> TransferJson {
+    view(
+        asset,
+        &TransferView {
+            id: t.id,
+            debit_account_id: t.debit_account_id,
+            credit_account_id: t.credit_account_id,
+            amount: t.amount,
+            pending_id: t.pending_id,
+            user_data: t.user_data,
+            timeout_s: t.timeout_s,
+            asset: t.asset,
+            code: t.code,
+            flags: t.flags,
+            timestamp,
+            hold_status: t
+                .flags
+                .contains(TransferFlags::PENDING)
+                .then_some(PendingStatus::Pending),
+        },
+    )
 }
 
 fn stored_view(state: &SharedState, id: u128) -> Result<TransferJson, ApiError> {
@@ -260,19 +294,21 @@ pub async fn create(
     };
     let ids = ids_for(&principal, &key, requests.len());
     let mut transfers = Vec::with_capacity(requests.len());
+    let mut assets = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
         let prefix = if is_chain {
             format!("{i}.")
         } else {
             String::new()
         };
-        let (mut transfer, _) = build(&state, &principal, request, ids[i], &prefix)?;
+        let (mut transfer, asset) = build(&state, &principal, request, ids[i], &prefix)?;
         if i + 1 < ids.len() {
             transfer.flags = transfer.flags | TransferFlags::LINKED;
         }
         transfers.push(transfer);
+        assets.push(asset);
     }
-    let results = submit(&state, transfers).await?;
+    let (timestamp, results) = submit_timed(&state, transfers.clone()).await?;
     // The failing member explains the chain; `linked_event_failed` only says "another one".
     if let Some((i, failure)) = results.iter().enumerate().find(|(_, r)| {
         !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
@@ -284,10 +320,19 @@ pub async fn create(
         };
         return Err(ApiError::from_transfer(*failure, &prefix));
     }
-    let views = ids
-        .iter()
-        .map(|id| stored_view(&state, *id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let views = if results.iter().all(|r| r.is_ok()) {
+        transfers
+            .iter()
+            .zip(&assets)
+            .enumerate()
+            .map(|(i, (t, asset))| created_view(asset, t, Timestamp(timestamp.0 + i as u64)))
+            .collect()
+    } else {
+        // A retry: what the ledger holds is the answer.
+        ids.iter()
+            .map(|id| stored_view(&state, *id))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let created = results.iter().any(|r| r.is_ok());
     let status = if created {
         StatusCode::CREATED
