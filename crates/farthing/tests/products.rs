@@ -953,3 +953,101 @@ fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
     }
     panic!("auto top-up was not turned off after a decline");
 }
+
+#[test]
+fn consent_and_retries_hold_under_review_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    // Only the customer's own token may charge the customer's card.
+    let pm = payment_method(&server, &w, "4242424242424242");
+    let (status, _) = server.call(
+        "POST",
+        &format!("/v1/customers/{}/topups", w.customer),
+        Some(&w.merchant_key),
+        Some(json!({"amount": "100", "asset": "USD", "payment_method": pm})),
+        &[],
+    );
+    assert_eq!(status, 403);
+    let (status, _) = server.call("POST", &format!("/v1/customers/{}/auto_topup", w.customer), Some(&w.merchant_key),
+        Some(json!({"asset": "USD", "threshold": "1", "amount": "100", "payment_method": pm, "enabled": true})), &[]);
+    assert_eq!(status, 403);
+    // A charge confirmed while the wallet is short is refused; after a top-up, confirming
+    // again books it (a new attempt, not the ledger's remembered refusal).
+    let asked = ok(
+        &server,
+        "POST",
+        "/v1/charges",
+        &w.merchant_key,
+        Some(json!({"customer": w.customer, "amount": "1", "asset": "USD"})),
+        201,
+    );
+    let confirm = format!("/v1/charges/{}/confirm", asked["id"].as_str().unwrap());
+    assert_eq!(
+        error_code(&server, "POST", &confirm, &w.customer_token, json!({})),
+        (422, "insufficient_funds".into())
+    );
+    let (status, _) = top_up(&server, &w, "4242424242424242", "5");
+    assert_eq!(status, 201);
+    let booked = ok(&server, "POST", &confirm, &w.customer_token, None, 200);
+    assert_eq!(booked["status"], "succeeded");
+    assert_eq!(wallet(&server, &w), "4.000000");
+    // A refund retried with its Idempotency-Key refunds once; the key with another amount is 409.
+    let refunds = format!("/v1/charges/{}/refunds", asked["id"].as_str().unwrap());
+    let key = [("Idempotency-Key", "refund-1")];
+    let (s1, r1) = server.call(
+        "POST",
+        &refunds,
+        Some(&w.merchant_key),
+        Some(json!({"amount": "0.25"})),
+        &key,
+    );
+    let (s2, r2) = server.call(
+        "POST",
+        &refunds,
+        Some(&w.merchant_key),
+        Some(json!({"amount": "0.25"})),
+        &key,
+    );
+    assert_eq!((s1, s2, &r1["id"]), (201, 200, &r2["id"]));
+    let (s3, e) = server.call(
+        "POST",
+        &refunds,
+        Some(&w.merchant_key),
+        Some(json!({"amount": "0.30"})),
+        &key,
+    );
+    assert_eq!(
+        (s3, e["error"]["type"].as_str()),
+        (409, Some("idempotency_error"))
+    );
+    assert_eq!(wallet(&server, &w), "4.250000");
+    // A payout retried with its key pays once.
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/payout_settings", w.merchant),
+        &w.merchant_key,
+        Some(json!({"asset": "USD", "bank_account": "000123456789"})),
+        200,
+    );
+    let payouts = format!("/v1/merchants/{}/payouts", w.merchant);
+    let key = [("Idempotency-Key", "payout-1")];
+    let (p1, a) = server.call(
+        "POST",
+        &payouts,
+        Some(&w.merchant_key),
+        Some(json!({"amount": "0.5"})),
+        &key,
+    );
+    let (p2, b) = server.call(
+        "POST",
+        &payouts,
+        Some(&w.merchant_key),
+        Some(json!({"amount": "0.5"})),
+        &key,
+    );
+    assert_eq!((p1, p2, &a["id"]), (201, 201, &b["id"]), "{a} {b}");
+    assert_eq!(balance(&server, &w, &w.merchant), "0.250000");
+    server.stop();
+}

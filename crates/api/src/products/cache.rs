@@ -18,8 +18,11 @@ use crate::store::Store;
 /// Allowances one customer may hold (active or revoked).
 pub const ALLOWANCES_MAX: usize = 1000;
 
+/// Entries are only inserted if nothing was forgotten since the store was read: a read that
+/// raced a write (read, write commits, forget, insert) would otherwise cache the old value.
 #[derive(Default)]
 pub struct Cache {
+    generation: std::sync::atomic::AtomicU64,
     customers: RwLock<HashMap<u128, Arc<CustomerRecord>>>,
     allowances: RwLock<HashMap<u128, Arc<Vec<AllowanceRecord>>>>,
     settings: RwLock<HashMap<u128, Arc<MerchantSettings>>>,
@@ -35,16 +38,40 @@ impl Cache {
         if let Some(c) = self.customers.read().get(&id) {
             return Ok(Some(Arc::clone(c)));
         }
+        let generation = self.generation();
         let Some(record) = store.record::<CustomerRecord>(CUSTOMERS, id)? else {
             return Ok(None);
         };
         let record = Arc::new(record);
-        self.customers.write().insert(id, Arc::clone(&record));
+        self.insert_if_current(generation, &self.customers, id, &record);
         Ok(Some(record))
     }
 
     pub fn forget_customer(&self, id: u128) {
+        self.bump();
         self.customers.write().remove(&id);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn insert_if_current<T>(
+        &self,
+        generation: u64,
+        map: &RwLock<HashMap<u128, Arc<T>>>,
+        key: u128,
+        value: &Arc<T>,
+    ) {
+        let mut map = map.write();
+        if self.generation() == generation {
+            map.insert(key, Arc::clone(value));
+        }
     }
 
     /// Every allowance the customer granted, revoked ones included.
@@ -56,6 +83,7 @@ impl Cache {
         if let Some(a) = self.allowances.read().get(&customer) {
             return Ok(Arc::clone(a));
         }
+        let generation = self.generation();
         let (ids, _) = store.indexed(ALLOWANCES_BY_CUSTOMER, customer, None, ALLOWANCES_MAX)?;
         let mut list = Vec::with_capacity(ids.len());
         for id in ids {
@@ -64,11 +92,12 @@ impl Cache {
             }
         }
         let list = Arc::new(list);
-        self.allowances.write().insert(customer, Arc::clone(&list));
+        self.insert_if_current(generation, &self.allowances, customer, &list);
         Ok(list)
     }
 
     pub fn forget_allowances(&self, customer: u128) {
+        self.bump();
         self.allowances.write().remove(&customer);
     }
 
@@ -81,18 +110,18 @@ impl Cache {
         if let Some(s) = self.settings.read().get(&merchant) {
             return Ok(Arc::clone(s));
         }
+        let generation = self.generation();
         let settings = Arc::new(
             store
                 .record(MERCHANT_SETTINGS, merchant)?
                 .unwrap_or_else(|| MerchantSettings::new(merchant)),
         );
-        self.settings
-            .write()
-            .insert(merchant, Arc::clone(&settings));
+        self.insert_if_current(generation, &self.settings, merchant, &settings);
         Ok(settings)
     }
 
     pub fn forget_settings(&self, merchant: u128) {
+        self.bump();
         self.settings.write().remove(&merchant);
     }
 

@@ -252,6 +252,11 @@ pub struct ChargeRecord {
     /// How much of it chargebacks took back (see `routes::disputes`).
     #[serde(default, with = "minor")]
     pub disputed: u128,
+    /// Which attempt at booking it (its chain's ids derive from this): a confirmation after a
+    /// refusal (say the wallet was short, then topped up) is a new attempt, since the ledger
+    /// answers a retried id with its first answer.
+    #[serde(default)]
+    pub attempt: u64,
 }
 
 impl ChargeRecord {
@@ -356,6 +361,9 @@ pub struct RefundRecord {
     /// The offset of the first transfer of its chain (legs of zero are left out).
     pub first_leg: u64,
     pub created_ns: u64,
+    /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
+    #[serde(default)]
+    pub request_hash: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -460,4 +468,7 @@ pub struct PayoutRecord {
     pub failure_message: Option<String>,
     pub trigger: String,
     pub created_ns: u64,
+    /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
+    #[serde(default)]
+    pub request_hash: Option<[u8; 32]>,
 }

@@ -121,7 +121,30 @@ pub async fn settle_tab(
     };
     let asset = crate::routes::customers::asset_by_id(state, tab.asset)?;
     let account = tab.account();
+    // A settlement whose chain committed before a crash kept its record from being saved:
+    // count it now, or the next one would reuse its ids.
+    let committed = chain_id(tab.id, "settlement", tab.settled);
+    if state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(committed))
+        .is_some()
+    {
+        tab.settled += 1;
+        tab.frozen = false;
+        tab.frozen_reason = None;
+        tab.failed_attempts = 0;
+        state
+            .commit(Changes {
+                records: vec![RecordWrite::put(TABS, tab.id, &tab)?],
+                ..Changes::default()
+            })
+            .await?;
+    }
     let amount = owed(&state.engine, account.id(asset.id));
+    if trigger == "threshold" && amount.0 < tab.threshold {
+        // Another settlement took it below the threshold while this one waited for the lock.
+        return Ok(None);
+    }
     if amount.is_zero() {
         // Nothing owed (refunds, or a retry after it was paid): nothing to freeze for.
         if tab.frozen {
@@ -257,7 +280,10 @@ pub async fn run_due(state: &SharedState) -> Result<usize, ApiError> {
         let Some(job) = by_id.remove(id) else {
             continue;
         };
-        run_job(state, &job, now).await?;
+        // One failing job must not hold up the others; it stays due and is tried next tick.
+        if let Err(error) = run_job(state, &job, now).await {
+            tracing::warn!(job = ?job.kind, error = %error.message, "scheduled job failed");
+        }
     }
     Ok(due.len())
 }
@@ -277,7 +303,11 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
                     .await;
             };
             if !record.frozen {
-                settle_tab(state, tab, "period_end").await?;
+                // A failure here is the settlement's own business (it freezes the tab and
+                // schedules retries); the period still ends.
+                if let Err(error) = settle_tab(state, tab, "period_end").await {
+                    tracing::warn!(error = %error.message, "period-end settlement failed");
+                }
             }
             // The next period's end; a frozen tab is left to its retries.
             let next = period_end(record.period, now.max(job.due_ns))?;
@@ -302,7 +332,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
                     })
                     .await;
             };
-            match crate::routes::payouts::pay_out(state, merchant, None, "schedule").await {
+            match crate::routes::payouts::pay_out(state, merchant, None, "schedule", None).await {
                 Ok(_) => {}
                 // Nothing to pay this time is not a failure of the schedule.
                 Err(e) if e.code == "insufficient_balance" => {}

@@ -334,7 +334,7 @@ pub fn charge_status(state: &SharedState, c: &ChargeRecord) -> &'static str {
         "requires_confirmation"
     } else if chain_committed(
         &state.engine,
-        chain_id(c.id, "charge", 0),
+        chain_id(c.id, "charge", c.attempt),
         &charge_legs(c, None, None),
     ) {
         "succeeded"
@@ -511,7 +511,7 @@ async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeVie
         .await?;
     let outcome = run_chain(
         &state.engine,
-        chain_id(charge.id, "charge", 0),
+        chain_id(charge.id, "charge", charge.attempt),
         &legs,
         asset,
         charge.id,
@@ -722,7 +722,12 @@ pub async fn create(
         None => random_id(),
     };
     let request_hash = sha256(&[b"charges", &raw]);
-    // Only a derived id can name an existing charge; a random one is new.
+    // Only a derived id can name an existing charge; a random one is new. Concurrent requests
+    // with one key are serialized, so only the first writes the record and books it.
+    let _same_key = match key {
+        Some(_) => Some(state.products.lock(id).await),
+        None => None,
+    };
     if let Some(existing) = match key {
         Some(_) => state.store.record::<ChargeRecord>(CHARGES, id)?,
         None => None,
@@ -766,6 +771,7 @@ pub async fn create(
         request_hash: Some(request_hash),
         tab,
         disputed: 0,
+        attempt: 0,
     };
     state
         .products
@@ -815,13 +821,14 @@ pub async fn confirm(
     }
     require_customer(&caller, charge.customer)?;
     if !charge.requires_confirmation {
-        // Already confirmed: answer as before (or book it, if a crash interrupted that).
+        // Already confirmed: answer as before; after a refusal, try again as a new attempt.
         if charge_status(&state, &charge) == "succeeded" {
             return Ok(json_response(
                 StatusCode::OK,
                 to_json(&charge_view(&state, &charge)?)?,
             ));
         }
+        charge.attempt += 1;
     }
     charge.requires_confirmation = false;
     state
@@ -858,7 +865,12 @@ pub async fn tip(
         None => random_id(),
     };
     let request_hash = sha256(&[b"tips", &raw]);
-    // Only a derived id can name an existing charge; a random one is new.
+    // Only a derived id can name an existing charge; a random one is new. Concurrent requests
+    // with one key are serialized, so only the first writes the record and books it.
+    let _same_key = match key {
+        Some(_) => Some(state.products.lock(id).await),
+        None => None,
+    };
     if let Some(existing) = match key {
         Some(_) => state.store.record::<ChargeRecord>(CHARGES, id)?,
         None => None,
@@ -886,6 +898,7 @@ pub async fn tip(
         request_hash: Some(request_hash),
         tab: None,
         disputed: 0,
+        attempt: 0,
     };
     state
         .products
@@ -1007,19 +1020,52 @@ fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord) -> 
         .is_some()
 }
 
-#[utoipa::path(post, path = "/v1/charges/{id}/refunds", tag = "charges", request_body = CreateRefund, params(("id" = String, Path, description = "ch_… id")), responses((status = 201, description = "the refund, back to the customer's wallet; fees reversed pro rata", body = RefundView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/charges/{id}/refunds", tag = "charges", request_body = CreateRefund, params(("id" = String, Path, description = "ch_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: refunded once")), responses((status = 201, description = "the refund, back to the customer's wallet; fees reversed pro rata", body = RefundView), crate::error::WriteErrors))]
 pub async fn refund(
     State(state): State<SharedState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(request, _): ApiJson<CreateRefund>,
+    ApiJson(request, raw): ApiJson<CreateRefund>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
     let charge = visible_charge(&state, &principal, &id)?;
     if !principal.can_see(charge.merchant) {
         return Err(ApiError::not_found(Some("id"), "charge"));
     }
+    let key = idempotency_key(&headers)?;
+    let request_hash = sha256(&[b"refunds", &charge.id.to_le_bytes(), &raw]);
     let _guard = state.products.lock(charge.id).await;
+    // With a key, the refund's id derives from it: a retry finds the refund it already made.
+    let refund_id = match &key {
+        Some(key) => derived_id(principal.tenant(), key, "refund", 0),
+        None => random_id(),
+    };
+    if let Some(existing) = match key {
+        Some(_) => state.store.record::<RefundRecord>(REFUNDS, refund_id)?,
+        None => None,
+    } {
+        if existing.request_hash != Some(request_hash) {
+            return Err(ApiError::idempotency(
+                "this Idempotency-Key was already used with different parameters",
+            ));
+        }
+        let charge: ChargeRecord = state
+            .store
+            .record(CHARGES, existing.charge)?
+            .ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
+        if refund_committed(&state, &charge, &existing) {
+            let scale = asset_by_id(&state, charge.asset)?.scale;
+            return Ok(json_response(
+                StatusCode::OK,
+                to_json(&refund_view(&state, &existing, scale))?,
+            ));
+        }
+        return Err(ApiError::refused(
+            "refund_not_booked",
+            "the refund with this Idempotency-Key was refused; use a new key to try again",
+        ));
+    }
     let mut charge: ChargeRecord = state
         .store
         .record(CHARGES, charge.id)?
@@ -1058,7 +1104,8 @@ pub async fn refund(
     let legs = refund_legs(&charge, &reversal);
     let record = RefundRecord {
         first_leg: legs.iter().position(|l| !l.amount.is_zero()).unwrap_or(0) as u64,
-        id: random_id(),
+        request_hash: key.as_ref().map(|_| request_hash),
+        id: refund_id,
         charge: charge.id,
         index,
         amount: amount.0,

@@ -519,6 +519,8 @@ pub async fn topup(
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
     let customer = visible_customer(&state, &caller, &id, "id")?;
+    // Charging the customer's card is the customer's decision alone.
+    require_customer(&caller, customer.id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
     if !customer
@@ -600,6 +602,7 @@ pub async fn set_auto_topup(
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
     let customer = visible_customer(&state, &caller, &id, "id")?;
+    require_customer(&caller, customer.id)?;
     let _guard = state.products.lock(customer.id).await;
     let mut customer = visible_customer(&state, &caller, &id, "id")?;
     let asset = by_code(&state, &request.asset, "asset")?;

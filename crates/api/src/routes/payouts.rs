@@ -267,8 +267,20 @@ pub(crate) async fn pay_out(
     merchant: u128,
     requested: Option<Amount>,
     trigger: &str,
+    keyed: Option<(u128, [u8; 32])>,
 ) -> Result<PayoutRecord, ApiError> {
     let _guard = state.products.lock(merchant).await;
+    // With a key, the payout's id derives from it: a retry finds the payout it already made.
+    if let Some((id, request_hash)) = keyed {
+        if let Some(existing) = state.store.record::<PayoutRecord>(PAYOUTS, id)? {
+            if existing.request_hash != Some(request_hash) || existing.merchant != merchant {
+                return Err(ApiError::idempotency(
+                    "this Idempotency-Key was already used with different parameters",
+                ));
+            }
+            return Ok(existing);
+        }
+    }
     let settings = merchant_settings(state, merchant)?;
     let (Some(asset_id), Some(bank_account)) =
         (settings.payout_asset, settings.bank_account.clone())
@@ -306,7 +318,11 @@ pub(crate) async fn pay_out(
             (balance.0 - held, held)
         }
     };
-    if amount == 0 || amount + held > balance.0 {
+    if amount == 0
+        || amount
+            .checked_add(held)
+            .is_none_or(|total| total > balance.0)
+    {
         return Err(ApiError::refused(
             "insufficient_balance",
             format!(
@@ -317,7 +333,8 @@ pub(crate) async fn pay_out(
         .with_param("amount"));
     }
     let mut record = PayoutRecord {
-        id: random_id(),
+        id: keyed.map_or_else(random_id, |(id, _)| id),
+        request_hash: keyed.map(|(_, hash)| hash),
         merchant,
         asset: asset.id.0,
         amount,
@@ -434,12 +451,13 @@ pub(crate) async fn pay_out(
     Ok(record)
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{id}/payouts", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id")), responses((status = 201, description = "the payout: paid, or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/merchants/{id}/payouts", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: paid out once")), responses((status = 201, description = "the payout: paid, or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
-    ApiJson(request, _): ApiJson<CreatePayout>,
+    ApiJson(request, raw): ApiJson<CreatePayout>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
     let merchant = visible_merchant(&state, &principal, &id)?;
@@ -459,7 +477,14 @@ pub async fn create(
         }
         (None, _) => None,
     };
-    let record = pay_out(&state, merchant, requested, "manual").await?;
+    let key = crate::app::idempotency_key(&headers)?;
+    let keyed = key.as_ref().map(|key| {
+        (
+            crate::app::derived_id(principal.tenant(), key, "payout", 0),
+            crate::app::sha256(&[b"payouts", &merchant.to_le_bytes(), &raw]),
+        )
+    });
+    let record = pay_out(&state, merchant, requested, "manual", keyed).await?;
     Ok(json_response(
         StatusCode::CREATED,
         to_json(&payout_view(&state, &record)?)?,
@@ -511,7 +536,7 @@ pub async fn maybe_threshold_payout(state: SharedState, merchant: u128, asset: A
     if balance.0 < settings.payout_threshold {
         return;
     }
-    match pay_out(&state, merchant, None, "threshold").await {
+    match pay_out(&state, merchant, None, "threshold", None).await {
         Err(error) if error.code != "below_threshold" => {
             tracing::warn!(error = %error.message, "threshold payout failed")
         }

@@ -114,12 +114,12 @@ pub async fn fees(
         .filter(|c| c.asset == asset.id.0 && in_period(c.created_ns) && !c.requires_confirmation)
         .filter(|c| crate::routes::charges::charge_status(&state, c) == "succeeded")
         .collect();
-    let platform_gross: u128 = charges.iter().map(|c| c.amount).sum();
+    let platform_gross = total(charges.iter().map(|c| c.amount))?;
     let mine: Vec<&ChargeRecord> = charges
         .iter()
         .filter(|c| merchant.is_none_or(|m| c.merchant == m))
         .collect();
-    let gross: u128 = mine.iter().map(|c| c.amount).sum();
+    let gross = total(mine.iter().map(|c| c.amount))?;
     // What card processing actually cost: top-ups and tab settlements, as (charged, fee).
     let mut card_charges: Vec<(u128, u128)> = state
         .store
@@ -163,8 +163,8 @@ pub async fn fees(
             })
             .collect(),
         Some(_) => vec![ProcessorFeeRecord {
-            amount_charged: Amount(allocate(card_charges.iter().map(|c| c.0).sum())?),
-            fee: Amount(allocate(card_charges.iter().map(|c| c.1).sum())?),
+            amount_charged: Amount(allocate(total(card_charges.iter().map(|c| c.0))?)?),
+            fee: Amount(allocate(total(card_charges.iter().map(|c| c.1))?)?),
         }],
     };
     let fees = state.products.card_fees;
@@ -197,6 +197,13 @@ pub async fn fees(
             .into_response());
     }
     Ok(axum::Json(view(scope, &asset, &report)).into_response())
+}
+
+/// The sum of amounts, or an error if it does not fit 128 bits (never a wrapped total).
+fn total(mut amounts: impl Iterator<Item = u128>) -> Result<u128, ApiError> {
+    amounts
+        .try_fold(0u128, u128::checked_add)
+        .ok_or_else(|| ApiError::internal("report totals overflow 128 bits"))
 }
 
 fn view(scope: String, asset: &farthing_ledger::Asset, r: &FeeReport) -> FeeReportView {
