@@ -30,7 +30,9 @@ use crate::products::records::{
     PayeePart, RefundRecord, CHARGES, CHARGES_BY_CUSTOMER, CHARGES_BY_MERCHANT, MERCHANT_SETTINGS,
     REFUNDS,
 };
-use crate::products::{chain_committed, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
+use crate::products::{
+    chain_committed, run_chain, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
+};
 use crate::routes::assets::by_code;
 use crate::routes::customers::{
     allowances_of, asset_by_id, maybe_auto_topup, positive_amount, require_customer,
@@ -717,21 +719,9 @@ pub async fn create(
         priced(&state, merchant, &asset, amount, &shares)?;
     let key = idempotency_key(&headers)?;
     let tenant = caller.customer.unwrap_or(caller.tenant());
-    let id = match &key {
-        Some(key) => derived_id(tenant, key, "charge", 0),
-        None => random_id(),
-    };
     let request_hash = sha256(&[b"charges", &raw]);
-    // Only a derived id can name an existing charge; a random one is new. Concurrent requests
-    // with one key are serialized, so only the first writes the record and books it.
-    let _same_key = match key {
-        Some(_) => Some(state.products.lock(id).await),
-        None => None,
-    };
-    if let Some(existing) = match key {
-        Some(_) => state.store.record::<ChargeRecord>(CHARGES, id)?,
-        None => None,
-    } {
+    let (id, _same_key, existing) = charge_id_for(&state, tenant, &key).await?;
+    if let Some(existing) = existing {
         return replay(&state, &existing, request_hash);
     }
     let tab = match request.source {
@@ -786,6 +776,23 @@ pub async fn create(
     }
     let view = execute(&state, &charge).await?;
     Ok(json_response(StatusCode::CREATED, to_json(&view)?))
+}
+
+/// The id of a new charge or tip: derived from the Idempotency-Key, or random. With a key, the
+/// returned guard serializes concurrent requests with that key (so only the first writes the
+/// record and books it), and the charge the key already made, if any, is returned to replay.
+async fn charge_id_for<'a>(
+    state: &'a SharedState,
+    tenant: u128,
+    key: &Option<String>,
+) -> Result<(u128, Option<ObjectGuard<'a>>, Option<ChargeRecord>), ApiError> {
+    let Some(key) = key else {
+        return Ok((random_id(), None, None));
+    };
+    let id = derived_id(tenant, key, "charge", 0);
+    let guard = state.products.lock(id).await;
+    let existing = state.store.record::<ChargeRecord>(CHARGES, id)?;
+    Ok((id, Some(guard), existing))
 }
 
 /// A retry with the same Idempotency-Key: the same charge if the request is the same, 409 if
@@ -860,21 +867,9 @@ pub async fn tip(
     let (platform_fee, merchant_net, payees, rounding) =
         priced(&state, merchant, &asset, amount, &[])?;
     let key = idempotency_key(&headers)?;
-    let id = match &key {
-        Some(key) => derived_id(customer, key, "charge", 0),
-        None => random_id(),
-    };
     let request_hash = sha256(&[b"tips", &raw]);
-    // Only a derived id can name an existing charge; a random one is new. Concurrent requests
-    // with one key are serialized, so only the first writes the record and books it.
-    let _same_key = match key {
-        Some(_) => Some(state.products.lock(id).await),
-        None => None,
-    };
-    if let Some(existing) = match key {
-        Some(_) => state.store.record::<ChargeRecord>(CHARGES, id)?,
-        None => None,
-    } {
+    let (id, _same_key, existing) = charge_id_for(&state, customer, &key).await?;
+    if let Some(existing) = existing {
         return replay(&state, &existing, request_hash);
     }
     let charge = ChargeRecord {
@@ -985,21 +980,26 @@ pub fn booked_split(c: &ChargeRecord) -> Result<Split, ApiError> {
         .map_err(|e| ApiError::internal(format!("stored split: {e}")))
 }
 
+/// The merchant that received a part of a charge's split: the charging merchant, or a payee
+/// (named by its id in hex, as `priced` made it); `None` for the platform's and rounding parts.
+pub fn part_merchant(c: &ChargeRecord, destination: &Destination) -> Option<u128> {
+    match destination {
+        Destination::Merchant => Some(c.merchant),
+        Destination::Payee(hex) => Some(u128::from_str_radix(hex, 16).unwrap_or(c.merchant)),
+        Destination::Platform | Destination::Rounding => None,
+    }
+}
+
 fn refund_legs(c: &ChargeRecord, reversal: &farthing_products::fees::Reversal) -> Vec<Leg> {
     let wallet = c.source();
     reversal
         .parts()
         .into_iter()
         .map(|(destination, amount)| {
-            let debit = match destination {
-                Destination::Platform => LedgerAccount::PlatformRevenue,
-                Destination::Merchant => LedgerAccount::Earnings {
-                    merchant: c.merchant,
-                },
-                Destination::Payee(hex) => LedgerAccount::Earnings {
-                    merchant: u128::from_str_radix(&hex, 16).unwrap_or(c.merchant),
-                },
-                Destination::Rounding => LedgerAccount::Rounding,
+            let debit = match (&destination, part_merchant(c, &destination)) {
+                (_, Some(merchant)) => LedgerAccount::Earnings { merchant },
+                (Destination::Platform, None) => LedgerAccount::PlatformRevenue,
+                _ => LedgerAccount::Rounding,
             };
             Leg {
                 debit,

@@ -177,6 +177,17 @@ pub fn visible_customer(
     Ok(customer)
 }
 
+/// The payment method must be one the customer stored; otherwise 404 naming it.
+pub fn require_payment_method(customer: &CustomerRecord, token: &str) -> Result<(), ApiError> {
+    if !customer.payment_methods.iter().any(|p| p.token == token) {
+        return Err(ApiError::not_found(
+            Some("payment_method"),
+            "payment method",
+        ));
+    }
+    Ok(())
+}
+
 /// Only the customer's own token may do this (consent is the customer's).
 pub fn require_customer(caller: &Principal, customer: u128) -> Result<(), ApiError> {
     if caller.scope != Scope::Customer || caller.customer != Some(customer) {
@@ -523,16 +534,7 @@ pub async fn topup(
     require_customer(&caller, customer.id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
-    if !customer
-        .payment_methods
-        .iter()
-        .any(|p| p.token == request.payment_method)
-    {
-        return Err(ApiError::not_found(
-            Some("payment_method"),
-            "payment method",
-        ));
-    }
+    require_payment_method(&customer, &request.payment_method)?;
     let key = idempotency_key(&headers)?;
     let topup_id = match &key {
         Some(key) => derived_id(caller.tenant() ^ customer.id, key, "topup", 0),
@@ -608,16 +610,7 @@ pub async fn set_auto_topup(
     let asset = by_code(&state, &request.asset, "asset")?;
     let threshold = positive_amount(&request.threshold, &asset, "threshold")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
-    if !customer
-        .payment_methods
-        .iter()
-        .any(|p| p.token == request.payment_method)
-    {
-        return Err(ApiError::not_found(
-            Some("payment_method"),
-            "payment method",
-        ));
-    }
+    require_payment_method(&customer, &request.payment_method)?;
     customer.auto_topup = Some(AutoTopupRecord {
         asset: asset.id.0,
         threshold: threshold.0,

@@ -29,7 +29,7 @@ use crate::products::records::{
     CHARGES_BY_CUSTOMER, DISPUTES, SETTLEMENTS, SETTLEMENTS_BY_TAB, TABS, TOPUPS,
 };
 use crate::products::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
-use crate::routes::charges::{booked_split, charge_status, reversed_so_far};
+use crate::routes::charges::{booked_split, charge_status, part_merchant, reversed_so_far};
 use crate::routes::customers::asset_by_id;
 use crate::store::{Changes, RecordWrite};
 
@@ -263,19 +263,13 @@ pub async fn create(
         )
         .map_err(|e| ApiError::internal(format!("dispute split: {e}")))?;
         for (destination, amount) in reversal.parts() {
-            let merchant = match destination {
-                Destination::Platform => {
-                    legs.push(leg(LedgerAccount::PlatformRevenue, amount.0));
-                    continue;
-                }
-                Destination::Rounding => {
-                    legs.push(leg(LedgerAccount::Rounding, amount.0));
-                    continue;
-                }
-                Destination::Merchant => charge.merchant,
-                Destination::Payee(hex) => {
-                    u128::from_str_radix(&hex, 16).unwrap_or(charge.merchant)
-                }
+            let Some(merchant) = part_merchant(&charge, &destination) else {
+                let account = match destination {
+                    Destination::Platform => LedgerAccount::PlatformRevenue,
+                    _ => LedgerAccount::Rounding,
+                };
+                legs.push(leg(account, amount.0));
+                continue;
             };
             let left = earnings.entry(merchant).or_insert_with(|| {
                 available(

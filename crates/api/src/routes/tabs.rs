@@ -21,7 +21,9 @@ use crate::products::records::{
 };
 use crate::products::scheduler::{job_write, period_end, settle_tab, tab_owed};
 use crate::routes::assets::by_code;
-use crate::routes::customers::{asset_by_id, positive_amount, require_customer, visible_customer};
+use crate::routes::customers::{
+    asset_by_id, positive_amount, require_customer, require_payment_method, visible_customer,
+};
 use crate::store::{Changes, RecordWrite, Scope};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -149,16 +151,7 @@ pub async fn create(
             "settlement_threshold must not exceed limit",
         ));
     }
-    if !customer
-        .payment_methods
-        .iter()
-        .any(|p| p.token == request.payment_method)
-    {
-        return Err(ApiError::not_found(
-            Some("payment_method"),
-            "payment method",
-        ));
-    }
+    require_payment_method(&customer, &request.payment_method)?;
     let _guard = state.products.lock(customer.id).await;
     if tab_of(&state, customer.id, asset.id.0)?.is_some() {
         return Err(ApiError::refused(
@@ -259,16 +252,7 @@ pub async fn set_payment_method(
         &encode_id(IdKind::Customer, tab.customer),
         "id",
     )?;
-    if !customer
-        .payment_methods
-        .iter()
-        .any(|p| p.token == request.payment_method)
-    {
-        return Err(ApiError::not_found(
-            Some("payment_method"),
-            "payment method",
-        ));
-    }
+    require_payment_method(&customer, &request.payment_method)?;
     let frozen = {
         let _guard = state.products.lock(tab.id).await;
         let mut tab: TabRecord = state
