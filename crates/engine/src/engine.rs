@@ -92,6 +92,19 @@ pub struct BatchOutcome {
     pub results: BatchResults,
 }
 
+/// A note (see [`Engine::submit_noted`]) of a batch that is durable, with where it is in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The log sequence number of the batch's record.
+    pub sequence: u64,
+    /// The batch's timestamp.
+    pub timestamp: Timestamp,
+    pub bytes: Vec<u8>,
+}
+
+/// Notes waiting for their subscriber; the log thread waits beyond this (backpressure).
+const NOTES_QUEUED_MAX: usize = 1 << 16;
+
 /// What recovery found and did when the engine opened.
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
@@ -124,6 +137,7 @@ type Reply = oneshot::Sender<Result<BatchOutcome, SubmitError>>;
 
 struct Request {
     operation: Operation,
+    note: Vec<u8>,
     reply: Reply,
 }
 
@@ -131,6 +145,8 @@ struct Request {
 struct Commit {
     records: Vec<u8>,
     replies: Vec<(Option<Reply>, BatchOutcome)>,
+    /// The notes of this commit's batches, handed to the subscriber once durable.
+    notes: Vec<Note>,
     publication: Publication,
     last_sequence: u64,
     /// Start a new segment after this commit (a snapshot at `last_sequence` is being written).
@@ -150,6 +166,11 @@ struct Shared {
     fsync_nanos_max: AtomicU64,
     apply_nanos_total: AtomicU64,
     snapshots: AtomicU64,
+    /// Where durable notes go, in log order (see [`Engine::subscribe_notes`]).
+    note_sink: Mutex<Option<Sender<Note>>>,
+    /// Log records after this sequence are kept, whatever snapshots cover, because their notes
+    /// may not have been consumed yet (see [`Engine::retain_notes_after`]).
+    notes_floor: AtomicU64,
 }
 
 impl Shared {
@@ -179,6 +200,7 @@ pub struct Engine {
     writer: Option<JoinHandle<()>>,
     log: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
+    dir: PathBuf,
     _lock: fs::File,
 }
 
@@ -230,6 +252,8 @@ impl Engine {
             fsync_nanos_max: AtomicU64::new(0),
             apply_nanos_total: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
+            note_sink: Mutex::new(None),
+            notes_floor: AtomicU64::new(u64::MAX),
         });
         let (request_tx, request_rx) = bounded(config.queue_batches_max);
         // Commits in flight beyond the one syncing; those queued share the next sync.
@@ -271,6 +295,7 @@ impl Engine {
             writer: Some(writer),
             log: Some(log),
             recovery,
+            dir,
             _lock: lock,
         })
     }
@@ -285,6 +310,24 @@ impl Engine {
         &self,
         operation: Operation,
     ) -> Result<oneshot::Receiver<Result<BatchOutcome, SubmitError>>, SubmitError> {
+        self.submit_noted(operation, Vec::new())
+    }
+
+    /// Like [`Engine::submit_async`], with a note: opaque bytes logged in the batch's record,
+    /// so that they are durable exactly when the batch is (whatever the ledger decides about its
+    /// events). Once durable, the note goes to the subscriber (see [`Engine::subscribe_notes`])
+    /// before the batch is answered; after a crash, [`Engine::read_notes`] finds it in the log.
+    pub fn submit_noted(
+        &self,
+        operation: Operation,
+        note: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<BatchOutcome, SubmitError>>, SubmitError> {
+        if note.len() > wal::NOTE_BYTES_MAX {
+            return Err(SubmitError::NoteTooLarge {
+                bytes: note.len(),
+                max: wal::NOTE_BYTES_MAX,
+            });
+        }
         if operation.len() > BATCH_EVENTS_MAX {
             return Err(SubmitError::TooManyEvents {
                 events: operation.len(),
@@ -297,7 +340,11 @@ impl Engine {
         let (reply, receiver) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(SubmitError::ShuttingDown)?;
         requests
-            .send(Request { operation, reply })
+            .send(Request {
+                operation,
+                note,
+                reply,
+            })
             .map_err(|_| SubmitError::ShuttingDown)?;
         Ok(receiver)
     }
@@ -329,6 +376,55 @@ impl Engine {
         limit: usize,
     ) -> Result<TransferPage, HistoryError> {
         self.read(|ledger| ledger.account_transfers(account, starting_after, limit))
+    }
+
+    /// Where notes of durable batches go from now on, in log order, each before its batch is
+    /// answered. One subscriber: a new one replaces the last. The log thread waits while
+    /// [`NOTES_QUEUED_MAX`] notes are unread, so a subscriber must keep reading.
+    pub fn subscribe_notes(&self) -> Receiver<Note> {
+        let (tx, rx) = bounded(NOTES_QUEUED_MAX);
+        *self.shared.note_sink.lock() = Some(tx);
+        rx
+    }
+
+    /// Keeps every log record after `sequence` (the last note the subscriber made durable on its
+    /// side), so [`Engine::read_notes`] still finds the later ones after a crash. Snapshots
+    /// remove a segment only once it holds nothing after the floor.
+    pub fn retain_notes_after(&self, sequence: u64) {
+        self.shared.notes_floor.store(sequence, Ordering::SeqCst);
+    }
+
+    /// Calls `on_note` with every note in the log after `after`, in order, up to what is durable
+    /// now. Set the floor ([`Engine::retain_notes_after`]) first, or a snapshot may remove the
+    /// segments being read. Returns the number of notes read.
+    pub fn read_notes(
+        &self,
+        after: u64,
+        mut on_note: impl FnMut(Note) -> Result<(), String>,
+    ) -> Result<u64, OpenError> {
+        let durable = self.shared.durable_sequence.load(Ordering::SeqCst);
+        let mut segments = log_segments(&self.dir)?;
+        // Segments whose successor starts at or before `after + 1` hold nothing after it.
+        let first_needed = segments
+            .iter()
+            .rposition(|(first, _)| *first <= after + 1)
+            .unwrap_or(0);
+        segments.drain(..first_needed);
+        let mut count = 0;
+        for (first, path) in &segments {
+            scan_segment(path, *first, |header, _events, note| {
+                if header.sequence <= after || header.sequence > durable || note.is_empty() {
+                    return Ok(());
+                }
+                count += 1;
+                on_note(Note {
+                    sequence: header.sequence,
+                    timestamp: header.timestamp,
+                    bytes: note.to_vec(),
+                })
+            })?;
+        }
+        Ok(count)
     }
 
     /// Why the engine stopped acknowledging, if it did.
@@ -423,25 +519,33 @@ impl WriterState {
         let mut records = self.buffers.try_recv().unwrap_or_default();
         records.clear();
         let mut replies = Vec::with_capacity(group.len());
+        let mut notes = Vec::new();
         let shared = Arc::clone(&self.shared);
         let mut ledger = shared.ledger.write();
-        let mut operations: Vec<(Option<Reply>, Operation)> = group
+        let mut operations: Vec<(Option<Reply>, Operation, Vec<u8>)> = group
             .into_iter()
-            .map(|r| (Some(r.reply), r.operation))
+            .map(|r| (Some(r.reply), r.operation, r.note))
             .collect();
         if operations.is_empty() {
             // Idle: only write a record when a hold is due, so that it expires on time.
             if ledger.next_expired(now).is_none() {
                 return;
             }
-            operations.push((None, Operation::CreateTransfers(Vec::new())));
+            operations.push((None, Operation::CreateTransfers(Vec::new()), Vec::new()));
         }
-        for (reply, operation) in operations {
+        for (reply, operation, note) in operations {
             let timestamp = Timestamp(now.0.max(ledger.working_timestamp().0 + 1));
             match rules::apply(&mut *ledger, timestamp, &operation) {
                 Ok(results) => {
                     self.sequence += 1;
-                    wal::encode_record(self.sequence, timestamp, &operation, &mut records);
+                    wal::encode_record(self.sequence, timestamp, &operation, &note, &mut records);
+                    if !note.is_empty() {
+                        notes.push(Note {
+                            sequence: self.sequence,
+                            timestamp,
+                            bytes: note,
+                        });
+                    }
                     let outcome = BatchOutcome {
                         timestamp,
                         sequence: self.sequence,
@@ -482,6 +586,7 @@ impl WriterState {
         let commit = Commit {
             records,
             replies,
+            notes,
             publication,
             last_sequence: self.sequence,
             rotate,
@@ -521,7 +626,8 @@ impl WriterState {
                     Ok((path, bytes)) => {
                         shared.snapshots.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(path = %path.display(), bytes, "snapshot written");
-                        remove_files_before(&dir, sequence, retain_log);
+                        let floor = shared.notes_floor.load(Ordering::SeqCst);
+                        remove_files_before(&dir, sequence, floor, retain_log);
                     }
                     // The log still holds everything; a failed snapshot only delays cleanup.
                     Err(error) => tracing::warn!(%error, "snapshot failed; the log is kept"),
@@ -534,34 +640,62 @@ impl WriterState {
     }
 }
 
-/// Deletes snapshots older than `sequence` and log segments wholly covered by it (or moves the
-/// segments to `archive/` when the log is retained).
-fn remove_files_before(dir: &Path, sequence: u64, retain_log: bool) {
+/// Deletes snapshots older than `sequence` and log segments wholly covered by it and by the
+/// notes floor (or moves the segments to `archive/` when the log is retained). A segment ends
+/// where its successor starts; the newest segment is never removed.
+fn remove_files_before(dir: &Path, sequence: u64, notes_floor: u64, retain_log: bool) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let covered = sequence.min(notes_floor);
     let archive = dir.join(ARCHIVE_DIR);
+    let mut segments = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let covered_segment = parse_segment_name(&name).is_some_and(|first| first <= sequence);
-        if covered_segment && retain_log {
-            let moved = fs::create_dir_all(&archive)
-                .and_then(|()| fs::rename(entry.path(), archive.join(&*name)))
-                .and_then(|()| wal::sync_dir(&archive))
-                .and_then(|()| wal::sync_dir(dir));
-            if let Err(error) = moved {
-                tracing::warn!(%error, file = %name, "could not archive a log segment");
-            }
-            continue;
-        }
-        let stale = parse_snapshot_name(&name).is_some_and(|s| s < sequence) || covered_segment;
-        if stale {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(first) = parse_segment_name(&name) {
+            segments.push((first, name));
+        } else if parse_snapshot_name(&name).is_some_and(|s| s < sequence) {
             if let Err(error) = fs::remove_file(entry.path()) {
-                tracing::warn!(%error, file = %name, "could not remove a stale file");
+                tracing::warn!(%error, file = %name, "could not remove a stale snapshot");
             }
         }
     }
+    segments.sort();
+    for pair in segments.windows(2) {
+        let ((_, name), (next_first, _)) = (&pair[0], &pair[1]);
+        if *next_first > covered.saturating_add(1) {
+            break;
+        }
+        let path = dir.join(name);
+        let done = if retain_log {
+            fs::create_dir_all(&archive)
+                .and_then(|()| fs::rename(&path, archive.join(name)))
+                .and_then(|()| wal::sync_dir(&archive))
+                .and_then(|()| wal::sync_dir(dir))
+        } else {
+            fs::remove_file(&path)
+        };
+        if let Err(error) = done {
+            tracing::warn!(%error, file = %name, "could not remove or archive a log segment");
+        }
+    }
+}
+
+/// The log segments in `dir`, by first sequence.
+fn log_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let io = |source| OpenError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if let Some(first) = parse_segment_name(&entry.file_name().to_string_lossy()) {
+            segments.push((first, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
 }
 
 fn log_loop(
@@ -608,7 +742,7 @@ fn log_loop(
             let mut ledger = shared.ledger.write();
             for commit in run {
                 ledger.publish_up_to(commit.publication);
-                durable.push((commit.records, commit.replies));
+                durable.push((commit.records, commit.replies, commit.notes));
             }
         }
         shared
@@ -622,7 +756,16 @@ fn log_loop(
             .fetch_max(fsync_nanos, Ordering::Relaxed);
         // For operators' dashboards (a no-op unless a metrics recorder is installed).
         metrics::histogram!("farthing_engine_fsync_seconds").record(fsync_nanos as f64 / 1e9);
-        for (records, replies) in durable {
+        let sink = shared.note_sink.lock().clone();
+        for (records, replies, notes) in durable {
+            if let Some(sink) = &sink {
+                for note in notes {
+                    // A subscriber that went away only stops receiving; the log keeps the notes.
+                    if sink.send(note).is_err() {
+                        break;
+                    }
+                }
+            }
             shared.commits.fetch_add(1, Ordering::Relaxed);
             shared
                 .log_bytes
@@ -726,7 +869,7 @@ fn recover(
                 found: *first,
             });
         }
-        let scan = scan_segment(path, *first, |header, payload| {
+        let scan = scan_segment(path, *first, |header, payload, _note| {
             if header.sequence < next_sequence {
                 return Ok(());
             }

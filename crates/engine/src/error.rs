@@ -36,6 +36,8 @@ pub enum SubmitError {
     /// batch may or may not be in the log, exactly like a crash.
     #[error("engine halted, batch not acknowledged: {reason}")]
     Halted { reason: String },
+    #[error("note of {bytes} bytes, more than the maximum {max}")]
+    NoteTooLarge { bytes: usize, max: usize },
     #[error("engine is shutting down")]
     ShuttingDown,
     #[error("batch refused: {reason}")]

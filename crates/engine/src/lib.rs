@@ -14,5 +14,7 @@ pub mod error;
 pub mod snapshot;
 pub mod wal;
 
-pub use engine::{BatchOutcome, Clock, Config, Engine, EngineStats, RecoveryReport, SystemClock};
+pub use engine::{
+    BatchOutcome, Clock, Config, Engine, EngineStats, Note, RecoveryReport, SystemClock,
+};
 pub use error::{OpenError, SubmitError};

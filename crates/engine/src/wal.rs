@@ -16,8 +16,13 @@
 //! | 33     | 1    | format version (1) |
 //! | 34     | 2    | zero |
 //! | 36     | 4    | event count |
-//! | 40     | 8    | zero |
-//! | 48     | n    | payload: `event count` fixed-size events (see [`crate::codec`]) |
+//! | 40     | 4    | note length in bytes |
+//! | 44     | 4    | zero |
+//! | 48     | n    | payload: `event count` fixed-size events (see [`crate::codec`]), then the note |
+//!
+//! A note is opaque bytes the caller attached to the batch (see [`crate::Engine::submit_noted`]):
+//! what the batch means to the layer above (a receipt, an event to deliver). It is durable exactly
+//! when the batch is, and the ledger ignores it.
 //!
 //! Recovery reads records in order and classifies the first bad spot (see ARCHITECTURE.md,
 //! "Recovery policy"): a torn tail is truncated; damage followed by any valid record is
@@ -38,8 +43,11 @@ pub const HEADER_BYTES: usize = 48;
 pub const FORMAT_VERSION: u8 = 1;
 /// How much log space is allocated ahead of the writes, by default.
 pub const PREALLOCATE_BYTES: u64 = 64 << 20;
-/// The largest payload a record may claim: a full batch of the largest events.
-pub const PAYLOAD_BYTES_MAX: usize = farthing_ledger::BATCH_EVENTS_MAX * codec::TRANSFER_BYTES;
+/// The largest note a record may carry.
+pub const NOTE_BYTES_MAX: usize = 1 << 20;
+/// The largest payload a record may claim: a full batch of the largest events and a note.
+pub const PAYLOAD_BYTES_MAX: usize =
+    farthing_ledger::BATCH_EVENTS_MAX * codec::TRANSFER_BYTES + NOTE_BYTES_MAX;
 
 /// A decoded, checksum-verified record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,18 +58,30 @@ pub struct RecordHeader {
     pub payload_crc: u32,
     pub kind: OperationKind,
     pub events: u32,
+    /// Bytes of the note at the end of the payload (0: none).
+    pub note_len: u32,
 }
 
-/// Appends one record (header and payload) for `operation` to `out`.
+impl RecordHeader {
+    /// Bytes of the payload that hold the events (the note follows them).
+    pub fn events_len(&self) -> usize {
+        self.events as usize * self.kind.event_bytes()
+    }
+}
+
+/// Appends one record (header and payload) for `operation` and its `note` (may be empty;
+/// at most [`NOTE_BYTES_MAX`], checked on submit) to `out`.
 pub fn encode_record(
     sequence: u64,
     timestamp: Timestamp,
     operation: &Operation,
+    note: &[u8],
     out: &mut Vec<u8>,
 ) {
     let start = out.len();
     out.resize(start + HEADER_BYTES, 0);
     codec::encode_operation(operation, out);
+    out.extend_from_slice(note);
     let payload_len = out.len() - start - HEADER_BYTES;
     let payload_crc = crc32c::crc32c(&out[start + HEADER_BYTES..]);
     let header = &mut out[start..start + HEADER_BYTES];
@@ -73,6 +93,7 @@ pub fn encode_record(
     header[32] = OperationKind::of(operation) as u8;
     header[33] = FORMAT_VERSION;
     header[36..40].copy_from_slice(&(operation.len() as u32).to_le_bytes());
+    header[40..44].copy_from_slice(&(note.len() as u32).to_le_bytes());
     let header_crc = crc32c::crc32c(&header[8..HEADER_BYTES]);
     header[4..8].copy_from_slice(&header_crc.to_le_bytes());
 }
@@ -88,11 +109,14 @@ pub fn decode_header(bytes: &[u8]) -> Option<RecordHeader> {
     let kind = OperationKind::from_byte(bytes[32])?;
     let payload_len = u32_at(bytes, 24);
     let events = u32_at(bytes, 36);
+    let note_len = u32_at(bytes, 40);
     let consistent = bytes[33] == FORMAT_VERSION
         && bytes[34..36] == [0, 0]
-        && bytes[40..48] == [0; 8]
+        && bytes[44..48] == [0; 4]
+        && note_len as usize <= NOTE_BYTES_MAX
         && payload_len as usize <= PAYLOAD_BYTES_MAX
-        && payload_len as usize == events as usize * kind.event_bytes();
+        && payload_len as u64
+            == u64::from(events) * kind.event_bytes() as u64 + u64::from(note_len);
     consistent.then(|| RecordHeader {
         sequence: u64_at(bytes, 8),
         timestamp: Timestamp(u64_at(bytes, 16)),
@@ -100,6 +124,7 @@ pub fn decode_header(bytes: &[u8]) -> Option<RecordHeader> {
         payload_crc: u32_at(bytes, 28),
         kind,
         events,
+        note_len,
     })
 }
 
@@ -145,13 +170,13 @@ pub enum ScanError {
     },
 }
 
-/// Reads every valid record of a segment in order, calling `on_record` for each, and
-/// classifies what follows the last one. Records must carry consecutive sequence numbers
-/// starting at `first_sequence`.
+/// Reads every valid record of a segment in order, calling `on_record` with its header, its
+/// events' bytes and its note, and classifies what follows the last one. Records must carry
+/// consecutive sequence numbers starting at `first_sequence`.
 pub fn scan_segment(
     path: &Path,
     first_sequence: u64,
-    mut on_record: impl FnMut(&RecordHeader, &[u8]) -> Result<(), String>,
+    mut on_record: impl FnMut(&RecordHeader, &[u8], &[u8]) -> Result<(), String>,
 ) -> Result<SegmentScan, ScanError> {
     let io_error = |source| ScanError::Io {
         path: path.to_owned(),
@@ -200,7 +225,9 @@ pub fn scan_segment(
                     if crc32c::crc32c(&payload) != header.payload_crc {
                         Some("record payload checksum mismatch")
                     } else {
-                        on_record(&header, &payload).map_err(|reason| corrupt(offset, reason))?;
+                        let (events, note) = payload.split_at(header.events_len());
+                        on_record(&header, events, note)
+                            .map_err(|reason| corrupt(offset, reason))?;
                         records += 1;
                         offset = payload_end;
                         None

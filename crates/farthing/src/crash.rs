@@ -268,7 +268,7 @@ pub fn check(dir: &Path, seed: u64, acks: &[Ack]) -> anyhow::Result<CheckReport>
             "log segment {} starts at {first}, expected {next}",
             path.display()
         );
-        scan_segment(path, *first, |header, payload| {
+        scan_segment(path, *first, |header, payload, _note| {
             let op = codec::decode_operation(header.kind, payload).map_err(|e| e.to_string())?;
             let expected = match &op {
                 Operation::CreateTransfers(t) if !t.is_empty() => {
