@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod journal;
 pub mod money;
 pub mod openapi;
 pub mod products;
@@ -188,12 +189,22 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 /// Runs the server until SIGTERM or SIGINT, then finishes in-flight requests, flushes the
 /// engine and returns.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let engine = Engine::open(EngineConfig::new(&config.data_dir))?;
+    let engine = Arc::new(Engine::open(EngineConfig::new(&config.data_dir))?);
     let store = Arc::new(Store::open(&config.data_dir)?);
+    let journal = journal::Journal::start(
+        &engine,
+        Arc::clone(&store),
+        products::records::JOURNAL_TABLES,
+    )?;
+    println!(
+        "recovered: {} log batches replayed, {} journal notes re-applied",
+        engine.recovery().replayed_batches,
+        journal.replayed()
+    );
     let metrics = install_metrics()?;
-    let products = products::Products::new(Arc::clone(&store), config.test_clock)?;
+    let products = products::Products::new(Arc::clone(&store), journal, config.test_clock)?;
     let state = Arc::new(AppState::new(
-        Arc::new(engine),
+        engine,
         store,
         config.admin_key.as_deref(),
         config.limits(),

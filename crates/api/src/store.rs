@@ -14,6 +14,10 @@ const ACCOUNTS: TableDefinition<u128, &[u8]> = TableDefinition::new("accounts");
 const ACCOUNTS_BY_OWNER: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("accounts_by_owner");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// Small named counters: the journal's cursor.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The log sequence of the last journal note applied (see [`crate::journal`]).
+const JOURNAL_CURSOR: &str = "journal_applied_through";
 
 pub const STORE_FILE: &str = "metadata.redb";
 
@@ -191,6 +195,7 @@ impl Store {
             txn.open_table(ACCOUNTS)?;
             txn.open_table(ACCOUNTS_BY_OWNER)?;
             txn.open_table(IDEMPOTENCY)?;
+            txn.open_table(META)?;
         }
         txn.commit()?;
         Ok(Store { db })
@@ -391,6 +396,33 @@ impl Store {
     pub fn write_records(&self, writes: &[RecordWrite]) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
         apply_writes(&txn, writes)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The log sequence of the last journal note whose writes this store holds (0: none).
+    pub fn journal_cursor(&self) -> Result<u64, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        Ok(table.get(JOURNAL_CURSOR)?.map_or(0, |v| v.value()))
+    }
+
+    /// Applies the writes of journal notes up to log sequence `through`, and moves the cursor
+    /// there, in one transaction. Not `durable`: visible at once but kept only in memory until
+    /// a later durable commit (any, this one's or another writer's); a crash before that rolls
+    /// the store back to a cursor whose notes the log still holds.
+    pub fn apply_journal(
+        &self,
+        writes: &[RecordWrite],
+        through: u64,
+        durable: bool,
+    ) -> Result<(), redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)?;
+        }
+        apply_writes(&txn, writes)?;
+        txn.open_table(META)?.insert(JOURNAL_CURSOR, through)?;
         txn.commit()?;
         Ok(())
     }

@@ -1051,3 +1051,115 @@ fn consent_and_retries_hold_under_review_cases() {
     assert_eq!(balance(&server, &w, &w.merchant), "0.250000");
     server.stop();
 }
+
+/// A charge's receipt travels in the ledger's log with its money; the metadata store catches up
+/// behind it. A SIGKILL while charges flow loses the store's latest commits: after a restart,
+/// every charge that was answered is there with its receipt, a retry of any key (answered or
+/// not) charges it at most once, and the books balance.
+#[test]
+fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10.00");
+    assert_eq!(status, 201);
+    let body = |t: usize, i: usize| {
+        json!({"merchant": w.merchant, "amount": "0.01", "asset": "USD",
+               "description": format!("item {t}-{i}"), "resource_id": format!("r{t}{i}")})
+    };
+    let key = |t: usize, i: usize| format!("crash-{t}-{i}");
+    let answered = std::sync::Mutex::new(Vec::<(usize, usize, String)>::new());
+    let kill_after = THREADS * PER_THREAD / 3;
+    let pid = server.child.id() as i32;
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (server, answered, body, key) = (&server, &answered, &body, &key);
+            let token = &w.customer_token;
+            scope.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let k = key(t, i);
+                    let headers = [("Idempotency-Key", k.as_str())];
+                    let sent = server.try_call(
+                        "POST",
+                        "/v1/charges",
+                        Some(token),
+                        Some(body(t, i)),
+                        &headers,
+                    );
+                    let Some((status, charge)) = sent else {
+                        return; // killed
+                    };
+                    assert_eq!(status, 201, "{charge}");
+                    let id = charge["id"].as_str().unwrap().to_string();
+                    answered.lock().unwrap().push((t, i, id));
+                }
+            });
+        }
+        // Kill while charges are in flight, bounded: the threads stop on their own.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while answered.lock().unwrap().len() < kill_after && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // SAFETY: kill(2) on our own child's pid (reaped below).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    server.child.wait().unwrap();
+    let answered = answered.into_inner().unwrap();
+    assert!(answered.len() >= kill_after, "{} answered", answered.len());
+    drop(server);
+
+    let server = Server::start(dir.path(), &[]);
+    let recovered = server
+        .startup
+        .iter()
+        .find(|l| l.starts_with("recovered:"))
+        .expect("recovery line");
+    let notes: u64 = recovered
+        .split(", ")
+        .nth(1)
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("note count");
+    assert!(notes > 0, "the store lost nothing to re-apply: {recovered}");
+    for (t, i, id) in &answered {
+        let charge = ok(
+            &server,
+            "GET",
+            &format!("/v1/charges/{id}"),
+            &w.customer_token,
+            None,
+            200,
+        );
+        assert_eq!(charge["status"], "succeeded", "{charge}");
+        assert_eq!(charge["description"], format!("item {t}-{i}"));
+        assert_eq!(charge["amount"], "0.010000");
+    }
+    // Retry every key: an answered one replays the same charge; the others are charged now
+    // (or replayed, if their chain committed before the kill): each key charges exactly once.
+    let mut retried = 0;
+    for t in 0..THREADS {
+        for i in 0..PER_THREAD {
+            let k = key(t, i);
+            let (status, charge) = server.call(
+                "POST",
+                "/v1/charges",
+                Some(&w.customer_token),
+                Some(body(t, i)),
+                &[("Idempotency-Key", k.as_str())],
+            );
+            assert!(status == 200 || status == 201, "{status} {charge}");
+            assert_eq!(charge["status"], "succeeded", "{charge}");
+            if let Some((_, _, id)) = answered.iter().find(|(at, ai, _)| (*at, *ai) == (t, i)) {
+                assert_eq!((status, charge["id"].as_str().unwrap()), (200, id.as_str()));
+            }
+            retried += 1;
+        }
+    }
+    let spent = retried as u128 * 10_000;
+    assert_eq!(minor(&json!(wallet(&server, &w))), 10_000_000 - spent);
+    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+    server.stop();
+}

@@ -29,7 +29,8 @@ use farthing_products::processor::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::journal::Journal;
+use crate::store::{RecordWrite, Store};
 pub use ledger::LedgerAccount;
 pub use records::RecordWriter;
 
@@ -42,6 +43,8 @@ pub struct Products {
     pub rail: Arc<dyn PayoutRail>,
     pub card_fees: SandboxFees,
     pub records: RecordWriter,
+    /// Records that ride in the ledger's log with the batch that books them.
+    pub journal: Journal,
     pub refund_policy: FeeRefundPolicy,
     pub cache: cache::Cache,
     pub clock: scheduler::ProductClock,
@@ -53,7 +56,7 @@ pub struct Products {
 }
 
 impl Products {
-    pub fn new(store: Arc<Store>, test_clock: bool) -> anyhow::Result<Products> {
+    pub fn new(store: Arc<Store>, journal: Journal, test_clock: bool) -> anyhow::Result<Products> {
         let card_fees = SandboxFees::default();
         let sandbox = SandboxProcessor::new(card_fees)
             .map_err(|e| anyhow::anyhow!("sandbox processor fees: {e}"))?;
@@ -63,6 +66,7 @@ impl Products {
             rail: Arc::new(SandboxPayoutRail),
             card_fees,
             records: RecordWriter::start(store),
+            journal,
             refund_policy: FeeRefundPolicy::Proportional,
             cache: cache::Cache::default(),
             clock: scheduler::ProductClock::new(test_clock),
@@ -237,6 +241,39 @@ pub async fn run_chain(
     asset: AssetId,
     user_data: u128,
 ) -> Result<ChainOutcome, ApiError> {
+    submit_chain(engine, None, first_id, legs, asset, user_data).await
+}
+
+/// [`run_chain`] with `records` journaled in the chain's log record: they are durable exactly
+/// when the chain is (whether the ledger accepts it or not), and in the store when this returns.
+pub async fn run_chain_recorded(
+    engine: &Engine,
+    journal: &Journal,
+    records: &[RecordWrite],
+    first_id: u128,
+    legs: &[Leg],
+    asset: AssetId,
+    user_data: u128,
+) -> Result<ChainOutcome, ApiError> {
+    submit_chain(
+        engine,
+        Some((journal, records)),
+        first_id,
+        legs,
+        asset,
+        user_data,
+    )
+    .await
+}
+
+async fn submit_chain(
+    engine: &Engine,
+    journaled: Option<(&Journal, &[RecordWrite])>,
+    first_id: u128,
+    legs: &[Leg],
+    asset: AssetId,
+    user_data: u128,
+) -> Result<ChainOutcome, ApiError> {
     let mut transfers = Vec::with_capacity(legs.len());
     let mut roles = Vec::with_capacity(legs.len());
     for (i, leg) in legs.iter().enumerate() {
@@ -257,11 +294,20 @@ pub async fn run_chain(
         });
         roles.push(leg.role);
     }
-    let Some(last) = transfers.last_mut() else {
-        return Ok(ChainOutcome::Committed { created: false });
+    if let Some(last) = transfers.last_mut() {
+        last.flags = TransferFlags::empty();
+    }
+    let results = match journaled {
+        Some((journal, records)) => {
+            let operation = Operation::CreateTransfers(transfers);
+            match journal.submit(engine, operation, records).await?.results {
+                BatchResults::Transfers(results) => results,
+                _ => return Err(ApiError::internal("unexpected results")),
+            }
+        }
+        None if transfers.is_empty() => return Ok(ChainOutcome::Committed { created: false }),
+        None => submit_transfers(engine, transfers).await?,
     };
-    last.flags = TransferFlags::empty();
-    let results = submit_transfers(engine, transfers).await?;
     let failure = results.iter().zip(&roles).find(|(r, _)| {
         !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
     });

@@ -18,10 +18,6 @@ pub const ALLOWANCES: RecordTable = RecordTable::new("allowances");
 /// (customer, allowance)
 pub const ALLOWANCES_BY_CUSTOMER: IndexTable = IndexTable::new("allowances_by_customer");
 pub const CHARGES: RecordTable = RecordTable::new("charges");
-/// (merchant, charge) for every merchant that received part of the charge
-pub const CHARGES_BY_MERCHANT: IndexTable = IndexTable::new("charges_by_merchant");
-/// (customer, charge)
-pub const CHARGES_BY_CUSTOMER: IndexTable = IndexTable::new("charges_by_customer");
 pub const TOPUPS: RecordTable = RecordTable::new("topups");
 /// (customer, top-up)
 pub const TOPUPS_BY_CUSTOMER: IndexTable = IndexTable::new("topups_by_customer");
@@ -64,6 +60,32 @@ pub struct DisputeRecord {
 }
 /// (merchant, payout)
 pub const PAYOUTS_BY_MERCHANT: IndexTable = IndexTable::new("payouts_by_merchant");
+
+/// Every table a journal note may name (see [`crate::journal`]).
+pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
+    records: &[
+        CUSTOMERS,
+        ALLOWANCES,
+        CHARGES,
+        TOPUPS,
+        REFUNDS,
+        MERCHANT_SETTINGS,
+        PAYOUTS,
+        TABS,
+        SETTLEMENTS,
+        JOBS,
+        DISPUTES,
+    ],
+    indexes: &[
+        CUSTOMERS_BY_CREATOR,
+        ALLOWANCES_BY_CUSTOMER,
+        TOPUPS_BY_CUSTOMER,
+        TOPUPS_ALL,
+        TABS_BY_CUSTOMER,
+        SETTLEMENTS_BY_TAB,
+        PAYOUTS_BY_MERCHANT,
+    ],
+};
 
 /// Most writes one transaction takes.
 const WRITES_PER_COMMIT_MAX: usize = 8192;

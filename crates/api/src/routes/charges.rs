@@ -27,11 +27,11 @@ use crate::money::{format_amount, parse_amount};
 use crate::products::ledger::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
 use crate::products::records::{
     AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, MerchantSettings,
-    PayeePart, RefundRecord, CHARGES, CHARGES_BY_CUSTOMER, CHARGES_BY_MERCHANT, MERCHANT_SETTINGS,
-    REFUNDS,
+    PayeePart, RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
 };
 use crate::products::{
-    chain_committed, run_chain, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
+    chain_committed, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard,
+    Role,
 };
 use crate::routes::assets::by_code;
 use crate::routes::customers::{
@@ -456,8 +456,9 @@ fn period_key(period: AllowancePeriod, now: u64) -> Result<u64, ApiError> {
         .map_err(|e| ApiError::internal(format!("period: {e}")))
 }
 
-/// Books a charge: record first (group-committed), then its chain. Returns the view, or the
-/// refusal (insufficient funds, allowance or cap exceeded).
+/// Books a charge: its chain, with the charge's record journaled in the same log record (so
+/// the record is durable exactly when the money is). Returns the view, or the refusal
+/// (insufficient funds, allowance or cap exceeded); a refused charge's record says `failed`.
 async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeView, ApiError> {
     let asset = AssetId(charge.asset);
     let now = state.products.clock.now();
@@ -511,8 +512,10 @@ async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeVie
         .products
         .ensure_accounts(&state.engine, &accounts, asset)
         .await?;
-    let outcome = run_chain(
+    let outcome = run_chain_recorded(
         &state.engine,
+        &state.products.journal,
+        &charge_writes(charge)?,
         chain_id(charge.id, "charge", charge.attempt),
         &legs,
         asset,
@@ -588,30 +591,10 @@ fn refusal(role: Role, result: TransferResult) -> ApiError {
     }
 }
 
+/// A charge's record. Lists of a customer's or a merchant's charges come from the ledger's
+/// account history (every leg carries the charge id), so the record is the only write.
 fn charge_writes(c: &ChargeRecord) -> Result<Vec<RecordWrite>, ApiError> {
-    let mut writes = vec![
-        RecordWrite::put(CHARGES, c.id, c)?,
-        RecordWrite::Index {
-            index: CHARGES_BY_MERCHANT,
-            parent: c.merchant,
-            id: c.id,
-        },
-        RecordWrite::Index {
-            index: CHARGES_BY_CUSTOMER,
-            parent: c.customer,
-            id: c.id,
-        },
-    ];
-    for p in &c.payees {
-        if p.merchant != c.merchant {
-            writes.push(RecordWrite::Index {
-                index: CHARGES_BY_MERCHANT,
-                parent: p.merchant,
-                id: c.id,
-            });
-        }
-    }
-    Ok(writes)
+    Ok(vec![RecordWrite::put(CHARGES, c.id, c)?])
 }
 
 fn text_field(value: &str, max: usize, param: &str) -> Result<(), ApiError> {
@@ -763,12 +746,12 @@ pub async fn create(
         disputed: 0,
         attempt: 0,
     };
-    state
-        .products
-        .records
-        .write(charge_writes(&charge)?)
-        .await?;
     if requires_confirmation {
+        state
+            .products
+            .records
+            .write(charge_writes(&charge)?)
+            .await?;
         return Ok(json_response(
             StatusCode::CREATED,
             to_json(&charge_view(&state, &charge)?)?,
@@ -791,7 +774,7 @@ async fn charge_id_for<'a>(
     };
     let id = derived_id(tenant, key, "charge", 0);
     let guard = state.products.lock(id).await;
-    let existing = state.store.record::<ChargeRecord>(CHARGES, id)?;
+    let existing = load_charge(state, id).await?;
     Ok((id, Some(guard), existing))
 }
 
@@ -822,7 +805,7 @@ pub async fn confirm(
     let missing = || ApiError::not_found(Some("id"), "charge");
     let id = decode_id(IdKind::Charge, &id).ok_or_else(missing)?;
     let _guard = state.products.lock(id).await;
-    let mut charge: ChargeRecord = state.store.record(CHARGES, id)?.ok_or_else(missing)?;
+    let mut charge = load_charge(&state, id).await?.ok_or_else(missing)?;
     if caller.customer != Some(charge.customer) {
         return Err(missing());
     }
@@ -838,11 +821,6 @@ pub async fn confirm(
         charge.attempt += 1;
     }
     charge.requires_confirmation = false;
-    state
-        .products
-        .records
-        .write(charge_writes(&charge)?)
-        .await?;
     let view = execute(&state, &charge).await?;
     Ok(json_response(StatusCode::OK, to_json(&view)?))
 }
@@ -895,24 +873,26 @@ pub async fn tip(
         disputed: 0,
         attempt: 0,
     };
-    state
-        .products
-        .records
-        .write(charge_writes(&charge)?)
-        .await?;
     let view = execute(&state, &charge).await?;
     Ok(json_response(StatusCode::CREATED, to_json(&view)?))
 }
 
+/// A charge's record, once the journal applied every answered write of it (see
+/// [`crate::journal`]): every read of a charge goes through here.
+pub async fn load_charge(state: &SharedState, id: u128) -> Result<Option<ChargeRecord>, ApiError> {
+    state.products.journal.settle(id).await?;
+    Ok(state.store.record(CHARGES, id)?)
+}
+
 /// The charge if the caller may see it: its customer, its merchant or a payee, the operator.
-fn visible_charge(
+async fn visible_charge(
     state: &SharedState,
     caller: &Principal,
     id: &str,
 ) -> Result<ChargeRecord, ApiError> {
     let missing = || ApiError::not_found(Some("id"), "charge");
     let id = decode_id(IdKind::Charge, id).ok_or_else(missing)?;
-    let charge: ChargeRecord = state.store.record(CHARGES, id)?.ok_or_else(missing)?;
+    let charge = load_charge(state, id).await?.ok_or_else(missing)?;
     let visible = match caller.scope {
         Scope::Customer => caller.customer == Some(charge.customer),
         _ => {
@@ -932,7 +912,7 @@ pub async fn get(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ChargeView>, ApiError> {
-    let charge = visible_charge(&state, &caller, &id)?;
+    let charge = visible_charge(&state, &caller, &id).await?;
     Ok(axum::Json(charge_view(&state, &charge)?))
 }
 
@@ -1029,7 +1009,7 @@ pub async fn refund(
     ApiJson(request, raw): ApiJson<CreateRefund>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
-    let charge = visible_charge(&state, &principal, &id)?;
+    let charge = visible_charge(&state, &principal, &id).await?;
     if !principal.can_see(charge.merchant) {
         return Err(ApiError::not_found(Some("id"), "charge"));
     }
@@ -1050,9 +1030,8 @@ pub async fn refund(
                 "this Idempotency-Key was already used with different parameters",
             ));
         }
-        let charge: ChargeRecord = state
-            .store
-            .record(CHARGES, existing.charge)?
+        let charge = load_charge(&state, existing.charge)
+            .await?
             .ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
         if refund_committed(&state, &charge, &existing) {
             let scale = asset_by_id(&state, charge.asset)?.scale;
@@ -1066,9 +1045,8 @@ pub async fn refund(
             "the refund with this Idempotency-Key was refused; use a new key to try again",
         ));
     }
-    let mut charge: ChargeRecord = state
-        .store
-        .record(CHARGES, charge.id)?
+    let mut charge = load_charge(&state, charge.id)
+        .await?
         .ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
     if charge_status(&state, &charge) != "succeeded" {
         return Err(ApiError::refused(

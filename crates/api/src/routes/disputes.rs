@@ -15,7 +15,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use farthing_ledger::Amount;
+use farthing_ledger::memory::HistoryError;
+use farthing_ledger::{Amount, AssetId};
 use farthing_products::fees::{reverse, Destination, FeeRefundPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -23,18 +24,20 @@ use crate::app::{derived_id, json_response, rfc3339, to_json, ApiJson, Principal
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::format_amount;
-use crate::products::ledger::{chain_id, CODE_CHARGEBACK};
+use crate::products::ledger::{chain_id, CODE_CHARGE, CODE_CHARGEBACK, CODE_TIP};
 use crate::products::records::{
-    ChargeRecord, DisputeRecord, SettlementRecord, TabRecord, TopupRecord, CHARGES,
-    CHARGES_BY_CUSTOMER, DISPUTES, SETTLEMENTS, SETTLEMENTS_BY_TAB, TABS, TOPUPS,
+    ChargeRecord, DisputeRecord, SettlementRecord, TabRecord, TopupRecord, CHARGES, DISPUTES,
+    SETTLEMENTS, SETTLEMENTS_BY_TAB, TABS, TOPUPS,
 };
 use crate::products::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
-use crate::routes::charges::{booked_split, charge_status, part_merchant, reversed_so_far};
+use crate::routes::charges::{booked_split, part_merchant, reversed_so_far};
 use crate::routes::customers::asset_by_id;
 use crate::store::{Changes, RecordWrite};
 
-/// Charges one customer may have, scanned to attribute a dispute.
+/// Ledger transfers of a wallet or tab scanned back to attribute a dispute.
 const CHARGES_SCANNED_MAX: usize = 100_000;
+/// Transfers read per history page while scanning.
+const HISTORY_PAGE: usize = 1000;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,19 +113,46 @@ struct Disputed {
     charges: Vec<ChargeRecord>,
 }
 
-fn customer_charges(state: &SharedState, customer: u128) -> Result<Vec<ChargeRecord>, ApiError> {
-    let (ids, _) = state
-        .store
-        .indexed(CHARGES_BY_CUSTOMER, customer, None, CHARGES_SCANNED_MAX)?;
-    let mut charges = Vec::new();
-    for id in ids {
-        if let Some(c) = state.store.record::<ChargeRecord>(CHARGES, id)? {
-            if charge_status(state, &c) == "succeeded" {
-                charges.push(c);
+/// The succeeded charges paid from `account` (a wallet or a tab), newest first, found from the
+/// ledger's history of the account (each charge's legs carry its id as `user_data`), at most
+/// [`CHARGES_SCANNED_MAX`] transfers back.
+fn charges_paid_from(
+    state: &SharedState,
+    account: LedgerAccount,
+    asset: u32,
+) -> Result<Vec<ChargeRecord>, ApiError> {
+    let account = account.id(AssetId(asset));
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = None;
+    let mut scanned = 0;
+    while scanned < CHARGES_SCANNED_MAX {
+        let page = match state
+            .engine
+            .account_transfers(account, cursor, HISTORY_PAGE)
+        {
+            Ok(page) => page,
+            Err(HistoryError::AccountNotFound) => break,
+            Err(e) => return Err(ApiError::internal(format!("account history: {e}"))),
+        };
+        scanned += page.transfers.len();
+        for t in &page.transfers {
+            let paid = t.debit_account_id == account && matches!(t.code, CODE_CHARGE | CODE_TIP);
+            if paid && seen.insert(t.user_data) {
+                ids.push(t.user_data);
             }
         }
+        cursor = page.transfers.last().map(|t| t.id);
+        if !page.has_more {
+            break;
+        }
     }
-    charges.sort_by_key(|c| std::cmp::Reverse(c.created_ns));
+    let mut charges = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(c) = state.store.record::<ChargeRecord>(CHARGES, id)? {
+            charges.push(c);
+        }
+    }
     Ok(charges)
 }
 
@@ -135,9 +165,12 @@ fn disputed(state: &SharedState, request: &CreateDispute) -> Result<(u128, Dispu
             if t.status != "succeeded" {
                 return Err(missing());
             }
-            let charges = customer_charges(state, t.customer)?
+            let wallet = LedgerAccount::Wallet {
+                customer: t.customer,
+            };
+            let charges = charges_paid_from(state, wallet, t.asset)?
                 .into_iter()
-                .filter(|c| c.tab.is_none() && c.asset == t.asset && c.created_ns >= t.created_ns)
+                .filter(|c| c.created_ns >= t.created_ns)
                 .collect();
             Ok((
                 id,
@@ -170,13 +203,13 @@ fn disputed(state: &SharedState, request: &CreateDispute) -> Result<(u128, Dispu
                     }
                 }
             }
-            let charges = customer_charges(state, tab.customer)?
+            let account = LedgerAccount::Tab {
+                tab: tab.id,
+                limit: tab.limit,
+            };
+            let charges = charges_paid_from(state, account, tab.asset)?
                 .into_iter()
-                .filter(|c| {
-                    c.tab.map(|(t, _)| t) == Some(tab.id)
-                        && c.created_ns > previous
-                        && c.created_ns <= s.created_ns
-                })
+                .filter(|c| c.created_ns > previous && c.created_ns <= s.created_ns)
                 .collect();
             Ok((
                 id,
@@ -215,6 +248,8 @@ pub async fn create(
             "reason must be 1 to 100 bytes",
         ));
     }
+    // The charges a dispute draws on are listed from the store: every answered one first.
+    state.products.journal.settle_all().await?;
     let (source, what) = disputed(&state, &request)?;
     // One dispute per top-up or settlement: the id derives from it.
     let id = derived_id(source, "dispute", "dispute", 0);
@@ -247,7 +282,7 @@ pub async fn create(
             break;
         }
         guards.push(state.products.lock(charge.id).await);
-        let Some(mut charge) = state.store.record::<ChargeRecord>(CHARGES, charge.id)? else {
+        let Some(mut charge) = crate::routes::charges::load_charge(&state, charge.id).await? else {
             continue;
         };
         let before = reversed_so_far(&state, &charge)?;

@@ -95,6 +95,8 @@ pub async fn fees(
     };
     let from = parse_time(&query.from, "from", 0)?;
     let to = parse_time(&query.to, "to", u64::MAX)?;
+    // The report scans the charges in the store: every answered one first.
+    state.products.journal.settle_all().await?;
     let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,

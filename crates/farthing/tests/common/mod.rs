@@ -11,10 +11,15 @@ use serde_json::Value;
 
 const START_TIMEOUT_S: u64 = 30;
 
+/// Status, body and headers of a response.
+pub type Reply = (u16, String, Vec<(String, String)>);
+
 pub struct Server {
     pub child: Child,
     pub base: String,
     pub operator_key: Option<String>,
+    /// What the server printed before it listened (recovery figures, the operator key).
+    pub startup: Vec<String>,
 }
 
 impl Server {
@@ -33,6 +38,7 @@ impl Server {
             child,
             base: String::new(),
             operator_key: None,
+            startup: Vec::new(),
         };
         let stdout = server.child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -55,6 +61,7 @@ impl Server {
                 server.base = address.to_string();
                 return server;
             }
+            server.startup.push(line);
         }
     }
 
@@ -98,7 +105,37 @@ impl Server {
         key: Option<&str>,
         body: Option<String>,
         headers: &[(&str, &str)],
-    ) -> (u16, String, Vec<(String, String)>) {
+    ) -> Reply {
+        self.try_raw(method, path, key, body, headers)
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    /// Like [`Server::call`], but a transport error (the server was killed) is `None`.
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Option<(u16, Value)> {
+        let (status, text, _) = self
+            .try_raw(method, path, key, body.map(|b| b.to_string()), headers)
+            .ok()?;
+        Some((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(20))
             .build();
@@ -118,7 +155,7 @@ impl Server {
         let response = match result {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {path}: {error}"),
+            Err(error) => return Err(error.to_string()),
         };
         let status = response.status();
         let headers = response
@@ -129,7 +166,7 @@ impl Server {
                 (n, v)
             })
             .collect();
-        (status, response.into_string().unwrap_or_default(), headers)
+        Ok((status, response.into_string().unwrap_or_default(), headers))
     }
 }
 
