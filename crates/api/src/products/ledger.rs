@@ -40,6 +40,14 @@ pub const CODE_RESERVE_HOLD: u16 = 10;
 pub const CODE_TAB_SETTLEMENT: u16 = 11;
 pub const CODE_CHARGEBACK: u16 = 12;
 
+/// Accounts whose ids one thread remembers.
+const ID_MEMO_MAX: usize = 1 << 16;
+
+thread_local! {
+    static ID_MEMO: std::cell::RefCell<std::collections::HashMap<(LedgerAccount, u32), AccountId>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// A product ledger account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LedgerAccount {
@@ -114,8 +122,23 @@ impl LedgerAccount {
         }
     }
 
-    /// The account's id in `asset`.
+    /// The account's id in `asset`. A charge names about twenty accounts; the SHA-256 behind
+    /// each is remembered per thread (up to [`ID_MEMO_MAX`] accounts, then forgotten at once).
     pub fn id(self, asset: AssetId) -> AccountId {
+        ID_MEMO.with_borrow_mut(|memo| {
+            if let Some(id) = memo.get(&(self, asset.0)) {
+                return *id;
+            }
+            if memo.len() >= ID_MEMO_MAX {
+                memo.clear();
+            }
+            let id = self.derive_id(asset);
+            memo.insert((self, asset.0), id);
+            id
+        })
+    }
+
+    fn derive_id(self, asset: AssetId) -> AccountId {
         let (code, entity, period) = self.kind();
         AccountId(derive(&[
             b"farthing/product-account",
@@ -213,6 +236,9 @@ mod tests {
         let unique: std::collections::HashSet<_> = a.iter().collect();
         assert_eq!(unique.len(), a.len());
         assert_eq!(a[0], LedgerAccount::Wallet { customer: 1 }.id(AssetId(1)));
+        // The remembered id is the derived one.
+        let wallet = LedgerAccount::Wallet { customer: 1 };
+        assert_eq!(wallet.id(AssetId(1)), wallet.derive_id(AssetId(1)));
     }
 
     #[test]
