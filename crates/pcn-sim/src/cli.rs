@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub edges: Option<PathBuf>,
     /// Channel sizes to sweep (total units per channel, split half per side), comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [100u64, 200, 400, 800, 1600, 3200])]
+    #[arg(long, value_delimiter = ',', default_values_t = [100u64, 200, 400, 800, 1600, 3200, 6400])]
     pub channel_sizes: Vec<u64>,
     /// How channel capacities are drawn around each channel size.
     #[arg(long, value_enum, default_value_t = CapacityDistribution::Equal)]
@@ -112,9 +112,13 @@ pub struct Args {
     /// routers do not queue); a packet meeting a full queue fails.
     #[arg(long, default_value_t = 12_000)]
     pub queue_capacity: u64,
-    /// Service order of router queues and of Spider's and waterfilling's sender queues.
-    #[arg(long, value_enum, default_value_t = QueueOrder::Lifo)]
+    /// Service order of router queues. The default is what the paper's simulator actually
+    /// does: its runs ask for LIFO, but its router queues are heaps that pop the oldest.
+    #[arg(long, value_enum, default_value_t = QueueOrder::Fifo)]
     pub queue_order: QueueOrder,
+    /// Service order of Spider's and waterfilling's per-pair sender queues.
+    #[arg(long, value_enum, default_value_t = QueueOrder::Lifo)]
+    pub sender_queue_order: QueueOrder,
     /// LND: attempts per transaction.
     #[arg(long, default_value_t = 20)]
     pub lnd_attempts: u32,
@@ -130,9 +134,14 @@ pub struct Args {
     /// Spider: smallest window, units.
     #[arg(long, default_value_t = SchemeParams::default().spider_window_min_units)]
     pub spider_window_min: f64,
-    /// Spider: initial window, units.
+    /// Spider: window a path starts slow start with, units.
     #[arg(long, default_value_t = SchemeParams::default().spider_window_initial_units)]
     pub spider_window_initial: f64,
+    /// Spider: start each path in slow start, as the paper's simulator does (one more unit
+    /// of window per unmarked unit until a mark or the path's capacity). Off by default:
+    /// the transient lasts minutes, longer than the default warm-up (see README.md).
+    #[arg(long)]
+    pub spider_slow_start: bool,
     /// Seed of every random draw (topology, capacities, demand, arrivals).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -298,6 +307,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
             "--spider-window-initial",
             args.spider_window_initial,
         )?,
+        spider_slow_start: args.spider_slow_start,
     };
     let sim = SimConfig {
         scheme: SchemeKind::Spider,
@@ -308,6 +318,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         mtu_units: args.mtu,
         queue_capacity_units: args.queue_capacity,
         queue_order: args.queue_order,
+        sender_queue_order: args.sender_queue_order,
         mark_threshold_ms: args.mark_threshold_ms,
         warmup_ms,
         duration_ms,

@@ -11,7 +11,7 @@
 //! forwarded to the receiver and back. A packet that cannot go on (full queue, timeout) turns
 //! into a failure acknowledgement that refunds each locked hop on its way back.
 //!
-//! Routers queue packets they cannot forward yet, per channel direction (bounded, LIFO by
+//! Routers queue packets they cannot forward yet, per channel direction (bounded, FIFO by
 //! default), under every scheme but LND, as the paper's simulator does (its LND routers
 //! refuse at once, which is what lets the sender retry elsewhere): a payment short of balance
 //! waits, holding the funds it locked upstream, until balance returns, its transaction times
@@ -34,13 +34,16 @@ use crate::metrics::{MetricsCollector, RunMetrics};
 use crate::network::{Hop, Network, NodeId};
 use crate::routing::{SchemeKind, SchemeParams, SchemeState};
 
-/// Order in which a router serves a channel direction's queue.
+/// Order in which a queue (a router's channel direction, or a sender's per-pair queue) is
+/// served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueOrder {
     /// Newest first: under overload the fresh transactions, which can still meet their
-    /// deadline, go before the stale ones (Spider's default).
+    /// deadline, go before the stale ones (the senders' default).
     Lifo,
+    /// Oldest first (the routers' default: what the paper's simulator does, see
+    /// [`SimConfig::paper`]).
     Fifo,
 }
 
@@ -63,7 +66,10 @@ pub struct SimConfig {
     /// A router refuses packets for a channel direction whose queue already holds this many
     /// units.
     pub queue_capacity_units: u64,
+    /// Service order of the router queues.
     pub queue_order: QueueOrder,
+    /// Service order of Spider's and waterfilling's per-pair sender queues.
+    pub sender_queue_order: QueueOrder,
     /// Spider routers mark packets that waited in a queue longer than this.
     pub mark_threshold_ms: u64,
     /// Transactions arriving before this are not measured (warm-up).
@@ -83,7 +89,12 @@ impl SimConfig {
             timeout_ms: 5_000,
             mtu_units: 1,
             queue_capacity_units: 12_000,
-            queue_order: QueueOrder::Lifo,
+            // The paper's runs configure "LIFO", but its routers keep their queues as
+            // `std::push_heap`/`pop_heap` heaps ordered by a "later arrival is smaller"
+            // comparator, and a heap pops its largest element: the oldest. Its senders'
+            // queues are ordered sets whose first element is the newest: truly LIFO.
+            queue_order: QueueOrder::Fifo,
+            sender_queue_order: QueueOrder::Lifo,
             mark_threshold_ms: 300,
             warmup_ms,
             duration_ms,
@@ -202,7 +213,8 @@ pub struct Tx {
     pub attempts: u32,
     /// Whether the sender's queue currently holds this transaction (Spider).
     pub in_sender_queue: bool,
-    outstanding_packets: u32,
+    /// Its packets travelling, queued or returning; at the deadline the queued ones expire.
+    packets: Vec<PacketRef>,
     resolved: bool,
     measured: bool,
 }
@@ -300,8 +312,6 @@ enum Event {
     AckHome(PacketRef),
     /// An acknowledgement reaches the node at the packet's position.
     AckReach(PacketRef),
-    /// The transaction's deadline passed while the packet may still be queued.
-    QueueExpire(PacketRef),
     /// A timer the routing scheme set, with its own token.
     Timer(u64),
 }
@@ -474,7 +484,6 @@ impl Simulation {
                     self.core.release_if_done(info.tx);
                 }
             }
-            Event::QueueExpire(packet) => self.core.on_queue_expire(packet),
             Event::Timer(token) => self.scheme.on_timer(&mut self.core, token),
         }
         true
@@ -592,10 +601,9 @@ impl Core {
     /// like any other: `true` now, and a failure acknowledgement if it refuses.
     pub fn send(&mut self, tx: TxRef, path: PathId, path_index: u8, amount_units: u64) -> bool {
         debug_assert!(amount_units > 0);
-        let Some(record) = self.txs.get_mut(tx.0) else {
+        if self.txs.get(tx.0).is_none() {
             return false;
-        };
-        record.outstanding_packets += 1;
+        }
         let packet = PacketRef(self.packets.insert(Packet {
             tx,
             path,
@@ -607,6 +615,9 @@ impl Core {
             queued_since_us: self.now_us,
             marked: false,
         }));
+        if let Some(record) = self.txs.get_mut(tx.0) {
+            record.packets.push(packet);
+        }
         if self.end_host_delay_us > 0 {
             self.events
                 .push(self.now_us + self.end_host_delay_us, Event::Enter(packet));
@@ -617,9 +628,7 @@ impl Core {
             Err(outcome) => self.count_refusal(outcome),
         }
         self.packets.remove(packet.0);
-        if let Some(record) = self.txs.get_mut(tx.0) {
-            record.outstanding_packets -= 1;
-        }
+        self.forget_packet(tx, packet);
         false
     }
 
@@ -646,7 +655,7 @@ impl Core {
             unsent_units: spec.amount_units,
             attempts: 0,
             in_sender_queue: false,
-            outstanding_packets: 0,
+            packets: Vec::new(),
             resolved: false,
             measured,
         }));
@@ -681,15 +690,41 @@ impl Core {
         if self
             .txs
             .get(tx.0)
-            .is_some_and(|t| t.resolved && t.outstanding_packets == 0)
+            .is_some_and(|t| t.resolved && t.packets.is_empty())
         {
             self.txs.remove(tx.0);
         }
     }
 
+    /// The transaction's time is up: it fails unless already delivered, and its packets
+    /// still waiting in router queues leave them and return, refunding their hops.
     fn on_deadline(&mut self, tx: TxRef) {
         self.resolve(tx, false);
+        let queued: Vec<PacketRef> = self.txs.get(tx.0).map_or(Vec::new(), |record| {
+            let packets = &self.packets;
+            record
+                .packets
+                .iter()
+                .copied()
+                .filter(|p| {
+                    packets
+                        .get(p.0)
+                        .is_some_and(|r| r.state == PacketState::Queued)
+                })
+                .collect()
+        });
+        for packet in queued {
+            self.expire_queued(packet);
+        }
         self.release_if_done(tx);
+    }
+
+    fn forget_packet(&mut self, tx: TxRef, packet: PacketRef) {
+        if let Some(record) = self.txs.get_mut(tx.0) {
+            if let Some(at) = record.packets.iter().position(|&p| p == packet) {
+                record.packets.swap_remove(at);
+            }
+        }
     }
 
     /// Offers a packet at its current node to the next hop. `Err` says why it cannot go on.
@@ -733,11 +768,6 @@ impl Core {
             record.state = PacketState::Queued;
             record.queued_since_us = self.now_us;
         }
-        let deadline = self
-            .txs
-            .get(tx_ref.0)
-            .map_or(self.now_us, |tx| tx.deadline_us);
-        self.events.push(deadline, Event::QueueExpire(packet));
         self.serve_queue(hop);
         Ok(())
     }
@@ -792,10 +822,11 @@ impl Core {
                 if let Some(original) = self.packets.get_mut(packet.0) {
                     original.amount_units -= part;
                 }
-                if let Some(tx) = self.txs.get_mut(split.tx.0) {
-                    tx.outstanding_packets += 1;
-                }
+                let tx = split.tx;
                 let split = PacketRef(self.packets.insert(split));
+                if let Some(record) = self.txs.get_mut(tx.0) {
+                    record.packets.push(split);
+                }
                 self.mark_if_late(split);
                 self.forward(split, hop);
             }
@@ -804,7 +835,7 @@ impl Core {
         self.compact_queue(hop);
     }
 
-    /// Drops stale entries once they dominate a queue, so LIFO queues whose bottom never
+    /// Drops stale entries once they dominate a queue, so queues whose far end never
     /// drains do not grow without bound.
     fn compact_queue(&mut self, hop: Hop) {
         let queue = &mut self.queues[hop.channel as usize][hop.direction.side()];
@@ -986,9 +1017,7 @@ impl Core {
                 .copied(),
             _ => None,
         };
-        if let Some(tx) = self.txs.get_mut(record.tx.0) {
-            tx.outstanding_packets -= 1;
-        }
+        self.forget_packet(record.tx, packet);
         Some(AckInfo {
             tx: record.tx,
             path: record.path,
@@ -1000,7 +1029,7 @@ impl Core {
         })
     }
 
-    fn on_queue_expire(&mut self, packet: PacketRef) {
+    fn expire_queued(&mut self, packet: PacketRef) {
         let Some(record) = self.packets.get(packet.0) else {
             return;
         };

@@ -7,7 +7,7 @@ use crate::demand::TxSpec;
 use crate::event::US_PER_MS;
 use crate::network::{CapacityDistribution, Direction, Network};
 use crate::routing::SchemeKind::{self, Lnd, ShortestPath, Spider, Waterfilling};
-use crate::sim::{ArrivalSource, RunReport, SimConfig, Simulation};
+use crate::sim::{ArrivalSource, QueueOrder, RunReport, SimConfig, Simulation};
 use crate::sweep::{self, Job, Scenario, TopologySpec};
 use crate::topology::{Edge, Topology};
 
@@ -45,6 +45,28 @@ fn run_checked_with(
     payments: &[(u64, u32, u32, u64)],
     end_hosts: bool,
 ) -> (RunReport, Network) {
+    let config = SimConfig {
+        end_hosts,
+        ..SimConfig::paper(scheme, 0, 60_000)
+    };
+    run_checked_config(channels, config, payments)
+}
+
+/// Spider without end hosts, every path's window starting at `units`.
+fn spider_window(units: f64) -> SimConfig {
+    let mut config = SimConfig {
+        end_hosts: false,
+        ..SimConfig::paper(Spider, 0, 60_000)
+    };
+    config.scheme_params.spider_window_initial_units = units;
+    config
+}
+
+fn run_checked_config(
+    channels: &[(u32, u32, u64)],
+    config: SimConfig,
+    payments: &[(u64, u32, u32, u64)],
+) -> (RunReport, Network) {
     let script: VecDeque<TxSpec> = payments
         .iter()
         .map(|&(ms, src, dst, amount_units)| TxSpec {
@@ -54,10 +76,6 @@ fn run_checked_with(
             amount_units,
         })
         .collect();
-    let config = SimConfig {
-        end_hosts,
-        ..SimConfig::paper(scheme, 0, 60_000)
-    };
     let mut simulation =
         Simulation::new(network(channels), ArrivalSource::Scripted(script), config)
             .expect("valid config");
@@ -104,9 +122,10 @@ fn line_of_three_within_balance_succeeds_in_two_hop_delays() {
     for scheme in [ShortestPath, Lnd] {
         check(LINE, scheme, &[(0, 0, 2, 60)], (1, 60, 60.0));
     }
-    // Spider's initial window (50 units) lets 50 go at once; the last 10 follow the first
-    // acknowledgement, one round trip (120 ms) later.
-    check(LINE, Spider, &[(0, 0, 2, 60)], (1, 60, 180.0));
+    // Spider's window starts at 1 unit and grows by alpha / sum(w) = 10 units per unmarked
+    // unit acknowledged, once per round trip (120 ms): 1 unit at 0 ms, 11 at 120 ms, 21 at
+    // 240 ms and the last 27 at 360 ms, arriving at 420 ms.
+    check(LINE, Spider, &[(0, 0, 2, 60)], (1, 60, 420.0));
     // Waterfilling knows nothing of the path until its first probe is home, one round trip
     // after the payment arrived; then all 60 go and arrive two hop delays later.
     check(LINE, Waterfilling, &[(0, 0, 2, 60)], (1, 60, 180.0));
@@ -168,7 +187,41 @@ fn payment_larger_than_each_path_needs_splitting() {
     // Waterfilling: the direct path's probe is home at 60 ms (50 units go, arriving at
     // 90 ms); the detour's at 120 ms, when the other 30 go, arriving at 180 ms.
     check(TRIANGLE, Waterfilling, &[(0, 0, 2, 80)], (1, 80, 180.0));
-    check(TRIANGLE, Spider, &[(0, 0, 2, 80)], (1, 80, 60.0));
+    // Spider with 50-unit windows spreads the 80 units evenly: 40 on each path, the last
+    // arriving over the detour at 60 ms.
+    let (report, _) = run_checked_config(TRIANGLE, spider_window(50.0), &[(0, 0, 2, 80)]);
+    let m = &report.metrics;
+    assert_eq!(
+        (m.succeeded, m.value_delivered_units, m.completion_mean_ms),
+        (1, 80, 60.0)
+    );
+    // From the paper's 1-unit start, the direct path's larger window (it is acknowledged
+    // twice as often) sends more than its 50 spendable units that way; the excess waits at
+    // node 0 for a reverse payment that never comes, so the transaction times out with
+    // the direct path's 50 and the detour's 3 delivered.
+    check(TRIANGLE, Spider, &[(0, 0, 2, 80)], (0, 53, 0.0));
+}
+
+#[test]
+fn router_queues_serve_oldest_first_like_the_papers_heaps() {
+    // 0 -> 2 over LINE (100 spendable per side): A (80) leaves 20 on hop 0 -> 1 for good
+    // (nothing flows back). B (50) queues at node 0; C (20) would fit, but behind B it waits
+    // (atomic payments go whole, in order) until B times out at 5010 ms; C then leaves with
+    // 10 ms to go, too little for two hops. Served newest first, C goes at once.
+    let payments = [(0, 0, 2, 80), (10, 0, 2, 50), (20, 0, 2, 20)];
+    check(LINE, ShortestPath, &payments, (1, 80, 60.0));
+    let lifo = SimConfig {
+        queue_order: QueueOrder::Lifo,
+        ..SimConfig::paper(ShortestPath, 0, 60_000)
+    };
+    let (report, _) = run_checked_config(LINE, lifo, &payments);
+    assert_eq!(
+        (
+            report.metrics.succeeded,
+            report.metrics.value_delivered_units
+        ),
+        (2, 100)
+    );
 }
 
 #[test]
@@ -268,10 +321,9 @@ fn same_seed_same_result() {
 #[test]
 fn splitting_schemes_beat_atomic_ones_at_constrained_capacity() {
     // 16-node scale-free network, 400-unit channels. The paper's order is Spider >=
-    // waterfilling >= LND >= shortest path. With end hosts and the paper's one-unit-per-probe
-    // waterfilling release this model reproduces Spider >= waterfilling >= atomic schemes,
-    // but LND stays below shortest path at constrained sizes (see README.md), so only the
-    // first part is asserted.
+    // waterfilling >= LND >= shortest path. On the 50-node sweep this model shows all of it
+    // (README.md), but on this small network LND stays below shortest path (10.3 vs 19.1,
+    // cause not established), so only the splitting part is asserted.
     let success = |scheme| run_small(2, scheme, 400, 40_000).metrics.success_ratio_pct;
     let (spider, waterfilling, lnd, shortest) = (
         success(Spider),

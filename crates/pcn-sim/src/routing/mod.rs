@@ -2,10 +2,10 @@
 //!
 //! | scheme | paths | splitting | router queues | reaction |
 //! |---|---|---|---|---|
-//! | [`shortest_path`] | 1 fewest-hop | none, atomic | bounded, LIFO | fail |
+//! | [`shortest_path`] | 1 fewest-hop | none, atomic | bounded, FIFO | fail |
 //! | [`lnd`] | fewest-hop avoiding pruned hops | none, atomic | none: refuse | prune the failed hop, retry (≤ 20 attempts) |
-//! | [`waterfilling`] | k = 4 disjoint widest | MTU units | bounded, LIFO | probes travel each path and back; send on the paths with most probed balance minus in-flight |
-//! | [`spider`] | k = 4 disjoint widest | MTU units | bounded, LIFO, marking | per-path windows: additive increase, fixed decrease on marks |
+//! | [`waterfilling`] | k = 4 disjoint widest | MTU units | bounded, FIFO | probes travel each path and back; send on the paths with most probed balance minus in-flight |
+//! | [`spider`] | k = 4 disjoint widest | MTU units | bounded, FIFO, marking | per-path windows: additive increase, fixed decrease on marks, capped at the path's capacity; units spread evenly over paths with room |
 //!
 //! As in the paper's simulator, routers queue under every scheme but LND (see
 //! [`crate::sim`]): a payment short of balance waits at the router, holding the funds it
@@ -80,6 +80,9 @@ pub struct SchemeParams {
     pub spider_beta: f64,
     pub spider_window_min_units: f64,
     pub spider_window_initial_units: f64,
+    /// Spider: paths start in slow start (the paper's simulator) rather than directly in
+    /// congestion avoidance.
+    pub spider_slow_start: bool,
 }
 
 impl Default for SchemeParams {
@@ -88,10 +91,11 @@ impl Default for SchemeParams {
             paths_k: 4,
             lnd_attempts_max: 20,
             lnd_prune_ms: 5_000,
-            spider_alpha_units: 1.0,
-            spider_beta: 0.3,
-            spider_window_min_units: 5.0,
-            spider_window_initial_units: 50.0,
+            spider_alpha_units: 10.0,
+            spider_beta: 0.1,
+            spider_window_min_units: 1.0,
+            spider_window_initial_units: 1.0,
+            spider_slow_start: false,
         }
     }
 }

@@ -239,7 +239,7 @@ impl Waterfilling {
     /// The first probe round of a new pair is home: its waiting transactions go as if they
     /// had just arrived, newest first (oldest first under `--queue-order fifo`).
     fn send_first_arrivals(&mut self, core: &mut Core, pair: usize) {
-        let lifo = core.config().queue_order == QueueOrder::Lifo;
+        let lifo = core.config().sender_queue_order == QueueOrder::Lifo;
         let mut waiting = std::mem::take(&mut self.pairs[pair].waiting);
         if lifo {
             waiting.make_contiguous().reverse();
@@ -285,7 +285,7 @@ impl Waterfilling {
     /// path with the most available balance. One unit per returning probe, as the paper's
     /// waterfilling sender releases one waiting transaction unit per probe.
     fn release_one(&mut self, core: &mut Core, pair: usize, path_index: usize) {
-        let lifo = core.config().queue_order == QueueOrder::Lifo;
+        let lifo = core.config().sender_queue_order == QueueOrder::Lifo;
         let mtu = core.config().mtu_units;
         let available = self.available(pair);
         if available[path_index] == 0 {
