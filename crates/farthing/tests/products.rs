@@ -1163,3 +1163,114 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
+
+/// A payout's reserve is a rolling one: held back for `reserve_days`, then returned to the
+/// merchant's earnings once (the scheduler, moved by the test clock), and never for a payout
+/// that failed (its return already gave the reserve back).
+#[test]
+fn a_payout_reserve_returns_to_the_earnings_after_its_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    let (status, charge) = server.call(
+        "POST",
+        "/v1/charges",
+        Some(&w.customer_token),
+        Some(json!({"merchant": w.merchant, "amount": "2", "asset": "USD"})),
+        &[],
+    );
+    assert_eq!(status, 201, "{charge}");
+    let earned = minor(&json!(balance(&server, &w, &w.merchant)));
+    assert!(earned > 0);
+    let settings = format!("/v1/merchants/{}/payout_settings", w.merchant);
+    // Bad days are refused and name the field.
+    for days in [0, 3651] {
+        let (status, e) = server.call(
+            "POST",
+            &settings,
+            Some(&w.merchant_key),
+            Some(json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000, "reserve_days": days})),
+            &[],
+        );
+        assert_eq!(
+            (status, e["error"]["param"].as_str()),
+            (400, Some("reserve_days")),
+            "{e}"
+        );
+    }
+    // A failing bank account first: the payout fails and its reserve comes back at once.
+    let s = ok(
+        &server,
+        "POST",
+        &settings,
+        &w.merchant_key,
+        Some(
+            json!({"asset": "USD", "bank_account": "000111111116", "reserve_bps": 1000, "reserve_days": 2}),
+        ),
+        200,
+    );
+    assert_eq!(s["reserve_days"], 2);
+    let payouts = format!("/v1/merchants/{}/payouts", w.merchant);
+    let failed = ok(
+        &server,
+        "POST",
+        &payouts,
+        &w.merchant_key,
+        Some(json!({})),
+        201,
+    );
+    assert_eq!(failed["status"], "failed");
+    let balance_path = format!("/v1/merchants/{}/balance?asset=USD", w.merchant);
+    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (earned, 0));
+    // Now a good account: 10% is held.
+    ok(
+        &server,
+        "POST",
+        &settings,
+        &w.merchant_key,
+        Some(
+            json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000, "reserve_days": 2}),
+        ),
+        200,
+    );
+    let paid = ok(
+        &server,
+        "POST",
+        &payouts,
+        &w.merchant_key,
+        Some(json!({})),
+        201,
+    );
+    assert_eq!(paid["status"], "paid");
+    let held = earned / 10;
+    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (0, held));
+    // A day later it is still held.
+    let advance = |seconds: u64| {
+        ok(
+            &server,
+            "POST",
+            "/v1/test_clock/advance",
+            &w.op,
+            Some(json!({ "seconds": seconds })),
+            200,
+        )
+    };
+    advance(86_400);
+    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    assert_eq!(minor(&b["reserved"]), held);
+    // Past two days it returns to the earnings, once: the failed payout releases nothing.
+    let clock = advance(86_401);
+    assert!(clock["jobs_run"].as_u64().unwrap() >= 1, "{clock}");
+    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (held, 0));
+    advance(86_400 * 30);
+    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (held, 0));
+    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+    server.stop();
+}

@@ -39,6 +39,7 @@ pub const CODE_LIMIT_USE: u16 = 9;
 pub const CODE_RESERVE_HOLD: u16 = 10;
 pub const CODE_TAB_SETTLEMENT: u16 = 11;
 pub const CODE_CHARGEBACK: u16 = 12;
+pub const CODE_RESERVE_RELEASE: u16 = 13;
 
 /// Accounts whose ids one thread remembers.
 const ID_MEMO_MAX: usize = 1 << 16;

@@ -368,6 +368,8 @@ pub enum JobKind {
     TabRetry { tab: u128 },
     /// Pay the merchant out on its schedule.
     Payout { merchant: u128 },
+    /// Give the reserve one payout held back to the merchant's earnings (a rolling reserve).
+    ReserveRelease { payout: u128 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -437,6 +439,16 @@ pub struct MerchantSettings {
     pub payout_threshold: u128,
     pub payout_schedule: PayoutSchedule,
     pub reserve_bps: u32,
+    /// Days each payout's reserve is held before it returns to the earnings.
+    #[serde(default = "default_reserve_days")]
+    pub reserve_days: u32,
+}
+
+/// A rolling reserve's default hold: 90 days, the usual card chargeback window.
+pub const RESERVE_DAYS_DEFAULT: u32 = 90;
+
+fn default_reserve_days() -> u32 {
+    RESERVE_DAYS_DEFAULT
 }
 
 impl MerchantSettings {
@@ -449,6 +461,7 @@ impl MerchantSettings {
             payout_threshold: 0,
             payout_schedule: PayoutSchedule::Manual,
             reserve_bps: 0,
+            reserve_days: RESERVE_DAYS_DEFAULT,
         }
     }
 

@@ -81,6 +81,7 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab),
         JobKind::TabRetry { tab } => ("tab_retry", tab),
         JobKind::Payout { merchant } => ("payout", merchant),
+        JobKind::ReserveRelease { payout } => ("reserve_release", payout),
     };
     derived_id(entity, tag, "job", 0)
 }
@@ -343,6 +344,18 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             state
                 .commit(Changes {
                     records: vec![job_write(job.kind, next.0)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::ReserveRelease { payout } => {
+            crate::routes::payouts::release_reserve(state, payout).await?;
+            state
+                .commit(Changes {
+                    records: vec![RecordWrite::Delete {
+                        table: JOBS,
+                        id: job.id,
+                    }],
                     ..Changes::default()
                 })
                 .await

@@ -2,6 +2,10 @@
 //! demand, or when they reach the merchant's threshold. The money leaves the earnings account
 //! (one chain, with the optional reserve held back) before the rail is asked; a failed payout
 //! returns it with a second chain and says why.
+//!
+//! The reserve is a rolling one: what a payout held back returns to the earnings
+//! `reserve_days` later (a scheduled job, one chain), unless the payout failed (its return
+//! chain already gave it back).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -15,9 +19,12 @@ use crate::app::{json_response, random_id, rfc3339, to_json, ApiJson, Principal,
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::format_amount;
-use crate::products::ledger::{chain_id, CODE_PAYOUT, CODE_PAYOUT_RETURN, CODE_RESERVE_HOLD};
+use crate::products::ledger::{
+    chain_id, CODE_PAYOUT, CODE_PAYOUT_RETURN, CODE_RESERVE_HOLD, CODE_RESERVE_RELEASE,
+};
 use crate::products::records::{
-    MerchantSettings, PayoutRecord, PayoutSchedule, MERCHANT_SETTINGS, PAYOUTS, PAYOUTS_BY_MERCHANT,
+    JobKind, MerchantSettings, PayoutRecord, PayoutSchedule, MERCHANT_SETTINGS, PAYOUTS,
+    PAYOUTS_BY_MERCHANT, RESERVE_DAYS_DEFAULT,
 };
 use crate::products::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
 use crate::routes::assets::by_code;
@@ -56,7 +63,14 @@ pub struct SetPayoutSettings {
     /// Part of each payout held back as a reserve, in basis points.
     #[serde(default)]
     pub reserve_bps: u32,
+    /// Days each payout's reserve is held before it returns to the earnings (1 to 3650;
+    /// default 90).
+    #[serde(default)]
+    pub reserve_days: Option<u32>,
 }
+
+/// The longest a reserve may be held: ten years.
+const RESERVE_DAYS_MAX: u32 = 3650;
 
 fn manual() -> PayoutSchedule {
     PayoutSchedule::Manual
@@ -71,6 +85,7 @@ pub struct PayoutSettingsView {
     pub threshold: String,
     pub schedule: PayoutSchedule,
     pub reserve_bps: u32,
+    pub reserve_days: u32,
 }
 
 fn settings_view(
@@ -94,6 +109,7 @@ fn settings_view(
         threshold: format_amount(Amount(s.payout_threshold), asset.map_or(0, |a| a.scale)),
         schedule: s.payout_schedule,
         reserve_bps: s.reserve_bps,
+        reserve_days: s.reserve_days,
     })
 }
 
@@ -123,6 +139,14 @@ pub async fn set_settings(
             "reserve_bps must be 0 to 10000",
         ));
     }
+    let reserve_days = request.reserve_days.unwrap_or(RESERVE_DAYS_DEFAULT);
+    if !(1..=RESERVE_DAYS_MAX).contains(&reserve_days) {
+        return Err(ApiError::invalid(
+            "reserve_days",
+            "invalid_reserve_days",
+            format!("reserve_days must be 1 to {RESERVE_DAYS_MAX}"),
+        ));
+    }
     let threshold = match &request.threshold {
         Some(t) => positive_amount(t, &asset, "threshold")?.0,
         None => 0,
@@ -134,6 +158,7 @@ pub async fn set_settings(
     settings.payout_threshold = threshold;
     settings.payout_schedule = request.schedule;
     settings.reserve_bps = request.reserve_bps;
+    settings.reserve_days = reserve_days;
     state
         .commit(Changes {
             records: {
@@ -195,23 +220,10 @@ pub async fn balance(
         &state.engine,
         LedgerAccount::Earnings { merchant }.id(asset.id),
     );
-    let reserved = crate::products::owed(
+    let reserved = available(
         &state.engine,
         LedgerAccount::Reserve { merchant }.id(asset.id),
     );
-    // The reserve account is credited by holds; its "owed" view is debits − credits, so read
-    // credits − debits instead.
-    let reserved = state
-        .engine
-        .lookup_account(LedgerAccount::Reserve { merchant }.id(asset.id))
-        .map_or(reserved, |a| {
-            Amount(
-                a.balances
-                    .credits_posted
-                    .0
-                    .saturating_sub(a.balances.debits_posted.0),
-            )
-        });
     Ok(axum::Json(BalanceView {
         object: "balance",
         merchant: encode_id(IdKind::Merchant, merchant),
@@ -356,7 +368,19 @@ pub(crate) async fn pay_out(
             },
         ])
     };
-    state.products.records.write(writes(&record)?).await?;
+    // The release is scheduled with the record, before the chain: it releases only what the
+    // chain held (it checks the ledger), so a crash anywhere after leaves no reserve behind.
+    let mut first = writes(&record)?;
+    if held > 0 {
+        let due = u64::from(settings.reserve_days)
+            .saturating_mul(86_400_000_000_000)
+            .saturating_add(record.created_ns);
+        first.push(crate::products::scheduler::job_write(
+            JobKind::ReserveRelease { payout: record.id },
+            due,
+        )?);
+    }
+    state.products.records.write(first).await?;
     let out = [
         Leg {
             debit: earnings,
@@ -449,6 +473,57 @@ pub(crate) async fn pay_out(
     }
     state.products.records.write(writes(&record)?).await?;
     Ok(record)
+}
+
+/// Returns what payout `payout` held back as a reserve to the merchant's earnings: once (the
+/// chain's id derives from the payout), and only if the payout's hold leg is in the ledger
+/// and its return (a failed payout) is not. Holds the merchant's lock.
+pub(crate) async fn release_reserve(state: &SharedState, payout: u128) -> Result<(), ApiError> {
+    let Some(record) = state.store.record::<PayoutRecord>(PAYOUTS, payout)? else {
+        return Ok(());
+    };
+    let _guard = state.products.lock(record.merchant).await;
+    // Leg 1 of the payout's chain holds the reserve; leg 1 of its return gives it back.
+    let held = state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(
+            chain_id(payout, "payout", 0).wrapping_add(1),
+        ))
+        .map(|t| t.amount);
+    let returned = state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(
+            chain_id(payout, "payout_return", 0).wrapping_add(1),
+        ))
+        .is_some();
+    let Some(held) = held.filter(|_| !returned) else {
+        return Ok(());
+    };
+    let release = [Leg {
+        debit: LedgerAccount::Reserve {
+            merchant: record.merchant,
+        },
+        credit: LedgerAccount::Earnings {
+            merchant: record.merchant,
+        },
+        amount: held,
+        code: CODE_RESERVE_RELEASE,
+        role: Role::Other,
+    }];
+    match run_chain(
+        &state.engine,
+        chain_id(payout, "reserve_release", 0),
+        &release,
+        AssetId(record.asset),
+        payout,
+    )
+    .await?
+    {
+        ChainOutcome::Committed { .. } => Ok(()),
+        ChainOutcome::Refused { result, .. } => Err(ApiError::internal(format!(
+            "releasing the reserve of payout {payout:032x}: {result}"
+        ))),
+    }
 }
 
 #[utoipa::path(post, path = "/v1/merchants/{id}/payouts", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: paid out once")), responses((status = 201, description = "the payout: paid, or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
