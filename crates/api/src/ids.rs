@@ -20,6 +20,7 @@ pub enum IdKind {
     Tab,
     Settlement,
     Dispute,
+    Hold,
 }
 
 impl IdKind {
@@ -38,6 +39,7 @@ impl IdKind {
             IdKind::Tab => "tab_",
             IdKind::Settlement => "stl_",
             IdKind::Dispute => "dp_",
+            IdKind::Hold => "hold_",
         }
     }
 }

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, assets, charges, customers, disputes, health, keys, ledger, merchants, payouts,
-    reports, tabs, transfers,
+    accounts, assets, charges, customers, disputes, health, holds, keys, ledger, merchants,
+    payouts, reports, tabs, transfers,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +31,7 @@ use crate::routes::{
         reports::fees,
         tabs::create, tabs::get, tabs::set_payment_method, tabs::advance_clock,
         disputes::create, ledger::summary,
+        holds::create, holds::get, holds::capture, holds::release,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -97,6 +98,10 @@ mod tests {
             "POST /v1/customers/{id}/allowances",
             "GET /v1/customers/{id}/allowances",
             "POST /v1/allowances/{id}/revoke",
+            "POST /v1/holds",
+            "GET /v1/holds/{id}",
+            "POST /v1/holds/{id}/capture",
+            "POST /v1/holds/{id}/release",
             "POST /v1/merchants/{id}/fee_plan",
             "POST /v1/merchants/{id}/payout_settings",
             "GET /v1/merchants/{id}/balance",

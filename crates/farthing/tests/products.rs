@@ -1274,3 +1274,197 @@ fn a_payout_reserve_returns_to_the_earnings_after_its_days() {
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
+
+/// Escrow holds over HTTP: a task funded once and captured in milestones (the platform fee
+/// taken at each capture), the rest released; a release by the worker; expiry that releases
+/// or captures (the test clock); and every way to resolve a hold twice refused.
+#[test]
+fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/fee_plan", w.merchant),
+        &w.op,
+        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
+        200,
+    );
+    let token = w.customer_token.as_str();
+    let hold = |body: Value, key: Option<&str>| {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        server.call("POST", "/v1/holds", Some(token), Some(body), &headers)
+    };
+    let body = |amount: &str, expiry: &str| {
+        json!({"merchant": w.merchant, "amount": amount, "asset": "USD",
+               "description": "logo design", "expires_in_seconds": 3600, "on_expiry": expiry})
+    };
+    let post = |path: &str, key: &str, body: Value, idem: Option<&str>| {
+        let headers: Vec<(&str, &str)> = idem.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        server.call("POST", path, Some(key), Some(body), &headers)
+    };
+    let code = |answer: &Value| answer["error"]["code"].as_str().unwrap_or("").to_string();
+
+    // Funding holds the money in the wallet; a retry with the key is the same hold.
+    let (status, a) = hold(body("6", "release"), Some("task-a"));
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["held"].as_str()),
+        (Some("held"), Some("6.000000"))
+    );
+    assert_eq!(wallet(&server, &w), "4.000000");
+    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    let (status, again) = hold(body("6", "release"), Some("task-a"));
+    assert_eq!((status, &again["id"]), (200, &a["id"]));
+    let (status, reused) = hold(body("5", "release"), Some("task-a"));
+    assert_eq!(
+        (status, code(&reused)),
+        (409, "idempotency_key_reused".into())
+    );
+    let id = a["id"].as_str().unwrap();
+    let capture_path = format!("/v1/holds/{id}/capture");
+
+    // Milestone 1: 2 captured, 10% to the platform, the rest stays held; a retry is a no-op.
+    let (status, h) = post(&capture_path, token, json!({"amount": "2"}), Some("m1"));
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(
+        (h["held"].as_str(), h["captured"].as_str()),
+        (Some("4.000000"), Some("2.000000"))
+    );
+    assert_eq!(h["captures"][0]["platform_fee"], "0.200000");
+    assert_eq!(balance(&server, &w, &w.merchant), "1.800000");
+    let (status, h) = post(&capture_path, token, json!({"amount": "2"}), Some("m1"));
+    assert_eq!((status, h["held"].as_str()), (200, Some("4.000000")));
+    // Only the customer (or the operator) captures; never above what is held.
+    let (status, _) = post(&capture_path, &w.merchant_key, json!({}), None);
+    assert_eq!(status, 403);
+    let (status, e) = post(&capture_path, token, json!({"amount": "5"}), None);
+    assert_eq!(
+        (status, code(&e), e["error"]["param"].as_str()),
+        (422, "amount_exceeds_hold".into(), Some("amount"))
+    );
+    // Milestone 2, the last: 1 captured, the other 3 go back to the wallet.
+    let (status, h) = post(
+        &capture_path,
+        token,
+        json!({"amount": "1", "final": true}),
+        Some("m2"),
+    );
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(
+        (
+            h["status"].as_str(),
+            h["held"].as_str(),
+            h["captured"].as_str()
+        ),
+        (Some("captured"), Some("0.000000"), Some("3.000000"))
+    );
+    assert_eq!(wallet(&server, &w), "7.000000");
+    assert_eq!(balance(&server, &w, &w.merchant), "2.700000");
+    let (status, e) = post(&capture_path, token, json!({}), None);
+    assert_eq!((status, code(&e)), (422, "hold_captured".into()));
+
+    // The worker cancels: released, the money stays the customer's; nothing captures it later.
+    let (_, b) = hold(body("2", "release"), None);
+    let b_id = b["id"].as_str().unwrap();
+    assert_eq!(wallet(&server, &w), "5.000000");
+    let (status, r) = post(
+        &format!("/v1/holds/{b_id}/release"),
+        &w.merchant_key,
+        json!({}),
+        None,
+    );
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("released")),
+        "{r}"
+    );
+    assert_eq!(wallet(&server, &w), "7.000000");
+    let (status, r) = post(
+        &format!("/v1/holds/{b_id}/release"),
+        &w.merchant_key,
+        json!({}),
+        None,
+    );
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("released")),
+        "a retry"
+    );
+    let (status, e) = post(&format!("/v1/holds/{b_id}/capture"), token, json!({}), None);
+    assert_eq!((status, code(&e)), (422, "hold_released".into()));
+
+    // Expiry (the test clock moves it): one hold releases, the other captures.
+    let (_, c) = hold(body("1", "release"), None);
+    let (_, d) = hold(body("1", "capture"), None);
+    assert_eq!(wallet(&server, &w), "5.000000");
+    let clock = ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 3601})),
+        200,
+    );
+    assert!(clock["jobs_run"].as_u64().unwrap() >= 2, "{clock}");
+    let get = |id: &Value| {
+        ok(
+            &server,
+            "GET",
+            &format!("/v1/holds/{}", id.as_str().unwrap()),
+            token,
+            None,
+            200,
+        )
+    };
+    assert_eq!(get(&c["id"])["status"], "expired");
+    assert_eq!(get(&d["id"])["status"], "captured");
+    assert_eq!(wallet(&server, &w), "6.000000");
+    assert_eq!(balance(&server, &w, &w.merchant), "3.600000");
+    let (status, e) = post(
+        &format!("/v1/holds/{}/capture", c["id"].as_str().unwrap()),
+        token,
+        json!({}),
+        None,
+    );
+    assert_eq!((status, code(&e)), (422, "hold_expired".into()));
+    // The worker sees its holds; bad input names the field; a merchant key cannot fund one.
+    ok(
+        &server,
+        "GET",
+        &format!("/v1/holds/{id}"),
+        &w.merchant_key,
+        None,
+        200,
+    );
+    let (status, e) = hold(body("100", "release"), Some("big"));
+    assert_eq!(
+        (status, code(&e), e["error"]["param"].as_str()),
+        (422, "insufficient_funds".into(), Some("amount"))
+    );
+    // A refused funding is tried again by a retry with its key (refused again here: still
+    // short), not replayed as a hold.
+    let (status, e) = hold(body("100", "release"), Some("big"));
+    assert_eq!((status, code(&e)), (422, "insufficient_funds".into()));
+    let mut short = body("1", "release");
+    short["expires_in_seconds"] = json!(10);
+    let (status, e) = hold(short, None);
+    assert_eq!(
+        (status, e["error"]["param"].as_str()),
+        (400, Some("expires_in_seconds"))
+    );
+    let (status, _) = server.call(
+        "POST",
+        "/v1/holds",
+        Some(&w.merchant_key),
+        Some(body("1", "release")),
+        &[],
+    );
+    assert_eq!(status, 403);
+    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+    server.stop();
+}

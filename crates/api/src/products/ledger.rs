@@ -21,6 +21,7 @@ pub const CODE_PROCESSOR_CLEARING: u16 = 302;
 pub const CODE_PROCESSOR_FEES: u16 = 303;
 pub const CODE_PAYOUT_CLEARING: u16 = 304;
 pub const CODE_DISPUTE_LOSSES: u16 = 305;
+pub const CODE_ESCROW_ACCOUNT: u16 = 306;
 pub const CODE_LIMIT_SOURCE: u16 = 400;
 pub const CODE_LIMIT_SINK: u16 = 401;
 pub const CODE_ALLOWANCE_PERIOD: u16 = 402;
@@ -40,6 +41,10 @@ pub const CODE_RESERVE_HOLD: u16 = 10;
 pub const CODE_TAB_SETTLEMENT: u16 = 11;
 pub const CODE_CHARGEBACK: u16 = 12;
 pub const CODE_RESERVE_RELEASE: u16 = 13;
+/// An escrow hold, its re-holds and the capture's post.
+pub const CODE_ESCROW: u16 = 14;
+/// A capture's split from escrow to the worker, the platform and rounding.
+pub const CODE_ESCROW_CAPTURE: u16 = 15;
 
 /// Accounts whose ids one thread remembers.
 const ID_MEMO_MAX: usize = 1 << 16;
@@ -85,6 +90,9 @@ pub enum LedgerAccount {
     DisputeLosses,
     /// Money sent to merchants' bank accounts.
     PayoutClearing,
+    /// Where a captured escrow hold passes on its way to the worker and the platform (nets to
+    /// zero within each capture's chain).
+    Escrow,
     /// Where limit budgets (allowances, caps) come from and go to: memo accounts, not money.
     LimitSource,
     LimitSink,
@@ -113,6 +121,7 @@ impl LedgerAccount {
             LedgerAccount::ProcessorClearing => (CODE_PROCESSOR_CLEARING, 0, 0),
             LedgerAccount::ProcessorFees => (CODE_PROCESSOR_FEES, 0, 0),
             LedgerAccount::PayoutClearing => (CODE_PAYOUT_CLEARING, 0, 0),
+            LedgerAccount::Escrow => (CODE_ESCROW_ACCOUNT, 0, 0),
             LedgerAccount::DisputeLosses => (CODE_DISPUTE_LOSSES, 0, 0),
             LedgerAccount::LimitSource => (CODE_LIMIT_SOURCE, 0, 0),
             LedgerAccount::LimitSink => (CODE_LIMIT_SINK, 0, 0),

@@ -35,6 +35,35 @@ pub const SETTLEMENTS_BY_TAB: IndexTable = IndexTable::new("settlements_by_tab")
 /// Due work (tab period ends, settlement retries, scheduled payouts), by job id.
 pub const JOBS: RecordTable = RecordTable::new("jobs");
 pub const DISPUTES: RecordTable = RecordTable::new("disputes");
+/// Escrow holds (what they are; where they stand is read from the ledger).
+pub const HOLDS: RecordTable = RecordTable::new("holds");
+
+/// What happens to what a hold still holds when it expires.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    /// Back to the customer's wallet.
+    Release,
+    /// To the worker, as a final capture.
+    Capture,
+}
+
+/// An escrow hold: a customer funds a task for a worker (a merchant). Written once; its state
+/// (held, captured in parts, released, expired) is the ledger's pending transfers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HoldRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub merchant: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub description: Option<String>,
+    pub on_expiry: OnExpiry,
+    pub expires_ns: u64,
+    pub created_ns: u64,
+    pub request_hash: Option<[u8; 32]>,
+}
 
 /// A chargeback: the processor took back a top-up or a tab settlement, and the charges it had
 /// funded were reversed to the processor, debiting the merchants concerned.
@@ -75,6 +104,7 @@ pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
         SETTLEMENTS,
         JOBS,
         DISPUTES,
+        HOLDS,
     ],
     indexes: &[
         CUSTOMERS_BY_CREATOR,
@@ -370,6 +400,8 @@ pub enum JobKind {
     Payout { merchant: u128 },
     /// Give the reserve one payout held back to the merchant's earnings (a rolling reserve).
     ReserveRelease { payout: u128 },
+    /// Release or capture what an escrow hold still holds at its expiry.
+    HoldExpiry { hold: u128 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -82,6 +82,7 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::TabRetry { tab } => ("tab_retry", tab),
         JobKind::Payout { merchant } => ("payout", merchant),
         JobKind::ReserveRelease { payout } => ("reserve_release", payout),
+        JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
     };
     derived_id(entity, tag, "job", 0)
 }
@@ -344,6 +345,18 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             state
                 .commit(Changes {
                     records: vec![job_write(job.kind, next.0)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::HoldExpiry { hold } => {
+            crate::routes::holds::expire(state, hold).await?;
+            state
+                .commit(Changes {
+                    records: vec![RecordWrite::Delete {
+                        table: JOBS,
+                        id: job.id,
+                    }],
                     ..Changes::default()
                 })
                 .await

@@ -389,7 +389,11 @@ pub fn charge_view(state: &SharedState, c: &ChargeRecord) -> Result<ChargeView, 
     })
 }
 
-fn merchant_exists(state: &SharedState, text: &str, param: &str) -> Result<u128, ApiError> {
+pub(crate) fn merchant_exists(
+    state: &SharedState,
+    text: &str,
+    param: &str,
+) -> Result<u128, ApiError> {
     decode_id(IdKind::Merchant, text)
         .filter(|m| {
             matches!(
@@ -401,7 +405,7 @@ fn merchant_exists(state: &SharedState, text: &str, param: &str) -> Result<u128,
 }
 
 /// Splits `gross` by the merchant's fee plan and the shares.
-fn priced(
+pub(crate) fn priced(
     state: &SharedState,
     merchant: u128,
     asset: &Asset,

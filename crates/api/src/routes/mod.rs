@@ -6,6 +6,7 @@ pub mod charges;
 pub mod customers;
 pub mod disputes;
 pub mod health;
+pub mod holds;
 pub mod keys;
 pub mod ledger;
 pub mod merchants;
