@@ -21,6 +21,8 @@ pub enum IdKind {
     Settlement,
     Dispute,
     Hold,
+    Campaign,
+    Contribution,
 }
 
 impl IdKind {
@@ -40,6 +42,8 @@ impl IdKind {
             IdKind::Settlement => "stl_",
             IdKind::Dispute => "dp_",
             IdKind::Hold => "hold_",
+            IdKind::Campaign => "cmp_",
+            IdKind::Contribution => "ctb_",
         }
     }
 }

@@ -37,8 +37,8 @@ use crate::store::{Changes, Scope, Store};
 /// Every route of the API.
 pub fn router(state: SharedState) -> Router {
     use routes::{
-        accounts, assets, charges, customers, disputes, health, holds, keys, ledger, merchants,
-        payouts, reports, tabs, transfers,
+        accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
+        merchants, payouts, reports, tabs, transfers,
     };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
@@ -96,6 +96,16 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/charges/{id}/refunds", post(charges::refund))
         .route("/v1/tips", post(charges::tip))
         .route("/v1/holds", post(holds::create))
+        .route("/v1/campaigns", post(campaigns::create))
+        .route("/v1/campaigns/{id}", get(campaigns::get))
+        .route(
+            "/v1/campaigns/{id}/contributions",
+            post(campaigns::contribute),
+        )
+        .route(
+            "/v1/campaigns/{id}/contributions/{contribution}",
+            get(campaigns::get_contribution),
+        )
         .route("/v1/holds/{id}", get(holds::get))
         .route("/v1/holds/{id}/capture", post(holds::capture))
         .route("/v1/holds/{id}/release", post(holds::release))

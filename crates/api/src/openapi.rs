@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, assets, charges, customers, disputes, health, holds, keys, ledger, merchants,
-    payouts, reports, tabs, transfers,
+    accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
+    merchants, payouts, reports, tabs, transfers,
 };
 
 #[derive(OpenApi)]
@@ -32,6 +32,7 @@ use crate::routes::{
         tabs::create, tabs::get, tabs::set_payment_method, tabs::advance_clock,
         disputes::create, ledger::summary,
         holds::create, holds::get, holds::capture, holds::release,
+        campaigns::create, campaigns::get, campaigns::contribute, campaigns::get_contribution,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -99,6 +100,10 @@ mod tests {
             "GET /v1/customers/{id}/allowances",
             "POST /v1/allowances/{id}/revoke",
             "POST /v1/holds",
+            "POST /v1/campaigns",
+            "GET /v1/campaigns/{id}",
+            "POST /v1/campaigns/{id}/contributions",
+            "GET /v1/campaigns/{id}/contributions/{contribution}",
             "GET /v1/holds/{id}",
             "POST /v1/holds/{id}/capture",
             "POST /v1/holds/{id}/release",

@@ -1468,3 +1468,201 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
+
+/// Crowdfunding over HTTP: an all-or-nothing campaign that reaches its goal is captured at the
+/// deadline (fees taken then), one that does not is released; keep-what-you-raise pays at once.
+/// Progress and each backer's proof are public; contributions after the deadline are refused.
+#[test]
+fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/fee_plan", w.merchant),
+        &w.op,
+        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
+        200,
+    );
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    // A second backer.
+    let b = ok(
+        &server,
+        "POST",
+        "/v1/customers",
+        &w.merchant_key,
+        Some(json!({"name": "Bo"})),
+        201,
+    );
+    let b_token = b["token"].as_str().unwrap().to_string();
+    let b_id = b["id"].as_str().unwrap().to_string();
+    let pm = ok(
+        &server,
+        "POST",
+        &format!("/v1/customers/{b_id}/payment_methods"),
+        &b_token,
+        Some(json!({"card_number": "4242424242424242"})),
+        201,
+    );
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/customers/{b_id}/topups"),
+        &b_token,
+        Some(json!({"amount": "10", "asset": "USD", "payment_method": pm["token"]})),
+        201,
+    );
+    let b_wallet = || {
+        ok(
+            &server,
+            "GET",
+            &format!("/v1/customers/{b_id}/wallets/USD"),
+            &b_token,
+            None,
+            200,
+        )["available"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let campaign = |goal: &str, mode: &str| {
+        ok(
+            &server,
+            "POST",
+            "/v1/campaigns",
+            &w.merchant_key,
+            Some(
+                json!({"name": "Album", "goal": goal, "asset": "USD", "ends_in_seconds": 3600, "mode": mode}),
+            ),
+            201,
+        )
+    };
+    let public = |id: &Value| {
+        let (status, v) = server.call(
+            "GET",
+            &format!("/v1/campaigns/{}", id.as_str().unwrap()),
+            None,
+            None,
+            &[],
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let give = |campaign: &Value, token: &str, amount: &str, key: Option<&str>| {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        server.call(
+            "POST",
+            &format!(
+                "/v1/campaigns/{}/contributions",
+                campaign["id"].as_str().unwrap()
+            ),
+            Some(token),
+            Some(json!({"amount": amount})),
+            &headers,
+        )
+    };
+
+    let album = campaign("5", "all_or_nothing");
+    let p = public(&album["id"]);
+    assert_eq!(
+        (
+            p["status"].as_str(),
+            p["raised"].as_str(),
+            p["backers"].as_u64()
+        ),
+        (Some("active"), Some("0.000000"), Some(0))
+    );
+    let (status, a1) = give(&album, &w.customer_token, "2", Some("a1"));
+    assert_eq!(
+        (status, a1["status"].as_str(), a1["counted"].as_bool()),
+        (201, Some("held"), Some(true)),
+        "{a1}"
+    );
+    let (status, again) = give(&album, &w.customer_token, "2", Some("a1"));
+    assert_eq!((status, &again["id"]), (200, &a1["id"]));
+    assert_eq!(give(&album, &b_token, "2", None).0, 201);
+    assert_eq!(give(&album, &w.customer_token, "1.5", None).0, 201);
+    let p = public(&album["id"]);
+    assert_eq!(
+        (
+            p["raised"].as_str(),
+            p["backers"].as_u64(),
+            p["goal_reached"].as_bool()
+        ),
+        (Some("5.500000"), Some(2), Some(true))
+    );
+    // Held, not yet the creator's.
+    assert_eq!(wallet(&server, &w), "6.500000");
+    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    // A backer's proof, readable without a key.
+    let proof = format!(
+        "/v1/campaigns/{}/contributions/{}",
+        album["id"].as_str().unwrap(),
+        a1["id"].as_str().unwrap()
+    );
+    let (status, v) = server.call("GET", &proof, None, None, &[]);
+    assert_eq!(
+        (status, v["counted"].as_bool(), v["amount"].as_str()),
+        (200, Some(true), Some("2.000000"))
+    );
+
+    let short = campaign("100", "all_or_nothing");
+    assert_eq!(give(&short, &w.customer_token, "1", None).0, 201);
+    let tips = campaign("100", "keep_what_you_raise");
+    let (status, paid) = give(&tips, &b_token, "1", None);
+    assert_eq!((status, paid["status"].as_str()), (201, Some("paid")));
+    assert_eq!(balance(&server, &w, &w.merchant), "0.900000");
+    assert_eq!(wallet(&server, &w), "5.500000");
+    assert_eq!(b_wallet(), "7.000000");
+    // Only a customer contributes; bad input names the field.
+    let (status, _) = give(&album, &w.merchant_key, "1", None);
+    assert_eq!(status, 403);
+    let (status, e) = server.call("POST", "/v1/campaigns", Some(&w.merchant_key),
+        Some(json!({"name": "X", "goal": "1", "asset": "USD", "ends_in_seconds": 5, "mode": "all_or_nothing"})), &[]);
+    assert_eq!(
+        (status, e["error"]["param"].as_str()),
+        (400, Some("ends_in_seconds"))
+    );
+
+    // The deadline: the album is captured (10% fee), the short one released.
+    let clock = ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 3601})),
+        200,
+    );
+    assert!(clock["jobs_run"].as_u64().unwrap() >= 2, "{clock}");
+    let p = public(&album["id"]);
+    assert_eq!(
+        (p["status"].as_str(), p["raised"].as_str()),
+        (Some("succeeded"), Some("5.500000"))
+    );
+    let (_, v) = server.call("GET", &proof, None, None, &[]);
+    assert_eq!(v["status"], "captured");
+    assert_eq!(balance(&server, &w, &w.merchant), "5.850000");
+    assert_eq!(public(&short["id"])["status"], "failed");
+    assert_eq!(
+        wallet(&server, &w),
+        "6.500000",
+        "the failed campaign's hold came back"
+    );
+    assert_eq!(
+        public(&tips["id"])["status"],
+        "failed",
+        "goal missed, money kept"
+    );
+    let (status, e) = give(&album, &w.customer_token, "1", None);
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("campaign_ended"))
+    );
+    let (status, _) = server.call("GET", "/v1/campaigns/cmp_nothing", None, None, &[]);
+    assert_eq!(status, 404);
+    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+    server.stop();
+}

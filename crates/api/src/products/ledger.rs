@@ -22,6 +22,7 @@ pub const CODE_PROCESSOR_FEES: u16 = 303;
 pub const CODE_PAYOUT_CLEARING: u16 = 304;
 pub const CODE_DISPUTE_LOSSES: u16 = 305;
 pub const CODE_ESCROW_ACCOUNT: u16 = 306;
+pub const CODE_CAMPAIGN: u16 = 307;
 pub const CODE_LIMIT_SOURCE: u16 = 400;
 pub const CODE_LIMIT_SINK: u16 = 401;
 pub const CODE_ALLOWANCE_PERIOD: u16 = 402;
@@ -45,6 +46,8 @@ pub const CODE_RESERVE_RELEASE: u16 = 13;
 pub const CODE_ESCROW: u16 = 14;
 /// A capture's split from escrow to the worker, the platform and rounding.
 pub const CODE_ESCROW_CAPTURE: u16 = 15;
+/// A contribution to a campaign: held (all-or-nothing) or paid (keep-what-you-raise).
+pub const CODE_CONTRIBUTION: u16 = 16;
 
 /// Accounts whose ids one thread remembers.
 const ID_MEMO_MAX: usize = 1 << 16;
@@ -90,6 +93,11 @@ pub enum LedgerAccount {
     DisputeLosses,
     /// Money sent to merchants' bank accounts.
     PayoutClearing,
+    /// A crowdfunding campaign's pot: contributions are held towards it (all-or-nothing) or
+    /// pass through it (keep-what-you-raise); its credits are what was raised.
+    Campaign {
+        campaign: u128,
+    },
     /// Where a captured escrow hold passes on its way to the worker and the platform (nets to
     /// zero within each capture's chain).
     Escrow,
@@ -122,6 +130,7 @@ impl LedgerAccount {
             LedgerAccount::ProcessorFees => (CODE_PROCESSOR_FEES, 0, 0),
             LedgerAccount::PayoutClearing => (CODE_PAYOUT_CLEARING, 0, 0),
             LedgerAccount::Escrow => (CODE_ESCROW_ACCOUNT, 0, 0),
+            LedgerAccount::Campaign { campaign } => (CODE_CAMPAIGN, campaign, 0),
             LedgerAccount::DisputeLosses => (CODE_DISPUTE_LOSSES, 0, 0),
             LedgerAccount::LimitSource => (CODE_LIMIT_SOURCE, 0, 0),
             LedgerAccount::LimitSink => (CODE_LIMIT_SINK, 0, 0),

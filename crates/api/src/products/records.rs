@@ -38,6 +38,46 @@ pub const DISPUTES: RecordTable = RecordTable::new("disputes");
 /// Escrow holds (what they are; where they stand is read from the ledger).
 pub const HOLDS: RecordTable = RecordTable::new("holds");
 
+pub const CAMPAIGNS: RecordTable = RecordTable::new("campaigns");
+pub const CONTRIBUTIONS: RecordTable = RecordTable::new("contributions");
+/// (campaign, contribution)
+pub const CONTRIBUTIONS_BY_CAMPAIGN: IndexTable = IndexTable::new("contributions_by_campaign");
+
+/// How a campaign treats its contributions.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignMode {
+    /// Contributions are held, captured only if the goal is met by the deadline, otherwise
+    /// released.
+    AllOrNothing,
+    /// Contributions are paid to the creator at once.
+    KeepWhatYouRaise,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CampaignRecord {
+    pub id: u128,
+    pub merchant: u128,
+    pub name: String,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub goal: u128,
+    pub deadline_ns: u64,
+    pub mode: CampaignMode,
+    pub created_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContributionRecord {
+    pub id: u128,
+    pub campaign: u128,
+    pub customer: u128,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub created_ns: u64,
+    pub request_hash: Option<[u8; 32]>,
+}
+
 /// What happens to what a hold still holds when it expires.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -105,6 +145,8 @@ pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
         JOBS,
         DISPUTES,
         HOLDS,
+        CAMPAIGNS,
+        CONTRIBUTIONS,
     ],
     indexes: &[
         CUSTOMERS_BY_CREATOR,
@@ -114,6 +156,7 @@ pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
         TABS_BY_CUSTOMER,
         SETTLEMENTS_BY_TAB,
         PAYOUTS_BY_MERCHANT,
+        CONTRIBUTIONS_BY_CAMPAIGN,
     ],
 };
 
@@ -402,6 +445,8 @@ pub enum JobKind {
     ReserveRelease { payout: u128 },
     /// Release or capture what an escrow hold still holds at its expiry.
     HoldExpiry { hold: u128 },
+    /// Capture (goal met) or release (not met) an all-or-nothing campaign's contributions.
+    CampaignEnd { campaign: u128 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

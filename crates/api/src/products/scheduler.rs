@@ -83,6 +83,7 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::Payout { merchant } => ("payout", merchant),
         JobKind::ReserveRelease { payout } => ("reserve_release", payout),
         JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
+        JobKind::CampaignEnd { campaign } => ("campaign_end", campaign),
     };
     derived_id(entity, tag, "job", 0)
 }
@@ -345,6 +346,18 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             state
                 .commit(Changes {
                     records: vec![job_write(job.kind, next.0)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::CampaignEnd { campaign } => {
+            crate::routes::campaigns::end(state, campaign).await?;
+            state
+                .commit(Changes {
+                    records: vec![RecordWrite::Delete {
+                        table: JOBS,
+                        id: job.id,
+                    }],
                     ..Changes::default()
                 })
                 .await

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use farthing_ledger::{
-    Amount, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
+    AccountId, Amount, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -446,44 +446,77 @@ async fn capture_now(
             flags: TransferFlags::PENDING,
         });
     }
+    transfers.extend(split_transfers(
+        escrow,
+        h.merchant,
+        asset.id,
+        (net, fee, rounding),
+        first,
+        h.id,
+    ));
+    link_chain(&mut transfers);
+    submit_chain(state, transfers).await
+}
+
+/// The transfers that split `(net, fee, rounding)` from `from` to the merchant's earnings, the
+/// platform's revenue and the rounding account, with ids `first + 1`, `+ 2`, `+ 3` (`first`
+/// is the chain's own first transfer); zero parts are left out.
+pub(crate) fn split_transfers(
+    from: AccountId,
+    merchant: u128,
+    asset: AssetId,
+    (net, fee, rounding): (u128, u128, u128),
+    first: u128,
+    user_data: u128,
+) -> Vec<Transfer> {
     let parts = [
-        (
-            LedgerAccount::Earnings {
-                merchant: h.merchant,
-            },
-            net,
-        ),
+        (LedgerAccount::Earnings { merchant }, net),
         (LedgerAccount::PlatformRevenue, fee),
         (LedgerAccount::Rounding, rounding),
     ];
-    for (i, (credit, part)) in parts.iter().enumerate() {
-        if *part == 0 {
-            continue;
-        }
-        transfers.push(Transfer {
+    parts
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, part))| *part > 0)
+        .map(|(i, (credit, part))| Transfer {
             id: TransferId(first.wrapping_add(1 + i as u128)),
-            debit_account_id: escrow,
-            credit_account_id: credit.id(asset.id),
+            debit_account_id: from,
+            credit_account_id: credit.id(asset),
             amount: Amount(*part),
             pending_id: TransferId(0),
-            user_data: h.id,
+            user_data,
             timeout_s: 0,
-            asset: asset.id,
+            asset,
             code: CODE_ESCROW_CAPTURE,
             flags: TransferFlags::empty(),
-        });
-    }
-    // One chain: every transfer but the last is linked to the next.
-    let linked = transfers.len() - 1;
+        })
+        .collect()
+}
+
+/// Makes `transfers` one chain: every transfer but the last is linked to the next.
+pub(crate) fn link_chain(transfers: &mut [Transfer]) {
+    let linked = transfers.len().saturating_sub(1);
     for t in &mut transfers[..linked] {
         t.flags = t.flags.union(TransferFlags::LINKED);
     }
+}
+
+/// Submits one chain; `exists` (a retry) counts as done, any refusal is the error.
+pub(crate) async fn submit_chain(
+    state: &SharedState,
+    transfers: Vec<Transfer>,
+) -> Result<(), ApiError> {
     let results = submit_transfers(&state.engine, transfers).await?;
     let failure = results.iter().find(|r| {
         !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
     });
     match failure {
         None => Ok(()),
+        Some(TransferResult::ExceedsCredits) => Err(ApiError::refused(
+            "insufficient_funds",
+            "the customer's wallet does not hold enough",
+        )
+        .with_param("amount")),
         Some(r) => Err(ApiError::from_transfer(*r, "")),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod campaigns;
 pub mod charges;
 pub mod customers;
 pub mod disputes;
