@@ -23,6 +23,8 @@ pub enum IdKind {
     Hold,
     Campaign,
     Contribution,
+    Plan,
+    Subscription,
 }
 
 impl IdKind {
@@ -44,6 +46,8 @@ impl IdKind {
             IdKind::Hold => "hold_",
             IdKind::Campaign => "cmp_",
             IdKind::Contribution => "ctb_",
+            IdKind::Plan => "plan_",
+            IdKind::Subscription => "sub_",
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::store::{Changes, Scope, Store};
 pub fn router(state: SharedState) -> Router {
     use routes::{
         accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-        merchants, payouts, reports, tabs, transfers,
+        merchants, payouts, reports, subscriptions, tabs, transfers,
     };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
@@ -96,6 +96,12 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/charges/{id}/refunds", post(charges::refund))
         .route("/v1/tips", post(charges::tip))
         .route("/v1/holds", post(holds::create))
+        .route("/v1/plans", post(subscriptions::create_plan))
+        .route("/v1/subscriptions", post(subscriptions::subscribe))
+        .route("/v1/subscriptions/{id}", get(subscriptions::get))
+        .route("/v1/subscriptions/{id}/pause", post(subscriptions::pause))
+        .route("/v1/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route("/v1/subscriptions/{id}/cancel", post(subscriptions::cancel))
         .route("/v1/campaigns", post(campaigns::create))
         .route("/v1/campaigns/{id}", get(campaigns::get))
         .route(

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-    merchants, payouts, reports, tabs, transfers,
+    merchants, payouts, reports, subscriptions, tabs, transfers,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +33,8 @@ use crate::routes::{
         disputes::create, ledger::summary,
         holds::create, holds::get, holds::capture, holds::release,
         campaigns::create, campaigns::get, campaigns::contribute, campaigns::get_contribution,
+        subscriptions::create_plan, subscriptions::subscribe, subscriptions::get,
+        subscriptions::pause, subscriptions::resume, subscriptions::cancel,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -100,6 +102,12 @@ mod tests {
             "GET /v1/customers/{id}/allowances",
             "POST /v1/allowances/{id}/revoke",
             "POST /v1/holds",
+            "POST /v1/plans",
+            "POST /v1/subscriptions",
+            "GET /v1/subscriptions/{id}",
+            "POST /v1/subscriptions/{id}/pause",
+            "POST /v1/subscriptions/{id}/resume",
+            "POST /v1/subscriptions/{id}/cancel",
             "POST /v1/campaigns",
             "GET /v1/campaigns/{id}",
             "POST /v1/campaigns/{id}/contributions",

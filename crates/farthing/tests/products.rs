@@ -1666,3 +1666,222 @@ fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
+
+/// Subscriptions and pledges over HTTP, with the test clock: a period charged up front and
+/// then each month once, pause and resume, cancel at period end, a trial, and a pledge whose
+/// failing charges retry with backoff, go past due, then cancel.
+#[test]
+fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    ok(
+        &server,
+        "POST",
+        &format!("/v1/merchants/{}/fee_plan", w.merchant),
+        &w.op,
+        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
+        200,
+    );
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    let token = w.customer_token.as_str();
+    let advance = |seconds: u64| {
+        ok(
+            &server,
+            "POST",
+            "/v1/test_clock/advance",
+            &w.op,
+            Some(json!({ "seconds": seconds })),
+            200,
+        )
+    };
+    let sub = |id: &Value| {
+        ok(
+            &server,
+            "GET",
+            &format!("/v1/subscriptions/{}", id.as_str().unwrap()),
+            token,
+            None,
+            200,
+        )
+    };
+    let act = |id: &Value, what: &str, body: Value| {
+        ok(
+            &server,
+            "POST",
+            &format!("/v1/subscriptions/{}/{what}", id.as_str().unwrap()),
+            token,
+            Some(body),
+            200,
+        )
+    };
+    let plan = ok(
+        &server,
+        "POST",
+        "/v1/plans",
+        &w.merchant_key,
+        Some(json!({"name": "Newsletter", "amount": "1", "asset": "USD", "interval": "month"})),
+        201,
+    );
+
+    // Subscribing pays the first month; a retry with the key is the same subscription.
+    let (status, s) = server.call(
+        "POST",
+        "/v1/subscriptions",
+        Some(token),
+        Some(json!({"plan": plan["id"]})),
+        &[("Idempotency-Key", "sub-1")],
+    );
+    assert_eq!((status, s["status"].as_str()), (201, Some("active")), "{s}");
+    assert_eq!(s["charges"].as_array().unwrap().len(), 1);
+    let (status, again) = server.call(
+        "POST",
+        "/v1/subscriptions",
+        Some(token),
+        Some(json!({"plan": plan["id"]})),
+        &[("Idempotency-Key", "sub-1")],
+    );
+    assert_eq!((status, &again["id"]), (200, &s["id"]));
+    assert_eq!(wallet(&server, &w), "9.000000");
+    assert_eq!(balance(&server, &w, &w.merchant), "0.900000");
+    let first = s["charges"][0].as_str().unwrap();
+    let receipt = ok(
+        &server,
+        "GET",
+        &format!("/v1/charges/{first}"),
+        token,
+        None,
+        200,
+    );
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["platform_fee"].as_str()),
+        (Some("succeeded"), Some("0.100000"))
+    );
+    // A month later: the second month, once.
+    advance(31 * 86_400);
+    advance(1);
+    assert_eq!(sub(&s["id"])["charges"].as_array().unwrap().len(), 2);
+    assert_eq!(wallet(&server, &w), "8.000000");
+    // Paused: nothing is charged; resumed: the due period is charged.
+    assert_eq!(act(&s["id"], "pause", json!({}))["status"], "paused");
+    advance(31 * 86_400);
+    assert_eq!(wallet(&server, &w), "8.000000");
+    assert_eq!(act(&s["id"], "resume", json!({}))["status"], "active");
+    advance(1);
+    assert_eq!(wallet(&server, &w), "7.000000");
+    // Canceled at the period's end: no further charge.
+    assert_eq!(
+        act(&s["id"], "cancel", json!({}))["cancel_at_period_end"],
+        true
+    );
+    advance(32 * 86_400);
+    let ended = sub(&s["id"]);
+    assert_eq!(
+        (
+            ended["status"].as_str(),
+            ended["charges"].as_array().unwrap().len()
+        ),
+        (Some("canceled"), 3)
+    );
+    assert_eq!(wallet(&server, &w), "7.000000");
+
+    // A trial: nothing until it ends.
+    let trial_plan = ok(
+        &server,
+        "POST",
+        "/v1/plans",
+        &w.merchant_key,
+        Some(
+            json!({"name": "Pro", "amount": "0.5", "asset": "USD", "interval": "week", "trial_days": 3}),
+        ),
+        201,
+    );
+    let t = ok(
+        &server,
+        "POST",
+        "/v1/subscriptions",
+        token,
+        Some(json!({"plan": trial_plan["id"]})),
+        201,
+    );
+    assert_eq!(
+        (t["status"].as_str(), t["charges"].as_array().unwrap().len()),
+        (Some("trialing"), 0)
+    );
+    assert_eq!(wallet(&server, &w), "7.000000");
+    advance(3 * 86_400 + 1);
+    assert_eq!(sub(&t["id"])["status"], "active");
+    assert_eq!(wallet(&server, &w), "6.500000");
+    act(&t["id"], "cancel", json!({"at_period_end": false}));
+    assert_eq!(sub(&t["id"])["status"], "canceled");
+
+    // A pledge of 3 a week from a wallet of 6.5: two weeks paid, then it fails, retries
+    // (1 h, 2 h, 4 h), goes past due, and is canceled after the fourth failure.
+    let p = ok(
+        &server,
+        "POST",
+        "/v1/subscriptions",
+        token,
+        Some(json!({"merchant": w.merchant, "amount": "3", "asset": "USD", "interval": "week"})),
+        201,
+    );
+    assert_eq!(p["plan"], Value::Null);
+    advance(7 * 86_400);
+    assert_eq!(wallet(&server, &w), "0.500000");
+    advance(7 * 86_400);
+    let failing = sub(&p["id"]);
+    assert_eq!(
+        (
+            failing["status"].as_str(),
+            failing["failed_attempts"].as_u64()
+        ),
+        (Some("active"), Some(1))
+    );
+    assert_eq!(failing["last_failure"], "insufficient_funds");
+    advance(3601);
+    assert_eq!(sub(&p["id"])["status"], "past_due");
+    advance(7201);
+    advance(14_401);
+    let canceled = sub(&p["id"]);
+    assert_eq!(
+        (
+            canceled["status"].as_str(),
+            canceled["failed_attempts"].as_u64()
+        ),
+        (Some("canceled"), Some(4))
+    );
+    assert_eq!(wallet(&server, &w), "0.500000");
+
+    // Only the customer subscribes; a plan and a pledge together, or half a pledge, are refused.
+    let (status, _) = server.call(
+        "POST",
+        "/v1/subscriptions",
+        Some(&w.merchant_key),
+        Some(json!({"plan": plan["id"]})),
+        &[],
+    );
+    assert_eq!(status, 403);
+    let (status, e) = server.call(
+        "POST",
+        "/v1/subscriptions",
+        Some(token),
+        Some(json!({"plan": plan["id"], "amount": "1"})),
+        &[],
+    );
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("plan")));
+    let (status, e) = server.call(
+        "POST",
+        "/v1/subscriptions",
+        Some(token),
+        Some(json!({"merchant": w.merchant, "amount": "1", "asset": "USD"})),
+        &[],
+    );
+    assert_eq!(
+        (status, e["error"]["param"].as_str()),
+        (400, Some("interval"))
+    );
+    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+    server.stop();
+}

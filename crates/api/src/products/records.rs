@@ -38,6 +38,62 @@ pub const DISPUTES: RecordTable = RecordTable::new("disputes");
 /// Escrow holds (what they are; where they stand is read from the ledger).
 pub const HOLDS: RecordTable = RecordTable::new("holds");
 
+pub const PLANS: RecordTable = RecordTable::new("plans");
+pub const SUBSCRIPTIONS: RecordTable = RecordTable::new("subscriptions");
+
+/// How often a subscription charges.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingInterval {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlanRecord {
+    pub id: u128,
+    pub merchant: u128,
+    pub name: String,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub interval: BillingInterval,
+    pub trial_days: u32,
+    pub created_ns: u64,
+}
+
+/// A subscription to a plan, or a pledge (a customer-chosen amount to a creator).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub merchant: u128,
+    pub plan: Option<u128>,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub interval: BillingInterval,
+    /// Charged to the customer's tab (id, limit) instead of the wallet.
+    pub tab: Option<(u128, u128)>,
+    /// `trialing`, `active`, `past_due`, `paused`, `canceled`.
+    pub status: String,
+    pub cancel_at_period_end: bool,
+    /// Periods are anchored here: period n ends at anchor + (n + 1) intervals.
+    pub anchor_ns: u64,
+    /// The next period to charge (0 is the first paid one).
+    pub next_period: u32,
+    /// When period `next_period` is charged.
+    pub next_charge_ns: u64,
+    /// Failed tries at charging `next_period`.
+    pub failed_attempts: u32,
+    pub last_failure: Option<String>,
+    /// The charges made, in order.
+    pub charges: Vec<u128>,
+    pub created_ns: u64,
+    pub request_hash: Option<[u8; 32]>,
+}
+
 pub const CAMPAIGNS: RecordTable = RecordTable::new("campaigns");
 pub const CONTRIBUTIONS: RecordTable = RecordTable::new("contributions");
 /// (campaign, contribution)
@@ -147,6 +203,8 @@ pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
         HOLDS,
         CAMPAIGNS,
         CONTRIBUTIONS,
+        PLANS,
+        SUBSCRIPTIONS,
     ],
     indexes: &[
         CUSTOMERS_BY_CREATOR,
@@ -447,6 +505,8 @@ pub enum JobKind {
     HoldExpiry { hold: u128 },
     /// Capture (goal met) or release (not met) an all-or-nothing campaign's contributions.
     CampaignEnd { campaign: u128 },
+    /// Charge a subscription's next period (or retry it, or end it).
+    SubscriptionRenewal { subscription: u128 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -84,6 +84,7 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::ReserveRelease { payout } => ("reserve_release", payout),
         JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
         JobKind::CampaignEnd { campaign } => ("campaign_end", campaign),
+        JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription),
     };
     derived_id(entity, tag, "job", 0)
 }
@@ -349,6 +350,10 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
                     ..Changes::default()
                 })
                 .await
+        }
+        JobKind::SubscriptionRenewal { subscription } => {
+            // The renewal writes the subscription and its next job (or deletes it) itself.
+            crate::routes::subscriptions::renew(state, subscription).await
         }
         JobKind::CampaignEnd { campaign } => {
             crate::routes::campaigns::end(state, campaign).await?;

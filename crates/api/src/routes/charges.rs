@@ -463,7 +463,10 @@ fn period_key(period: AllowancePeriod, now: u64) -> Result<u64, ApiError> {
 /// Books a charge: its chain, with the charge's record journaled in the same log record (so
 /// the record is durable exactly when the money is). Returns the view, or the refusal
 /// (insufficient funds, allowance or cap exceeded); a refused charge's record says `failed`.
-async fn execute(state: &SharedState, charge: &ChargeRecord) -> Result<ChargeView, ApiError> {
+pub(crate) async fn execute(
+    state: &SharedState,
+    charge: &ChargeRecord,
+) -> Result<ChargeView, ApiError> {
     let asset = AssetId(charge.asset);
     let now = state.products.clock.now();
     let period = match charge.allowance {

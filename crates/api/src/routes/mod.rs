@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod payouts;
 pub mod reports;
+pub mod subscriptions;
 pub mod tabs;
 pub mod transfers;
 
