@@ -524,6 +524,18 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
 }
 
 /// Minor units of a decimal amount with 6 places.
+/// A 10% fee plan (half-even rounding) for the world's merchant.
+fn ten_percent_fee(server: &Server, w: &World) {
+    ok(
+        server,
+        "POST",
+        &format!("/v1/merchants/{}/fee_plan", w.merchant),
+        &w.op,
+        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
+        200,
+    );
+}
+
 fn minor(v: &Value) -> u128 {
     let text = v.as_str().unwrap_or("0");
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
@@ -748,14 +760,7 @@ fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid(
     let w = setup(&server);
     let (status, topup) = top_up(&server, &w, "4242424242424242", "10");
     assert_eq!(status, 201);
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/fee_plan", w.merchant),
-        &w.op,
-        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
-        200,
-    );
+    ten_percent_fee(&server, &w);
     let charge = |merchant: &str, amount: &str| {
         ok(
             &server,
@@ -1285,14 +1290,7 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
     let w = setup(&server);
     let (status, _) = top_up(&server, &w, "4242424242424242", "10");
     assert_eq!(status, 201);
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/fee_plan", w.merchant),
-        &w.op,
-        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
-        200,
-    );
+    ten_percent_fee(&server, &w);
     let token = w.customer_token.as_str();
     let hold = |body: Value, key: Option<&str>| {
         let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
@@ -1477,14 +1475,7 @@ fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
     let w = setup(&server);
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/fee_plan", w.merchant),
-        &w.op,
-        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
-        200,
-    );
+    ten_percent_fee(&server, &w);
     let (status, _) = top_up(&server, &w, "4242424242424242", "10");
     assert_eq!(status, 201);
     // A second backer.
@@ -1675,14 +1666,7 @@ fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
     let w = setup(&server);
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/fee_plan", w.merchant),
-        &w.op,
-        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
-        200,
-    );
+    ten_percent_fee(&server, &w);
     let (status, _) = top_up(&server, &w, "4242424242424242", "10");
     assert_eq!(status, 201);
     let token = w.customer_token.as_str();

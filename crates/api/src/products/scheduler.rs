@@ -296,15 +296,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
     match job.kind {
         JobKind::TabPeriodEnd { tab } => {
             let Some(record) = state.store.record::<TabRecord>(TABS, tab)? else {
-                return state
-                    .commit(Changes {
-                        records: vec![RecordWrite::Delete {
-                            table: JOBS,
-                            id: job.id,
-                        }],
-                        ..Changes::default()
-                    })
-                    .await;
+                return delete_job(state, job.id).await;
             };
             if !record.frozen {
                 // A failure here is the settlement's own business (it freezes the tab and
@@ -326,15 +318,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             let settings = state.products.cache.settings(&state.store, merchant)?;
             let Some(interval) = payout_interval(settings.payout_schedule) else {
                 // Back to manual: the schedule is over.
-                return state
-                    .commit(Changes {
-                        records: vec![RecordWrite::Delete {
-                            table: JOBS,
-                            id: job.id,
-                        }],
-                        ..Changes::default()
-                    })
-                    .await;
+                return delete_job(state, job.id).await;
             };
             match crate::routes::payouts::pay_out(state, merchant, None, "schedule", None).await {
                 Ok(_) => {}
@@ -357,39 +341,15 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
         }
         JobKind::CampaignEnd { campaign } => {
             crate::routes::campaigns::end(state, campaign).await?;
-            state
-                .commit(Changes {
-                    records: vec![RecordWrite::Delete {
-                        table: JOBS,
-                        id: job.id,
-                    }],
-                    ..Changes::default()
-                })
-                .await
+            delete_job(state, job.id).await
         }
         JobKind::HoldExpiry { hold } => {
             crate::routes::holds::expire(state, hold).await?;
-            state
-                .commit(Changes {
-                    records: vec![RecordWrite::Delete {
-                        table: JOBS,
-                        id: job.id,
-                    }],
-                    ..Changes::default()
-                })
-                .await
+            delete_job(state, job.id).await
         }
         JobKind::ReserveRelease { payout } => {
             crate::routes::payouts::release_reserve(state, payout).await?;
-            state
-                .commit(Changes {
-                    records: vec![RecordWrite::Delete {
-                        table: JOBS,
-                        id: job.id,
-                    }],
-                    ..Changes::default()
-                })
-                .await
+            delete_job(state, job.id).await
         }
         JobKind::TabRetry { tab } => {
             // The settlement's own commit deletes this job (paid, or nothing owed) or moves it
@@ -398,19 +358,21 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             let before = state.store.record::<JobRecord>(JOBS, job.id)?;
             settle_tab(state, tab, "retry").await?;
             if state.store.record::<JobRecord>(JOBS, job.id)? == before {
-                state
-                    .commit(Changes {
-                        records: vec![RecordWrite::Delete {
-                            table: JOBS,
-                            id: job.id,
-                        }],
-                        ..Changes::default()
-                    })
-                    .await?;
+                delete_job(state, job.id).await?;
             }
             Ok(())
         }
     }
+}
+
+/// Deletes a job that is done.
+async fn delete_job(state: &SharedState, id: u128) -> Result<(), ApiError> {
+    state
+        .commit(Changes {
+            records: vec![RecordWrite::Delete { table: JOBS, id }],
+            ..Changes::default()
+        })
+        .await
 }
 
 /// Runs due work every [`TICK_MS`], forever (the task ends with the runtime).
