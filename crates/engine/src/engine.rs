@@ -756,7 +756,12 @@ fn log_loop(
             .fetch_max(fsync_nanos, Ordering::Relaxed);
         // For operators' dashboards (a no-op unless a metrics recorder is installed).
         metrics::histogram!("farthing_engine_fsync_seconds").record(fsync_nanos as f64 / 1e9);
-        let sink = shared.note_sink.lock().clone();
+        let has_notes = durable.iter().any(|(_, _, notes)| !notes.is_empty());
+        let sink = if has_notes {
+            shared.note_sink.lock().clone()
+        } else {
+            None
+        };
         for (records, replies, notes) in durable {
             if let Some(sink) = &sink {
                 for note in notes {
