@@ -24,3 +24,4 @@ pub mod fees;
 pub mod processor;
 pub mod report;
 pub mod schedule;
+pub mod webhooks;
