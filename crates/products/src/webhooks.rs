@@ -75,10 +75,12 @@ impl WebhookSecret {
 
     /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
     pub fn sign(&self, id: &str, timestamp_s: u64, body: &[u8]) -> String {
-        format!("v1,{}", BASE64.encode(&self.mac(id, timestamp_s, body)))
+        let mac = self.mac(id, timestamp_s, body).finalize().into_bytes();
+        format!("v1,{}", BASE64.encode(&mac))
     }
 
-    fn mac(&self, id: &str, timestamp_s: u64, body: &[u8]) -> Vec<u8> {
+    /// The HMAC of `{id}.{timestamp}.{body}`, not yet finalized.
+    fn mac(&self, id: &str, timestamp_s: u64, body: &[u8]) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC-SHA256 takes a key of any length");
         mac.update(id.as_bytes());
@@ -86,7 +88,7 @@ impl WebhookSecret {
         mac.update(timestamp_s.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        mac.finalize().into_bytes().to_vec()
+        mac
     }
 }
 
@@ -125,14 +127,11 @@ pub fn verify(
         let Ok(given) = BASE64.decode(encoded.as_bytes()) else {
             continue;
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0)
-            .expect("HMAC-SHA256 takes a key of any length");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp_s.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        if mac.verify_slice(&given).is_ok() {
+        if secret
+            .mac(id, timestamp_s, body)
+            .verify_slice(&given)
+            .is_ok()
+        {
             return Ok(());
         }
     }
