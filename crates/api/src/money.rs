@@ -67,14 +67,7 @@ pub fn parse_amount(text: &str, scale: u8) -> Result<Amount, AmountError> {
 
 /// Formats minor units at `scale` with exactly `scale` decimal places.
 pub fn format_amount(amount: Amount, scale: u8) -> String {
-    let digits = amount.0.to_string();
-    let scale = usize::from(scale);
-    if scale == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{whole}.{fraction}")
+    amount.to_decimal(scale)
 }
 
 /// Formats a signed difference `credits - debits` at `scale`.

@@ -26,6 +26,19 @@ pub struct Amount(pub u128);
 impl Amount {
     pub const ZERO: Amount = Amount(0);
 
+    /// The exact decimal text of the amount in an asset of `scale` decimal places
+    /// (`Amount(1).to_decimal(6)` is `"0.000001"`); never rounds.
+    pub fn to_decimal(self, scale: u8) -> String {
+        let digits = self.0.to_string();
+        let scale = usize::from(scale);
+        if scale == 0 {
+            return digits;
+        }
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - scale);
+        format!("{whole}.{fraction}")
+    }
+
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
         self.0.checked_add(other.0).map(Amount)
     }

@@ -93,7 +93,7 @@ impl SignedAmount {
     /// As an exact decimal string at `scale`, with a leading `-` when negative.
     pub fn format(&self, scale: u8) -> String {
         let sign = if self.negative { "-" } else { "" };
-        format!("{sign}{}", format_amount(self.magnitude, scale))
+        format!("{sign}{}", self.magnitude.to_decimal(scale))
     }
 }
 
@@ -121,7 +121,7 @@ impl SavingRatio {
 impl fmt::Display for SavingRatio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.negative { "-" } else { "" };
-        let digits = format_amount(Amount(self.ten_thousandths), SAVING_RATIO_SCALE);
+        let digits = Amount(self.ten_thousandths).to_decimal(SAVING_RATIO_SCALE);
         write!(f, "{sign}{digits}")
     }
 }
@@ -303,19 +303,6 @@ impl FeeReport {
     }
 }
 
-/// Formats minor units at `scale` with exactly `scale` decimal places (`2500` at scale 6 is
-/// `"0.002500"`), the form the API speaks.
-pub fn format_amount(amount: Amount, scale: u8) -> String {
-    let digits = amount.0.to_string();
-    let scale = usize::from(scale);
-    if scale == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{whole}.{fraction}")
-}
-
 /// The CSV columns, in order. Amounts are decimal strings in the asset's scale; an absent
 /// average or ratio is an empty field.
 pub const CSV_COLUMNS: [&str; 13] = [
@@ -355,7 +342,7 @@ where
 
 fn csv_row(label: &str, report: &FeeReport) -> String {
     let scale = report.asset_scale;
-    let amount = |a: Amount| format_amount(a, scale);
+    let amount = |a: Amount| a.to_decimal(scale);
     let fields = [
         csv_text_field(label),
         scale.to_string(),

@@ -135,13 +135,13 @@ fn bad_scales_and_overflows_are_typed_errors() {
 }
 
 #[test]
-fn format_amount_pads_to_the_scale() {
-    assert_eq!(format_amount(Amount(2500), 6), "0.002500");
-    assert_eq!(format_amount(Amount(0), 2), "0.00");
-    assert_eq!(format_amount(Amount(123), 0), "123");
-    assert_eq!(format_amount(Amount(123_456), 2), "1234.56");
+fn amounts_format_padded_to_the_scale() {
+    assert_eq!(Amount(2500).to_decimal(6), "0.002500");
+    assert_eq!(Amount(0).to_decimal(2), "0.00");
+    assert_eq!(Amount(123).to_decimal(0), "123");
+    assert_eq!(Amount(123_456).to_decimal(2), "1234.56");
     assert_eq!(
-        format_amount(Amount(u128::MAX), 18),
+        Amount(u128::MAX).to_decimal(18),
         "340282366920938463463.374607431768211455"
     );
 }
