@@ -182,6 +182,21 @@ pub struct DisputeRecord {
     /// (charge, amount reversed)
     pub charges: Vec<(u128, String)>,
     pub created_ns: u64,
+    /// Which attempt at booking it: its chain is `chain_id(dispute, "dispute", attempt)`.
+    #[serde(default)]
+    pub attempt: u64,
+    /// Legs in its chain (zero-amount ones included: they keep their ids).
+    #[serde(default)]
+    pub legs: u64,
+    /// Its chain is in the ledger and the charges it reversed say so. A record that is not
+    /// booked is a plan written before its chain: see `routes::disputes`.
+    #[serde(default = "booked_default")]
+    pub booked: bool,
+}
+
+/// Records written before plans were recorded are all booked.
+fn booked_default() -> bool {
+    true
 }
 /// (merchant, payout)
 pub const PAYOUTS_BY_MERCHANT: IndexTable = IndexTable::new("payouts_by_merchant");

@@ -254,11 +254,29 @@ pub async fn create(
     // One dispute per top-up or settlement: the id derives from it.
     let id = derived_id(source, "dispute", "dispute", 0);
     let _guard = state.products.lock(what.customer).await;
+    // The plan is recorded before its chain. Found again: booked (the same dispute), or its
+    // chain committed before a crash (finish it), or refused (plan again, as a new attempt).
+    let mut attempt = 0;
     if let Some(existing) = state.store.record::<DisputeRecord>(DISPUTES, id)? {
-        return Ok(json_response(
-            StatusCode::OK,
-            to_json(&view(&state, &existing)?)?,
-        ));
+        if existing.booked {
+            return Ok(json_response(
+                StatusCode::OK,
+                to_json(&view(&state, &existing)?)?,
+            ));
+        }
+        if plan_committed(&state, &existing) {
+            let mut guards = Vec::with_capacity(existing.charges.len());
+            for (charge, _) in &existing.charges {
+                guards.push(state.products.lock(*charge).await);
+            }
+            let booked = finish(&state, existing).await?;
+            drop(guards);
+            return Ok(json_response(
+                StatusCode::CREATED,
+                to_json(&view(&state, &booked)?)?,
+            ));
+        }
+        attempt = existing.attempt + 1;
     }
     let asset = asset_by_id(&state, what.asset)?;
     let wallet = LedgerAccount::Wallet {
@@ -346,7 +364,16 @@ pub async fn create(
             .map(|(c, a)| (c.id, a.to_string()))
             .collect(),
         created_ns: state.products.clock.now(),
+        attempt,
+        legs: legs.len() as u64,
+        booked: false,
     };
+    state
+        .commit(Changes {
+            records: vec![RecordWrite::put(DISPUTES, id, &record)?],
+            ..Changes::default()
+        })
+        .await?;
     let mut accounts: Vec<LedgerAccount> = legs.iter().map(|l| l.debit).collect();
     accounts.push(LedgerAccount::ProcessorClearing);
     accounts.dedup();
@@ -356,7 +383,7 @@ pub async fn create(
         .await?;
     match run_chain(
         &state.engine,
-        chain_id(id, "dispute", 0),
+        chain_id(id, "dispute", attempt),
         &legs,
         asset.id,
         id,
@@ -371,9 +398,43 @@ pub async fn create(
             ))
         }
     }
-    let mut writes = vec![RecordWrite::put(DISPUTES, id, &record)?];
-    for (charge, _) in &reversed_charges {
-        writes.push(RecordWrite::put(CHARGES, charge.id, charge)?);
+    let record = finish(&state, record).await?;
+    drop(guards);
+    Ok(json_response(
+        StatusCode::CREATED,
+        to_json(&view(&state, &record)?)?,
+    ))
+}
+
+/// Whether the chain of a recorded plan is in the ledger (any of its legs is: zero-amount
+/// legs are left out of the chain but keep their ids).
+fn plan_committed(state: &SharedState, d: &DisputeRecord) -> bool {
+    let first = chain_id(d.id, "dispute", d.attempt);
+    (0..d.legs).any(|i| {
+        state
+            .engine
+            .lookup_transfer(farthing_ledger::TransferId(
+                first.wrapping_add(u128::from(i)),
+            ))
+            .is_some()
+    })
+}
+
+/// Books a plan whose chain committed: the charges it reversed and the dispute, marked
+/// booked, in ONE store transaction, so a crash leaves either the plan (finished by a retry)
+/// or all of it. The caller holds the locks of the customer and of those charges.
+async fn finish(state: &SharedState, mut record: DisputeRecord) -> Result<DisputeRecord, ApiError> {
+    record.booked = true;
+    let mut writes = vec![RecordWrite::put(DISPUTES, record.id, &record)?];
+    for (charge, taken) in &record.charges {
+        let taken: u128 = taken
+            .parse()
+            .map_err(|_| ApiError::internal("a dispute's charge amount"))?;
+        let mut charge = crate::routes::charges::load_charge(state, *charge)
+            .await?
+            .ok_or_else(|| ApiError::internal("a disputed charge is missing"))?;
+        charge.disputed = charge.disputed.saturating_add(taken);
+        writes.push(RecordWrite::put(CHARGES, charge.id, &charge)?);
     }
     state
         .commit(Changes {
@@ -381,11 +442,7 @@ pub async fn create(
             ..Changes::default()
         })
         .await?;
-    drop(guards);
-    Ok(json_response(
-        StatusCode::CREATED,
-        to_json(&view(&state, &record)?)?,
-    ))
+    Ok(record)
 }
 
 /// A leg that returns `amount` from `debit` to the processor.
