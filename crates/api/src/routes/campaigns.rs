@@ -39,7 +39,6 @@ use crate::routes::customers::{asset_by_id, positive_amount};
 use crate::routes::holds::{link_chain, split_transfers, submit_chain};
 use crate::store::{Changes, RecordWrite, Scope};
 
-const NAME_BYTES_MAX: usize = 200;
 const ENDS_IN_MIN_S: u64 = 60;
 const ENDS_IN_MAX_S: u64 = 365 * 86_400;
 /// Contributions one campaign may have (the progress scan reads them all).
@@ -203,13 +202,7 @@ pub async fn create(
             ))
         }
     };
-    if request.name.is_empty() || request.name.len() > NAME_BYTES_MAX {
-        return Err(ApiError::invalid(
-            "name",
-            "invalid_name",
-            format!("name must be 1 to {NAME_BYTES_MAX} bytes"),
-        ));
-    }
+    crate::routes::check_name(&request.name)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let goal = positive_amount(&request.goal, &asset, "goal")?;
     if !(ENDS_IN_MIN_S..=ENDS_IN_MAX_S).contains(&request.ends_in_seconds) {

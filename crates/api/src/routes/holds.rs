@@ -398,6 +398,7 @@ async fn capture_now(
     if marker != h.id && w.captures.iter().any(|(_, _, m)| *m == marker) {
         return Ok(());
     }
+    let asset = asset_by_id(state, h.asset)?;
     let Some((k, held)) = w.current else {
         return Err(not_held(w.status));
     };
@@ -405,15 +406,11 @@ async fn capture_now(
     if amount > held {
         return Err(ApiError::refused(
             "amount_exceeds_hold",
-            format!(
-                "the hold holds {}",
-                format_amount(held, asset_by_id(state, h.asset)?.scale)
-            ),
+            format!("the hold holds {}", format_amount(held, asset.scale)),
         )
         .with_param("amount"));
     }
     let rest = Amount(held.0 - amount.0);
-    let asset = asset_by_id(state, h.asset)?;
     let (fee, net, _, rounding) = priced(state, h.merchant, &asset, amount, &[])?;
     let first = chain_id(h.id, "capture", k);
     let escrow = LedgerAccount::Escrow.id(asset.id);

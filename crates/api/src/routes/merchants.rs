@@ -13,7 +13,6 @@ use crate::ids::{decode_id, encode_id, IdKind};
 use crate::store::{Changes, MerchantRecord};
 
 /// The longest merchant name, in bytes.
-const NAME_BYTES_MAX: usize = 200;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,13 +45,7 @@ pub async fn create(
     ApiJson(request, raw): ApiJson<CreateMerchant>,
 ) -> Result<Response, ApiError> {
     principal.require_operator()?;
-    if request.name.trim().is_empty() || request.name.len() > NAME_BYTES_MAX {
-        return Err(ApiError::invalid(
-            "name",
-            "invalid_name",
-            "name must be 1 to 200 bytes",
-        ));
-    }
+    crate::routes::check_name(&request.name)?;
     let key = idempotency_key(&headers)?;
     state
         .idempotent(principal.tenant(), key, "merchants", &raw, || async move {

@@ -40,7 +40,6 @@ pub const PAST_DUE_AFTER: u32 = 2;
 /// Failed tries after which it is canceled.
 pub const CANCEL_AFTER: u32 = 4;
 const TRIAL_DAYS_MAX: u32 = 365;
-const NAME_BYTES_MAX: usize = 200;
 
 fn retry_backoff() -> Result<Backoff, ApiError> {
     Backoff::new(3600, 2, 86_400, CANCEL_AFTER)
@@ -106,13 +105,7 @@ pub async fn create_plan(
     let merchant = principal
         .merchant
         .ok_or_else(|| ApiError::forbidden("a plan is created with the merchant's key"))?;
-    if request.name.is_empty() || request.name.len() > NAME_BYTES_MAX {
-        return Err(ApiError::invalid(
-            "name",
-            "invalid_name",
-            format!("name must be 1 to {NAME_BYTES_MAX} bytes"),
-        ));
-    }
+    crate::routes::check_name(&request.name)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
     if request.trial_days > TRIAL_DAYS_MAX {
