@@ -165,6 +165,54 @@ impl Products {
     }
 }
 
+impl Products {
+    /// Books what a card charge brought in, as ONE chain with ids from `first`: the
+    /// processor's clearing account pays `amount` to `credit` (a wallet, a tab), and the
+    /// processor's `fee` is the platform's expense. `code` names the movement (top-up, tab
+    /// settlement); a retry with the same ids books nothing twice.
+    pub async fn book_card_charge(
+        &self,
+        engine: &Engine,
+        credit: LedgerAccount,
+        (amount, fee): (Amount, Amount),
+        code: u16,
+        (first, asset, user_data): (u128, AssetId, u128),
+    ) -> Result<(), ApiError> {
+        let legs = [
+            Leg {
+                debit: LedgerAccount::ProcessorClearing,
+                credit,
+                amount,
+                code,
+                role: Role::Other,
+            },
+            Leg {
+                debit: LedgerAccount::ProcessorFees,
+                credit: LedgerAccount::ProcessorClearing,
+                amount: fee,
+                code: ledger::CODE_PROCESSOR_FEE,
+                role: Role::Other,
+            },
+        ];
+        self.ensure_accounts(
+            engine,
+            &[
+                credit,
+                LedgerAccount::ProcessorClearing,
+                LedgerAccount::ProcessorFees,
+            ],
+            asset,
+        )
+        .await?;
+        match run_chain(engine, first, &legs, asset, user_data).await? {
+            ChainOutcome::Committed { .. } => Ok(()),
+            ChainOutcome::Refused { result, .. } => Err(ApiError::internal(format!(
+                "booking a card charge (code {code}): {result}"
+            ))),
+        }
+    }
+}
+
 /// The lock of one object, released on drop (and forgotten when nobody else waits).
 pub struct ObjectGuard<'a> {
     products: &'a Products,

@@ -13,12 +13,12 @@ use farthing_products::schedule::{next_period_start, Backoff, DueQueue, Interval
 
 use crate::app::{derived_id, now_ns, SharedState};
 use crate::error::ApiError;
-use crate::products::ledger::{chain_id, CODE_PROCESSOR_FEE, CODE_TAB_SETTLEMENT};
+use crate::products::ledger::{chain_id, CODE_TAB_SETTLEMENT};
+use crate::products::owed;
 use crate::products::records::{
     JobKind, JobRecord, SettlementRecord, TabPeriod, TabRecord, JOBS, SETTLEMENTS,
     SETTLEMENTS_BY_TAB, TABS,
 };
-use crate::products::{owed, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
 use crate::store::{Changes, RecordWrite};
 
 /// How often the driver looks for due work.
@@ -194,43 +194,18 @@ pub async fn settle_tab(
     let mut writes = Vec::new();
     match outcome {
         ProcessorOutcome::Succeeded { fee, .. } => {
-            let legs = [
-                Leg {
-                    debit: LedgerAccount::ProcessorClearing,
-                    credit: account,
-                    amount,
-                    code: CODE_TAB_SETTLEMENT,
-                    role: Role::Other,
-                },
-                Leg {
-                    debit: LedgerAccount::ProcessorFees,
-                    credit: LedgerAccount::ProcessorClearing,
-                    amount: fee,
-                    code: CODE_PROCESSOR_FEE,
-                    role: Role::Other,
-                },
-            ];
-            state
-                .products
-                .ensure_accounts(
-                    &state.engine,
-                    &[
-                        account,
-                        LedgerAccount::ProcessorClearing,
-                        LedgerAccount::ProcessorFees,
-                    ],
-                    asset.id,
-                )
-                .await?;
             // One settlement number commits once, whatever the attempts.
             let first = chain_id(tab.id, "settlement", tab.settled);
-            if let ChainOutcome::Refused { result, .. } =
-                run_chain(&state.engine, first, &legs, asset.id, id).await?
-            {
-                return Err(ApiError::internal(format!(
-                    "booking a settlement: {result}"
-                )));
-            }
+            state
+                .products
+                .book_card_charge(
+                    &state.engine,
+                    account,
+                    (amount, fee),
+                    CODE_TAB_SETTLEMENT,
+                    (first, asset.id, id),
+                )
+                .await?;
             record.status = "succeeded".into();
             record.processor_fee = fee.0;
             tab.settled += 1;

@@ -19,13 +19,13 @@ use crate::app::{
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, parse_amount};
-use crate::products::ledger::{chain_id, CODE_PROCESSOR_FEE, CODE_TOPUP};
+use crate::products::ledger::{chain_id, CODE_TOPUP};
 use crate::products::records::{
     AllowancePeriod, AllowanceRecord, AutoTopupRecord, CustomerRecord, MonthlyCap,
     PaymentMethodRecord, TopupRecord, ALLOWANCES, ALLOWANCES_BY_CUSTOMER, CUSTOMERS,
     CUSTOMERS_BY_CREATOR, TOPUPS, TOPUPS_ALL, TOPUPS_BY_CUSTOMER,
 };
-use crate::products::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
+use crate::products::{available, LedgerAccount};
 use crate::routes::assets::by_code;
 use crate::store::{Changes, RecordWrite, Scope};
 
@@ -458,40 +458,16 @@ pub async fn run_topup(
             let wallet = LedgerAccount::Wallet {
                 customer: customer.id,
             };
-            let legs = [
-                Leg {
-                    debit: LedgerAccount::ProcessorClearing,
-                    credit: wallet,
-                    amount,
-                    code: CODE_TOPUP,
-                    role: Role::Other,
-                },
-                Leg {
-                    debit: LedgerAccount::ProcessorFees,
-                    credit: LedgerAccount::ProcessorClearing,
-                    amount: fee,
-                    code: CODE_PROCESSOR_FEE,
-                    role: Role::Other,
-                },
-            ];
             state
                 .products
-                .ensure_accounts(
+                .book_card_charge(
                     &state.engine,
-                    &[
-                        wallet,
-                        LedgerAccount::ProcessorClearing,
-                        LedgerAccount::ProcessorFees,
-                    ],
-                    asset.id,
+                    wallet,
+                    (amount, fee),
+                    CODE_TOPUP,
+                    (chain_id(id, "topup", 0), asset.id, id),
                 )
                 .await?;
-            match run_chain(&state.engine, chain_id(id, "topup", 0), &legs, asset.id, id).await? {
-                ChainOutcome::Committed { .. } => {}
-                ChainOutcome::Refused { result, .. } => {
-                    return Err(ApiError::internal(format!("booking a top-up: {result}")))
-                }
-            }
             record.status = "succeeded".into();
             record.processor_fee = fee.0;
             record.processor_charge_id = Some(processor_charge_id);
