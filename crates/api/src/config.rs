@@ -45,6 +45,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FARTHING_TEST_CLOCK")]
     pub test_clock: bool,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    /// Non-public addresses webhook deliveries may reach, comma-separated: `loopback`,
+    /// `private`, `link-local` (default: none, public addresses only).
+    #[arg(long, env = "FARTHING_WEBHOOK_ALLOW_ADDRESSES")]
+    pub webhook_allow_addresses: Option<String>,
     #[arg(long, env = "FARTHING_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key for --tls-cert.
@@ -69,6 +73,7 @@ struct FileConfig {
     log_json: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    webhook_allow_addresses: Option<String>,
 }
 
 /// The resolved configuration.
@@ -85,6 +90,7 @@ pub struct ServeConfig {
     pub test_clock: bool,
     /// Certificate and key paths when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub webhook_addresses: farthing_products::webhooks::AddressPolicy,
 }
 
 impl ServeConfig {
@@ -148,6 +154,13 @@ impl ServeConfig {
                 (None, None) => None,
                 _ => anyhow::bail!("TLS needs both a certificate (tls_cert) and a key (tls_key)"),
             },
+            webhook_addresses: farthing_products::webhooks::AddressPolicy::parse(
+                args.webhook_allow_addresses
+                    .or(file.webhook_allow_addresses)
+                    .as_deref()
+                    .unwrap_or(""),
+            )
+            .map_err(|e| anyhow::anyhow!("webhook_allow_addresses: {e}"))?,
         })
     }
 

@@ -25,6 +25,9 @@ pub enum IdKind {
     Contribution,
     Plan,
     Subscription,
+    Event,
+    WebhookEndpoint,
+    WebhookAttempt,
 }
 
 impl IdKind {
@@ -48,6 +51,9 @@ impl IdKind {
             IdKind::Contribution => "ctb_",
             IdKind::Plan => "plan_",
             IdKind::Subscription => "sub_",
+            IdKind::Event => "evt_",
+            IdKind::WebhookEndpoint => "we_",
+            IdKind::WebhookAttempt => "whatt_",
         }
     }
 }

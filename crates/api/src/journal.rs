@@ -24,9 +24,15 @@
 //!
 //! Note format, version 1: a version byte, the number of writes (4 bytes, little-endian), then
 //! the writes, and nothing after them. Each write is a tag (1 put, 2 index
-//! entry, 3 delete), the table name (a length byte, UTF-8), then for a put the id (16 bytes,
-//! little-endian), the value's length (4 bytes) and the value; for an index entry the parent
-//! and the id; for a delete the id.
+//! entry, 3 delete, 4 webhook event), the table name (a length byte, UTF-8; empty for an
+//! event), then for a put the id (16 bytes, little-endian), the value's length (4 bytes) and
+//! the value; for an index entry the parent and the id; for a delete the id; for an event its
+//! id, its type's code (1 byte), its merchant (16 bytes, 0 for none), the transfer its batch
+//! must have created (16 bytes, 0 for none), the value's length and the value.
+//!
+//! Events are conditional: one whose batch did not create the transfer it names (the ledger
+//! refused the chain, or a retry found it booked already) is not applied, so the log never
+//! invents an event (see [`crate::webhooks`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use farthing_engine::{BatchOutcome, Engine, Note};
-use farthing_ledger::Operation;
+use farthing_ledger::{Operation, Timestamp, TransferId};
 use parking_lot::Mutex;
 use redb::TableHandle;
 use tokio::sync::watch;
@@ -53,6 +59,7 @@ const NOTE_FORMAT: u8 = 1;
 const TAG_PUT: u8 = 1;
 const TAG_INDEX: u8 = 2;
 const TAG_DELETE: u8 = 3;
+const TAG_EVENT: u8 = 4;
 
 /// The tables a note may name; anything else is refused when decoding.
 #[derive(Clone, Copy)]
@@ -106,7 +113,7 @@ impl Journal {
             let Some(last) = pending.last().map(|n| n.sequence) else {
                 return Ok(());
             };
-            let writes = decode_notes(pending, tables)?;
+            let writes = decode_notes(pending, tables, &created_by(engine))?;
             store
                 .apply_journal(&writes, last, true)
                 .map_err(|e| e.to_string())?;
@@ -302,7 +309,11 @@ fn apply_loop(
         }
         let through = batch.last().map_or(cursor, |n| n.sequence);
         let started = Instant::now();
-        let done = decode_notes(&batch, tables).and_then(|writes| {
+        let Some(live) = engine.upgrade() else {
+            // Stopping: what is not applied stays in the log for the next start.
+            break;
+        };
+        let done = decode_notes(&batch, tables, &created_by(&live)).and_then(|writes| {
             store
                 .apply_journal(&writes, through, durable)
                 .map_err(|e| e.to_string())
@@ -323,10 +334,7 @@ fn apply_loop(
         if durable {
             last_durable = Instant::now();
             dirty = false;
-            match engine.upgrade() {
-                Some(engine) => engine.retain_notes_after(cursor),
-                None => break,
-            }
+            live.retain_notes_after(cursor);
         } else {
             dirty = true;
         }
@@ -373,16 +381,57 @@ pub fn encode_note(writes: &[RecordWrite]) -> Result<Vec<u8>, ApiError> {
                 name(&mut out, table.name())?;
                 out.extend_from_slice(&id.to_le_bytes());
             }
+            RecordWrite::Event(event) => {
+                out.push(TAG_EVENT);
+                name(&mut out, "")?;
+                out.extend_from_slice(&event.id.to_le_bytes());
+                out.push(event.kind.code());
+                out.extend_from_slice(&event.merchant.unwrap_or(0).to_le_bytes());
+                out.extend_from_slice(&event.created_by.unwrap_or(0).to_le_bytes());
+                let len = u32::try_from(event.value.len())
+                    .map_err(|_| ApiError::internal("event too large for a note"))?;
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&event.value);
+            }
         }
     }
     Ok(out)
 }
 
-fn decode_notes(notes: &[Note], tables: Tables) -> Result<Vec<RecordWrite>, String> {
+/// Whether the batch at `timestamp` created transfer `id` as its first event (the ledger gives
+/// event `i` of a batch the batch's timestamp + `i`).
+fn created_by(engine: &Engine) -> impl Fn(u128, Timestamp) -> bool + '_ {
+    move |id, timestamp| {
+        engine
+            .lookup_transfer(TransferId(id))
+            .is_some_and(|t| t.timestamp == timestamp)
+    }
+}
+
+fn decode_notes(
+    notes: &[Note],
+    tables: Tables,
+    created: &dyn Fn(u128, Timestamp) -> bool,
+) -> Result<Vec<RecordWrite>, String> {
     let mut writes = Vec::new();
     for note in notes {
+        let from = writes.len();
         decode_note(&note.bytes, tables, &mut writes)
             .map_err(|e| format!("note at log sequence {}: {e}", note.sequence))?;
+        let mut i = from;
+        while i < writes.len() {
+            let real = match &writes[i] {
+                RecordWrite::Event(event) => event
+                    .created_by
+                    .is_none_or(|transfer| created(transfer, note.timestamp)),
+                _ => true,
+            };
+            if real {
+                i += 1;
+            } else {
+                writes.remove(i);
+            }
+        }
     }
     Ok(writes)
 }
@@ -430,6 +479,23 @@ pub fn decode_note(bytes: &[u8], tables: Tables, out: &mut Vec<RecordWrite>) -> 
                 table: record_table()?,
                 id: r.u128()?,
             },
+            TAG_EVENT => {
+                let id = r.u128()?;
+                let code = r.take(1)?[0];
+                let kind = crate::webhooks::EventKind::from_code(code)
+                    .ok_or_else(|| format!("unknown event type code {code}"))?;
+                let merchant = Some(r.u128()?).filter(|m| *m != 0);
+                let created_by = Some(r.u128()?).filter(|t| *t != 0);
+                let len = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| "length")?);
+                let value = r.take(len as usize)?.to_vec();
+                RecordWrite::Event(crate::webhooks::EventWrite {
+                    id,
+                    kind,
+                    merchant,
+                    created_by,
+                    value,
+                })
+            }
             other => return Err(format!("unknown write tag {other}")),
         });
     }

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod products;
 pub mod routes;
 pub mod store;
+pub mod webhooks;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -38,7 +39,7 @@ use crate::store::{Changes, Scope, Store};
 pub fn router(state: SharedState) -> Router {
     use routes::{
         accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-        merchants, payouts, reports, subscriptions, tabs, transfers,
+        merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
     };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
@@ -125,6 +126,33 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/test_clock/advance", post(tabs::advance_clock))
         .route("/v1/disputes", post(disputes::create))
         .route("/v1/ledger/summary", get(ledger::summary))
+        .route(
+            "/v1/webhook_endpoints",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}",
+            get(webhooks::get)
+                .post(webhooks::change)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}/rotate_secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}/attempts",
+            get(webhooks::attempts),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}/deliveries/{event}",
+            get(webhooks::delivery),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/v1/events/{id}", get(webhooks::event))
         .fallback(|| async { error::ApiError::not_found(None, "route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -222,7 +250,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         journal.replayed()
     );
     let metrics = install_metrics()?;
-    let products = products::Products::new(Arc::clone(&store), journal, config.test_clock)?;
+    let mut products = products::Products::new(Arc::clone(&store), journal, config.test_clock)?;
+    products.webhook_addresses = config.webhook_addresses;
     let state = Arc::new(AppState::new(
         engine,
         store,
@@ -244,6 +273,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         println!("operator API key (shown once, store it now): {secret}");
     }
     tokio::spawn(products::scheduler::drive(Arc::downgrade(&state)));
+    tokio::spawn(webhooks::delivery::run(
+        Arc::downgrade(&state),
+        config.webhook_addresses,
+    ));
     tokio::spawn(prune_idempotency_records(
         Arc::clone(&state.store),
         config.idempotency_retention_hours,

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-    merchants, payouts, reports, subscriptions, tabs, transfers,
+    merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -35,6 +35,9 @@ use crate::routes::{
         campaigns::create, campaigns::get, campaigns::contribute, campaigns::get_contribution,
         subscriptions::create_plan, subscriptions::subscribe, subscriptions::get,
         subscriptions::pause, subscriptions::resume, subscriptions::cancel,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::change, webhooks::delete,
+        webhooks::rotate_secret, webhooks::attempts, webhooks::delivery, webhooks::redeliver,
+        webhooks::event,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -132,6 +135,16 @@ mod tests {
             "POST /v1/test_clock/advance",
             "POST /v1/disputes",
             "GET /v1/ledger/summary",
+            "POST /v1/webhook_endpoints",
+            "GET /v1/webhook_endpoints",
+            "GET /v1/webhook_endpoints/{id}",
+            "POST /v1/webhook_endpoints/{id}",
+            "DELETE /v1/webhook_endpoints/{id}",
+            "POST /v1/webhook_endpoints/{id}/rotate_secret",
+            "GET /v1/webhook_endpoints/{id}/attempts",
+            "GET /v1/webhook_endpoints/{id}/deliveries/{event}",
+            "POST /v1/webhook_endpoints/{id}/redeliver",
+            "GET /v1/events/{id}",
             "POST /v1/accounts",
             "GET /v1/accounts",
             "GET /v1/accounts/{id}",

@@ -79,6 +79,8 @@ pub struct IdempotencyRecord {
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     db: Database,
+    /// Woken when a transaction queues webhook deliveries (see [`crate::webhooks`]).
+    pub outbox_ready: tokio::sync::Notify,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
@@ -106,6 +108,8 @@ pub enum RecordWrite {
         table: RecordTable,
         id: u128,
     },
+    /// A webhook event: stored, and its deliveries queued (see [`crate::webhooks::fan_out`]).
+    Event(crate::webhooks::EventWrite),
 }
 
 impl RecordWrite {
@@ -123,15 +127,31 @@ impl RecordWrite {
 }
 
 /// Applies product writes in `txn`, opening each table once (a group commit of thousands of
-/// charges touches a handful of tables); writes to one table keep their order.
-fn apply_writes(txn: &redb::WriteTransaction, writes: &[RecordWrite]) -> Result<(), redb::Error> {
+/// charges touches a handful of tables); writes to one table keep their order. Returns how
+/// many webhook deliveries the events among them queued.
+fn apply_writes(
+    txn: &redb::WriteTransaction,
+    writes: &[RecordWrite],
+) -> Result<usize, redb::Error> {
     fn name(w: &RecordWrite) -> &str {
         match w {
             RecordWrite::Put { table, .. } | RecordWrite::Delete { table, .. } => table.name(),
             RecordWrite::Index { index, .. } => index.name(),
+            RecordWrite::Event(_) => "",
         }
     }
-    let mut names: Vec<&str> = writes.iter().map(name).collect();
+    let events: Vec<&crate::webhooks::EventWrite> = writes
+        .iter()
+        .filter_map(|w| match w {
+            RecordWrite::Event(event) => Some(event),
+            _ => None,
+        })
+        .collect();
+    let mut names: Vec<&str> = writes
+        .iter()
+        .filter(|w| !matches!(w, RecordWrite::Event(_)))
+        .map(name)
+        .collect();
     names.sort_unstable();
     names.dedup();
     for table_name in names {
@@ -168,10 +188,11 @@ fn apply_writes(txn: &redb::WriteTransaction, writes: &[RecordWrite]) -> Result<
                         t.insert((*parent, *id), ())?;
                     }
                 }
+                RecordWrite::Event(_) => {}
             }
         }
     }
-    Ok(())
+    crate::webhooks::fan_out(txn, &events)
 }
 
 /// Writes to apply in one transaction.
@@ -198,12 +219,28 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            outbox_ready: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The database, for modules that keep tables of their own (webhooks).
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Wakes the delivery worker if a commit queued deliveries.
+    fn queued(&self, deliveries: usize) {
+        if deliveries > 0 {
+            self.outbox_ready.notify_one();
+        }
     }
 
     /// Applies all `changes` atomically and durably.
     pub fn apply(&self, changes: Changes) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
+        let queued;
         {
             if let Some(merchant) = changes.merchant {
                 txn.open_table(MERCHANTS)?
@@ -219,13 +256,14 @@ impl Store {
                 txn.open_table(ACCOUNTS_BY_OWNER)?
                     .insert((account.owner.unwrap_or(0), account.id), ())?;
             }
-            apply_writes(&txn, &changes.records)?;
+            queued = apply_writes(&txn, &changes.records)?;
             if let Some((key, record)) = changes.idempotency {
                 txn.open_table(IDEMPOTENCY)?
                     .insert(key.as_str(), encode(&record)?.as_slice())?;
             }
         }
         txn.commit()?;
+        self.queued(queued);
         Ok(())
     }
 
@@ -395,8 +433,9 @@ impl Store {
     /// Writes product records and index entries in one durable transaction.
     pub fn write_records(&self, writes: &[RecordWrite]) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
-        apply_writes(&txn, writes)?;
+        let queued = apply_writes(&txn, writes)?;
         txn.commit()?;
+        self.queued(queued);
         Ok(())
     }
 
@@ -421,9 +460,10 @@ impl Store {
         if !durable {
             txn.set_durability(redb::Durability::None)?;
         }
-        apply_writes(&txn, writes)?;
+        let queued = apply_writes(&txn, writes)?;
         txn.open_table(META)?.insert(JOURNAL_CURSOR, through)?;
         txn.commit()?;
+        self.queued(queued);
         Ok(())
     }
 

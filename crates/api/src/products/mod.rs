@@ -48,6 +48,8 @@ pub struct Products {
     pub refund_policy: FeeRefundPolicy,
     pub cache: cache::Cache,
     pub clock: scheduler::ProductClock,
+    /// Which non-public addresses webhook deliveries may reach (`--webhook-allow-addresses`).
+    pub webhook_addresses: farthing_products::webhooks::AddressPolicy,
     /// Ledger accounts known to exist (a cache; the ledger is the truth).
     known_accounts: RwLock<HashSet<u128>>,
     /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
@@ -70,6 +72,7 @@ impl Products {
             refund_policy: FeeRefundPolicy::Proportional,
             cache: cache::Cache::default(),
             clock: scheduler::ProductClock::new(test_clock),
+            webhook_addresses: Default::default(),
             known_accounts: RwLock::new(HashSet::new()),
             locks: Mutex::new(std::collections::HashMap::new()),
         })
@@ -177,6 +180,7 @@ impl Products {
         (amount, fee): (Amount, Amount),
         code: u16,
         (first, asset, user_data): (u128, AssetId, u128),
+        event: RecordWrite,
     ) -> Result<(), ApiError> {
         let legs = [
             Leg {
@@ -204,7 +208,17 @@ impl Products {
             asset,
         )
         .await?;
-        match run_chain(engine, first, &legs, asset, user_data).await? {
+        match run_chain_recorded(
+            engine,
+            &self.journal,
+            &[event],
+            first,
+            &legs,
+            asset,
+            user_data,
+        )
+        .await?
+        {
             ChainOutcome::Committed { .. } => Ok(()),
             ChainOutcome::Refused { result, .. } => Err(ApiError::internal(format!(
                 "booking a card charge (code {code}): {result}"
@@ -294,6 +308,8 @@ pub async fn run_chain(
 
 /// [`run_chain`] with `records` journaled in the chain's log record: they are durable exactly
 /// when the chain is (whether the ledger accepts it or not), and in the store when this returns.
+/// Webhook events among them are conditional on the chain: applied only if this submission
+/// created its first transfer (see [`crate::webhooks`]).
 pub async fn run_chain_recorded(
     engine: &Engine,
     journal: &Journal,
@@ -347,8 +363,21 @@ async fn submit_chain(
     }
     let results = match journaled {
         Some((journal, records)) => {
+            let first = transfers.first().map(|t| t.id.0);
+            let records: Vec<RecordWrite> = records
+                .iter()
+                .filter_map(|w| match w {
+                    RecordWrite::Event(event) => first.map(|first| {
+                        RecordWrite::Event(crate::webhooks::EventWrite {
+                            created_by: Some(first),
+                            ..event.clone()
+                        })
+                    }),
+                    other => Some(other.clone()),
+                })
+                .collect();
             let operation = Operation::CreateTransfers(transfers);
-            match journal.submit(engine, operation, records).await?.results {
+            match journal.submit(engine, operation, &records).await?.results {
                 BatchResults::Transfers(results) => results,
                 _ => return Err(ApiError::internal("unexpected results")),
             }

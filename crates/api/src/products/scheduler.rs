@@ -20,6 +20,7 @@ use crate::products::records::{
     SETTLEMENTS_BY_TAB, TABS,
 };
 use crate::store::{Changes, RecordWrite};
+use crate::webhooks::{event_write, EventKind};
 
 /// How often the driver looks for due work.
 pub const TICK_MS: u64 = 1000;
@@ -196,6 +197,15 @@ pub async fn settle_tab(
         ProcessorOutcome::Succeeded { fee, .. } => {
             // One settlement number commits once, whatever the attempts.
             let first = chain_id(tab.id, "settlement", tab.settled);
+            record.status = "succeeded".into();
+            record.processor_fee = fee.0;
+            let event = event_write(
+                EventKind::TabSettled,
+                None,
+                &crate::routes::tabs::settlement_event(&tab, &record, &asset),
+                now,
+                None,
+            )?;
             state
                 .products
                 .book_card_charge(
@@ -204,10 +214,9 @@ pub async fn settle_tab(
                     (amount, fee),
                     CODE_TAB_SETTLEMENT,
                     (first, asset.id, id),
+                    event,
                 )
                 .await?;
-            record.status = "succeeded".into();
-            record.processor_fee = fee.0;
             tab.settled += 1;
             tab.frozen = false;
             tab.frozen_reason = None;
@@ -226,6 +235,13 @@ pub async fn settle_tab(
                 let due = now.saturating_add(delay.as_nanos() as u64);
                 writes.push(job_write(JobKind::TabRetry { tab: tab.id }, due)?);
             }
+            writes.push(event_write(
+                EventKind::TabSettlementFailed,
+                None,
+                &crate::routes::tabs::settlement_event(&tab, &record, &asset),
+                now,
+                None,
+            )?);
         }
     }
     writes.push(RecordWrite::put(SETTLEMENTS, record.id, &record)?);
@@ -315,8 +331,19 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             crate::routes::subscriptions::renew(state, subscription).await
         }
         JobKind::CampaignEnd { campaign } => {
-            crate::routes::campaigns::end(state, campaign).await?;
-            delete_job(state, job.id).await
+            let event = crate::routes::campaigns::end(state, campaign).await?;
+            state
+                .commit(Changes {
+                    records: [RecordWrite::Delete {
+                        table: JOBS,
+                        id: job.id,
+                    }]
+                    .into_iter()
+                    .chain(event)
+                    .collect(),
+                    ..Changes::default()
+                })
+                .await
         }
         JobKind::HoldExpiry { hold } => {
             crate::routes::holds::expire(state, hold).await?;

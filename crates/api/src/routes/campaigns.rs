@@ -38,6 +38,7 @@ use crate::routes::charges::{merchant_exists, priced};
 use crate::routes::customers::{asset_by_id, positive_amount};
 use crate::routes::holds::{link_chain, split_transfers, submit_chain};
 use crate::store::{Changes, RecordWrite, Scope};
+use crate::webhooks::{event_write, EventKind};
 
 const ENDS_IN_MIN_S: u64 = 60;
 const ENDS_IN_MAX_S: u64 = 365 * 86_400;
@@ -228,14 +229,13 @@ pub async fn create(
                 created_ns: now,
             };
             let mut records = vec![RecordWrite::put(CAMPAIGNS, record.id, &record)?];
-            if record.mode == CampaignMode::AllOrNothing {
-                records.push(crate::products::scheduler::job_write(
-                    JobKind::CampaignEnd {
-                        campaign: record.id,
-                    },
-                    record.deadline_ns,
-                )?);
-            }
+            // Both modes end with an event; all-or-nothing also settles its holds then.
+            records.push(crate::products::scheduler::job_write(
+                JobKind::CampaignEnd {
+                    campaign: record.id,
+                },
+                record.deadline_ns,
+            )?);
             let body = to_json(&view(&state2, &record)?)?;
             Ok((
                 StatusCode::CREATED,
@@ -410,7 +410,7 @@ pub async fn contribute(
         ));
         link_chain(&mut transfers);
     }
-    submit_chain(&state, transfers).await?;
+    submit_chain(&state, transfers, None).await?;
     let status = if retry {
         StatusCode::OK
     } else {
@@ -425,9 +425,12 @@ pub async fn contribute(
 /// The deadline job of an all-or-nothing campaign: captures every held contribution if the
 /// goal was reached, releases them all if not. Each step has its own ids, so a rerun after a
 /// crash finishes what is left.
-pub(crate) async fn end(state: &SharedState, campaign: u128) -> Result<(), ApiError> {
+pub(crate) async fn end(
+    state: &SharedState,
+    campaign: u128,
+) -> Result<Option<RecordWrite>, ApiError> {
     let Some(c) = state.store.record::<CampaignRecord>(CAMPAIGNS, campaign)? else {
-        return Ok(());
+        return Ok(None);
     };
     let _guard = state.products.lock(c.id).await;
     let list = contributions(state, &c)?;
@@ -481,7 +484,22 @@ pub(crate) async fn end(state: &SharedState, campaign: u128) -> Result<(), ApiEr
             }]
         };
         link_chain(&mut transfers);
-        submit_chain(state, transfers).await?;
+        submit_chain(state, transfers, None).await?;
     }
-    Ok(())
+    // The outcome's event commits with the job's deletion: a rerun after a crash emits it
+    // once, when it finishes.
+    let view = view(state, &c)?;
+    let kind = if view.goal_reached {
+        EventKind::CampaignSucceeded
+    } else {
+        EventKind::CampaignFailed
+    };
+    event_write(
+        kind,
+        Some(c.merchant),
+        &view,
+        state.products.clock.now(),
+        None,
+    )
+    .map(Some)
 }

@@ -30,14 +30,14 @@ use crate::products::records::{
     PayeePart, RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
 };
 use crate::products::{
-    chain_committed, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard,
-    Role,
+    chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
 };
 use crate::routes::assets::by_code;
 use crate::routes::customers::{
     allowances_of, asset_by_id, maybe_auto_topup, positive_amount, require_customer,
 };
 use crate::store::{Changes, RecordWrite, Scope};
+use crate::webhooks::{event_write, EventKind};
 
 const DESCRIPTION_BYTES_MAX: usize = 500;
 const RESOURCE_ID_BYTES_MAX: usize = 200;
@@ -519,10 +519,20 @@ pub(crate) async fn execute(
         .products
         .ensure_accounts(&state.engine, &accounts, asset)
         .await?;
+    let mut writes = charge_writes(charge)?;
+    let mut view = charge_view(state, charge)?;
+    view.status = "succeeded";
+    writes.push(event_write(
+        EventKind::ChargeSucceeded,
+        Some(charge.merchant),
+        &view,
+        now,
+        None,
+    )?);
     let outcome = run_chain_recorded(
         &state.engine,
         &state.products.journal,
-        &charge_writes(charge)?,
+        &writes,
         chain_id(charge.id, "charge", charge.attempt),
         &legs,
         asset,
@@ -1108,8 +1118,30 @@ pub async fn refund(
         .products
         .ensure_accounts(&state.engine, &accounts, asset.id)
         .await?;
-    match run_chain(
+    let mut data = serde_json::to_value(refund_view(&state, &record, asset.scale))
+        .map_err(|e| ApiError::internal(format!("refund event: {e}")))?;
+    if let Some(map) = data.as_object_mut() {
+        map.insert(
+            "merchant".into(),
+            encode_id(IdKind::Merchant, charge.merchant).into(),
+        );
+        map.insert(
+            "customer".into(),
+            encode_id(IdKind::Customer, charge.customer).into(),
+        );
+        map.insert("asset".into(), asset.code.to_string().into());
+    }
+    let event = event_write(
+        EventKind::ChargeRefunded,
+        Some(charge.merchant),
+        &data,
+        record.created_ns,
+        None,
+    )?;
+    match run_chain_recorded(
         &state.engine,
+        &state.products.journal,
+        &[event],
         chain_id(charge.id, "refund", index),
         &legs,
         asset.id,

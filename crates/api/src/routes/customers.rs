@@ -28,6 +28,7 @@ use crate::products::records::{
 use crate::products::{available, LedgerAccount};
 use crate::routes::assets::by_code;
 use crate::store::{Changes, RecordWrite, Scope};
+use crate::webhooks::{event_write, EventKind};
 
 const NAME_BYTES_MAX: usize = 200;
 /// Payment methods one customer may store.
@@ -458,6 +459,16 @@ pub async fn run_topup(
             let wallet = LedgerAccount::Wallet {
                 customer: customer.id,
             };
+            record.status = "succeeded".into();
+            record.processor_fee = fee.0;
+            record.processor_charge_id = Some(processor_charge_id);
+            let event = event_write(
+                EventKind::TopupSucceeded,
+                None,
+                &topup_view(state, &record)?,
+                record.created_ns,
+                None,
+            )?;
             state
                 .products
                 .book_card_charge(
@@ -466,11 +477,9 @@ pub async fn run_topup(
                     (amount, fee),
                     CODE_TOPUP,
                     (chain_id(id, "topup", 0), asset.id, id),
+                    event,
                 )
                 .await?;
-            record.status = "succeeded".into();
-            record.processor_fee = fee.0;
-            record.processor_charge_id = Some(processor_charge_id);
         }
         ProcessorOutcome::Failed { reason, message } => {
             record.failure_code = Some(reason.code().to_string());
@@ -480,8 +489,22 @@ pub async fn run_topup(
     Ok(record)
 }
 
-fn topup_writes(record: &TopupRecord) -> Result<Vec<RecordWrite>, ApiError> {
-    Ok(vec![
+/// The store writes of a finished top-up: its record, its index entries, and for a declined
+/// one its `topup.failed` event (a succeeded one's event rode with its chain).
+fn topup_writes(state: &SharedState, record: &TopupRecord) -> Result<Vec<RecordWrite>, ApiError> {
+    let failed = (record.status == "failed")
+        .then(|| {
+            event_write(
+                EventKind::TopupFailed,
+                None,
+                &topup_view(state, record)?,
+                record.created_ns,
+                None,
+            )
+        })
+        .transpose()?;
+    Ok([
+        RecordWrite::put(TOPUPS, record.id, record)?,
         RecordWrite::put(TOPUPS, record.id, record)?,
         RecordWrite::Index {
             index: TOPUPS_BY_CUSTOMER,
@@ -493,7 +516,10 @@ fn topup_writes(record: &TopupRecord) -> Result<Vec<RecordWrite>, ApiError> {
             parent: 0,
             id: record.id,
         },
-    ])
+    ]
+    .into_iter()
+    .chain(failed)
+    .collect())
 }
 
 #[utoipa::path(post, path = "/v1/customers/{id}/topups", tag = "customers", request_body = CreateTopup, params(("id" = String, Path, description = "cus_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the card is charged once")), responses((status = 201, description = "the top-up; the wallet is credited", body = TopupView), crate::error::CardErrors, crate::error::WriteErrors))]
@@ -534,7 +560,7 @@ pub async fn topup(
                 // Declines are kept too (for the customer's history), then answered with 402.
                 state2
                     .commit(Changes {
-                        records: topup_writes(&record)?,
+                        records: topup_writes(&state2, &record)?,
                         ..Changes::default()
                     })
                     .await?;
@@ -548,7 +574,7 @@ pub async fn topup(
                 StatusCode::CREATED,
                 body,
                 Changes {
-                    records: topup_writes(&record)?,
+                    records: topup_writes(&state2, &record)?,
                     ..Changes::default()
                 },
             ))
@@ -646,7 +672,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
             true,
         )
         .await?;
-        let mut writes = topup_writes(&record)?;
+        let mut writes = topup_writes(&state, &record)?;
         if record.status != "succeeded" {
             let _customer_guard = state.products.lock(customer_id).await;
             if let Some(mut fresh) = state

@@ -38,6 +38,7 @@ use crate::routes::assets::by_code;
 use crate::routes::charges::{merchant_exists, priced};
 use crate::routes::customers::{asset_by_id, positive_amount, require_customer};
 use crate::store::{RecordWrite, Scope};
+use crate::webhooks::{event_write, EventKind};
 
 /// A hold expires after a week unless asked otherwise.
 const EXPIRES_IN_DEFAULT_S: u64 = 7 * 86_400;
@@ -452,7 +453,85 @@ async fn capture_now(
         h.id,
     ));
     link_chain(&mut transfers);
-    submit_chain(state, transfers).await
+    let released = if last || k + 1 >= CAPTURES_MAX {
+        rest
+    } else {
+        Amount::ZERO
+    };
+    let mut data = hold_event(state, h, "capture", amount, Amount(rest.0 - released.0))?;
+    if let Some(map) = data.as_object_mut() {
+        map.insert(
+            "platform_fee".into(),
+            format_amount(Amount(fee), asset.scale).into(),
+        );
+        map.insert(
+            "merchant_net".into(),
+            format_amount(Amount(net), asset.scale).into(),
+        );
+        map.insert(
+            "released".into(),
+            format_amount(released, asset.scale).into(),
+        );
+    }
+    let event = event_write(
+        EventKind::HoldCaptured,
+        Some(h.merchant),
+        &data,
+        state.products.clock.now(),
+        None,
+    )?;
+    submit_chain(state, transfers, Some(event)).await
+}
+
+/// What a hold event carries: the hold (`amount`: what funded it), what this step captured,
+/// and what stays held after it.
+fn hold_event(
+    state: &SharedState,
+    h: &HoldRecord,
+    step: &str,
+    captured: Amount,
+    still_held: Amount,
+) -> Result<serde_json::Value, ApiError> {
+    let asset = asset_by_id(state, h.asset)?;
+    let s = asset.scale;
+    Ok(serde_json::json!({
+        "id": encode_id(IdKind::Hold, h.id),
+        "object": "hold",
+        "step": step,
+        "customer": encode_id(IdKind::Customer, h.customer),
+        "merchant": encode_id(IdKind::Merchant, h.merchant),
+        "asset": asset.code.to_string(),
+        "amount": format_amount(Amount(h.amount), s),
+        "captured": format_amount(captured, s),
+        "held": format_amount(still_held, s),
+        "description": h.description,
+    }))
+}
+
+/// Submits `transfers` as they are, with `event` in their log record if there is one.
+async fn submit_with_event(
+    state: &SharedState,
+    transfers: Vec<Transfer>,
+    event: Option<RecordWrite>,
+) -> Result<Vec<TransferResult>, ApiError> {
+    let Some(RecordWrite::Event(event)) = event else {
+        return submit_transfers(&state.engine, transfers).await;
+    };
+    let event = RecordWrite::Event(crate::webhooks::EventWrite {
+        created_by: transfers.first().map(|t| t.id.0),
+        ..event
+    });
+    let operation = farthing_ledger::Operation::CreateTransfers(transfers);
+    match state
+        .products
+        .journal
+        .submit(&state.engine, operation, &[event])
+        .await?
+        .results
+    {
+        farthing_ledger::BatchResults::Transfers(results) => Ok(results),
+        _ => Err(ApiError::internal("unexpected results")),
+    }
 }
 
 /// The transfers that split `(net, fee, rounding)` from `from` to the merchant's earnings, the
@@ -498,12 +577,15 @@ pub(crate) fn link_chain(transfers: &mut [Transfer]) {
     }
 }
 
-/// Submits one chain; `exists` (a retry) counts as done, any refusal is the error.
+/// Submits one chain; `exists` (a retry) counts as done, any refusal is the error. `event`
+/// rides in the chain's log record, applied only if this submission created the chain's first
+/// transfer (see [`crate::webhooks`]).
 pub(crate) async fn submit_chain(
     state: &SharedState,
     transfers: Vec<Transfer>,
+    event: Option<RecordWrite>,
 ) -> Result<(), ApiError> {
-    let results = submit_transfers(&state.engine, transfers).await?;
+    let results = submit_with_event(state, transfers, event).await?;
     let failure = results.iter().find(|r| {
         !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
     });
@@ -521,7 +603,7 @@ pub(crate) async fn submit_chain(
 /// Voids the current hold with the chain of `purpose` (`release` or `expire`).
 async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<(), ApiError> {
     let w = walk(state, h);
-    let Some((k, _)) = w.current else {
+    let Some((k, held)) = w.current else {
         return Err(not_held(w.status));
     };
     let void = Transfer {
@@ -536,7 +618,27 @@ async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<
         code: CODE_ESCROW,
         flags: TransferFlags::VOID_PENDING,
     };
-    match submit_transfers(&state.engine, vec![void]).await?.first() {
+    let mut data = hold_event(state, h, purpose, Amount::ZERO, Amount::ZERO)?;
+    if let Some(map) = data.as_object_mut() {
+        let scale = asset_by_id(state, h.asset)?.scale;
+        map.insert("released".into(), format_amount(held, scale).into());
+    }
+    let kind = if purpose == "expire" {
+        EventKind::HoldExpired
+    } else {
+        EventKind::HoldReleased
+    };
+    let event = event_write(
+        kind,
+        Some(h.merchant),
+        &data,
+        state.products.clock.now(),
+        None,
+    )?;
+    match submit_with_event(state, vec![void], Some(event))
+        .await?
+        .first()
+    {
         Some(r) if r.is_ok() || *r == TransferResult::Exists => Ok(()),
         Some(r) => Err(ApiError::from_transfer(*r, "")),
         None => Err(ApiError::internal("no result")),

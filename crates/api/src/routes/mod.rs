@@ -16,6 +16,7 @@ pub mod reports;
 pub mod subscriptions;
 pub mod tabs;
 pub mod transfers;
+pub mod webhooks;
 
 use serde::Deserialize;
 

@@ -26,11 +26,14 @@ use crate::products::records::{
     JobKind, MerchantSettings, PayoutRecord, PayoutSchedule, MERCHANT_SETTINGS, PAYOUTS,
     PAYOUTS_BY_MERCHANT, RESERVE_DAYS_DEFAULT,
 };
-use crate::products::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
+use crate::products::{
+    available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role,
+};
 use crate::routes::assets::by_code;
 use crate::routes::charges::merchant_settings;
 use crate::routes::customers::{asset_by_id, positive_amount};
 use crate::store::{Changes, RecordWrite};
+use crate::webhooks::{event_write, EventKind};
 
 /// The reserve is rounded down (named: the merchant is paid the rounding unit, not held).
 const RESERVE_ROUNDING: RoundingRule = RoundingRule::Down;
@@ -453,8 +456,20 @@ pub(crate) async fn pay_out(
                     role: Role::Other,
                 },
             ];
-            if let ChainOutcome::Refused { result, .. } = run_chain(
+            record.status = "failed".into();
+            record.failure_code = Some(reason.code().to_string());
+            record.failure_message = Some(message);
+            let event = event_write(
+                EventKind::PayoutFailed,
+                Some(merchant),
+                &payout_view(state, &record)?,
+                state.products.clock.now(),
+                None,
+            )?;
+            if let ChainOutcome::Refused { result, .. } = run_chain_recorded(
                 &state.engine,
+                &state.products.journal,
+                &[event],
                 chain_id(record.id, "payout_return", 0),
                 &back,
                 asset.id,
@@ -466,12 +481,20 @@ pub(crate) async fn pay_out(
                     "returning a failed payout: {result}"
                 )));
             }
-            record.status = "failed".into();
-            record.failure_code = Some(reason.code().to_string());
-            record.failure_message = Some(message);
         }
     }
-    state.products.records.write(writes(&record)?).await?;
+    let mut last = writes(&record)?;
+    if record.status == "paid" {
+        // The money left with the payout's chain; the rail's word is what this records.
+        last.push(event_write(
+            EventKind::PayoutPaid,
+            Some(merchant),
+            &payout_view(state, &record)?,
+            state.products.clock.now(),
+            None,
+        )?);
+    }
+    state.products.records.write(last).await?;
     Ok(record)
 }
 

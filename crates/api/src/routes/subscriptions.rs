@@ -34,6 +34,7 @@ use crate::routes::assets::by_code;
 use crate::routes::charges::{execute, merchant_exists, priced};
 use crate::routes::customers::{asset_by_id, positive_amount};
 use crate::store::{Changes, RecordWrite, Scope};
+use crate::webhooks::{event_write, EventKind};
 
 /// Failed tries after which a subscription is past due.
 pub const PAST_DUE_AFTER: u32 = 2;
@@ -445,12 +446,17 @@ pub(crate) async fn renew(state: &SharedState, id: u128) -> Result<(), ApiError>
     if s.status == "canceled" || s.status == "paused" {
         return save(state, &s).await;
     }
+    let before = s.status.clone();
     if s.cancel_at_period_end {
         s.status = "canceled".into();
-        return save(state, &s).await;
+        return save_noting(state, &s, &before, false).await;
     }
+    let mut renewed = false;
     match charge_period(state, &s).await {
-        Ok(charge) => advance(&mut s, charge)?,
+        Ok(charge) => {
+            advance(&mut s, charge)?;
+            renewed = true;
+        }
         Err(error) if error.status.is_server_error() => return Err(error),
         Err(error) => {
             s.failed_attempts += 1;
@@ -470,7 +476,40 @@ pub(crate) async fn renew(state: &SharedState, id: u128) -> Result<(), ApiError>
             }
         }
     }
-    save(state, &s).await
+    save_noting(state, &s, &before, renewed).await
+}
+
+/// Saves what the renewal job did, with its events in the same transaction:
+/// `subscription.renewed` for a paid period, `subscription.past_due` and
+/// `subscription.canceled` when the status becomes so.
+async fn save_noting(
+    state: &SharedState,
+    s: &SubscriptionRecord,
+    before: &str,
+    renewed: bool,
+) -> Result<(), ApiError> {
+    let kind = if renewed {
+        Some(EventKind::SubscriptionRenewed)
+    } else if s.status != before {
+        match s.status.as_str() {
+            "past_due" => Some(EventKind::SubscriptionPastDue),
+            "canceled" => Some(EventKind::SubscriptionCanceled),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let mut records = writes(s)?;
+    if let Some(kind) = kind {
+        records.push(event_write(
+            kind,
+            Some(s.merchant),
+            &view(state, s)?,
+            state.products.clock.now(),
+            None,
+        )?);
+    }
+    state.products.records.write(records).await
 }
 
 /// The subscription if the caller may see it: its customer, its merchant, the operator.

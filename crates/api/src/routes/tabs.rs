@@ -73,6 +73,38 @@ pub struct TabView {
     pub created: String,
 }
 
+fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
+    SettlementView {
+        id: encode_id(IdKind::Settlement, r.id),
+        amount: format_amount(Amount(r.amount), scale),
+        processor_fee: format_amount(Amount(r.processor_fee), scale),
+        status: r.status.clone(),
+        failure_code: r.failure_code.clone(),
+        trigger: r.trigger.clone(),
+        created: rfc3339(r.created_ns),
+    }
+}
+
+/// What a `tab.settled` or `tab.settlement_failed` event carries: the settlement, with its tab,
+/// customer and asset.
+pub fn settlement_event(
+    tab: &TabRecord,
+    record: &SettlementRecord,
+    asset: &farthing_ledger::Asset,
+) -> serde_json::Value {
+    let mut data = serde_json::to_value(settlement_view(record, asset.scale)).unwrap_or_default();
+    if let Some(map) = data.as_object_mut() {
+        map.insert("object".into(), "tab_settlement".into());
+        map.insert("tab".into(), encode_id(IdKind::Tab, tab.id).into());
+        map.insert(
+            "customer".into(),
+            encode_id(IdKind::Customer, tab.customer).into(),
+        );
+        map.insert("asset".into(), asset.code.to_string().into());
+    }
+    data
+}
+
 fn view(state: &SharedState, tab: &TabRecord) -> Result<TabView, ApiError> {
     let asset = asset_by_id(state, tab.asset)?;
     let s = asset.scale;
@@ -95,18 +127,7 @@ fn view(state: &SharedState, tab: &TabRecord) -> Result<TabView, ApiError> {
         owed: format_amount(tab_owed(state, tab), s),
         status: if tab.frozen { "frozen" } else { "open" },
         frozen_reason: tab.frozen_reason.clone(),
-        settlements: settlements
-            .iter()
-            .map(|r| SettlementView {
-                id: encode_id(IdKind::Settlement, r.id),
-                amount: format_amount(Amount(r.amount), s),
-                processor_fee: format_amount(Amount(r.processor_fee), s),
-                status: r.status.clone(),
-                failure_code: r.failure_code.clone(),
-                trigger: r.trigger.clone(),
-                created: rfc3339(r.created_ns),
-            })
-            .collect(),
+        settlements: settlements.iter().map(|r| settlement_view(r, s)).collect(),
         created: rfc3339(tab.created_ns),
     })
 }
@@ -320,6 +341,8 @@ pub async fn advance_clock(
         ));
     }
     state.products.clock.advance(request.seconds);
+    // Retries of webhook deliveries may be due now.
+    state.store.outbox_ready.notify_one();
     let jobs_run = crate::products::scheduler::run_due(&state).await?;
     Ok(json_response(
         StatusCode::OK,
