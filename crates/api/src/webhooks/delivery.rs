@@ -29,8 +29,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::{AttemptRecord, DeliveryRecord, DeliveryStatus, EndpointRecord, EventRecord};
 use crate::app::{now_ns, rfc3339, AppState};
-use crate::store::Store;
 use crate::ids::{encode_id, IdKind};
+use crate::store::Store;
 
 /// Deliveries sent at once.
 pub const IN_FLIGHT_MAX: usize = 32;
