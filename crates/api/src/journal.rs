@@ -603,6 +603,52 @@ mod tests {
         assert!(decode_note(&bad_format, TABLES, &mut Vec::new()).is_err());
     }
 
+    /// An event rides in a note with the transfer its batch must create; decoding keeps it
+    /// only when the batch at the note's timestamp created that transfer.
+    #[test]
+    fn events_in_notes_are_applied_only_if_their_batch_created_the_transfer() {
+        use crate::webhooks::{EventKind, EventWrite};
+        let event = |id: u128, created_by: u128| {
+            RecordWrite::Event(EventWrite {
+                id,
+                kind: EventKind::ChargeSucceeded,
+                merchant: Some(5),
+                created_by: Some(created_by),
+                value: br#"{"x":1}"#.to_vec(),
+            })
+        };
+        let note = |t: u64, writes: &[RecordWrite]| Note {
+            sequence: t,
+            timestamp: Timestamp(t),
+            bytes: encode_note(writes).unwrap(),
+        };
+        let put = RecordWrite::put(THINGS, 1, &"charge").unwrap();
+        // Transfer 100 was created by the batch at timestamp 10; transfer 200 by none.
+        let created = |transfer: u128, at: Timestamp| transfer == 100 && at == Timestamp(10);
+        let notes = [
+            note(10, &[put.clone(), event(1, 100)]),
+            // A retry at 11 finds transfer 100 booked by another batch: no second event.
+            note(11, &[put.clone(), event(2, 100)]),
+            // A refused chain: the record is kept (it reads as failed), the event is not.
+            note(12, &[put, event(3, 200)]),
+        ];
+        let writes = decode_notes(&notes, TABLES, &created).unwrap();
+        let events: Vec<(u128, Option<u128>, Option<u128>)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                RecordWrite::Event(e) => Some((e.id, e.merchant, e.created_by)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events, vec![(1, Some(5), Some(100))]);
+        assert_eq!(writes.len(), 4, "three puts and one event");
+        // Truncated event writes are errors, never partial.
+        let bytes = encode_note(&[event(1, 100)]).unwrap();
+        for cut in 1..bytes.len() {
+            assert!(decode_note(&bytes[..cut], TABLES, &mut Vec::new()).is_err());
+        }
+    }
+
     #[test]
     fn the_store_holds_what_was_journaled_after_a_restart_even_if_it_lost_it() {
         use farthing_engine::Config;

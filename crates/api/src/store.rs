@@ -81,6 +81,10 @@ pub struct Store {
     db: Database,
     /// Woken when a transaction queues webhook deliveries (see [`crate::webhooks`]).
     pub outbox_ready: tokio::sync::Notify,
+    /// Which events some endpoint wants (rebuilt from the endpoints table after any change to
+    /// it; see [`Store::wants_event`]).
+    /// With a generation that every change bumps, so a rebuild that raced a change is dropped.
+    pub(crate) webhook_interest: parking_lot::RwLock<crate::webhooks::InterestCache>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
@@ -222,6 +226,7 @@ impl Store {
         Ok(Store {
             db,
             outbox_ready: tokio::sync::Notify::new(),
+            webhook_interest: parking_lot::RwLock::new(Default::default()),
         })
     }
 
@@ -241,6 +246,9 @@ impl Store {
     pub fn apply(&self, changes: Changes) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
         let queued;
+        let endpoints_changed = changes.records.iter().any(|w| {
+            matches!(w, RecordWrite::Put { table, .. } if table.name() == crate::webhooks::ENDPOINTS.name())
+        });
         {
             if let Some(merchant) = changes.merchant {
                 txn.open_table(MERCHANTS)?
@@ -264,6 +272,9 @@ impl Store {
         }
         txn.commit()?;
         self.queued(queued);
+        if endpoints_changed {
+            self.forget_webhook_interest();
+        }
         Ok(())
     }
 

@@ -180,7 +180,7 @@ impl Products {
         (amount, fee): (Amount, Amount),
         code: u16,
         (first, asset, user_data): (u128, AssetId, u128),
-        event: RecordWrite,
+        event: Option<RecordWrite>,
     ) -> Result<(), ApiError> {
         let legs = [
             Leg {
@@ -211,7 +211,7 @@ impl Products {
         match run_chain_recorded(
             engine,
             &self.journal,
-            &[event],
+            event.as_slice(),
             first,
             &legs,
             asset,

@@ -199,13 +199,9 @@ pub async fn settle_tab(
             let first = chain_id(tab.id, "settlement", tab.settled);
             record.status = "succeeded".into();
             record.processor_fee = fee.0;
-            let event = event_write(
-                EventKind::TabSettled,
-                None,
-                &crate::routes::tabs::settlement_event(&tab, &record, &asset),
-                now,
-                None,
-            )?;
+            let event = event_write(&state.store, EventKind::TabSettled, None, now, || {
+                Ok(crate::routes::tabs::settlement_event(&tab, &record, &asset))
+            })?;
             state
                 .products
                 .book_card_charge(
@@ -235,12 +231,12 @@ pub async fn settle_tab(
                 let due = now.saturating_add(delay.as_nanos() as u64);
                 writes.push(job_write(JobKind::TabRetry { tab: tab.id }, due)?);
             }
-            writes.push(event_write(
+            writes.extend(event_write(
+                &state.store,
                 EventKind::TabSettlementFailed,
                 None,
-                &crate::routes::tabs::settlement_event(&tab, &record, &asset),
                 now,
-                None,
+                || Ok(crate::routes::tabs::settlement_event(&tab, &record, &asset)),
             )?);
         }
     }

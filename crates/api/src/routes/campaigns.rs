@@ -495,11 +495,10 @@ pub(crate) async fn end(
         EventKind::CampaignFailed
     };
     event_write(
+        &state.store,
         kind,
         Some(c.merchant),
-        &view,
         state.products.clock.now(),
-        None,
+        || Ok(view),
     )
-    .map(Some)
 }

@@ -520,14 +520,18 @@ pub(crate) async fn execute(
         .ensure_accounts(&state.engine, &accounts, asset)
         .await?;
     let mut writes = charge_writes(charge)?;
-    let mut view = charge_view(state, charge)?;
-    view.status = "succeeded";
-    writes.push(event_write(
+    // The event shows the charge as it is once its chain commits (the event is applied only
+    // then).
+    writes.extend(event_write(
+        &state.store,
         EventKind::ChargeSucceeded,
         Some(charge.merchant),
-        &view,
         now,
-        None,
+        || {
+            let mut view = charge_view(state, charge)?;
+            view.status = "succeeded";
+            Ok(view)
+        },
     )?);
     let outcome = run_chain_recorded(
         &state.engine,
@@ -1132,16 +1136,16 @@ pub async fn refund(
         map.insert("asset".into(), asset.code.to_string().into());
     }
     let event = event_write(
+        &state.store,
         EventKind::ChargeRefunded,
         Some(charge.merchant),
-        &data,
         record.created_ns,
-        None,
+        || Ok(data),
     )?;
     match run_chain_recorded(
         &state.engine,
         &state.products.journal,
-        &[event],
+        event.as_slice(),
         chain_id(charge.id, "refund", index),
         &legs,
         asset.id,

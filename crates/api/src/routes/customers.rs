@@ -463,11 +463,11 @@ pub async fn run_topup(
             record.processor_fee = fee.0;
             record.processor_charge_id = Some(processor_charge_id);
             let event = event_write(
+                &state.store,
                 EventKind::TopupSucceeded,
                 None,
-                &topup_view(state, &record)?,
                 record.created_ns,
-                None,
+                || topup_view(state, &record),
             )?;
             state
                 .products
@@ -495,16 +495,16 @@ fn topup_writes(state: &SharedState, record: &TopupRecord) -> Result<Vec<RecordW
     let failed = (record.status == "failed")
         .then(|| {
             event_write(
+                &state.store,
                 EventKind::TopupFailed,
                 None,
-                &topup_view(state, record)?,
                 record.created_ns,
-                None,
+                || topup_view(state, record),
             )
         })
-        .transpose()?;
+        .transpose()?
+        .flatten();
     Ok([
-        RecordWrite::put(TOPUPS, record.id, record)?,
         RecordWrite::put(TOPUPS, record.id, record)?,
         RecordWrite::Index {
             index: TOPUPS_BY_CUSTOMER,

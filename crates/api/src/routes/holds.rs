@@ -474,13 +474,13 @@ async fn capture_now(
         );
     }
     let event = event_write(
+        &state.store,
         EventKind::HoldCaptured,
         Some(h.merchant),
-        &data,
         state.products.clock.now(),
-        None,
+        || Ok(data),
     )?;
-    submit_chain(state, transfers, Some(event)).await
+    submit_chain(state, transfers, event).await
 }
 
 /// What a hold event carries: the hold (`amount`: what funded it), what this step captured,
@@ -629,16 +629,13 @@ async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<
         EventKind::HoldReleased
     };
     let event = event_write(
+        &state.store,
         kind,
         Some(h.merchant),
-        &data,
         state.products.clock.now(),
-        None,
+        || Ok(data),
     )?;
-    match submit_with_event(state, vec![void], Some(event))
-        .await?
-        .first()
-    {
+    match submit_with_event(state, vec![void], event).await?.first() {
         Some(r) if r.is_ok() || *r == TransferResult::Exists => Ok(()),
         Some(r) => Err(ApiError::from_transfer(*r, "")),
         None => Err(ApiError::internal("no result")),

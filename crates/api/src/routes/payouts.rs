@@ -460,16 +460,16 @@ pub(crate) async fn pay_out(
             record.failure_code = Some(reason.code().to_string());
             record.failure_message = Some(message);
             let event = event_write(
+                &state.store,
                 EventKind::PayoutFailed,
                 Some(merchant),
-                &payout_view(state, &record)?,
                 state.products.clock.now(),
-                None,
+                || payout_view(state, &record),
             )?;
             if let ChainOutcome::Refused { result, .. } = run_chain_recorded(
                 &state.engine,
                 &state.products.journal,
-                &[event],
+                event.as_slice(),
                 chain_id(record.id, "payout_return", 0),
                 &back,
                 asset.id,
@@ -486,12 +486,12 @@ pub(crate) async fn pay_out(
     let mut last = writes(&record)?;
     if record.status == "paid" {
         // The money left with the payout's chain; the rail's word is what this records.
-        last.push(event_write(
+        last.extend(event_write(
+            &state.store,
             EventKind::PayoutPaid,
             Some(merchant),
-            &payout_view(state, &record)?,
             state.products.clock.now(),
-            None,
+            || payout_view(state, &record),
         )?);
     }
     state.products.records.write(last).await?;

@@ -501,12 +501,12 @@ async fn save_noting(
     };
     let mut records = writes(s)?;
     if let Some(kind) = kind {
-        records.push(event_write(
+        records.extend(event_write(
+            &state.store,
             kind,
             Some(s.merchant),
-            &view(state, s)?,
             state.products.clock.now(),
-            None,
+            || view(state, s),
         )?);
     }
     state.products.records.write(records).await

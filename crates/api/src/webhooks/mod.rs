@@ -162,38 +162,74 @@ pub struct EventWrite {
     pub value: Vec<u8>,
 }
 
+/// Which (owner, event type) pairs some enabled endpoint wants: a cheap check that lets an
+/// operation skip building an event nobody would receive.
+pub struct Interest {
+    /// (owner: `None` for the operator's, which want every merchant's events, types: empty
+    /// for all).
+    endpoints: Vec<(Option<u128>, Vec<EventKind>)>,
+}
+
+impl Interest {
+    fn wants(&self, kind: EventKind, merchant: Option<u128>) -> bool {
+        self.endpoints.iter().any(|(owner, kinds)| {
+            (owner.is_none() || *owner == merchant) && (kinds.is_empty() || kinds.contains(&kind))
+        })
+    }
+}
+
+/// The cached [`Interest`] and the generation of the endpoints it was built from.
+#[derive(Default)]
+pub struct InterestCache {
+    generation: u64,
+    interest: Option<std::sync::Arc<Interest>>,
+}
+
 /// A new event's id: its creation time in the high 64 bits (so ids sort by time and new
 /// events append to the table), random low bits.
 pub fn new_event_id(created_ns: u64) -> u128 {
     (u128::from(created_ns) << 64) | u128::from(rand::random::<u64>() | 1)
 }
 
-/// The write that records an event of `kind` about `data`, now. `created_by`: see
-/// [`EventWrite::created_by`].
+/// The write that records an event of `kind` about what `data` builds, created now — or
+/// `None` when no enabled endpoint wants such an event (then `data` is not even built: a
+/// charge with nobody listening pays nothing for webhooks). An event in a chain's note becomes
+/// conditional on the chain when submitted (see [`EventWrite::created_by`]).
 pub fn event_write<T: Serialize>(
+    store: &Store,
     kind: EventKind,
     merchant: Option<u128>,
-    data: &T,
     created_ns: u64,
-    created_by: Option<u128>,
-) -> Result<crate::store::RecordWrite, ApiError> {
-    let record = EventRecord {
-        id: new_event_id(created_ns),
+    data: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<Option<crate::store::RecordWrite>, ApiError> {
+    if !store.wants_event(kind, merchant)? {
+        return Ok(None);
+    }
+    /// [`EventRecord`]'s encoding, written in one pass from borrowed data.
+    #[derive(Serialize)]
+    struct Encoded<'a, T> {
+        id: u128,
+        kind: EventKind,
+        created_ns: u64,
+        merchant: Option<u128>,
+        data: &'a T,
+    }
+    let id = new_event_id(created_ns);
+    let value = serde_json::to_vec(&Encoded {
+        id,
         kind,
         created_ns,
         merchant,
-        data: serde_json::to_value(data)
-            .map_err(|e| ApiError::internal(format!("event data: {e}")))?,
-    };
-    let value =
-        serde_json::to_vec(&record).map_err(|e| ApiError::internal(format!("event: {e}")))?;
-    Ok(crate::store::RecordWrite::Event(EventWrite {
-        id: record.id,
+        data: &data()?,
+    })
+    .map_err(|e| ApiError::internal(format!("event: {e}")))?;
+    Ok(Some(crate::store::RecordWrite::Event(EventWrite {
+        id,
         kind,
         merchant,
-        created_by,
+        created_by: None,
         value,
-    }))
+    })))
 }
 
 /// One secret of an endpoint; a rotated-out secret keeps signing until it expires.
@@ -384,6 +420,43 @@ pub fn attempt_id(at_ns: u64, endpoint: u128, event: u128, attempt: u32) -> u128
 }
 
 impl Store {
+    /// Whether some enabled endpoint wants events of `kind` about `merchant`.
+    pub fn wants_event(
+        &self,
+        kind: EventKind,
+        merchant: Option<u128>,
+    ) -> Result<bool, redb::Error> {
+        let generation = {
+            let cache = self.webhook_interest.read();
+            if let Some(interest) = &cache.interest {
+                return Ok(interest.wants(kind, merchant));
+            }
+            cache.generation
+        };
+        let interest = std::sync::Arc::new(Interest {
+            endpoints: self
+                .endpoints()?
+                .into_iter()
+                .filter(|e| !e.deleted && e.disabled.is_none())
+                .map(|e| (e.owner, e.events))
+                .collect(),
+        });
+        let wants = interest.wants(kind, merchant);
+        let mut cache = self.webhook_interest.write();
+        // Endpoints changed while this was read: leave the rebuild to the next check.
+        if cache.generation == generation {
+            cache.interest = Some(interest);
+        }
+        Ok(wants)
+    }
+
+    /// Drops the cached [`Interest`] after the endpoints changed (the next check rebuilds it).
+    pub(crate) fn forget_webhook_interest(&self) {
+        let mut cache = self.webhook_interest.write();
+        cache.generation += 1;
+        cache.interest = None;
+    }
+
     pub fn endpoint(&self, id: u128) -> Result<Option<EndpointRecord>, redb::Error> {
         let txn = self.database().begin_read()?;
         let table = match txn.open_table(ENDPOINTS) {
@@ -430,6 +503,7 @@ impl Store {
             endpoint
         };
         txn.commit()?;
+        self.forget_webhook_interest();
         Ok(Ok(Some(updated)))
     }
 
@@ -502,6 +576,7 @@ impl Store {
         attempt: &AttemptRecord,
         health: Option<(Option<u64>, Option<String>)>,
     ) -> Result<(), redb::Error> {
+        let endpoint_changed = health.is_some();
         let txn = self.database().begin_write()?;
         {
             let mut due = txn.open_table(DUE)?;
@@ -539,6 +614,9 @@ impl Store {
             }
         }
         txn.commit()?;
+        if endpoint_changed {
+            self.forget_webhook_interest();
+        }
         Ok(())
     }
 
