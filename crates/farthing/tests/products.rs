@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Server;
+use common::{ok, Server};
 use serde_json::{json, Value};
 
 struct World {
@@ -14,19 +14,6 @@ struct World {
     publisher: String,
     customer: String,
     customer_token: String,
-}
-
-fn ok(
-    server: &Server,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (got, answer) = server.call(method, path, Some(key), body, &[]);
-    assert_eq!(got, status, "{method} {path}: {answer}");
-    answer
 }
 
 fn error_code(server: &Server, method: &str, path: &str, key: &str, body: Value) -> (u16, String) {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{verify_with_standard_webhooks, Delivery, Receiver, Server};
+use common::{ok, verify_with_standard_webhooks, Delivery, Receiver, Server};
 use serde_json::{json, Value};
 
 struct World {
@@ -14,19 +14,6 @@ struct World {
     merchant_key: String,
     customer: String,
     token: String,
-}
-
-fn ok(
-    server: &Server,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (got, answer) = server.call(method, path, Some(key), body, &[]);
-    assert_eq!(got, status, "{method} {path}: {answer}");
-    answer
 }
 
 fn setup(server: &Server) -> World {
@@ -623,26 +610,16 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
         .insert("/flaky".into(), vec![410]);
     charge(4);
     receiver.wait("/flaky", "the 410", |d| d.len() >= 7);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let e = ok(
-            &server,
-            "GET",
-            &format!("/v1/webhook_endpoints/{id}"),
-            &w.merchant_key,
-            None,
-            200,
-        );
-        if e["status"] == "disabled" {
-            assert!(
-                e["disabled_reason"].as_str().unwrap().contains("410"),
-                "{e}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not disabled: {e}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let e = poll(
+        &server,
+        &w.merchant_key,
+        &format!("/v1/webhook_endpoints/{id}"),
+        |e| e["status"] == "disabled",
+    );
+    assert!(
+        e["disabled_reason"].as_str().unwrap().contains("410"),
+        "{e}"
+    );
     let fifth = charge(5);
     // Reading the charge waits for its journal note, which carries its event: it was applied
     // (and skipped the disabled endpoint) before the endpoint is enabled again.
@@ -701,26 +678,16 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     receiver.wait("/dead", "the second failure", |d| d.len() >= 2);
     advance(13 * 3600);
     receiver.wait("/dead", "the third failure", |d| d.len() >= 3);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let e = ok(
-            &server,
-            "GET",
-            &format!("/v1/webhook_endpoints/{dead}"),
-            &w.merchant_key,
-            None,
-            200,
-        );
-        if e["status"] == "disabled" {
-            assert!(
-                e["disabled_reason"].as_str().unwrap().contains("24 hours"),
-                "{e}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not disabled: {e}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let e = poll(
+        &server,
+        &w.merchant_key,
+        &format!("/v1/webhook_endpoints/{dead}"),
+        |e| e["status"] == "disabled",
+    );
+    assert!(
+        e["disabled_reason"].as_str().unwrap().contains("24 hours"),
+        "{e}"
+    );
     // Disabled: the next retry is skipped, not sent.
     advance(13 * 3600);
     charge(8);

@@ -177,6 +177,20 @@ impl Drop for Server {
     }
 }
 
+/// Calls the server and checks the status; returns the body.
+pub fn ok(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let (got, answer) = server.call(method, path, Some(key), body, &[]);
+    assert_eq!(got, status, "{method} {path}: {answer}");
+    answer
+}
+
 /// One request a [`Receiver`] got.
 #[derive(Clone, Debug)]
 pub struct Delivery {
