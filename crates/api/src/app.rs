@@ -75,6 +75,13 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// A fresh random 128-bit id (never 0 or `u128::MAX`, which the ledger reserves).
+/// A new id whose high 64 bits are `now_ns` and low 64 bits random: ids made later sort later,
+/// so records keyed by them append to their B-tree instead of rewriting a random leaf each
+/// (the charge path's store writes). The id tells when its object was made.
+pub fn time_ordered_id(now_ns: u64) -> u128 {
+    (u128::from(now_ns) << 64) | u128::from(rand::random::<u64>() | 1)
+}
+
 pub fn random_id() -> u128 {
     loop {
         let id: u128 = rand::random();

@@ -18,8 +18,8 @@ use farthing_products::schedule::{period_start, Interval};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, to_json, ApiJson,
-    Caller, Principal, SharedState,
+    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, time_ordered_id,
+    to_json, ApiJson, Caller, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -791,7 +791,8 @@ async fn charge_id_for<'a>(
     key: &Option<String>,
 ) -> Result<(u128, Option<ObjectGuard<'a>>, Option<ChargeRecord>), ApiError> {
     let Some(key) = key else {
-        return Ok((random_id(), None, None));
+        // Time first, so the record appends to the charges table (see `time_ordered_id`).
+        return Ok((time_ordered_id(state.products.clock.now()), None, None));
     };
     let id = derived_id(tenant, key, "charge", 0);
     let guard = state.products.lock(id).await;

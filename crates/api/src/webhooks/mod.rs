@@ -185,12 +185,6 @@ pub struct InterestCache {
     interest: Option<std::sync::Arc<Interest>>,
 }
 
-/// A new event's id: its creation time in the high 64 bits (so ids sort by time and new
-/// events append to the table), random low bits.
-pub fn new_event_id(created_ns: u64) -> u128 {
-    (u128::from(created_ns) << 64) | u128::from(rand::random::<u64>() | 1)
-}
-
 /// The write that records an event of `kind` about what `data` builds, created now — or
 /// `None` when no enabled endpoint wants such an event (then `data` is not even built: a
 /// charge with nobody listening pays nothing for webhooks). An event in a chain's note becomes
@@ -214,7 +208,8 @@ pub fn event_write<T: Serialize>(
         merchant: Option<u128>,
         data: &'a T,
     }
-    let id = new_event_id(created_ns);
+    // Time first: ids sort by time and new events append to the table.
+    let id = crate::app::time_ordered_id(created_ns);
     let value = serde_json::to_vec(&Encoded {
         id,
         kind,
