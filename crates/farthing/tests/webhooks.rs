@@ -588,6 +588,20 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     );
     let new_secret = rotated["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, secret);
+    // A retried rotation (same Idempotency-Key) replays the secret it made, rotating once.
+    let rotate_keyed = || {
+        server.call(
+            "POST",
+            &format!("/v1/webhook_endpoints/{id}/rotate_secret"),
+            Some(&w.merchant_key),
+            Some(json!({"previous_secret_valid_seconds": 3600})),
+            &[("Idempotency-Key", "rot-1")],
+        )
+    };
+    let (first, second) = (rotate_keyed(), rotate_keyed());
+    assert_eq!((first.0, second.0), (200, 200));
+    assert_eq!(first.1["secret"], second.1["secret"]);
+    let (secret, new_secret) = (new_secret, first.1["secret"].as_str().unwrap().to_string());
     charge(2);
     let got = receiver.wait("/flaky", "a delivery after rotation", |d| d.len() >= 5);
     assert_eq!(got[4].header("webhook-signature").split(' ').count(), 2);

@@ -11,9 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{
-    idempotency_key, json_response, random_id, rfc3339, to_json, ApiJson, Principal, SharedState,
-};
+use crate::app::{idempotency_key, random_id, rfc3339, to_json, ApiJson, Principal, SharedState};
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::store::{Changes, RecordWrite};
@@ -467,13 +465,14 @@ pub async fn delete(
     )))
 }
 
-#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "webhooks", request_body = RotateSecret, params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the endpoint with its new secret (shown only here); the previous one keeps signing until `previous_secret_expires`", body = EndpointView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "webhooks", request_body = RotateSecret, params(("id" = String, Path, description = "we_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: rotated once, the same new secret replayed")), responses((status = 200, description = "the endpoint with its new secret (shown only here); the previous one keeps signing until `previous_secret_expires`", body = EndpointView), crate::error::WriteErrors))]
 pub async fn rotate_secret(
     State(state): State<SharedState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(request, _raw): ApiJson<RotateSecret>,
-) -> Result<axum::Json<EndpointView>, ApiError> {
+    ApiJson(request, raw): ApiJson<RotateSecret>,
+) -> Result<Response, ApiError> {
     owner_of_caller(&principal)?;
     let endpoint = load_endpoint(&state, &principal, &id)?;
     let valid_s = request
@@ -486,30 +485,51 @@ pub async fn rotate_secret(
             format!("previous_secret_valid_seconds must be 0 to {PREVIOUS_SECRET_VALID_MAX_S}"),
         ));
     }
-    let now = state.products.clock.now();
-    let secret = crate::webhooks::new_secret();
-    let new = secret.clone();
-    let updated = update(&state, endpoint.id, move |e| {
-        // Only the secret being replaced stays valid for a while; older ones end now.
-        for old in &mut e.secrets {
-            let until = match old.expires_ns {
-                None => now.saturating_add(valid_s * 1_000_000_000),
-                Some(expires) => expires.min(now),
-            };
-            old.expires_ns = Some(until);
-        }
-        e.secrets.retain(|s| s.expires_ns.is_some_and(|x| x > now));
-        e.secrets.insert(
-            0,
-            SecretRecord {
-                secret: new,
-                created_ns: now,
-                expires_ns: None,
-            },
-        );
-        Ok(())
-    })?;
-    Ok(axum::Json(endpoint_view(&updated, now, Some(secret))))
+    let key = idempotency_key(&headers)?;
+    let guard = state.products.lock(endpoint.id).await;
+    // The rotation and its Idempotency-Key record commit together: a retried rotation replays
+    // the secret it made instead of rotating again (which would end the old secret at once).
+    let state2 = state.clone();
+    let path = format!("webhook_endpoints/{id}/rotate_secret");
+    let answer = state
+        .idempotent(principal.tenant(), key, &path, &raw, || async move {
+            let mut e = state2
+                .store
+                .endpoint(endpoint.id)?
+                .filter(|e| !e.deleted)
+                .ok_or_else(|| ApiError::not_found(Some("id"), "webhook endpoint"))?;
+            let now = state2.products.clock.now();
+            let secret = crate::webhooks::new_secret();
+            // Only the secret being replaced stays valid for a while; older ones end now.
+            for old in &mut e.secrets {
+                let until = match old.expires_ns {
+                    None => now.saturating_add(valid_s * 1_000_000_000),
+                    Some(expires) => expires.min(now),
+                };
+                old.expires_ns = Some(until);
+            }
+            e.secrets.retain(|s| s.expires_ns.is_some_and(|x| x > now));
+            e.secrets.insert(
+                0,
+                SecretRecord {
+                    secret: secret.clone(),
+                    created_ns: now,
+                    expires_ns: None,
+                },
+            );
+            let body = to_json(&endpoint_view(&e, now, Some(secret)))?;
+            Ok((
+                StatusCode::OK,
+                body,
+                Changes {
+                    records: vec![RecordWrite::put(ENDPOINTS, e.id, &e)?],
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await;
+    drop(guard);
+    answer
 }
 
 #[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "webhooks", params(("id" = String, Path, description = "we_… id"), ("limit" = Option<usize>, Query, description = "1 to 100 (default 10)"), ("starting_after" = Option<String>, Query, description = "a whatt_… id: the page after it (older attempts)")), responses((status = 200, description = "the endpoint's delivery log, newest first", body = AttemptList), crate::error::ReadErrors))]
@@ -562,15 +582,34 @@ pub async fn delivery(
     Ok(axum::Json(delivery_view(&delivery)))
 }
 
-#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/redeliver", tag = "webhooks", request_body = Redeliver, params(("id" = String, Path, description = "we_… id")), responses((status = 202, description = "the delivery, queued again at once with its original webhook-id and a fresh retry schedule", body = DeliveryView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/redeliver", tag = "webhooks", request_body = Redeliver, params(("id" = String, Path, description = "we_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: queued once")), responses((status = 202, description = "the delivery, queued again at once with its original webhook-id and a fresh retry schedule", body = DeliveryView), crate::error::WriteErrors))]
 pub async fn redeliver(
     State(state): State<SharedState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(request, _raw): ApiJson<Redeliver>,
+    ApiJson(request, raw): ApiJson<Redeliver>,
 ) -> Result<Response, ApiError> {
-    owner_of_caller(&principal)?;
-    let endpoint = load_endpoint(&state, &principal, &id)?;
+    let key = idempotency_key(&headers)?;
+    let path = format!("webhook_endpoints/{id}/redeliver");
+    let state2 = state.clone();
+    state
+        .idempotent(principal.tenant(), key, &path, &raw, || async move {
+            let body = queue_again(&state2, &principal, &id, request).await?;
+            Ok((StatusCode::ACCEPTED, body, Changes::default()))
+        })
+        .await
+}
+
+/// Queues an event's delivery to an endpoint again, due at once; returns the answer's body.
+async fn queue_again(
+    state: &SharedState,
+    principal: &Principal,
+    id: &str,
+    request: Redeliver,
+) -> Result<String, ApiError> {
+    owner_of_caller(principal)?;
+    let endpoint = load_endpoint(state, principal, id)?;
     if let Some(reason) = &endpoint.disabled {
         return Err(ApiError::refused(
             "endpoint_disabled",
@@ -602,10 +641,7 @@ pub async fn redeliver(
         .await
         .map_err(|e| ApiError::internal(format!("store task failed: {e}")))??;
     state.store.outbox_ready.notify_one();
-    Ok(json_response(
-        StatusCode::ACCEPTED,
-        to_json(&delivery_view(&delivery))?,
-    ))
+    to_json(&delivery_view(&delivery))
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "webhooks", params(("id" = String, Path, description = "evt_… id")), responses((status = 200, description = "the event, as its deliveries carry it", body = EventView), crate::error::ReadErrors))]
