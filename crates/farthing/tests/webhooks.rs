@@ -257,6 +257,7 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
         200,
     );
     hold("release");
+    hold("capture");
 
     // Campaigns: one reaches its goal, one does not.
     let campaign = |goal: &str| {
@@ -416,6 +417,27 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
         !got.iter()
             .any(|t| t.starts_with("topup.") || t.starts_with("tab.")),
         "{got:?}"
+    );
+    // Both expiries are announced as such: one released 3, one captured 3 (less the fee).
+    let mut expired: Vec<(String, String)> = m
+        .iter()
+        .map(Delivery::json)
+        .filter(|e| e["type"] == "hold.expired")
+        .map(|e| {
+            let d = &e["data"];
+            (
+                d["captured"].as_str().unwrap().into(),
+                d["released"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    expired.sort();
+    assert_eq!(
+        expired,
+        vec![
+            ("0.000000".into(), "3.000000".into()),
+            ("3.000000".into(), "0.000000".into())
+        ]
     );
     let sub_events: Vec<Value> = m
         .iter()

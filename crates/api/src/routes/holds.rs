@@ -387,13 +387,14 @@ fn not_held(status: &str) -> ApiError {
 /// Captures `amount` (everything held if `None`) of the current hold; `last` releases the
 /// rest. One linked chain; refused as a whole. `marker` (derived from the request's
 /// Idempotency-Key) is kept in the capture's post: a capture whose marker is already there was
-/// made, and is not made again.
+/// made, and is not made again. `kind` is the event it emits: `hold.captured`, or
+/// `hold.expired` for a capture at expiry.
 async fn capture_now(
     state: &SharedState,
     h: &HoldRecord,
-    amount: Option<Amount>,
-    last: bool,
+    (amount, last): (Option<Amount>, bool),
     marker: u128,
+    kind: EventKind,
 ) -> Result<(), ApiError> {
     let w = walk(state, h);
     if marker != h.id && w.captures.iter().any(|(_, _, m)| *m == marker) {
@@ -458,7 +459,11 @@ async fn capture_now(
     } else {
         Amount::ZERO
     };
-    let mut data = hold_event(state, h, "capture", amount, Amount(rest.0 - released.0))?;
+    let step = match kind {
+        EventKind::HoldExpired => "expire",
+        _ => "capture",
+    };
+    let mut data = hold_event(state, h, step, amount, Amount(rest.0 - released.0))?;
     if let Some(map) = data.as_object_mut() {
         map.insert(
             "platform_fee".into(),
@@ -475,7 +480,7 @@ async fn capture_now(
     }
     let event = event_write(
         &state.store,
-        EventKind::HoldCaptured,
+        kind,
         Some(h.merchant),
         state.products.clock.now(),
         || Ok(data),
@@ -665,7 +670,14 @@ pub async fn capture(
         None => hold.id,
     };
     let _guard = state.products.lock(hold.id).await;
-    capture_now(&state, &hold, amount, request.r#final, marker).await?;
+    capture_now(
+        &state,
+        &hold,
+        (amount, request.r#final),
+        marker,
+        EventKind::HoldCaptured,
+    )
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         to_json(&view(&state, &hold)?)?,
@@ -702,6 +714,9 @@ pub(crate) async fn expire(state: &SharedState, hold: u128) -> Result<(), ApiErr
     }
     match h.on_expiry {
         OnExpiry::Release => void_now(state, &h, "expire").await,
-        OnExpiry::Capture => capture_now(state, &h, None, true, h.id).await,
+        // What the expiry captures is announced as the expiry.
+        OnExpiry::Capture => {
+            capture_now(state, &h, (None, true), h.id, EventKind::HoldExpired).await
+        }
     }
 }
