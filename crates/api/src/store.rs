@@ -87,12 +87,24 @@ pub struct Store {
     pub(crate) webhook_interest: parking_lot::RwLock<crate::webhooks::InterestCache>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
     serde_json::to_vec(value).map_err(|e| redb::Error::Corrupted(format!("encoding: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
     serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("decoding: {e}")))
+}
+
+/// Opens `definition` for reading; `None` while no write has created the table yet.
+pub(crate) fn readable<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    definition: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, redb::Error> {
+    match txn.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One write of a product record or index entry.
@@ -388,10 +400,8 @@ impl Store {
         id: u128,
     ) -> Result<Option<T>, redb::Error> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(table) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(table) = readable(&txn, table)? else {
+            return Ok(None);
         };
         table.get(id)?.map(|v| decode(v.value())).transpose()
     }
@@ -402,10 +412,8 @@ impl Store {
         table: RecordTable,
     ) -> Result<Vec<T>, redb::Error> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(table) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+        let Some(table) = readable(&txn, table)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -424,10 +432,8 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<u128>, bool), redb::Error> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(index) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), false)),
-            Err(e) => return Err(e.into()),
+        let Some(table) = readable(&txn, index)? else {
+            return Ok((Vec::new(), false));
         };
         let start = after.map_or(0, |a| a.saturating_add(1));
         let mut ids = Vec::new();

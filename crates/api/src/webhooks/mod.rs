@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::sha256;
 use crate::error::ApiError;
 use crate::ids::{encode_id, IdKind};
-use crate::store::Store;
+use crate::store::{decode, encode, readable, Store};
 
 /// Endpoints by id (JSON [`EndpointRecord`]).
 pub const ENDPOINTS: TableDefinition<u128, &[u8]> = TableDefinition::new("webhook_endpoints");
@@ -328,14 +328,6 @@ pub fn endpoint_text(id: u128) -> String {
     encode_id(IdKind::WebhookEndpoint, id)
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
-    serde_json::to_vec(value).map_err(|e| redb::Error::Corrupted(format!("encoding: {e}")))
-}
-
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
-    serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("decoding: {e}")))
-}
-
 /// Stores `events` and queues their deliveries to every endpoint that wants them, in `txn`.
 /// A delivery already recorded (the same event applied again after a crash) is left as it is.
 /// Returns how many deliveries it queued.
@@ -453,27 +445,11 @@ impl Store {
     }
 
     pub fn endpoint(&self, id: u128) -> Result<Option<EndpointRecord>, redb::Error> {
-        let txn = self.database().begin_read()?;
-        let table = match txn.open_table(ENDPOINTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        table.get(id)?.map(|v| decode(v.value())).transpose()
+        self.record(ENDPOINTS, id)
     }
 
     pub fn endpoints(&self) -> Result<Vec<EndpointRecord>, redb::Error> {
-        let txn = self.database().begin_read()?;
-        let table = match txn.open_table(ENDPOINTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            out.push(decode(entry?.1.value())?);
-        }
-        Ok(out)
+        self.all_records(ENDPOINTS)
     }
 
     /// Changes endpoint `id` with `change` (read and written in one durable transaction, so
@@ -503,13 +479,7 @@ impl Store {
     }
 
     pub fn event(&self, id: u128) -> Result<Option<EventRecord>, redb::Error> {
-        let txn = self.database().begin_read()?;
-        let table = match txn.open_table(EVENTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        table.get(id)?.map(|v| decode(v.value())).transpose()
+        self.record(EVENTS, id)
     }
 
     pub fn delivery(
@@ -518,10 +488,8 @@ impl Store {
         event: u128,
     ) -> Result<Option<DeliveryRecord>, redb::Error> {
         let txn = self.database().begin_read()?;
-        let table = match txn.open_table(DELIVERIES) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(table) = readable(&txn, DELIVERIES)? else {
+            return Ok(None);
         };
         table
             .get((endpoint, event))?
@@ -538,10 +506,8 @@ impl Store {
         skip: &std::collections::HashSet<(u128, u128)>,
     ) -> Result<(Vec<DueRow>, Option<u64>), redb::Error> {
         let txn = self.database().begin_read()?;
-        let table = match txn.open_table(DUE) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
-            Err(e) => return Err(e.into()),
+        let Some(table) = readable(&txn, DUE)? else {
+            return Ok((Vec::new(), None));
         };
         let mut due = Vec::new();
         for entry in table.iter()? {
@@ -665,10 +631,8 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<(u128, AttemptRecord)>, bool), redb::Error> {
         let txn = self.database().begin_read()?;
-        let table = match txn.open_table(ATTEMPTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), false)),
-            Err(e) => return Err(e.into()),
+        let Some(table) = readable(&txn, ATTEMPTS)? else {
+            return Ok((Vec::new(), false));
         };
         let end = before.unwrap_or(u128::MAX);
         let mut out = Vec::new();
