@@ -263,6 +263,35 @@ pub async fn submit_transfers(
     }
 }
 
+/// [`submit_transfers`] with `records` journaled in the batch's log record. Webhook events
+/// among them are bound to the batch's first transfer: applied only if this submission created
+/// it (see [`crate::webhooks`]); with no transfers there is nothing to announce.
+pub async fn submit_transfers_noted(
+    engine: &Engine,
+    journal: &Journal,
+    transfers: Vec<Transfer>,
+    records: &[RecordWrite],
+) -> Result<Vec<TransferResult>, ApiError> {
+    let first = transfers.first().map(|t| t.id.0);
+    let records: Vec<RecordWrite> = records
+        .iter()
+        .filter_map(|w| match w {
+            RecordWrite::Event(event) => first.map(|first| {
+                RecordWrite::Event(crate::webhooks::EventWrite {
+                    created_by: Some(first),
+                    ..event.clone()
+                })
+            }),
+            other => Some(other.clone()),
+        })
+        .collect();
+    let operation = Operation::CreateTransfers(transfers);
+    match journal.submit(engine, operation, &records).await?.results {
+        BatchResults::Transfers(results) => Ok(results),
+        _ => Err(ApiError::internal("unexpected results")),
+    }
+}
+
 /// One leg of a product chain and what its failure means to the caller.
 #[derive(Clone, Copy, Debug)]
 pub struct Leg {
@@ -363,24 +392,7 @@ async fn submit_chain(
     }
     let results = match journaled {
         Some((journal, records)) => {
-            let first = transfers.first().map(|t| t.id.0);
-            let records: Vec<RecordWrite> = records
-                .iter()
-                .filter_map(|w| match w {
-                    RecordWrite::Event(event) => first.map(|first| {
-                        RecordWrite::Event(crate::webhooks::EventWrite {
-                            created_by: Some(first),
-                            ..event.clone()
-                        })
-                    }),
-                    other => Some(other.clone()),
-                })
-                .collect();
-            let operation = Operation::CreateTransfers(transfers);
-            match journal.submit(engine, operation, &records).await?.results {
-                BatchResults::Transfers(results) => results,
-                _ => return Err(ApiError::internal("unexpected results")),
-            }
+            submit_transfers_noted(engine, journal, transfers, records).await?
         }
         None if transfers.is_empty() => return Ok(ChainOutcome::Committed { created: false }),
         None => submit_transfers(engine, transfers).await?,

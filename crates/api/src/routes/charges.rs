@@ -1123,25 +1123,29 @@ pub async fn refund(
         .products
         .ensure_accounts(&state.engine, &accounts, asset.id)
         .await?;
-    let mut data = serde_json::to_value(refund_view(&state, &record, asset.scale))
-        .map_err(|e| ApiError::internal(format!("refund event: {e}")))?;
-    if let Some(map) = data.as_object_mut() {
-        map.insert(
-            "merchant".into(),
-            encode_id(IdKind::Merchant, charge.merchant).into(),
-        );
-        map.insert(
-            "customer".into(),
-            encode_id(IdKind::Customer, charge.customer).into(),
-        );
-        map.insert("asset".into(), asset.code.to_string().into());
-    }
+    // The refund, with whose it is (built only if some endpoint wants it).
+    let refund_event = || {
+        let mut data = serde_json::to_value(refund_view(&state, &record, asset.scale))
+            .map_err(|e| ApiError::internal(format!("refund event: {e}")))?;
+        if let Some(map) = data.as_object_mut() {
+            map.insert(
+                "merchant".into(),
+                encode_id(IdKind::Merchant, charge.merchant).into(),
+            );
+            map.insert(
+                "customer".into(),
+                encode_id(IdKind::Customer, charge.customer).into(),
+            );
+            map.insert("asset".into(), asset.code.to_string().into());
+        }
+        Ok(data)
+    };
     let event = event_write(
         &state.store,
         EventKind::ChargeRefunded,
         Some(charge.merchant),
         record.created_ns,
-        || Ok(data),
+        refund_event,
     )?;
     match run_chain_recorded(
         &state.engine,

@@ -33,7 +33,7 @@ use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::format_amount;
 use crate::products::ledger::{chain_id, CODE_ESCROW, CODE_ESCROW_CAPTURE};
 use crate::products::records::{HoldRecord, JobKind, OnExpiry, HOLDS};
-use crate::products::{submit_transfers, LedgerAccount};
+use crate::products::{submit_transfers, submit_transfers_noted, LedgerAccount};
 use crate::routes::assets::by_code;
 use crate::routes::charges::{merchant_exists, priced};
 use crate::routes::customers::{asset_by_id, positive_amount, require_customer};
@@ -463,39 +463,40 @@ async fn capture_now(
         EventKind::HoldExpired => "expire",
         _ => "capture",
     };
-    let mut data = hold_event(state, h, step, amount, Amount(rest.0 - released.0))?;
-    if let Some(map) = data.as_object_mut() {
-        map.insert(
-            "platform_fee".into(),
-            format_amount(Amount(fee), asset.scale).into(),
-        );
-        map.insert(
-            "merchant_net".into(),
-            format_amount(Amount(net), asset.scale).into(),
-        );
-        map.insert(
-            "released".into(),
-            format_amount(released, asset.scale).into(),
-        );
-    }
+    let moved = Moved {
+        captured: amount,
+        platform_fee: Amount(fee),
+        merchant_net: Amount(net),
+        released,
+        held: Amount(rest.0 - released.0),
+    };
     let event = event_write(
         &state.store,
         kind,
         Some(h.merchant),
         state.products.clock.now(),
-        || Ok(data),
+        || hold_event(state, h, step, moved),
     )?;
     submit_chain(state, transfers, event).await
 }
 
-/// What a hold event carries: the hold (`amount`: what funded it), what this step captured,
-/// and what stays held after it.
+/// What one step of a hold moved, for its event.
+#[derive(Clone, Copy, Default)]
+struct Moved {
+    captured: Amount,
+    platform_fee: Amount,
+    merchant_net: Amount,
+    released: Amount,
+    /// Still held after the step.
+    held: Amount,
+}
+
+/// What a hold event carries: the hold (`amount`: what funded it) and what this step moved.
 fn hold_event(
     state: &SharedState,
     h: &HoldRecord,
     step: &str,
-    captured: Amount,
-    still_held: Amount,
+    moved: Moved,
 ) -> Result<serde_json::Value, ApiError> {
     let asset = asset_by_id(state, h.asset)?;
     let s = asset.scale;
@@ -507,8 +508,11 @@ fn hold_event(
         "merchant": encode_id(IdKind::Merchant, h.merchant),
         "asset": asset.code.to_string(),
         "amount": format_amount(Amount(h.amount), s),
-        "captured": format_amount(captured, s),
-        "held": format_amount(still_held, s),
+        "captured": format_amount(moved.captured, s),
+        "platform_fee": format_amount(moved.platform_fee, s),
+        "merchant_net": format_amount(moved.merchant_net, s),
+        "released": format_amount(moved.released, s),
+        "held": format_amount(moved.held, s),
         "description": h.description,
     }))
 }
@@ -519,23 +523,12 @@ async fn submit_with_event(
     transfers: Vec<Transfer>,
     event: Option<RecordWrite>,
 ) -> Result<Vec<TransferResult>, ApiError> {
-    let Some(RecordWrite::Event(event)) = event else {
-        return submit_transfers(&state.engine, transfers).await;
-    };
-    let event = RecordWrite::Event(crate::webhooks::EventWrite {
-        created_by: transfers.first().map(|t| t.id.0),
-        ..event
-    });
-    let operation = farthing_ledger::Operation::CreateTransfers(transfers);
-    match state
-        .products
-        .journal
-        .submit(&state.engine, operation, &[event])
-        .await?
-        .results
-    {
-        farthing_ledger::BatchResults::Transfers(results) => Ok(results),
-        _ => Err(ApiError::internal("unexpected results")),
+    match event {
+        None => submit_transfers(&state.engine, transfers).await,
+        Some(event) => {
+            let journal = &state.products.journal;
+            submit_transfers_noted(&state.engine, journal, transfers, &[event]).await
+        }
     }
 }
 
@@ -623,11 +616,10 @@ async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<
         code: CODE_ESCROW,
         flags: TransferFlags::VOID_PENDING,
     };
-    let mut data = hold_event(state, h, purpose, Amount::ZERO, Amount::ZERO)?;
-    if let Some(map) = data.as_object_mut() {
-        let scale = asset_by_id(state, h.asset)?.scale;
-        map.insert("released".into(), format_amount(held, scale).into());
-    }
+    let moved = Moved {
+        released: held,
+        ..Moved::default()
+    };
     let kind = if purpose == "expire" {
         EventKind::HoldExpired
     } else {
@@ -638,7 +630,7 @@ async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<
         kind,
         Some(h.merchant),
         state.products.clock.now(),
-        || Ok(data),
+        || hold_event(state, h, purpose, moved),
     )?;
     match submit_with_event(state, vec![void], event).await?.first() {
         Some(r) if r.is_ok() || *r == TransferResult::Exists => Ok(()),

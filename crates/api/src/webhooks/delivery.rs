@@ -332,10 +332,9 @@ async fn attempt(
     if let Ok(Some(latest)) = store.endpoint(endpoint_id) {
         endpoint = latest;
     }
-    let was_disabled = endpoint.disabled.is_some();
     let health_before = (endpoint.failing_since_ns, endpoint.disabled.clone());
     settle(&mut delivery, &mut endpoint, &sent, now);
-    if !was_disabled && endpoint.disabled.is_some() {
+    if health_before.1.is_none() && endpoint.disabled.is_some() {
         tracing::warn!(
             endpoint = %super::endpoint_text(endpoint.id),
             reason = endpoint.disabled.as_deref().unwrap_or(""),
