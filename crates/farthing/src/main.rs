@@ -63,7 +63,20 @@ fn serve(args: farthing_api::config::ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(farthing_api::serve(config))
 }
 
+/// No transparent huge pages for this process. With them, memory the allocator gives back and
+/// takes again comes back as 2 MiB pages the kernel zeroes in one fault: measured on the shared
+/// 2-core machine, `bench --http --scenario charges` went from about 23,000 to 25,000 charges/s
+/// with p99 from 9.7 to 6 ms, and `bench` from 1.7–2.8M to 3.2M transfers/s.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_THP_DISABLE) only sets a flag of this process; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),

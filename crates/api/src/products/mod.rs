@@ -52,6 +52,9 @@ pub struct Products {
     pub webhook_addresses: farthing_products::webhooks::AddressPolicy,
     /// Ledger accounts known to exist (a cache; the ledger is the truth).
     known_accounts: RwLock<HashSet<u128>>,
+    /// Limit-funding transfers known to be in the ledger (a cache: once durable, a transfer
+    /// stays), so a charge does not look them up under the ledger's lock.
+    funded_limits: RwLock<HashSet<u128>>,
     /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
     /// merchant): keyed by the object's id.
     locks: Mutex<std::collections::HashMap<u128, Arc<tokio::sync::Mutex<()>>>>,
@@ -74,6 +77,7 @@ impl Products {
             clock: scheduler::ProductClock::new(test_clock),
             webhook_addresses: Default::default(),
             known_accounts: RwLock::new(HashSet::new()),
+            funded_limits: RwLock::new(HashSet::new()),
             locks: Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -98,15 +102,23 @@ impl Products {
         accounts: &[LedgerAccount],
         asset: AssetId,
     ) -> Result<(), ApiError> {
-        let missing: Vec<Account> = {
+        let unknown: Vec<Account> = {
             let known = self.known_accounts.read();
             accounts
                 .iter()
+                .filter(|a| !known.contains(&a.id(asset).0))
                 .map(|a| a.account(asset))
-                .filter(|a| !known.contains(&a.id.0))
-                .filter(|a| engine.lookup_account(a.id).is_none())
                 .collect()
         };
+        // The usual case: every account is known, and no write lock for every charge to queue on.
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<Account> = unknown
+            .iter()
+            .filter(|a| engine.lookup_account(a.id).is_none())
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             let outcome = engine
                 .submit_async(Operation::CreateAccounts(missing.clone()))?
@@ -124,10 +136,9 @@ impl Products {
                 }
             }
         }
-        let mut known = self.known_accounts.write();
-        for a in accounts {
-            known.insert(a.id(asset).0);
-        }
+        self.known_accounts
+            .write()
+            .extend(unknown.iter().map(|a| a.id.0));
         Ok(())
     }
 
@@ -142,7 +153,11 @@ impl Products {
         asset: AssetId,
     ) -> Result<(), ApiError> {
         let id = ledger::funding_transfer_id(limit.id(asset));
+        if self.funded_limits.read().contains(&id) {
+            return Ok(());
+        }
         if engine.lookup_transfer(TransferId(id)).is_some() {
+            self.funded_limits.write().insert(id);
             return Ok(());
         }
         self.ensure_accounts(engine, &[LedgerAccount::LimitSource, limit], asset)
@@ -161,7 +176,10 @@ impl Products {
         };
         let results = submit_transfers(engine, vec![transfer]).await?;
         match results.first() {
-            Some(r) if r.is_ok() || *r == TransferResult::Exists => Ok(()),
+            Some(r) if r.is_ok() || *r == TransferResult::Exists => {
+                self.funded_limits.write().insert(id);
+                Ok(())
+            }
             Some(r) => Err(ApiError::internal(format!("funding a limit account: {r}"))),
             None => Err(ApiError::internal("no result")),
         }

@@ -346,6 +346,15 @@ pub fn charge_status(state: &SharedState, c: &ChargeRecord) -> &'static str {
 }
 
 pub fn charge_view(state: &SharedState, c: &ChargeRecord) -> Result<ChargeView, ApiError> {
+    charge_view_as(state, c, charge_status(state, c))
+}
+
+/// The charge with a status already known (a chain just committed), so nothing is looked up.
+fn charge_view_as(
+    state: &SharedState,
+    c: &ChargeRecord,
+    status: &'static str,
+) -> Result<ChargeView, ApiError> {
     let asset = asset_by_id(state, c.asset)?;
     let s = asset.scale;
     let mut refunds = Vec::new();
@@ -362,7 +371,7 @@ pub fn charge_view(state: &SharedState, c: &ChargeRecord) -> Result<ChargeView, 
         id: encode_id(IdKind::Charge, c.id),
         object: "charge",
         kind: c.kind,
-        status: charge_status(state, c),
+        status,
         merchant: encode_id(IdKind::Merchant, c.merchant),
         customer: encode_id(IdKind::Customer, c.customer),
         amount: format_amount(Amount(c.amount), s),
@@ -527,11 +536,7 @@ pub(crate) async fn execute(
         EventKind::ChargeSucceeded,
         Some(charge.merchant),
         now,
-        || {
-            let mut view = charge_view(state, charge)?;
-            view.status = "succeeded";
-            Ok(view)
-        },
+        || charge_view_as(state, charge, "succeeded"),
     )?);
     let outcome = run_chain_recorded(
         &state.engine,
@@ -583,7 +588,8 @@ pub(crate) async fn execute(
             asset,
         ));
     }
-    charge_view(state, charge)
+    // Not refused: the chain is in the ledger (booked now, or by an earlier attempt).
+    charge_view_as(state, charge, "succeeded")
 }
 
 fn refusal(role: Role, result: TransferResult) -> ApiError {
