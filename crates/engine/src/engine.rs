@@ -482,6 +482,7 @@ struct WriterState {
 
 impl WriterState {
     fn run(mut self) {
+        crate::sched::request_short_slice(crate::sched::ENGINE_THREAD_SLICE_NS);
         let idle = Duration::from_millis(self.config.expiry_check_ms.max(1));
         loop {
             let first = match self.requests.recv_timeout(idle) {
@@ -706,6 +707,7 @@ fn log_loop(
     commits: Receiver<Commit>,
     buffers: Sender<Vec<u8>>,
 ) {
+    crate::sched::request_short_slice(crate::sched::ENGINE_THREAD_SLICE_NS);
     while let Ok(first) = commits.recv() {
         // Every commit that queued up while the last sync ran shares the next one: one fsync
         // for several commits when syncs are slower than commits arrive. A rotation ends the

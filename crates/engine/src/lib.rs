@@ -11,6 +11,7 @@
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod sched;
 pub mod snapshot;
 pub mod wal;
 
