@@ -39,8 +39,8 @@ mod linux {
     }
 
     pub fn request_short_slice(slice_ns: u64) {
-        // getpriority may legitimately return -1, so errno is what tells an error apart; the
-        // thread's nice value is kept either way (0 if it cannot be read).
+        // sched_setattr sets the nice value too, so the thread's own is passed on
+        // (getpriority of the calling thread cannot fail: `which` is valid, `who` is 0).
         // SAFETY: getpriority reads the calling thread's nice value; no memory is passed.
         let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let attr = SchedAttr {
