@@ -9,10 +9,10 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::Server;
+use common::{ok, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const SEED: u64 = 20_261_121;
 const CUSTOMERS: usize = 2_000;
@@ -22,19 +22,6 @@ const CHARGES_PER_DAY: usize = 400;
 const THREADS: usize = 8;
 /// Charges are 1 to this many millionths of a dollar.
 const CHARGE_MICROS_MAX: u64 = 50_000;
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (got, answer) = server.call(method, path, Some(key), body, &[]);
-    assert_eq!(got, status, "{method} {path}: {answer}");
-    answer
-}
 
 fn micros(text: &str) -> i128 {
     let negative = text.starts_with('-');
@@ -66,7 +53,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         &["--test-clock", "--rate-limit-per-second", "1000000"],
     );
     let op = server.operator_key.clone().unwrap();
-    call(
+    ok(
         &server,
         "POST",
         "/v1/assets",
@@ -78,11 +65,11 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
     let roundings = ["down", "up", "half_up", "half_even"];
     let merchants: Vec<String> = (0..MERCHANTS)
         .map(|i| {
-            let m = call(&server, "POST", "/v1/merchants", &op, Some(json!({"name": format!("m{i}")})), 201);
+            let m = ok(&server, "POST", "/v1/merchants", &op, Some(json!({"name": format!("m{i}")})), 201);
             let id = m["id"].as_str().unwrap().to_string();
             let plan = json!({"asset": "USD", "percent_bps": rng.gen_range(0..=1500), "fixed": amount(rng.gen_range(0..=200)),
                               "rounding": roundings[rng.gen_range(0..roundings.len())]});
-            call(&server, "POST", &format!("/v1/merchants/{id}/fee_plan"), &op, Some(plan), 200);
+            ok(&server, "POST", &format!("/v1/merchants/{id}/fee_plan"), &op, Some(plan), 200);
             id
         })
         .collect();
@@ -97,18 +84,18 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
                     (t..CUSTOMERS)
                         .step_by(THREADS)
                         .map(|i| {
-                            let c = call(server, "POST", "/v1/customers", op, Some(json!({})), 201);
+                            let c = ok(server, "POST", "/v1/customers", op, Some(json!({})), 201);
                             let id = c["id"].as_str().unwrap().to_string();
                             let token = c["token"].as_str().unwrap().to_string();
-                            let pm = call(server, "POST", &format!("/v1/customers/{id}/payment_methods"), &token,
+                            let pm = ok(server, "POST", &format!("/v1/customers/{id}/payment_methods"), &token,
                                 Some(json!({"card_number": "4242424242424242"})), 201)["token"].clone();
                             let tab = if i % 2 == 0 {
-                                call(server, "POST", &format!("/v1/customers/{id}/topups"), &token,
+                                ok(server, "POST", &format!("/v1/customers/{id}/topups"), &token,
                                     Some(json!({"amount": "10", "asset": "USD", "payment_method": pm})), 201);
                                 topped_up.fetch_add(10_000_000, Ordering::Relaxed);
                                 None
                             } else {
-                                let tab = call(server, "POST", &format!("/v1/customers/{id}/tabs"), &token,
+                                let tab = ok(server, "POST", &format!("/v1/customers/{id}/tabs"), &token,
                                     Some(json!({"asset": "USD", "limit": "20", "settlement_threshold": "0.5", "period": "month", "payment_method": pm})), 201);
                                 Some(tab["id"].as_str().unwrap().to_string())
                             };
@@ -174,7 +161,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
                 charges += 1;
             }
         }
-        call(
+        ok(
             &server,
             "POST",
             "/v1/test_clock/advance",
@@ -184,7 +171,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         );
     }
     // Past the month's end: every tab's period-end settlement has run.
-    call(
+    ok(
         &server,
         "POST",
         "/v1/test_clock/advance",
@@ -198,7 +185,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
     );
 
     // 1. The ledger balances: every transfer has both sides.
-    let summary = call(&server, "GET", "/v1/ledger/summary", &op, None, 200);
+    let summary = ok(&server, "GET", "/v1/ledger/summary", &op, None, 200);
     let usd = &summary["assets"][0];
     assert_eq!(usd["balanced"], true, "{usd}");
     let net = |code: u64| -> i128 {
@@ -214,7 +201,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         .iter()
         .filter_map(|c| c.tab.as_ref())
         .map(|tab| {
-            let t = call(&server, "GET", &format!("/v1/tabs/{tab}"), &op, None, 200);
+            let t = ok(&server, "GET", &format!("/v1/tabs/{tab}"), &op, None, 200);
             assert_eq!(
                 (t["owed"].as_str(), t["status"].as_str()),
                 (Some("0.000000"), Some("open")),
@@ -243,7 +230,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         "merchants + platform fees + rounding received exactly the customers' spend"
     );
     // 3. The fee report says what the ledger says.
-    let report = call(&server, "GET", "/v1/reports/fees?asset=USD", &op, None, 200);
+    let report = ok(&server, "GET", "/v1/reports/fees?asset=USD", &op, None, 200);
     assert_eq!(report["payments"].as_u64(), Some(charges));
     assert_eq!(
         micros(report["gross_volume"].as_str().unwrap()),
@@ -263,7 +250,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         .iter()
         .map(|m| {
             micros(
-                call(
+                ok(
                     &server,
                     "GET",
                     &format!("/v1/reports/fees?asset=USD&merchant={m}"),
