@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FARTHING_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
     /// TOML file with any of: listen, data_dir, rate_limit_per_second, request_body_bytes_max,
-    /// request_timeout_ms, idempotency_retention_hours, log_json, tls_cert, tls_key.
+    /// request_timeout_ms, idempotency_retention_hours, log_json, tls_cert, tls_key,
+    /// webhook_allow_addresses.
     #[arg(long, env = "FARTHING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Requests per second allowed per API key [default: 100000].
@@ -44,11 +45,11 @@ pub struct ServeArgs {
     /// tests of periods and retries move time instead of sleeping. Never in production.
     #[arg(long, env = "FARTHING_TEST_CLOCK")]
     pub test_clock: bool,
-    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     /// Non-public addresses webhook deliveries may reach, comma-separated: `loopback`,
     /// `private`, `link-local` (default: none, public addresses only).
     #[arg(long, env = "FARTHING_WEBHOOK_ALLOW_ADDRESSES")]
     pub webhook_allow_addresses: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "FARTHING_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key for --tls-cert.
