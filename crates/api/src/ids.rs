@@ -2,7 +2,18 @@
 //! ledger's 128-bit id in lower-case base32 (26 characters), so ids sort and compare as the
 //! ledger's do and carry no separate mapping.
 
-use data_encoding::BASE32_NOPAD;
+use std::sync::LazyLock;
+
+use data_encoding::{Encoding, Specification};
+
+/// RFC 4648 base32 without padding, in lower case: ids are encoded and decoded without case
+/// conversions or intermediate strings (they are in every response).
+static LOWER_BASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding()
+        .expect("32 distinct ASCII symbols are a valid base32 alphabet")
+});
 
 /// The kinds of object with a prefixed id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +70,11 @@ impl IdKind {
 }
 
 pub fn encode_id(kind: IdKind, id: u128) -> String {
-    let text = BASE32_NOPAD.encode(&id.to_be_bytes()).to_ascii_lowercase();
-    format!("{}{text}", kind.prefix())
+    let prefix = kind.prefix();
+    let mut text = String::with_capacity(prefix.len() + 26);
+    text.push_str(prefix);
+    LOWER_BASE32.encode_append(&id.to_be_bytes(), &mut text);
+    text
 }
 
 /// The 128-bit id inside a prefixed id, or `None` if it is not one of `kind`.
@@ -73,10 +87,8 @@ pub fn decode_id(kind: IdKind, text: &str) -> Option<u128> {
     {
         return None;
     }
-    let bytes = BASE32_NOPAD
-        .decode(body.to_ascii_uppercase().as_bytes())
-        .ok()?;
-    let bytes: [u8; 16] = bytes.try_into().ok()?;
+    let mut bytes = [0u8; 16];
+    LOWER_BASE32.decode_mut(body.as_bytes(), &mut bytes).ok()?;
     Some(u128::from_be_bytes(bytes))
 }
 
@@ -95,6 +107,39 @@ mod tests {
         assert_eq!(decode_id(IdKind::Account, "acct_short"), None);
         assert_eq!(
             decode_id(IdKind::Account, "acct_AAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            None
+        );
+    }
+
+    #[test]
+    fn ids_are_rfc4648_base32_in_lower_case_as_issued_before() {
+        use data_encoding::BASE32_NOPAD;
+        let mut id = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        for _ in 0..1000 {
+            let standard = BASE32_NOPAD.encode(&id.to_be_bytes()).to_ascii_lowercase();
+            assert_eq!(encode_id(IdKind::Charge, id), format!("ch_{standard}"));
+            assert_eq!(
+                decode_id(IdKind::Charge, &format!("ch_{standard}")),
+                Some(id)
+            );
+            id = id
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+        }
+        // 26 symbols carry 130 bits: the last symbol's two spare bits must be zero, so each
+        // id has exactly one spelling.
+        let text = encode_id(IdKind::Charge, 0);
+        assert_eq!(text, "ch_aaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(
+            decode_id(IdKind::Charge, "ch_aaaaaaaaaaaaaaaaaaaaaaaaab"),
+            None
+        );
+        assert_eq!(
+            decode_id(IdKind::Charge, "ch_aaaaaaaaaaaaaaaaaaaaaaaaae"),
+            Some(1)
+        );
+        assert_eq!(
+            decode_id(IdKind::Charge, "ch_aaaaaaaaaaaaaaaaaaaaaaaa1a"),
             None
         );
     }

@@ -27,6 +27,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use farthing_engine::{Config as EngineConfig, Engine};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -201,12 +202,9 @@ async fn observe(request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get("request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 200)
-        .map_or_else(
-            || format!("req_{:032x}", rand::random::<u128>()),
-            str::to_string,
-        );
+        .filter(|v| v.len() <= 200 && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(new_request_id);
     let mut response = next.run(request).await;
     let (requests, latency) = route_metrics(
         route.as_ref().map_or("unmatched", |p| p.as_str()),
@@ -215,10 +213,20 @@ async fn observe(request: Request, next: Next) -> Response {
     );
     requests.increment(1);
     latency.record(started.elapsed().as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("request-id", value);
-    }
+    response.headers_mut().insert("request-id", request_id);
     response
+}
+
+/// `req_` and 32 random hex digits, built without the formatting machinery (every request
+/// without its own id gets one).
+fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = *b"req_00000000000000000000000000000000";
+    let random = rand::random::<u128>();
+    for (i, digit) in text[4..].iter_mut().enumerate() {
+        *digit = HEX[((random >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
 }
 
 fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -286,6 +294,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         None => {
             let listener = tokio::net::TcpListener::bind(&config.listen).await?;
             announce("http", listener.local_addr()?)?;
+            // No Nagle delay: a response must leave as soon as it is written, whatever is in
+            // flight (small writes behind an unacknowledged one would wait for a delayed ACK).
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+                }
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;

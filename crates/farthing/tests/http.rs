@@ -688,6 +688,28 @@ fn health_metrics_request_ids_and_rate_limits() {
     assert!(headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("request-id") && v == "trace-me"));
+    // Without one, each request gets its own: `req_` and 32 lower-case hex digits.
+    let generated: Vec<String> = (0..2)
+        .map(|_| {
+            let (_, _, headers) = server.raw("GET", "/healthz", None, None, &[]);
+            let (_, id) = headers
+                .into_iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("request-id"))
+                .expect("a request id");
+            id
+        })
+        .collect();
+    for id in &generated {
+        let hex = id.strip_prefix("req_").expect("req_ prefix");
+        assert!(
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{id}"
+        );
+    }
+    assert_ne!(generated[0], generated[1]);
     let mut limited = None;
     for _ in 0..50 {
         let (status, _, headers) = server.raw("GET", "/v1/assets", Some(&op), None, &[]);

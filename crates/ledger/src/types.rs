@@ -28,15 +28,45 @@ impl Amount {
 
     /// The exact decimal text of the amount in an asset of `scale` decimal places
     /// (`Amount(1).to_decimal(6)` is `"0.000001"`); never rounds.
+    /// One allocation: it is on every money field of every response.
     pub fn to_decimal(self, scale: u8) -> String {
-        let digits = self.0.to_string();
-        let scale = usize::from(scale);
-        if scale == 0 {
-            return digits;
+        // u128::MAX has 39 digits. Digits are produced from the right.
+        let mut digits = [b'0'; 39];
+        let mut start = digits.len();
+        let mut rest = self.0;
+        // Most amounts fit 64 bits, whose division is far cheaper than 128-bit division.
+        while rest > u128::from(u64::MAX) {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
         }
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (whole, fraction) = padded.split_at(padded.len() - scale);
-        format!("{whole}.{fraction}")
+        let mut small = rest as u64;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (small % 10) as u8;
+            small /= 10;
+            if small == 0 {
+                break;
+            }
+        }
+        let digits = &digits[start..];
+        let scale = usize::from(scale);
+        // At least one digit before the point: zeros pad on the left.
+        let width = digits.len().max(scale + 1);
+        let pad = width - digits.len();
+        let whole = width - scale;
+        let mut text = String::with_capacity(width + 1);
+        for i in 0..width {
+            if i == whole {
+                text.push('.');
+            }
+            text.push(if i < pad {
+                '0'
+            } else {
+                char::from(digits[i - pad])
+            });
+        }
+        text
     }
 
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
@@ -297,3 +327,30 @@ impl Operation {
 /// The most events in one batch. Chosen like TigerBeetle's: a batch of fixed-size
 /// transfers fits in about one megabyte.
 pub const BATCH_EVENTS_MAX: usize = 8190;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_print_exactly_at_any_scale() {
+        let cases: [(u128, u8, &str); 9] = [
+            (0, 0, "0"),
+            (0, 2, "0.00"),
+            (1, 6, "0.000001"),
+            (2500, 6, "0.002500"),
+            (123, 0, "123"),
+            (123_456, 2, "1234.56"),
+            (u128::from(u64::MAX), 0, "18446744073709551615"),
+            (u128::from(u64::MAX) + 1, 18, "18.446744073709551616"),
+            (u128::MAX, 18, "340282366920938463463.374607431768211455"),
+        ];
+        for (minor, scale, text) in cases {
+            assert_eq!(
+                Amount(minor).to_decimal(scale),
+                text,
+                "{minor} at scale {scale}"
+            );
+        }
+    }
+}
