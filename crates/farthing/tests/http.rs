@@ -744,6 +744,16 @@ fn health_metrics_request_ids_and_rate_limits() {
     ] {
         assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
     }
+    // A batch's durable latency, split into its stages, each measured for the batches so far.
+    for stage in ["queue_wait", "apply", "log_wait", "fsync", "batch_durable"] {
+        let name = format!("farthing_engine_{stage}_seconds_count ");
+        let count: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name.as_str()))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metrics lack {name}:\n{metrics}"));
+        assert!(count >= 1.0, "{name}{count}");
+    }
     server.stop();
 }
 
