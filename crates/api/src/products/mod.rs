@@ -50,14 +50,30 @@ pub struct Products {
     pub clock: scheduler::ProductClock,
     /// Which non-public addresses webhook deliveries may reach (`--webhook-allow-addresses`).
     pub webhook_addresses: farthing_products::webhooks::AddressPolicy,
-    /// Ledger accounts known to exist (a cache; the ledger is the truth).
+    /// Ledger accounts known to exist (a cache; the ledger is the truth). At most
+    /// [`KNOWN_IDS_MAX`], then forgotten at once.
     known_accounts: RwLock<HashSet<u128>>,
     /// Limit-funding transfers known to be in the ledger (a cache: once durable, a transfer
-    /// stays), so a charge does not look them up under the ledger's lock.
+    /// stays), so a charge does not look them up under the ledger's lock. One per allowance
+    /// period and customer month, so bounded like `known_accounts`: past periods are never
+    /// asked for again.
     funded_limits: RwLock<HashSet<u128>>,
     /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
     /// merchant): keyed by the object's id.
     locks: Mutex<std::collections::HashMap<u128, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The most ids a cache of known ledger objects holds before it forgets them all (16 MiB of
+/// ids; a miss only costs a ledger lookup).
+const KNOWN_IDS_MAX: usize = 1 << 20;
+
+/// Adds `ids` to a cache of known ledger objects, first emptying it if it is full.
+fn remember(cache: &RwLock<HashSet<u128>>, ids: impl IntoIterator<Item = u128>) {
+    let mut known = cache.write();
+    if known.len() >= KNOWN_IDS_MAX {
+        known.clear();
+    }
+    known.extend(ids);
 }
 
 impl Products {
@@ -136,9 +152,7 @@ impl Products {
                 }
             }
         }
-        self.known_accounts
-            .write()
-            .extend(unknown.iter().map(|a| a.id.0));
+        remember(&self.known_accounts, unknown.iter().map(|a| a.id.0));
         Ok(())
     }
 
@@ -157,7 +171,7 @@ impl Products {
             return Ok(());
         }
         if engine.lookup_transfer(TransferId(id)).is_some() {
-            self.funded_limits.write().insert(id);
+            remember(&self.funded_limits, [id]);
             return Ok(());
         }
         self.ensure_accounts(engine, &[LedgerAccount::LimitSource, limit], asset)
@@ -177,7 +191,7 @@ impl Products {
         let results = submit_transfers(engine, vec![transfer]).await?;
         match results.first() {
             Some(r) if r.is_ok() || *r == TransferResult::Exists => {
-                self.funded_limits.write().insert(id);
+                remember(&self.funded_limits, [id]);
                 Ok(())
             }
             Some(r) => Err(ApiError::internal(format!("funding a limit account: {r}"))),
@@ -466,4 +480,20 @@ pub fn owed(engine: &Engine, account: AccountId) -> Amount {
         let b = a.balances;
         Amount(b.debits_posted.0.saturating_sub(b.credits_posted.0))
     })
+}
+
+#[cfg(test)]
+mod known_ids_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cache_of_known_ids_forgets_them_all_then_keeps_the_new_one() {
+        let cache = RwLock::new(HashSet::new());
+        remember(&cache, 0..KNOWN_IDS_MAX as u128);
+        assert_eq!(cache.read().len(), KNOWN_IDS_MAX);
+        remember(&cache, [u128::MAX - 1]);
+        let known = cache.read();
+        assert_eq!(known.len(), 1);
+        assert!(known.contains(&(u128::MAX - 1)));
+    }
 }
