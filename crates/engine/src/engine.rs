@@ -149,27 +149,50 @@ type Pending = (Option<Reply>, BatchOutcome, Option<Instant>);
 /// engine's own record).
 type Queued = (Option<Reply>, Operation, Vec<u8>, Option<Instant>);
 
-/// Where a batch's time goes, for operators' dashboards: histograms in seconds, no-ops unless
-/// a metrics recorder is installed before the engine opens. With `farthing_engine_fsync_seconds`
-/// they split a batch's durable latency into its stages.
-struct StageMetrics {
+// Where a batch's time goes, for operators' dashboards: histograms (seconds unless named
+// otherwise), no-ops unless a metrics recorder is installed before the engine opens. Together
+// they split a batch's durable latency into its stages. Each thread holds the handles of the
+// stages it measures.
+
+/// The writer thread's stages.
+struct WriterMetrics {
     /// From submit until the writer takes the batch.
     queue_wait: metrics::Histogram,
     /// Applying one group and encoding its records.
     apply: metrics::Histogram,
-    /// From the writer handing a group over until the log thread starts writing it.
-    log_wait: metrics::Histogram,
-    /// From submit until the batch is durable and answered.
-    durable: metrics::Histogram,
 }
 
-impl StageMetrics {
-    fn new() -> StageMetrics {
-        StageMetrics {
+impl WriterMetrics {
+    fn new() -> WriterMetrics {
+        WriterMetrics {
             queue_wait: metrics::histogram!("farthing_engine_queue_wait_seconds"),
             apply: metrics::histogram!("farthing_engine_apply_seconds"),
+        }
+    }
+}
+
+/// The log thread's stages, and the size of what it commits.
+struct LogMetrics {
+    /// From the writer handing a group over until the log thread starts writing it.
+    log_wait: metrics::Histogram,
+    /// Writing and `fdatasync`ing one run of commits.
+    fsync: metrics::Histogram,
+    /// From submit until the batch is durable and answered.
+    durable: metrics::Histogram,
+    /// Bytes of one commit's records.
+    commit_bytes: metrics::Histogram,
+    /// Events of one commit.
+    commit_events: metrics::Histogram,
+}
+
+impl LogMetrics {
+    fn new() -> LogMetrics {
+        LogMetrics {
             log_wait: metrics::histogram!("farthing_engine_log_wait_seconds"),
+            fsync: metrics::histogram!("farthing_engine_fsync_seconds"),
             durable: metrics::histogram!("farthing_engine_batch_durable_seconds"),
+            commit_bytes: metrics::histogram!("farthing_engine_commit_bytes"),
+            commit_events: metrics::histogram!("farthing_engine_commit_events"),
         }
     }
 }
@@ -519,7 +542,7 @@ struct WriterState {
 impl WriterState {
     fn run(mut self) {
         crate::sched::request_short_slice(crate::sched::ENGINE_THREAD_SLICE_NS);
-        let stages = StageMetrics::new();
+        let stages = WriterMetrics::new();
         let idle = Duration::from_millis(self.config.expiry_check_ms.max(1));
         loop {
             let first = match self.requests.recv_timeout(idle) {
@@ -551,7 +574,7 @@ impl WriterState {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Request>, stages: &StageMetrics) {
+    fn commit_group(&mut self, group: Vec<Request>, stages: &WriterMetrics) {
         let started = Instant::now();
         for request in &group {
             stages
@@ -757,11 +780,7 @@ fn log_loop(
     buffers: Sender<Vec<u8>>,
 ) {
     crate::sched::request_short_slice(crate::sched::ENGINE_THREAD_SLICE_NS);
-    let stages = StageMetrics::new();
-    // For operators' dashboards (no-ops unless a metrics recorder is installed).
-    let fsync_seconds = metrics::histogram!("farthing_engine_fsync_seconds");
-    let commit_bytes = metrics::histogram!("farthing_engine_commit_bytes");
-    let commit_events = metrics::histogram!("farthing_engine_commit_events");
+    let stages = LogMetrics::new();
     while let Ok(first) = commits.recv() {
         // Every commit that queued up while the last sync ran shares the next one: one fsync
         // for several commits when syncs are slower than commits arrive. A rotation ends the
@@ -815,7 +834,7 @@ fn log_loop(
         shared
             .fsync_nanos_max
             .fetch_max(fsync_nanos, Ordering::Relaxed);
-        fsync_seconds.record(fsync_nanos as f64 / 1e9);
+        stages.fsync.record(fsync_nanos as f64 / 1e9);
         let has_notes = durable.iter().any(|(_, _, notes)| !notes.is_empty());
         let sink = if has_notes {
             shared.note_sink.lock().clone()
@@ -835,7 +854,7 @@ fn log_loop(
             shared
                 .log_bytes
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
-            commit_bytes.record(records.len() as f64);
+            stages.commit_bytes.record(records.len() as f64);
             let mut batches = 0;
             let mut events = 0;
             let answered = Instant::now();
@@ -852,7 +871,7 @@ fn log_loop(
                 }
             }
             shared.batches.fetch_add(batches, Ordering::Relaxed);
-            commit_events.record(events as f64);
+            stages.commit_events.record(events as f64);
             shared.events.fetch_add(events, Ordering::Relaxed);
             let _ = buffers.try_send(records);
         }
