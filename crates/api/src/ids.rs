@@ -80,6 +80,8 @@ pub fn encode_id(kind: IdKind, id: u128) -> String {
 /// The 128-bit id inside a prefixed id, or `None` if it is not one of `kind`.
 pub fn decode_id(kind: IdKind, text: &str) -> Option<u128> {
     let body = text.strip_prefix(kind.prefix())?;
+    // The length check also guards `decode_mut`, which panics unless the output is exactly
+    // the decoded length of the input (26 symbols: 16 bytes).
     if body.len() != 26
         || !body
             .bytes()
@@ -142,5 +144,11 @@ mod tests {
             decode_id(IdKind::Charge, "ch_aaaaaaaaaaaaaaaaaaaaaaaa1a"),
             None
         );
+        // Wrong lengths are refused, not a panic in the decoder.
+        assert_eq!(
+            decode_id(IdKind::Charge, "ch_aaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            None
+        );
+        assert_eq!(decode_id(IdKind::Charge, "ch_"), None);
     }
 }
