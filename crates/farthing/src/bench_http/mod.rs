@@ -14,8 +14,11 @@
 //! connection instead of queueing behind it, so the percentiles are those a client with this
 //! many connections sees, not those of an open-loop arrival rate (coordinated omission).
 //!
-//! Request bodies are built before the clock starts and shared by reference count, so the load
-//! generator, which shares the machine's cores with a spawned server, spends its time on HTTP.
+//! Requests are laid out as bytes before the clock starts and sent by a client of its own
+//! ([`client`]), one task and one socket per connection, so the load generator, which shares
+//! the machine's cores with a spawned server, takes as little of them as it can.
+
+pub mod client;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -26,11 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use http::{HeaderValue, Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -38,6 +37,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use crate::bench::BenchArgs;
+use client::{request_bytes, ClientError, Connection};
 
 /// Most concurrent connections; each holds a socket and a task.
 const CONNECTIONS_MAX: usize = 4096;
@@ -77,7 +77,7 @@ const SERVER_STOP_TIMEOUT_S: u64 = 60;
 const SERVER_STOP_POLL_MS: u64 = 20;
 /// A request without a complete response by then counts as failed, and its connection is
 /// replaced.
-const REQUEST_TIMEOUT_MS: u64 = 30_000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body read, in bytes (a batch of 8190 results is about 3.5 MB).
 const RESPONSE_BYTES_MAX: usize = 64 << 20;
 /// Times one connection is reopened after a transport failure before it gives up.
@@ -137,17 +137,8 @@ pub enum HttpBenchError {
     TargetNotLoopback(String),
     #[error("the API key is not a valid HTTP header value")]
     KeyInvalid,
-    #[error("connecting to {addr}: {source}")]
-    Connect {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("HTTP: {0}")]
-    Http(#[from] hyper::Error),
-    #[error("reading a response body: {0}")]
-    Body(String),
-    #[error("no complete response within {REQUEST_TIMEOUT_MS} ms")]
-    Timeout,
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("{method} {path} answered {status}: {body}")]
     Status {
         method: Method,
@@ -169,13 +160,7 @@ pub enum HttpBenchError {
 impl HttpBenchError {
     /// Whether the connection can no longer be trusted to carry the next request.
     fn breaks_connection(&self) -> bool {
-        matches!(
-            self,
-            HttpBenchError::Http(_)
-                | HttpBenchError::Body(_)
-                | HttpBenchError::Timeout
-                | HttpBenchError::Connect { .. }
-        )
+        matches!(self, HttpBenchError::Client(_))
     }
 
     /// Transfers of a request of `sent` that this failure left uncreated.
@@ -362,117 +347,76 @@ impl Endpoint {
     }
 }
 
-/// The headers every request carries, built once so that each request only clones them
-/// (reference counts, not copies).
+/// The headers every request carries, checked once (a key with a line break in it would
+/// smuggle headers into the request).
 #[derive(Debug, Clone)]
 struct RequestTemplate {
-    host: HeaderValue,
-    authorization: HeaderValue,
-    content_type: HeaderValue,
+    host: String,
+    authorization: String,
+    content_type: &'static str,
 }
 
 impl RequestTemplate {
     fn new(endpoint: &Endpoint, key: &str) -> Result<RequestTemplate, HttpBenchError> {
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {key}"))
-            .map_err(|_| HttpBenchError::KeyInvalid)?;
-        authorization.set_sensitive(true);
+        let authorization = format!("Bearer {key}");
+        // Visible ASCII only, as `HeaderValue::from_str` checks.
+        HeaderValue::from_str(&authorization).map_err(|_| HttpBenchError::KeyInvalid)?;
+        let host = endpoint
+            .host
+            .to_str()
+            .map_err(|_| HttpBenchError::TargetInvalid(endpoint.url.clone()))?;
         Ok(RequestTemplate {
-            host: endpoint.host.clone(),
+            host: host.to_string(),
             authorization,
-            content_type: HeaderValue::from_static("application/json"),
+            content_type: "application/json",
         })
     }
 
     /// The same headers with another content type.
     fn with_content_type(&self, content_type: &'static str) -> RequestTemplate {
         RequestTemplate {
-            content_type: HeaderValue::from_static(content_type),
+            content_type,
             ..self.clone()
         }
     }
 
-    fn build(&self, method: Method, uri: &Uri, body: Bytes) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = uri.clone();
-        let headers = request.headers_mut();
-        headers.insert(HOST, self.host.clone());
-        headers.insert(AUTHORIZATION, self.authorization.clone());
-        headers.insert(CONTENT_TYPE, self.content_type.clone());
-        request
+    /// The whole request, ready to be written.
+    fn build(&self, method: &Method, path: &str, body: &[u8]) -> Bytes {
+        let headers = [
+            ("host", self.host.as_str()),
+            ("authorization", self.authorization.as_str()),
+            ("content-type", self.content_type),
+        ];
+        request_bytes(method, path, &headers, body)
     }
 }
 
-/// One HTTP/1.1 keep-alive connection with at most one request in flight.
-struct Connection {
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Connection {
-    async fn open(addr: SocketAddr) -> Result<Connection, HttpBenchError> {
-        let connect_error = |source| HttpBenchError::Connect { addr, source };
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(connect_error)?;
-        // One small request at a time: Nagle's algorithm would hold each back until the
-        // previous segment is acknowledged.
-        stream.set_nodelay(true).map_err(connect_error)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        // The task moves bytes until the sender is dropped or the server hangs up. A failure
-        // also fails the request in flight, which is where it is counted.
-        tokio::spawn(async move {
-            let _ = connection.await;
+/// A setup call: `expected` status and a JSON answer, or an error quoting the answer.
+async fn call(
+    connection: &mut Connection,
+    template: &RequestTemplate,
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    expected: StatusCode,
+) -> Result<Value, HttpBenchError> {
+    let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
+    let request = template.build(&method, path, &body);
+    let answer = connection
+        .exchange(&request, RESPONSE_BYTES_MAX, REQUEST_TIMEOUT)
+        .await?;
+    if answer.status != expected {
+        return Err(HttpBenchError::Status {
+            method,
+            path,
+            status: answer.status,
+            body: excerpt(answer.body),
         });
-        Ok(Connection { sender })
     }
-
-    /// Sends `request` and reads its whole response, within [`REQUEST_TIMEOUT_MS`].
-    async fn exchange(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), HttpBenchError> {
-        let exchange = async {
-            self.sender.ready().await?;
-            let response = self.sender.send_request(request).await?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
-                .collect()
-                .await
-                .map_err(|e| HttpBenchError::Body(e.to_string()))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), exchange)
-            .await
-            .map_err(|_| HttpBenchError::Timeout)?
-    }
-
-    /// A setup call: `expected` status and a JSON answer, or an error quoting the answer.
-    async fn call(
-        &mut self,
-        template: &RequestTemplate,
-        method: Method,
-        path: &'static str,
-        body: Option<Value>,
-        expected: StatusCode,
-    ) -> Result<Value, HttpBenchError> {
-        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-        let request = template.build(method.clone(), &Uri::from_static(path), body);
-        let (status, answer) = self.exchange(request).await?;
-        if status != expected {
-            return Err(HttpBenchError::Status {
-                method,
-                path,
-                status,
-                body: excerpt(&answer),
-            });
-        }
-        serde_json::from_slice(&answer).map_err(|_| HttpBenchError::Unexpected {
-            what: path,
-            body: excerpt(&answer),
-        })
-    }
+    serde_json::from_slice(answer.body).map_err(|_| HttpBenchError::Unexpected {
+        what: path,
+        body: excerpt(answer.body),
+    })
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -515,22 +459,28 @@ impl Fixture {
         let mut connection = Connection::open(endpoint.addr).await?;
         let given = RequestTemplate::new(endpoint, key)?;
         let operator = key.starts_with(OPERATOR_KEY_PREFIX);
-        let assets = connection
-            .call(&given, Method::GET, "/v1/assets", None, StatusCode::OK)
-            .await?;
+        let assets = call(
+            &mut connection,
+            &given,
+            Method::GET,
+            "/v1/assets",
+            None,
+            StatusCode::OK,
+        )
+        .await?;
         let scale = match asset_scale(&assets)? {
             Some(scale) => scale,
             None if operator => {
                 let asset = json!({"code": ASSET_CODE, "scale": ASSET_SCALE_NEW});
-                connection
-                    .call(
-                        &given,
-                        Method::POST,
-                        "/v1/assets",
-                        Some(asset),
-                        StatusCode::CREATED,
-                    )
-                    .await?;
+                call(
+                    &mut connection,
+                    &given,
+                    Method::POST,
+                    "/v1/assets",
+                    Some(asset),
+                    StatusCode::CREATED,
+                )
+                .await?;
                 ASSET_SCALE_NEW
             }
             None => {
@@ -544,26 +494,26 @@ impl Fixture {
         // and all.
         let mut merchant_id = None;
         let template = if operator {
-            let merchant = connection
-                .call(
-                    &given,
-                    Method::POST,
-                    "/v1/merchants",
-                    Some(json!({"name": "bench"})),
-                    StatusCode::CREATED,
-                )
-                .await?;
+            let merchant = call(
+                &mut connection,
+                &given,
+                Method::POST,
+                "/v1/merchants",
+                Some(json!({"name": "bench"})),
+                StatusCode::CREATED,
+            )
+            .await?;
             let merchant = field(&merchant, "id", "/v1/merchants")?;
             merchant_id = Some(merchant.clone());
-            let issued = connection
-                .call(
-                    &given,
-                    Method::POST,
-                    "/v1/api_keys",
-                    Some(json!({"scope": "merchant", "merchant": merchant})),
-                    StatusCode::CREATED,
-                )
-                .await?;
+            let issued = call(
+                &mut connection,
+                &given,
+                Method::POST,
+                "/v1/api_keys",
+                Some(json!({"scope": "merchant", "merchant": merchant})),
+                StatusCode::CREATED,
+            )
+            .await?;
             RequestTemplate::new(endpoint, &field(&issued, "secret", "/v1/api_keys")?)?
         } else {
             given.clone()
@@ -573,22 +523,28 @@ impl Fixture {
                 what: "--scenario charges",
                 body: "needs an operator key (to set the merchant's fee plan)".into(),
             })?;
-            let partner = connection
-                .call(
-                    &given,
-                    Method::POST,
-                    "/v1/merchants",
-                    Some(json!({"name": "bench partner"})),
-                    StatusCode::CREATED,
-                )
-                .await?;
+            let partner = call(
+                &mut connection,
+                &given,
+                Method::POST,
+                "/v1/merchants",
+                Some(json!({"name": "bench partner"})),
+                StatusCode::CREATED,
+            )
+            .await?;
             let partner = field(&partner, "id", "/v1/merchants")?;
             let plan = json!({"asset": ASSET_CODE, "percent_bps": 250, "fixed": "0", "rounding": "half_even"});
             let path: &'static str =
                 Box::leak(format!("/v1/merchants/{merchant}/fee_plan").into_boxed_str());
-            connection
-                .call(&given, Method::POST, path, Some(plan), StatusCode::OK)
-                .await?;
+            call(
+                &mut connection,
+                &given,
+                Method::POST,
+                path,
+                Some(plan),
+                StatusCode::OK,
+            )
+            .await?;
             let customers = create_customers(
                 endpoint,
                 &template,
@@ -634,23 +590,19 @@ async fn create_customers(
             let mut connection = Connection::open(endpoint.addr).await?;
             let mut ids = Vec::new();
             for _ in 0..share {
-                let c = connection
-                    .call(&template, Method::POST, "/v1/customers", Some(json!({"name": "bench"})), StatusCode::CREATED)
+                let c = call(&mut connection, &template, Method::POST, "/v1/customers", Some(json!({"name": "bench"})), StatusCode::CREATED)
                     .await?;
                 let id = field(&c, "id", "/v1/customers")?;
                 let token = RequestTemplate::new(&endpoint, &field(&c, "token", "/v1/customers")?)?;
                 let leak = |p: String| -> &'static str { Box::leak(p.into_boxed_str()) };
-                let pm = connection
-                    .call(&token, Method::POST, leak(format!("/v1/customers/{id}/payment_methods")),
+                let pm = call(&mut connection, &token, Method::POST, leak(format!("/v1/customers/{id}/payment_methods")),
                         Some(json!({"card_number": "4242424242424242"})), StatusCode::CREATED)
                     .await?;
                 let pm = field(&pm, "token", "payment_methods")?;
-                connection
-                    .call(&token, Method::POST, leak(format!("/v1/customers/{id}/topups")),
+                call(&mut connection, &token, Method::POST, leak(format!("/v1/customers/{id}/topups")),
                         Some(json!({"amount": CHARGE_WALLET_TOPUP, "asset": ASSET_CODE, "payment_method": pm})), StatusCode::CREATED)
                     .await?;
-                connection
-                    .call(&token, Method::POST, leak(format!("/v1/customers/{id}/allowances")),
+                call(&mut connection, &token, Method::POST, leak(format!("/v1/customers/{id}/allowances")),
                         Some(json!({"merchant": merchant, "asset": ASSET_CODE, "max_per_charge": "1",
                                     "max_per_period": CHARGE_WALLET_TOPUP, "period": "month"})), StatusCode::CREATED)
                     .await?;
@@ -702,15 +654,15 @@ async fn create_accounts(
             let mut connection = Connection::open(addr).await?;
             let mut ids = Vec::new();
             for _ in 0..share {
-                let account = connection
-                    .call(
-                        &template,
-                        Method::POST,
-                        "/v1/accounts",
-                        Some(json!({"asset": ASSET_CODE})),
-                        StatusCode::CREATED,
-                    )
-                    .await?;
+                let account = call(
+                    &mut connection,
+                    &template,
+                    Method::POST,
+                    "/v1/accounts",
+                    Some(json!({"asset": ASSET_CODE})),
+                    StatusCode::CREATED,
+                )
+                .await?;
                 ids.push(field(&account, "id", "/v1/accounts")?);
             }
             Ok::<_, HttpBenchError>(ids)
@@ -718,7 +670,10 @@ async fn create_accounts(
     }
     let mut accounts = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let ids = joined.map_err(|e| HttpBenchError::Body(format!("setup task failed: {e}")))??;
+        let ids = joined.map_err(|e| HttpBenchError::Unexpected {
+            what: "setup",
+            body: e.to_string(),
+        })??;
         accounts.extend(ids);
     }
     // Tasks finish in any order; sorted, the seed alone decides the workload.
@@ -847,9 +802,8 @@ fn build_charge_bodies(fixture: &Fixture, rng: &mut StdRng) -> Vec<Bytes> {
 /// What every connection of the load shares.
 struct Load {
     addr: SocketAddr,
-    template: RequestTemplate,
-    uri: Uri,
-    bodies: Vec<Bytes>,
+    /// Whole requests (head and body), cycled through.
+    requests: Vec<Bytes>,
     scenario: Scenario,
     transfers_per_request: u64,
     warmup_end: Instant,
@@ -959,7 +913,7 @@ async fn drive(load: Arc<Load>, index: usize, connections: usize) -> Tally {
     let mut connection = match Connection::open(load.addr).await {
         Ok(connection) => connection,
         Err(error) => {
-            tally.fail(&error, 0);
+            tally.fail(&error.into(), 0);
             return tally;
         }
     };
@@ -974,13 +928,15 @@ async fn drive(load: Arc<Load>, index: usize, connections: usize) -> Tally {
         if measured && load.measured_started.fetch_add(1, Ordering::Relaxed) >= load.requests_max {
             break;
         }
-        let body = load.bodies[next % load.bodies.len()].clone();
+        let request = &load.requests[next % load.requests.len()];
         next = next.wrapping_add(1);
-        let request = load.template.build(Method::POST, &load.uri, body);
-        let outcome = connection
-            .exchange(request)
+        let outcome = match connection
+            .exchange(request, RESPONSE_BYTES_MAX, REQUEST_TIMEOUT)
             .await
-            .and_then(|(status, body)| load.check(status, &body));
+        {
+            Ok(response) => load.check(response.status, response.body),
+            Err(error) => Err(error.into()),
+        };
         let done = Instant::now();
         if measured {
             tally.measured_requests += 1;
@@ -1004,7 +960,7 @@ async fn drive(load: Arc<Load>, index: usize, connections: usize) -> Tally {
                     match Connection::open(load.addr).await {
                         Ok(reopened) => connection = reopened,
                         Err(error) => {
-                            tally.fail(&error, 0);
+                            tally.fail(&error.into(), 0);
                             break;
                         }
                     }
@@ -1116,16 +1072,18 @@ async fn measure(
         Scenario::Single | Scenario::Charges => 1,
         Scenario::Batch | Scenario::Binary => args.batch_size as u64,
     };
-    let bodies = build_bodies(args.scenario, &fixture, args.batch_size, args.seed);
+    let template = fixture
+        .template
+        .with_content_type(args.scenario.content_type());
+    let requests = build_bodies(args.scenario, &fixture, args.batch_size, args.seed)
+        .into_iter()
+        .map(|body| template.build(&Method::POST, args.scenario.path(), &body))
+        .collect();
     let started = Instant::now();
     let warmup_end = started + Duration::from_secs_f64(args.warmup_seconds);
     let load = Arc::new(Load {
         addr: endpoint.addr,
-        template: fixture
-            .template
-            .with_content_type(args.scenario.content_type()),
-        uri: Uri::from_static(args.scenario.path()),
-        bodies,
+        requests,
         scenario: args.scenario,
         transfers_per_request,
         warmup_end,
