@@ -2,7 +2,7 @@
 //! JSON bodies with field-naming errors ([`ApiJson`]), and idempotency for requests that are
 //! not ledger transfers ([`AppState::idempotent`]).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -34,7 +34,7 @@
 //! refused the chain, or a retry found it booked already) is not applied, so the log never
 //! invents an event (see [`crate::webhooks`]).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 

@@ -18,7 +18,7 @@ pub mod store;
 pub mod webhooks;
 pub mod wire;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! so every write path forgets the entry it changed after its commit. A charge concurrent with
 //! such a write may see the state just before it, as it could without a cache.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::RwLock;

@@ -53,8 +53,8 @@ pub const CODE_CONTRIBUTION: u16 = 16;
 const ID_MEMO_MAX: usize = 1 << 16;
 
 thread_local! {
-    static ID_MEMO: std::cell::RefCell<std::collections::HashMap<(LedgerAccount, u32), AccountId>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static ID_MEMO: std::cell::RefCell<foldhash::HashMap<(LedgerAccount, u32), AccountId>> =
+        std::cell::RefCell::new(foldhash::HashMap::default());
 }
 
 /// A product ledger account.

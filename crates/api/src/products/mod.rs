@@ -14,7 +14,7 @@ pub mod ledger;
 pub mod records;
 pub mod scheduler;
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::sync::Arc;
 
 use farthing_engine::Engine;
@@ -60,7 +60,7 @@ pub struct Products {
     funded_limits: RwLock<HashSet<u128>>,
     /// Serializes work that reads then writes one object (refunds of one charge, a payout of one
     /// merchant): keyed by the object's id.
-    locks: Mutex<std::collections::HashMap<u128, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<foldhash::HashMap<u128, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The most ids a cache of known ledger objects holds before it forgets them all (16 MiB of
@@ -94,7 +94,7 @@ impl Products {
             webhook_addresses: Default::default(),
             known_accounts: RwLock::new(HashSet::new()),
             funded_limits: RwLock::new(HashSet::new()),
-            locks: Mutex::new(std::collections::HashMap::new()),
+            locks: Mutex::new(foldhash::HashMap::default()),
         })
     }
 
