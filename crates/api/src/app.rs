@@ -42,6 +42,8 @@ pub struct AppState {
     owners: RwLock<HashMap<u128, u128>>,
     limiter: DefaultKeyedRateLimiter<u128>,
     pub asset_lock: tokio::sync::Mutex<()>,
+    /// Assets copied out of the ledger for lock-free lookups by code and id.
+    pub assets: crate::routes::assets::KnownAssets,
     pub limits: Limits,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub products: crate::products::Products,
@@ -173,6 +175,7 @@ impl AppState {
             owners: RwLock::new(HashMap::new()),
             limiter: RateLimiter::keyed(Quota::per_second(rate)),
             asset_lock: tokio::sync::Mutex::new(()),
+            assets: Default::default(),
             limits,
             metrics,
             products,

@@ -62,8 +62,8 @@ pub fn positive_amount(text: &str, asset: &Asset, param: &str) -> Result<Amount,
 
 pub fn asset_by_id(state: &SharedState, id: u32) -> Result<Asset, ApiError> {
     state
-        .engine
-        .read(|l| l.asset_by_id(AssetId(id)))
+        .assets
+        .find(&state.engine, |a| a.id == AssetId(id))
         .ok_or_else(|| ApiError::internal("asset missing"))
 }
 
