@@ -366,8 +366,17 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// Room reserved for a JSON document before it is written: most answers and records fit, so
+/// the buffer is not regrown (and copied) several times on the way, as from serde_json's 128
+/// bytes.
+pub(crate) const JSON_BYTES_RESERVED: usize = 1024;
+
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|e| ApiError::internal(format!("encoding response: {e}")))
+    let mut out = Vec::with_capacity(JSON_BYTES_RESERVED);
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
+    // serde_json writes only valid UTF-8.
+    String::from_utf8(out).map_err(|e| ApiError::internal(format!("encoding response: {e}")))
 }
 
 /// Who is calling.
