@@ -1149,6 +1149,20 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
             retried += 1;
         }
     }
+    // A key with another request is refused and charges nothing.
+    let first = key(0, 0);
+    let (status, e) = server.call(
+        "POST",
+        "/v1/charges",
+        Some(&w.customer_token),
+        Some(body(0, 1)),
+        &[("Idempotency-Key", first.as_str())],
+    );
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (409, Some("idempotency_error")),
+        "{e}"
+    );
     let spent = retried as u128 * 10_000;
     assert_eq!(minor(&json!(wallet(&server, &w))), 10_000_000 - spent);
     let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);

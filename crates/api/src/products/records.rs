@@ -411,7 +411,8 @@ pub struct ChargeRecord {
     pub created_ns: u64,
     /// Refund ids, in order.
     pub refunds: Vec<u128>,
-    /// Fingerprint of the creating request, to tell a retry from a reused Idempotency-Key.
+    /// Fingerprint of the creating request, to tell a retry from a reused Idempotency-Key
+    /// (`None` without a key: such a request cannot be retried).
     #[serde(default)]
     pub request_hash: Option<[u8; 32]>,
     /// The tab (id, limit) it was charged to; `None` for the wallet.

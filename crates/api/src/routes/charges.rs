@@ -729,7 +729,9 @@ pub async fn create(
         priced(&state, merchant, &asset, amount, &shares)?;
     let key = idempotency_key(&headers)?;
     let tenant = caller.customer.unwrap_or(caller.tenant());
-    let request_hash = sha256(&[b"charges", &raw]);
+    // Only a keyed request can be retried, so only it needs a fingerprint to tell a retry from a
+    // reused key.
+    let request_hash = key.is_some().then(|| sha256(&[b"charges", &raw]));
     let (id, _same_key, existing) = charge_id_for(&state, tenant, &key).await?;
     if let Some(existing) = existing {
         return replay(&state, &existing, request_hash);
@@ -768,7 +770,7 @@ pub async fn create(
         requires_confirmation,
         created_ns: state.products.clock.now(),
         refunds: Vec::new(),
-        request_hash: Some(request_hash),
+        request_hash,
         tab,
         disputed: 0,
         attempt: 0,
@@ -811,9 +813,9 @@ async fn charge_id_for<'a>(
 fn replay(
     state: &SharedState,
     existing: &ChargeRecord,
-    request_hash: [u8; 32],
+    request_hash: Option<[u8; 32]>,
 ) -> Result<Response, ApiError> {
-    if existing.request_hash != Some(request_hash) {
+    if existing.request_hash != request_hash {
         return Err(ApiError::idempotency(
             "this Idempotency-Key was already used with different parameters",
         ));
@@ -873,7 +875,7 @@ pub async fn tip(
     let (platform_fee, merchant_net, payees, rounding) =
         priced(&state, merchant, &asset, amount, &[])?;
     let key = idempotency_key(&headers)?;
-    let request_hash = sha256(&[b"tips", &raw]);
+    let request_hash = key.is_some().then(|| sha256(&[b"tips", &raw]));
     let (id, _same_key, existing) = charge_id_for(&state, customer, &key).await?;
     if let Some(existing) = existing {
         return replay(&state, &existing, request_hash);
@@ -896,7 +898,7 @@ pub async fn tip(
         requires_confirmation: false,
         created_ns: state.products.clock.now(),
         refunds: Vec::new(),
-        request_hash: Some(request_hash),
+        request_hash,
         tab: None,
         disputed: 0,
         attempt: 0,
