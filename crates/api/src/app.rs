@@ -445,6 +445,18 @@ where
     }
 }
 
+/// The request's checked `Idempotency-Key` (see [`idempotency_key`]), read in place: a
+/// `HeaderMap` extractor would copy every header of the request to get at it.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<IdempotencyKey, ApiError> {
+        idempotency_key(&parts.headers).map(IdempotencyKey)
+    }
+}
+
 /// Any authenticated caller, customer tokens included (the customer-facing endpoints).
 pub struct Caller(pub Principal);
 

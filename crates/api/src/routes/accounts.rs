@@ -1,7 +1,7 @@
 //! Accounts: `POST /v1/accounts`, `GET /v1/accounts/{id}`, `GET /v1/accounts`.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{
     Account, AccountFlags, AccountId, Amount, BatchResults, Operation, StoredAccount,
@@ -9,7 +9,7 @@ use farthing_ledger::{
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, random_id, rfc3339, sha256, to_json, ApiJson, Principal,
+    derived_id, random_id, rfc3339, sha256, to_json, ApiJson, IdempotencyKey, Principal,
     SharedState,
 };
 use crate::error::ApiError;
@@ -186,7 +186,7 @@ pub fn account_for_transfer(
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateAccount>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
@@ -223,7 +223,6 @@ pub async fn create(
     if request.flags.credits_must_not_exceed_debits {
         flags = flags | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS;
     }
-    let key = idempotency_key(&headers)?;
     let id = match &key {
         Some(key) => derived_id(principal.tenant(), key, "accounts", 0),
         None => random_id(),

@@ -1,13 +1,13 @@
 //! Assets: `POST /v1/assets` (operator), `GET /v1/assets`. The API names an asset by its code.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_engine::Engine;
 use farthing_ledger::{Asset, AssetCode, AssetId, BatchResults, Operation};
 use serde::{Deserialize, Serialize};
 
-use crate::app::{idempotency_key, to_json, ApiJson, Principal, SharedState};
+use crate::app::{to_json, ApiJson, IdempotencyKey, Principal, SharedState};
 use crate::error::ApiError;
 use crate::store::Changes;
 
@@ -68,7 +68,7 @@ impl KnownAssets {
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateAsset>,
 ) -> Result<Response, ApiError> {
     principal.require_operator()?;
@@ -81,7 +81,6 @@ pub async fn create(
             "scale must be 0 to 18",
         ));
     }
-    let key = idempotency_key(&headers)?;
     let state2 = state.clone();
     state
         .idempotent(principal.tenant(), key, "assets", &raw, || async move {

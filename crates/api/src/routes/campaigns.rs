@@ -15,14 +15,14 @@
 //! serialized with its end, so none slips past the deadline job.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{Amount, AssetId, PendingStatus, Transfer, TransferFlags, TransferId};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, to_json, ApiJson,
-    Caller, Principal, SharedState,
+    derived_id, json_response, random_id, rfc3339, sha256, to_json, ApiJson, Caller,
+    IdempotencyKey, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -181,7 +181,7 @@ fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, ApiErro
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateCampaign>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
@@ -213,7 +213,6 @@ pub async fn create(
             format!("ends_in_seconds must be {ENDS_IN_MIN_S} to {ENDS_IN_MAX_S}"),
         ));
     }
-    let key = idempotency_key(&headers)?;
     let state2 = state.clone();
     state
         .idempotent(principal.tenant(), key, "campaigns", &raw, || async move {
@@ -302,7 +301,7 @@ fn contribution_view(
 pub async fn contribute(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<Contribute>,
 ) -> Result<Response, ApiError> {
@@ -313,7 +312,6 @@ pub async fn contribute(
     let c = campaign(&state, &id)?;
     let asset = asset_by_id(&state, c.asset)?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
-    let key = idempotency_key(&headers)?;
     let request_hash = sha256(&[b"contributions", &c.id.to_le_bytes(), &raw]);
     let ctb = match &key {
         Some(key) => derived_id(customer, key, "contribution", 0),

@@ -8,7 +8,7 @@
 //! either the customer creates the charge, or confirms one the merchant created.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{Amount, Asset, AssetId, TransferResult};
 use farthing_products::fees::{
@@ -18,8 +18,8 @@ use farthing_products::schedule::{period_start, Interval};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, time_ordered_id,
-    to_json, ApiJson, Caller, Principal, SharedState,
+    derived_id, json_response, random_id, rfc3339, sha256, time_ordered_id, to_json, ApiJson,
+    Caller, IdempotencyKey, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -639,7 +639,7 @@ fn text_field(value: &str, max: usize, param: &str) -> Result<(), ApiError> {
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateCharge>,
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
@@ -727,7 +727,6 @@ pub async fn create(
     }
     let (platform_fee, merchant_net, payees, rounding) =
         priced(&state, merchant, &asset, amount, &shares)?;
-    let key = idempotency_key(&headers)?;
     let tenant = caller.customer.unwrap_or(caller.tenant());
     // Only a keyed request can be retried, so only it needs a fingerprint to tell a retry from a
     // reused key.
@@ -859,7 +858,7 @@ pub async fn confirm(
 pub async fn tip(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateTip>,
 ) -> Result<Response, ApiError> {
     let customer = caller
@@ -874,7 +873,6 @@ pub async fn tip(
     }
     let (platform_fee, merchant_net, payees, rounding) =
         priced(&state, merchant, &asset, amount, &[])?;
-    let key = idempotency_key(&headers)?;
     let request_hash = key.is_some().then(|| sha256(&[b"tips", &raw]));
     let (id, _same_key, existing) = charge_id_for(&state, customer, &key).await?;
     if let Some(existing) = existing {
@@ -1034,7 +1032,7 @@ fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord) -> 
 pub async fn refund(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<CreateRefund>,
 ) -> Result<Response, ApiError> {
@@ -1043,7 +1041,6 @@ pub async fn refund(
     if !principal.can_see(charge.merchant) {
         return Err(ApiError::not_found(Some("id"), "charge"));
     }
-    let key = idempotency_key(&headers)?;
     let request_hash = sha256(&[b"refunds", &charge.id.to_le_bytes(), &raw]);
     let _guard = state.products.lock(charge.id).await;
     // With a key, the refund's id derives from it: a retry finds the refund it already made.

@@ -6,14 +6,14 @@
 //! allowance or confirm a charge: a merchant key alone never moves a customer's money.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{Amount, Asset, AssetId};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, now_ns, random_id, rfc3339, to_json, ApiJson, Caller, Principal,
+    derived_id, now_ns, random_id, rfc3339, to_json, ApiJson, Caller, IdempotencyKey, Principal,
     SharedState,
 };
 use crate::error::ApiError;
@@ -203,7 +203,7 @@ pub fn require_customer(caller: &Principal, customer: u128) -> Result<(), ApiErr
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateCustomer>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
@@ -225,7 +225,6 @@ pub async fn create(
         }
         None => None,
     };
-    let key = idempotency_key(&headers)?;
     let state2 = state.clone();
     let creator = principal.tenant();
     state
@@ -526,7 +525,7 @@ fn topup_writes(state: &SharedState, record: &TopupRecord) -> Result<Vec<RecordW
 pub async fn topup(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<CreateTopup>,
 ) -> Result<Response, ApiError> {
@@ -537,7 +536,6 @@ pub async fn topup(
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
     require_payment_method(&customer, &request.payment_method)?;
-    let key = idempotency_key(&headers)?;
     let topup_id = match &key {
         Some(key) => derived_id(caller.tenant() ^ customer.id, key, "topup", 0),
         None => random_id(),
@@ -766,7 +764,7 @@ pub fn allowance_view(state: &SharedState, a: &AllowanceRecord) -> Result<Allowa
 pub async fn create_allowance(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<CreateAllowance>,
 ) -> Result<Response, ApiError> {
@@ -796,7 +794,6 @@ pub async fn create_allowance(
             format!("a customer holds at most {ALLOWANCES_MAX} allowances"),
         ));
     }
-    let key = idempotency_key(&headers)?;
     let state2 = state.clone();
     let response = state
         .idempotent(customer.id, key, "allowances", &raw, || async move {

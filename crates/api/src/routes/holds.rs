@@ -17,7 +17,7 @@
 //! concurrently, or after whatever crash) an operation is retried.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{
     AccountId, Amount, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
@@ -25,8 +25,8 @@ use farthing_ledger::{
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, to_json, ApiJson,
-    Caller, Principal, SharedState,
+    derived_id, json_response, random_id, rfc3339, sha256, to_json, ApiJson, Caller,
+    IdempotencyKey, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -220,7 +220,7 @@ fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ApiError> {
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateHold>,
 ) -> Result<Response, ApiError> {
     let customer = caller
@@ -249,7 +249,6 @@ pub async fn create(
             format!("expires_in_seconds must be {EXPIRES_IN_MIN_S} to {EXPIRES_IN_MAX_S}"),
         ));
     }
-    let key = idempotency_key(&headers)?;
     let request_hash = sha256(&[b"holds", &raw]);
     let id = match &key {
         Some(key) => derived_id(customer, key, "hold", 0),
@@ -643,7 +642,7 @@ async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<
 pub async fn capture(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, _): ApiJson<CaptureHold>,
 ) -> Result<Response, ApiError> {
@@ -657,7 +656,7 @@ pub async fn capture(
         .as_deref()
         .map(|a| positive_amount(a, &asset, "amount"))
         .transpose()?;
-    let marker = match idempotency_key(&headers)? {
+    let marker = match key {
         Some(key) => derived_id(hold.id, &key, "capture", 0),
         None => hold.id,
     };

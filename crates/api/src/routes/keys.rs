@@ -3,13 +3,13 @@
 //! shown once, in the response that creates it.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    idempotency_key, now_ns, random_id, rfc3339, sha256, to_json, ApiJson, Principal, SharedState,
+    now_ns, random_id, rfc3339, sha256, to_json, ApiJson, IdempotencyKey, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -96,7 +96,7 @@ pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
@@ -130,7 +130,6 @@ pub async fn create(
         }
         _ => {}
     }
-    let key = idempotency_key(&headers)?;
     let state2 = state.clone();
     let response = state
         .idempotent(principal.tenant(), key, "api_keys", &raw, || async move {

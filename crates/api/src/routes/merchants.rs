@@ -1,12 +1,12 @@
 //! Merchants: `POST /v1/merchants` (operator), `GET /v1/merchants/{id}`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    idempotency_key, now_ns, random_id, rfc3339, to_json, ApiJson, Principal, SharedState,
+    now_ns, random_id, rfc3339, to_json, ApiJson, IdempotencyKey, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -41,12 +41,11 @@ fn view(m: &MerchantRecord) -> MerchantView {
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateMerchant>,
 ) -> Result<Response, ApiError> {
     principal.require_operator()?;
     crate::routes::check_name(&request.name)?;
-    let key = idempotency_key(&headers)?;
     state
         .idempotent(principal.tenant(), key, "merchants", &raw, || async move {
             let record = MerchantRecord {

@@ -13,15 +13,15 @@
 //! charging until resume; cancel ends it now or at the end of the paid period.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{Amount, Timestamp};
 use farthing_products::schedule::{add_interval, Backoff, Interval};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, idempotency_key, json_response, random_id, rfc3339, sha256, to_json, ApiJson,
-    Caller, Principal, SharedState,
+    derived_id, json_response, random_id, rfc3339, sha256, to_json, ApiJson, Caller,
+    IdempotencyKey, Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -99,7 +99,7 @@ fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, ApiError> 
 pub async fn create_plan(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreatePlan>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
@@ -116,7 +116,6 @@ pub async fn create_plan(
             format!("trial_days must be 0 to {TRIAL_DAYS_MAX}"),
         ));
     }
-    let key = idempotency_key(&headers)?;
     let state2 = state.clone();
     state
         .idempotent(principal.tenant(), key, "plans", &raw, || async move {
@@ -298,7 +297,7 @@ fn advance(s: &mut SubscriptionRecord, charge: u128) -> Result<(), ApiError> {
 pub async fn subscribe(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<Subscribe>,
 ) -> Result<Response, ApiError> {
     let customer = caller
@@ -371,7 +370,6 @@ pub async fn subscribe(
             ))
         }
     };
-    let key = idempotency_key(&headers)?;
     let request_hash = sha256(&[b"subscriptions", &raw]);
     let id = match &key {
         Some(key) => derived_id(customer, key, "subscription", 0),

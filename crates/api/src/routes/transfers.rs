@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{
     id_run_start, idempotency_key, json_response, parse_json_body, random_id, rfc3339, to_json,
-    ApiJson, Principal, RawBody, SharedState,
+    ApiJson, IdempotencyKey, Principal, RawBody, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
@@ -254,11 +254,10 @@ fn ids_for(principal: &Principal, key: &Option<String>, count: usize) -> Vec<u12
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
-    let key = idempotency_key(&headers)?;
     state.check_key_for_transfers(principal.tenant(), &key)?;
     let is_chain = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let requests: Vec<TransferRequest> = if is_chain {
@@ -598,7 +597,7 @@ pub async fn get(
 async fn resolve(
     state: SharedState,
     principal: Principal,
-    headers: HeaderMap,
+    key: Option<String>,
     id: String,
     request: ResolveRequest,
     post: bool,
@@ -636,7 +635,6 @@ async fn resolve(
             "amount must be greater than zero",
         ));
     }
-    let key = idempotency_key(&headers)?;
     state.check_key_for_transfers(principal.tenant(), &key)?;
     // The same derivation as every transfer endpoint: the key reused on another hold, or to
     // void what it posted, names this transfer again and gets 409.
@@ -682,22 +680,22 @@ async fn resolve(
 pub async fn post_hold(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, _): ApiJson<ResolveRequest>,
 ) -> Result<Response, ApiError> {
-    resolve(state, principal, headers, id, request, true).await
+    resolve(state, principal, key, id, request, true).await
 }
 
 #[utoipa::path(post, path = "/v1/transfers/{id}/void", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the release", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
 pub async fn void_hold(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, _): ApiJson<ResolveRequest>,
 ) -> Result<Response, ApiError> {
-    resolve(state, principal, headers, id, request, false).await
+    resolve(state, principal, key, id, request, false).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

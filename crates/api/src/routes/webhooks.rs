@@ -7,11 +7,11 @@
 //! delivery carries both signatures) for `previous_secret_valid_seconds`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{idempotency_key, random_id, rfc3339, to_json, ApiJson, Principal, SharedState};
+use crate::app::{random_id, rfc3339, to_json, ApiJson, IdempotencyKey, Principal, SharedState};
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::store::{Changes, RecordWrite};
@@ -314,14 +314,13 @@ fn update(
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateEndpoint>,
 ) -> Result<Response, ApiError> {
     let owner = owner_of_caller(&principal)?;
     checked_url(&state, &request.url).await?;
     let events = parse_events(request.events)?;
     check_description(&request.description)?;
-    let key = idempotency_key(&headers)?;
     let existing = state
         .store
         .endpoints()?
@@ -469,7 +468,7 @@ pub async fn delete(
 pub async fn rotate_secret(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<RotateSecret>,
 ) -> Result<Response, ApiError> {
@@ -485,7 +484,6 @@ pub async fn rotate_secret(
             format!("previous_secret_valid_seconds must be 0 to {PREVIOUS_SECRET_VALID_MAX_S}"),
         ));
     }
-    let key = idempotency_key(&headers)?;
     let guard = state.products.lock(endpoint.id).await;
     // The rotation and its Idempotency-Key record commit together: a retried rotation replays
     // the secret it made instead of rotating again (which would end the old secret at once).
@@ -586,11 +584,10 @@ pub async fn delivery(
 pub async fn redeliver(
     State(state): State<SharedState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<Redeliver>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
     let path = format!("webhook_endpoints/{id}/redeliver");
     let state2 = state.clone();
     state
