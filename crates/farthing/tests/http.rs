@@ -577,6 +577,30 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
         (409, Some("idempotency_error")),
         "{e}"
     );
+    // A malformed key is refused before anything runs, naming the header.
+    for bad in ["x".repeat(256), String::new()] {
+        let (status, e) = server.call(
+            "POST",
+            "/v1/transfers",
+            Some(&w.a_key),
+            Some(transfer(&w.bank, &w.wallet, "0.01")),
+            &[("Idempotency-Key", bad.as_str())],
+        );
+        assert_eq!(
+            (
+                status,
+                e["error"]["code"].as_str(),
+                e["error"]["param"].as_str()
+            ),
+            (
+                400,
+                Some("invalid_idempotency_key"),
+                Some("Idempotency-Key")
+            ),
+            "{e}"
+        );
+    }
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
     // A key that captured a hold cannot then release it, nor capture another hold.
     let hold = |amount: &str| {
         let (status, h) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": amount, "asset": "USD", "pending": true})), &[]);
