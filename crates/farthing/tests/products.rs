@@ -227,6 +227,25 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
         parts, 11,
         "every part of the split adds up to the charge: {shared}"
     );
+    // A share naming no merchant is 404 on that share, and charges nothing.
+    let before = wallet(&server, &w);
+    let (status, e) = server.call(
+        "POST",
+        "/v1/charges",
+        Some(&w.merchant_key),
+        Some(
+            json!({"customer": w.customer, "amount": "0.000011", "asset": "USD",
+                    "shares": [{"merchant": w.merchant, "bps": 7000},
+                               {"merchant": "mer_aaaaaaaaaaaaaaaaaaaaaaaaaa", "bps": 3000}]}),
+        ),
+        &[],
+    );
+    assert_eq!(
+        (status, e["error"]["param"].as_str()),
+        (404, Some("shares.1.merchant")),
+        "{e}"
+    );
+    assert_eq!(wallet(&server, &w), before);
     for amount in ["0.05", "0.05"] {
         let c = ok(
             &server,

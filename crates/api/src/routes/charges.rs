@@ -398,19 +398,25 @@ fn charge_view_as(
     })
 }
 
+/// The merchant named `text`, or 404 naming `param`.
 pub(crate) fn merchant_exists(
     state: &SharedState,
     text: &str,
     param: &str,
 ) -> Result<u128, ApiError> {
-    decode_id(IdKind::Merchant, text)
-        .filter(|m| {
-            matches!(
-                state.products.cache.merchant_exists(&state.store, *m),
-                Ok(true)
-            )
-        })
-        .ok_or_else(|| ApiError::not_found(Some(param), "merchant"))
+    find_merchant(state, text)?.ok_or_else(|| ApiError::not_found(Some(param), "merchant"))
+}
+
+/// The merchant named `text`, if it exists; a store error is an error, not a miss.
+fn find_merchant(state: &SharedState, text: &str) -> Result<Option<u128>, ApiError> {
+    let Some(id) = decode_id(IdKind::Merchant, text) else {
+        return Ok(None);
+    };
+    Ok(state
+        .products
+        .cache
+        .merchant_exists(&state.store, id)?
+        .then_some(id))
 }
 
 /// Splits `gross` by the merchant's fee plan and the shares.
@@ -721,7 +727,10 @@ pub async fn create(
     let mut shares = Vec::with_capacity(request.shares.len());
     for (i, s) in request.shares.iter().enumerate() {
         shares.push((
-            merchant_exists(&state, &s.merchant, &format!("shares.{i}.merchant"))?,
+            // The parameter's name is only spelled out for the error.
+            find_merchant(&state, &s.merchant)?.ok_or_else(|| {
+                ApiError::not_found(Some(&format!("shares.{i}.merchant")), "merchant")
+            })?,
             s.bps,
         ));
     }
