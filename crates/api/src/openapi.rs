@@ -40,7 +40,7 @@ use crate::routes::{
         webhooks::event,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &IdempotencyKeyRule),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -58,6 +58,39 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every `Idempotency-Key` header says what the server accepts (`app::idempotency_key`): 1 to
+/// 255 visible ASCII characters (spaces and tabs allowed, as in any header value).
+struct IdempotencyKeyRule;
+
+impl Modify for IdempotencyKeyRule {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for operation in operations {
+            let parameters = operation.parameters.iter_mut().flatten();
+            for parameter in parameters.filter(|p| p.name == "Idempotency-Key") {
+                let schema = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(crate::app::IDEMPOTENCY_KEY_LEN_MAX))
+                    .pattern(Some("^[\\t\\x20-\\x7e]+$"))
+                    .build();
+                parameter.schema = Some(schema.into());
+            }
+        }
+    }
+}
+
 /// `GET /v1/openapi.json`.
 pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
@@ -66,6 +99,24 @@ pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key's rule is in the document wherever the header is.
+    #[test]
+    fn idempotency_keys_say_what_is_accepted() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut seen = 0;
+        for item in json["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let parameters = operation["parameters"].as_array().into_iter().flatten();
+                for p in parameters.filter(|p| p["name"] == "Idempotency-Key") {
+                    assert_eq!(p["schema"]["maxLength"], 255, "{p}");
+                    assert_eq!(p["schema"]["minLength"], 1, "{p}");
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 20, "{seen} operations take the key");
+    }
 
     /// Every route the server serves is in the document, with its methods, and nothing else.
     #[test]
