@@ -345,6 +345,17 @@ mod tests {
         addr
     }
 
+    /// One exchange with a generous timeout; the answer copied out.
+    async fn send(
+        connection: &mut Connection,
+        request: &[u8],
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let response = connection
+            .exchange(request, LIMIT, Duration::from_secs(10))
+            .await?;
+        Ok((response.status, response.body.to_vec()))
+    }
+
     #[tokio::test]
     async fn responses_arriving_in_pieces_are_read_whole_and_the_connection_is_reused() {
         let addr = serve(
@@ -357,29 +368,13 @@ mod tests {
         .await;
         let request = request_bytes(&Method::POST, "/", &[("host", "x")], b"{}");
         let mut connection = Connection::open(addr).await.unwrap();
-        let first = connection
-            .exchange(&request, LIMIT, Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(
-            (first.status, first.body),
-            (StatusCode::CREATED, &b"first"[..])
-        );
-        let second = connection
-            .exchange(&request, LIMIT, Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(
-            (second.status, second.body),
-            (StatusCode::CONFLICT, &b"second"[..])
-        );
+        let first = send(&mut connection, &request).await.unwrap();
+        assert_eq!(first, (StatusCode::CREATED, b"first".to_vec()));
+        let second = send(&mut connection, &request).await.unwrap();
+        assert_eq!(second, (StatusCode::CONFLICT, b"second".to_vec()));
         // The server said it closes: nothing more is sent on this connection.
-        assert!(matches!(
-            connection
-                .exchange(&request, LIMIT, Duration::from_secs(10))
-                .await,
-            Err(ClientError::Closed)
-        ));
+        let third = send(&mut connection, &request).await;
+        assert!(matches!(third, Err(ClientError::Closed)), "{third:?}");
     }
 
     #[tokio::test]
@@ -387,27 +382,15 @@ mod tests {
         let request = request_bytes(&Method::POST, "/", &[("host", "x")], b"{}");
         let short = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc"], 64).await;
         let mut connection = Connection::open(short).await.unwrap();
-        assert!(matches!(
-            connection
-                .exchange(&request, LIMIT, Duration::from_secs(10))
-                .await,
-            Err(ClientError::Closed)
-        ));
+        let cut = send(&mut connection, &request).await;
+        assert!(matches!(cut, Err(ClientError::Closed)), "{cut:?}");
         let overlong = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nabc"], 64).await;
         let mut connection = Connection::open(overlong).await.unwrap();
-        assert!(matches!(
-            connection
-                .exchange(&request, LIMIT, Duration::from_secs(10))
-                .await,
-            Err(ClientError::Malformed(_))
-        ));
+        let long = send(&mut connection, &request).await;
+        assert!(matches!(long, Err(ClientError::Malformed(_))), "{long:?}");
         // Whatever failed, the connection is not used again.
-        assert!(matches!(
-            connection
-                .exchange(&request, LIMIT, Duration::from_secs(10))
-                .await,
-            Err(ClientError::Closed)
-        ));
+        let again = send(&mut connection, &request).await;
+        assert!(matches!(again, Err(ClientError::Closed)), "{again:?}");
     }
 
     #[tokio::test]
