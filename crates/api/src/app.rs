@@ -371,10 +371,16 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
 /// bytes.
 pub(crate) const JSON_BYTES_RESERVED: usize = 1024;
 
-pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
+/// `value` as JSON, written into [`JSON_BYTES_RESERVED`] bytes reserved up front.
+pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(JSON_BYTES_RESERVED);
-    serde_json::to_writer(&mut out, value)
-        .map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
+    let out =
+        json_bytes(value).map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
     // serde_json writes only valid UTF-8.
     String::from_utf8(out).map_err(|e| ApiError::internal(format!("encoding response: {e}")))
 }

@@ -88,10 +88,7 @@ pub struct Store {
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
-    let mut out = Vec::with_capacity(crate::app::JSON_BYTES_RESERVED);
-    serde_json::to_writer(&mut out, value)
-        .map_err(|e| redb::Error::Corrupted(format!("encoding: {e}")))?;
-    Ok(out)
+    crate::app::json_bytes(value).map_err(|e| redb::Error::Corrupted(format!("encoding: {e}")))
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
