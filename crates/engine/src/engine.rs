@@ -333,6 +333,7 @@ impl Engine {
                 )
             })
             .map_err(io(&dir))?;
+        let clock = Arc::clone(&config.clock);
         let writer_state = WriterState {
             shared: Arc::clone(&shared),
             config,
@@ -347,7 +348,7 @@ impl Engine {
             .name("farthing-writer".into())
             .spawn(move || writer_state.run())
             .map_err(io(&dir))?;
-        Ok(Engine {
+        let engine = Engine {
             shared,
             requests: Some(request_tx),
             writer: Some(writer),
@@ -355,7 +356,26 @@ impl Engine {
             recovery,
             dir,
             _lock: lock,
-        })
+        };
+        engine.expire_due_holds(clock.now())?;
+        Ok(engine)
+    }
+
+    /// Holds whose timeout passed while the engine was down expire before the first read is
+    /// served: open writes their expiry record and waits until it is durable, so no reader
+    /// ever sees a hold pending that was due when the engine opened. (While running, the
+    /// writer's idle tick does the same within [`Config::expiry_check_ms`].)
+    fn expire_due_holds(&self, now: Timestamp) -> Result<(), OpenError> {
+        if self.read(|ledger| ledger.next_expired(now).is_none()) {
+            return Ok(());
+        }
+        // An empty batch: the rules expire every hold due at its timestamp before its events.
+        self.submit(Operation::CreateTransfers(Vec::new()))
+            .map(|_| ())
+            .map_err(|error| OpenError::Expiry {
+                path: self.dir.clone(),
+                reason: error.to_string(),
+            })
     }
 
     pub fn recovery(&self) -> &RecoveryReport {
@@ -418,6 +438,17 @@ impl Engine {
     /// takes it exclusively only to apply a group and to publish.
     pub fn read<T>(&self, read: impl FnOnce(&MemoryLedger) -> T) -> T {
         read(&self.shared.ledger.read())
+    }
+
+    /// Like [`Engine::read`], and also the log sequence of the last record the state it read
+    /// includes: that state is exactly a replay of the log up to that sequence. Checkers use
+    /// it to compare like with like while the writer goes on (it may log hold expiries).
+    pub fn read_at_sequence<T>(&self, read: impl FnOnce(&MemoryLedger) -> T) -> (T, u64) {
+        let ledger = self.shared.ledger.read();
+        // The log thread publishes and advances the durable sequence under the write lock, so
+        // under the read lock the two agree.
+        let sequence = self.shared.durable_sequence.load(Ordering::SeqCst);
+        (read(&ledger), sequence)
     }
 
     pub fn lookup_account(&self, id: AccountId) -> Option<StoredAccount> {
@@ -824,10 +855,11 @@ fn log_loop(
                 ledger.publish_up_to(commit.publication);
                 durable.push((commit.records, commit.replies, commit.notes));
             }
+            // Under the same lock as the publication: see `Engine::read_at_sequence`.
+            shared
+                .durable_sequence
+                .store(last_sequence, Ordering::SeqCst);
         }
-        shared
-            .durable_sequence
-            .store(last_sequence, Ordering::SeqCst);
         shared
             .fsync_nanos_total
             .fetch_add(fsync_nanos, Ordering::Relaxed);
@@ -877,7 +909,14 @@ fn log_loop(
         }
         if let Some(last_sequence) = rotate_at {
             match LogWriter::create(&dir, last_sequence + 1, preallocate_bytes) {
-                Ok(next) => writer = next,
+                Ok(next) => {
+                    let finished = std::mem::replace(&mut writer, next);
+                    let path = finished.path().to_owned();
+                    if let Err(error) = finished.trim() {
+                        // Only space is lost: zeros after the last record read as its end.
+                        tracing::warn!(%error, file = %path.display(), "could not trim a finished log segment");
+                    }
+                }
                 Err(error) => shared.halt(format!("cannot start a new log segment: {error}")),
             }
         }

@@ -18,6 +18,8 @@ pub enum OpenError {
     Log(#[from] ScanError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("{path}: could not log the expiry of holds that fell due while closed: {reason}")]
+    Expiry { path: PathBuf, reason: String },
     #[error("{path}: log segment starts at sequence {found} but {expected} was expected next")]
     SequenceGap {
         path: PathBuf,

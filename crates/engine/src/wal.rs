@@ -189,9 +189,14 @@ pub fn scan_segment(
     };
     let file = File::open(path).map_err(io_error)?;
     let file_len = file.metadata().map_err(io_error)?.len();
+    let mut window = Window {
+        file: &file,
+        file_len,
+        start: 0,
+        bytes: Vec::new(),
+    };
     let mut offset = 0u64;
     let mut header_bytes = [0u8; HEADER_BYTES];
-    let mut payload = Vec::new();
     let mut records = 0u64;
     loop {
         let remaining = file_len - offset;
@@ -203,8 +208,8 @@ pub fn scan_segment(
             });
         }
         let header_len = remaining.min(HEADER_BYTES as u64) as usize;
-        file.read_exact_at(&mut header_bytes[..header_len], offset)
-            .map_err(io_error)?;
+        header_bytes[..header_len]
+            .copy_from_slice(window.get(offset, header_len).map_err(io_error)?);
         let damage = match decode_header(&header_bytes[..header_len]) {
             None => Some("record header incomplete or damaged"),
             Some(header) => {
@@ -219,10 +224,10 @@ pub fn scan_segment(
                 if payload_end > file_len {
                     Some("record payload incomplete")
                 } else {
-                    payload.resize(header.payload_len as usize, 0);
-                    file.read_exact_at(&mut payload, offset + HEADER_BYTES as u64)
+                    let payload = window
+                        .get(offset + HEADER_BYTES as u64, header.payload_len as usize)
                         .map_err(io_error)?;
-                    if crc32c::crc32c(&payload) != header.payload_crc {
+                    if crc32c::crc32c(payload) != header.payload_crc {
                         Some("record payload checksum mismatch")
                     } else {
                         let (events, note) = payload.split_at(header.events_len());
@@ -259,6 +264,32 @@ pub fn scan_segment(
 }
 
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// Reads a file through one buffer of at least [`SCAN_CHUNK_BYTES`], so that a scan costs one
+/// read per megabyte rather than two per record (replay and the crash checker scan whole logs).
+struct Window<'f> {
+    file: &'f File,
+    file_len: u64,
+    /// The file offset of `bytes[0]`.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl Window<'_> {
+    /// The `len` bytes at `offset`; the caller has checked that they lie within the file.
+    fn get(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
+        let end = offset + len as u64;
+        let covered = offset >= self.start && end <= self.start + self.bytes.len() as u64;
+        if !covered {
+            let rest = usize::try_from(self.file_len - offset).unwrap_or(usize::MAX);
+            self.bytes.resize(len.max(SCAN_CHUNK_BYTES).min(rest), 0);
+            self.file.read_exact_at(&mut self.bytes, offset)?;
+            self.start = offset;
+        }
+        let at = (offset - self.start) as usize;
+        Ok(&self.bytes[at..at + len])
+    }
+}
 
 fn all_zero_from(file: &File, mut offset: u64, file_len: u64) -> io::Result<bool> {
     let mut buffer = vec![0u8; SCAN_CHUNK_BYTES];
@@ -394,6 +425,13 @@ impl LogWriter {
     /// Makes every appended record durable (`fdatasync`).
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// Gives back the preallocated space after the last record of a segment that is finished
+    /// (a newer one takes the writes), so a retained archive holds records, not zeros. No sync:
+    /// if a crash loses the truncation, the segment ends in zeros again, which reads the same.
+    pub fn trim(self) -> io::Result<()> {
+        self.file.set_len(self.offset)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use farthing_engine::{Clock, Config, Engine, OpenError, SubmitError};
 use farthing_ledger::{
     Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, BatchResults, LedgerDump,
-    Operation, Timestamp, Transfer, TransferFlags, TransferId, TransferResult,
+    Operation, PendingStatus, Timestamp, Transfer, TransferFlags, TransferId, TransferResult,
 };
 
 const USD: u32 = 1;
@@ -286,6 +286,62 @@ fn holds_expire_on_time_without_traffic() {
         outcome.results,
         BatchResults::Transfers(vec![TransferResult::PendingExpired])
     );
+}
+
+/// What a reader sees right after recovery when holds fell due while the engine was down:
+/// they are already expired. `Engine::open` logs their expiry and waits until it is durable
+/// before it returns, so no read is ever served with an overdue hold still pending; the idle
+/// tick (disabled here) plays no part.
+#[test]
+fn holds_due_while_closed_are_expired_before_open_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let config = || Config {
+        clock: clock.clone(),
+        expiry_check_ms: 3_600_000,
+        ..Config::new(dir.path())
+    };
+    let engine = Engine::open(config()).unwrap();
+    for op in setup_ops(4) {
+        engine.submit(op).unwrap();
+    }
+    let hold = |id, timeout_s| Transfer {
+        flags: TransferFlags::PENDING,
+        timeout_s,
+        ..Transfer::simple(id, 2, 4, 30, USD)
+    };
+    let outcome = engine
+        .submit(Operation::CreateTransfers(vec![hold(7, 2), hold(8, 60)]))
+        .unwrap();
+    engine.shutdown();
+    let status = |engine: &Engine, id| engine.lookup_transfer(TransferId(id)).unwrap().hold_status;
+
+    // Not yet due: open writes nothing.
+    let engine = Engine::open(config()).unwrap();
+    assert_eq!(engine.read_at_sequence(|_| ()).1, outcome.sequence);
+    assert_eq!(status(&engine, 7), Some(PendingStatus::Pending));
+    engine.shutdown();
+
+    // Three seconds later hold 7 is overdue, hold 8 is not.
+    clock.0.fetch_add(3_000_000_000, Ordering::SeqCst);
+    let engine = Engine::open(config()).unwrap();
+    let (credits_pending, sequence) = engine.read_at_sequence(|l| {
+        l.lookup_account(AccountId(4))
+            .unwrap()
+            .balances
+            .credits_pending
+    });
+    assert_eq!(sequence, outcome.sequence + 1, "one expiry record");
+    assert_eq!(credits_pending, Amount(30));
+    assert_eq!(status(&engine, 7), Some(PendingStatus::Expired));
+    assert_eq!(status(&engine, 8), Some(PendingStatus::Pending));
+    engine.shutdown();
+
+    // The expiry is in the log: a restart replays it, and writes nothing more.
+    let engine = Engine::open(config()).unwrap();
+    assert_eq!(engine.recovery().last_sequence, outcome.sequence + 1);
+    assert_eq!(engine.read_at_sequence(|_| ()).1, outcome.sequence + 1);
+    assert_eq!(status(&engine, 7), Some(PendingStatus::Expired));
 }
 
 /// A real full disk: a small tmpfs. Needs root (mount); skipped with a message otherwise.

@@ -4,17 +4,25 @@
 //!
 //! Every batch is a pure function of (seed, run, client, batch number), and those are encoded in
 //! its transfer ids, so the checker regenerates what each logged batch must contain.
+//!
+//! [`run_kills`] is the whole kill-and-check loop, shared by the crash test and
+//! `farthing crash-test` (the long mode); `farthing crash-check` re-checks a directory that a
+//! failed run kept.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use farthing_engine::wal::{parse_segment_name, scan_segment};
+use farthing_engine::wal::{parse_segment_name, scan_segment, RecordHeader};
 use farthing_engine::{codec, engine::ARCHIVE_DIR, Config, Engine};
 use farthing_ledger::{
-    rules, Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, LedgerDump,
-    MemoryLedger, Operation, Transfer, TransferFlags, TransferId,
+    rules, Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, DumpDifference,
+    LedgerDump, MemoryLedger, Operation, Transfer, TransferFlags, TransferId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -139,7 +147,7 @@ pub fn generate_batch(seed: u64, run: u64, client: u64, batch: u64) -> Operation
     Operation::CreateTransfers(transfers)
 }
 
-fn engine_config(dir: &Path) -> Config {
+pub fn engine_config(dir: &Path) -> Config {
     Config {
         // Small, so that snapshots (and crashes during them) happen often.
         snapshot_log_bytes: 256 << 10,
@@ -199,6 +207,41 @@ pub struct Ack {
     pub codes: Vec<u8>,
 }
 
+impl Ack {
+    /// The line [`parse_saved_ack`] reads back: the run, then the worker's own line.
+    pub fn saved_line(&self) -> String {
+        let codes: Vec<String> = self.codes.iter().map(u8::to_string).collect();
+        format!(
+            "{} ack {} {} {} {} {}",
+            self.run,
+            self.client,
+            self.batch,
+            self.sequence,
+            self.timestamp,
+            codes.join(",")
+        )
+    }
+}
+
+/// Reads a line written by [`Ack::saved_line`].
+pub fn parse_saved_ack(line: &str) -> Option<Ack> {
+    let (run, rest) = line.split_once(' ')?;
+    parse_ack(run.parse().ok()?, rest)
+}
+
+/// The acknowledgements saved in `path`, one per line.
+pub fn read_saved_acks(path: &Path) -> anyhow::Result<Vec<Ack>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            parse_saved_ack(line)
+                .with_context(|| format!("{}:{}: not an acknowledgement", path.display(), n + 1))
+        })
+        .collect()
+}
+
 pub fn parse_ack(run: u64, line: &str) -> Option<Ack> {
     let mut parts = line.split(' ');
     if parts.next()? != "ack" {
@@ -227,21 +270,341 @@ pub fn parse_ack(run: u64, line: &str) -> Option<Ack> {
 #[derive(Debug)]
 pub struct CheckReport {
     pub log_records: u64,
+    /// The log sequence the recovered state was read at.
+    pub state_sequence: u64,
     pub transfers: usize,
     pub acknowledged: usize,
     pub state_hash: String,
 }
 
-/// Recovers `dir` and checks it against every acknowledgement so far:
+/// What identifies a logged record, remembered so that a later check proves the log's prefix
+/// unchanged without applying it again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct RecordPrint {
+    timestamp: u64,
+    payload_crc: u32,
+    payload_len: u32,
+    events: u32,
+}
+
+impl RecordPrint {
+    fn of(header: &RecordHeader) -> RecordPrint {
+        RecordPrint {
+            timestamp: header.timestamp.0,
+            payload_crc: header.payload_crc,
+            payload_len: header.payload_len,
+            events: header.events,
+        }
+    }
+}
+
+/// Checks a data directory after each kill against everything acknowledged so far:
 /// - every logged batch is exactly the batch the worker generated (nothing altered);
 /// - every acknowledged batch is in the log with its sequence, timestamp and exact results;
-/// - a clean replay of the whole log from sequence 1 gives exactly the recovered state;
+/// - a clean replay of the whole log from sequence 1, through the pure rules and none of the
+///   engine's recovery machinery, gives exactly the recovered state, read at the same sequence;
 /// - no linked chain is half-applied; every ledger invariant holds.
+///
+/// The reference replay is kept between checks of the same directory: each check applies only
+/// the records that are new, and proves every older record unchanged (same timestamp, length,
+/// event count and checksum). So a long run costs the rules once per record, not once per kill.
+pub struct Checker {
+    seed: u64,
+    reference: MemoryLedger,
+    /// What record `i + 1` was when it was applied to the reference.
+    records: Vec<RecordPrint>,
+    /// Sequences of acknowledged batches matched against their record.
+    verified_acks: HashSet<u64>,
+    /// Transfers (in timestamp order) whose chains were found whole.
+    chains_checked: usize,
+}
+
+/// One finding of the log scan, with where it is.
+struct Finding(String);
+
+impl Checker {
+    pub fn new(seed: u64) -> Checker {
+        Checker {
+            seed,
+            reference: MemoryLedger::new(seed),
+            records: Vec::new(),
+            verified_acks: HashSet::new(),
+            chains_checked: 0,
+        }
+    }
+
+    /// Recovers `dir` with a fresh engine and checks it (see [`Checker`]).
+    pub fn check(&mut self, dir: &Path, acks: &[Ack]) -> anyhow::Result<CheckReport> {
+        let engine = Engine::open(engine_config(dir)).context("recovery after the kill")?;
+        self.check_engine(engine, dir, acks, |_| {})
+    }
+
+    /// Checks `dir` through an engine the caller opened on it; `after_read` runs after the
+    /// recovered state was read and before the engine closes (tests use it to make the engine
+    /// log an expiry record at exactly that moment).
+    pub fn check_engine(
+        &mut self,
+        engine: Engine,
+        dir: &Path,
+        acks: &[Ack],
+        after_read: impl FnOnce(&Engine),
+    ) -> anyhow::Result<CheckReport> {
+        // The checking engine's writer may log a hold expiry at any moment (its idle tick), so
+        // the state is read together with the sequence it ends at, and compared with the
+        // reference at exactly that sequence.
+        let (recovered, state_sequence) = engine.read_at_sequence(LedgerDump::of);
+        after_read(&engine);
+        drop(engine);
+        recovered.check_invariants()?;
+        let segments = log_segments(dir)?;
+        let acked: HashMap<u64, &Ack> = acks.iter().map(|a| (a.sequence, a)).collect();
+        let mut compared = false;
+        let mut next = 1u64;
+        let mut finding: Option<Finding> = None;
+        let setup = setup_operations();
+        for (first, path) in &segments {
+            ensure!(
+                *first == next,
+                "log segment {} starts at {first}, expected {next}",
+                path.display()
+            );
+            let scanned = scan_segment(path, *first, |header, payload, _note| {
+                let sequence = header.sequence;
+                next = sequence + 1;
+                let print = RecordPrint::of(header);
+                if let Some(earlier) = self.records.get(sequence as usize - 1) {
+                    if acked.contains_key(&sequence) && !self.verified_acks.contains(&sequence) {
+                        // Acknowledgements come from the last worker, whose records are new here.
+                        finding = Some(Finding(format!(
+                            "sequence {sequence} was acknowledged after its record was checked"
+                        )));
+                        return Err("late acknowledgement".into());
+                    }
+                    if *earlier != print {
+                        finding = Some(Finding(format!(
+                            "log record {sequence} in {} changed since it was checked: {earlier:?}, now {print:?}",
+                            path.display()
+                        )));
+                        return Err("record changed".into());
+                    }
+                    return Ok(());
+                }
+                if sequence > state_sequence && !compared {
+                    compared = true;
+                    if let Err(f) = self.compare(&recovered, state_sequence, &segments) {
+                        finding = Some(f);
+                        return Err("state differs".into());
+                    }
+                }
+                let op =
+                    codec::decode_operation(header.kind, payload).map_err(|e| e.to_string())?;
+                let expected = match &op {
+                    Operation::CreateTransfers(t) if !t.is_empty() => {
+                        let (run, client, batch, _) = decode_id(t[0].id.0);
+                        generate_batch(self.seed, run, client, batch)
+                    }
+                    Operation::CreateTransfers(_) => op.clone(),
+                    Operation::CreateAssets(_) => setup[0].clone(),
+                    Operation::CreateAccounts(_) => setup[1].clone(),
+                };
+                if op != expected {
+                    return Err(format!(
+                        "logged batch {sequence} differs from what was submitted"
+                    ));
+                }
+                // After the state that was read, only the checking engine's own records (hold
+                // expiries: empty batches) can follow.
+                if sequence > state_sequence && !op.is_empty() {
+                    return Err(format!(
+                        "log record {sequence} after the state read at {state_sequence} holds {} events; only an expiry record may follow",
+                        op.len()
+                    ));
+                }
+                let results = rules::apply(&mut self.reference, header.timestamp, &op)
+                    .map_err(|e| e.to_string())?;
+                self.records.push(print);
+                if let Some(ack) = acked.get(&sequence) {
+                    if ack.timestamp != header.timestamp.0 || ack.codes != results.codes() {
+                        return Err(format!(
+                            "acknowledged batch {sequence} has timestamp {} results {:?}, the log gives {} {:?}",
+                            ack.timestamp, ack.codes, header.timestamp.0, results.codes()
+                        ));
+                    }
+                    if let Operation::CreateTransfers(t) = &op {
+                        let (run, client, batch, _) = decode_id(t[0].id.0);
+                        if (run, client, batch) != (ack.run, ack.client, ack.batch) {
+                            return Err(format!(
+                                "sequence {sequence} holds another batch than acknowledged"
+                            ));
+                        }
+                    }
+                    self.verified_acks.insert(sequence);
+                }
+                Ok(())
+            });
+            if let Some(Finding(message)) = finding.take() {
+                bail!("{message}");
+            }
+            scanned?;
+        }
+        let last = next - 1;
+        ensure!(
+            last >= self.records.len() as u64,
+            "the log ends at sequence {last}, but records up to {} were in it at the last check",
+            self.records.len()
+        );
+        ensure!(
+            state_sequence <= last,
+            "the state was read at sequence {state_sequence} but the log ends at {last}"
+        );
+        if !compared {
+            if let Err(Finding(message)) = self.compare(&recovered, state_sequence, &segments) {
+                bail!("{message}");
+            }
+        }
+        for ack in acks {
+            if !self.verified_acks.contains(&ack.sequence) {
+                bail!(
+                    "acknowledged batch (run {} client {} batch {}) at sequence {} is missing",
+                    ack.run,
+                    ack.client,
+                    ack.batch,
+                    ack.sequence
+                );
+            }
+        }
+        self.check_chains_whole(&recovered)?;
+        Ok(CheckReport {
+            log_records: last,
+            state_sequence,
+            transfers: recovered.transfers.len(),
+            acknowledged: acks.len(),
+            state_hash: farthing_ledger::audit::hash_hex(&recovered.state_hash()),
+        })
+    }
+
+    /// Compares the recovered state with the reference, which has applied exactly the records
+    /// up to `state_sequence`.
+    fn compare(
+        &mut self,
+        recovered: &LedgerDump,
+        state_sequence: u64,
+        segments: &[(u64, PathBuf)],
+    ) -> Result<(), Finding> {
+        let replayed_to = self.records.len() as u64;
+        if replayed_to != state_sequence {
+            return Err(Finding(format!(
+                "the state was read at sequence {state_sequence}, but the reference has replayed {replayed_to} records"
+            )));
+        }
+        self.reference.publish();
+        // Equal dumps are the common case: compare the transfers (nearly all of the state)
+        // straight from the reference, and build its whole dump only to name a difference.
+        let reference = &self.reference;
+        let equal = recovered.last_timestamp == reference.visible_timestamp()
+            && recovered.assets.len() == reference.assets().len()
+            && reference
+                .assets()
+                .iter()
+                .all(|a| recovered.assets.contains(a))
+            && recovered.transfers.len() == reference.transfer_count()
+            && recovered
+                .transfers
+                .iter()
+                .copied()
+                .eq(reference.visible_transfers())
+            && recovered.accounts.len() == reference.account_count()
+            && recovered.failed_transfers == reference.failed_transfers()
+            && recovered.failed_accounts == reference.failed_accounts()
+            && recovered.accounts == LedgerDump::sorted_accounts(reference);
+        if equal {
+            return Ok(());
+        }
+        let expected = LedgerDump::of(reference);
+        let Some(difference) = recovered.first_difference(&expected) else {
+            return Ok(());
+        };
+        let mut message = format!(
+            "recovered state differs from the reference replay of the log at sequence {state_sequence}: first difference (recovered vs replayed) {difference}"
+        );
+        if let DumpDifference::Transfer { left, right, .. } = &difference {
+            if let Some(view) = left.or(*right) {
+                let sequence = self.record_at(view.timestamp.0);
+                let segment = segments
+                    .iter()
+                    .rev()
+                    .find(|(first, _)| *first <= sequence)
+                    .map_or_else(|| "?".to_string(), |(_, path)| path.display().to_string());
+                let _ = write!(message, "; written by log record {sequence} in {segment}");
+            }
+        }
+        Err(Finding(message))
+    }
+
+    /// The sequence of the record whose events carry `timestamp` (event `i` of a record has
+    /// the record's timestamp + i).
+    fn record_at(&self, timestamp: u64) -> u64 {
+        self.records.partition_point(|r| r.timestamp <= timestamp) as u64
+    }
+
+    /// No chain half-applied: every stored transfer's chain siblings are all stored. Only the
+    /// transfers stored since the last check are looked at: the state equals the replay, which
+    /// never removes a transfer, and a chain's transfers are all in one record, so the ones
+    /// checked before still have all their siblings.
+    fn check_chains_whole(&mut self, recovered: &LedgerDump) -> anyhow::Result<()> {
+        let new = recovered
+            .transfers
+            .get(self.chains_checked..)
+            .context("fewer transfers than at the last check")?;
+        let stored: HashSet<u128> = new.iter().map(|t| t.id.0).collect();
+        let mut generated: Option<((u64, u64, u64), Vec<Transfer>)> = None;
+        for t in new {
+            let (run, client, batch, index) = decode_id(t.id.0);
+            if generated
+                .as_ref()
+                .is_none_or(|(key, _)| *key != (run, client, batch))
+            {
+                let Operation::CreateTransfers(transfers) =
+                    generate_batch(self.seed, run, client, batch)
+                else {
+                    bail!("generate_batch makes transfers only");
+                };
+                generated = Some(((run, client, batch), transfers));
+            }
+            let Some((_, batch_transfers)) = &generated else {
+                bail!("a batch was generated above");
+            };
+            let linked = |i: usize| batch_transfers[i].flags.contains(TransferFlags::LINKED);
+            let position = index as usize - 1;
+            let mut start = position;
+            while start > 0 && linked(start - 1) {
+                start -= 1;
+            }
+            let mut end = position;
+            while linked(end) {
+                end += 1;
+            }
+            for sibling in &batch_transfers[start..=end] {
+                ensure!(
+                    stored.contains(&sibling.id.0),
+                    "chain of {:?} half-applied: {:?} missing",
+                    t.id,
+                    sibling.id
+                );
+            }
+        }
+        self.chains_checked = recovered.transfers.len();
+        Ok(())
+    }
+}
+
+/// Checks `dir` once, from scratch (see [`Checker`]).
 pub fn check(dir: &Path, seed: u64, acks: &[Ack]) -> anyhow::Result<CheckReport> {
-    let engine = Engine::open(engine_config(dir)).context("recovery after the kill")?;
-    let recovered = engine.read(LedgerDump::of);
-    drop(engine);
-    recovered.check_invariants()?;
+    Checker::new(seed).check(dir, acks)
+}
+
+/// Every log segment, archived or live, by first sequence.
+fn log_segments(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
     let mut segments: Vec<(u64, PathBuf)> = Vec::new();
     for folder in [dir.join(ARCHIVE_DIR), dir.to_path_buf()] {
         let Ok(entries) = std::fs::read_dir(&folder) else {
@@ -255,111 +618,167 @@ pub fn check(dir: &Path, seed: u64, acks: &[Ack]) -> anyhow::Result<CheckReport>
         }
     }
     segments.sort();
-    let acked: HashMap<u64, &Ack> = acks.iter().map(|a| (a.sequence, a)).collect();
-    let mut seen_acks = HashSet::new();
-    // A clean replay of the whole log through the pure rules, from sequence 1: none of the
-    // engine's recovery machinery (snapshots, truncation, resumption) is involved.
-    let mut reference = MemoryLedger::new(seed);
-    let mut next = 1u64;
-    let setup = setup_operations();
-    for (first, path) in &segments {
-        ensure!(
-            *first == next,
-            "log segment {} starts at {first}, expected {next}",
-            path.display()
-        );
-        scan_segment(path, *first, |header, payload, _note| {
-            let op = codec::decode_operation(header.kind, payload).map_err(|e| e.to_string())?;
-            let expected = match &op {
-                Operation::CreateTransfers(t) if !t.is_empty() => {
-                    let (run, client, batch, _) = decode_id(t[0].id.0);
-                    generate_batch(seed, run, client, batch)
-                }
-                Operation::CreateTransfers(_) => op.clone(),
-                Operation::CreateAssets(_) => setup[0].clone(),
-                Operation::CreateAccounts(_) => setup[1].clone(),
-            };
-            if op != expected {
-                return Err(format!(
-                    "logged batch {} differs from what was submitted",
-                    header.sequence
-                ));
-            }
-            let results =
-                rules::apply(&mut reference, header.timestamp, &op).map_err(|e| e.to_string())?;
-            if let Some(ack) = acked.get(&header.sequence) {
-                if ack.timestamp != header.timestamp.0 || ack.codes != results.codes() {
-                    return Err(format!(
-                        "acknowledged batch {} has timestamp {} results {:?}, the log gives {} {:?}",
-                        header.sequence, ack.timestamp, ack.codes, header.timestamp.0, results.codes()
-                    ));
-                }
-                if let Operation::CreateTransfers(t) = &op {
-                    let (run, client, batch, _) = decode_id(t[0].id.0);
-                    if (run, client, batch) != (ack.run, ack.client, ack.batch) {
-                        return Err(format!(
-                            "sequence {} holds another batch than acknowledged",
-                            header.sequence
-                        ));
-                    }
-                }
-                seen_acks.insert(header.sequence);
-            }
-            next = header.sequence + 1;
-            Ok(())
+    Ok(segments)
+}
+
+/// How to run [`run_kills`].
+#[derive(Clone, Debug)]
+pub struct KillOptions {
+    /// The `farthing` binary that runs `crash-worker`.
+    pub binary: PathBuf,
+    /// Where the data directory (`data/`) and the saved acknowledgements (`acks.txt`) live.
+    pub dir: PathBuf,
+    pub seed: u64,
+    pub kills: u64,
+    /// The longest a worker runs before it is killed (each kill lands uniformly before it).
+    pub kill_after_max_ms: u64,
+    pub worker_start_timeout_s: u64,
+}
+
+/// The data directory inside a kill run's folder.
+pub fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
+}
+
+/// The saved acknowledgements inside a kill run's folder.
+pub fn acks_path(dir: &Path) -> PathBuf {
+    dir.join("acks.txt")
+}
+
+/// One kill and its check, for progress output.
+#[derive(Debug)]
+pub struct KillReport {
+    pub run: u64,
+    pub killed_after: Duration,
+    pub new_acks: usize,
+    pub check: CheckReport,
+    pub check_time: Duration,
+}
+
+/// What a whole kill run did.
+#[derive(Debug)]
+pub struct KillSummary {
+    pub kills: u64,
+    pub acks: usize,
+    pub log_records: u64,
+    pub transfers: usize,
+    pub elapsed: Duration,
+}
+
+/// Starts a crash worker on `options.dir`, SIGKILLs it at a random moment, checks, and repeats
+/// `options.kills` times on the same directory (so recovery of recovered data is tested too).
+/// Every acknowledgement is appended to `acks.txt` as it is read, so a failed run's folder can
+/// be re-checked with `farthing crash-check`. On a failure the error names the run, the delay,
+/// and the folder, which is left in place.
+pub fn run_kills(
+    options: &KillOptions,
+    mut on_kill: impl FnMut(&KillReport),
+) -> anyhow::Result<KillSummary> {
+    let started = Instant::now();
+    let data = data_dir(&options.dir);
+    std::fs::create_dir_all(&data).with_context(|| format!("{}", data.display()))?;
+    let acks_file = acks_path(&options.dir);
+    let mut saved = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&acks_file)
+        .with_context(|| format!("{}", acks_file.display()))?;
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut checker = Checker::new(options.seed);
+    let mut acks: Vec<Ack> = Vec::new();
+    let mut last = None;
+    for run in 1..=options.kills {
+        let (killed_after, new_acks) = kill_one(options, &data, run, &mut rng)?;
+        for ack in &new_acks {
+            writeln!(saved, "{}", ack.saved_line())?;
+        }
+        saved.flush()?;
+        let new = new_acks.len();
+        acks.extend(new_acks);
+        let check_started = Instant::now();
+        let check = checker.check(&data, &acks).with_context(|| {
+            format!(
+                "run {run} (killed after {killed_after:?}, seed {}); the data is kept in {} — re-check with `farthing crash-check --dir {} --seed {}`",
+                options.seed,
+                options.dir.display(),
+                options.dir.display(),
+                options.seed
+            )
         })?;
-    }
-    for ack in acks {
-        if !seen_acks.contains(&ack.sequence) {
-            bail!(
-                "acknowledged batch (run {} client {} batch {}) at sequence {} is missing",
-                ack.run,
-                ack.client,
-                ack.batch,
-                ack.sequence
-            );
-        }
-    }
-    reference.publish();
-    let expected = LedgerDump::of(&reference);
-    ensure!(
-        expected == recovered,
-        "recovered state differs from the reference replay of the log"
-    );
-    // No chain half-applied: every stored transfer's chain siblings are all stored.
-    let stored: HashSet<u128> = recovered.transfers.iter().map(|t| t.id.0).collect();
-    for t in &recovered.transfers {
-        let (run, client, batch, index) = decode_id(t.id.0);
-        let Operation::CreateTransfers(batch_transfers) = generate_batch(seed, run, client, batch)
-        else {
-            continue;
+        let report = KillReport {
+            run,
+            killed_after,
+            new_acks: new,
+            check,
+            check_time: check_started.elapsed(),
         };
-        let position = index as usize - 1;
-        let mut start = position;
-        while start > 0
-            && batch_transfers[start - 1]
-                .flags
-                .contains(TransferFlags::LINKED)
-        {
-            start -= 1;
-        }
-        let mut end = position;
-        while batch_transfers[end].flags.contains(TransferFlags::LINKED) {
-            end += 1;
-        }
-        for sibling in &batch_transfers[start..=end] {
-            ensure!(
-                stored.contains(&sibling.id.0),
-                "chain of {:?} half-applied: {:?} missing",
-                t.id,
-                sibling.id
-            );
-        }
+        on_kill(&report);
+        last = Some(report.check);
     }
-    Ok(CheckReport {
-        log_records: next - 1,
-        transfers: recovered.transfers.len(),
-        acknowledged: acks.len(),
-        state_hash: farthing_ledger::audit::hash_hex(&recovered.state_hash()),
+    ensure!(
+        acks.len() as u64 > options.kills,
+        "the workload barely ran: {} acks in {} kills",
+        acks.len(),
+        options.kills
+    );
+    Ok(KillSummary {
+        kills: options.kills,
+        acks: acks.len(),
+        log_records: last.as_ref().map_or(0, |c| c.log_records),
+        transfers: last.as_ref().map_or(0, |c| c.transfers),
+        elapsed: started.elapsed(),
     })
+}
+
+/// Runs one worker until a random moment, kills it, and returns the delay and every
+/// acknowledgement it printed.
+fn kill_one(
+    options: &KillOptions,
+    data: &Path,
+    run: u64,
+    rng: &mut StdRng,
+) -> anyhow::Result<(Duration, Vec<Ack>)> {
+    let mut child = Command::new(&options.binary)
+        .args(["crash-worker", "--seed", &options.seed.to_string()])
+        .args(["--run", &run.to_string(), "--dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", options.binary.display()))?;
+    let stdout = child.stdout.take().context("worker stdout")?;
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = lines_rx.recv_timeout(Duration::from_secs(options.worker_start_timeout_s));
+    if ready.as_deref() != Ok("ready") {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("run {run}: the worker did not start: {ready:?}");
+    }
+    // Kill anywhere from immediately to well into steady load.
+    let delay = Duration::from_millis(rng.gen_range(0..options.kill_after_max_ms.max(1)));
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().context("SIGKILL")?;
+    let status = child.wait()?;
+    ensure!(
+        !status.success(),
+        "run {run}: the worker exited by itself: {status}"
+    );
+    let _ = reader.join();
+    // Every line printed before the kill is an acknowledgement the client received.
+    let acks = lines_rx
+        .try_iter()
+        .filter_map(|line| parse_ack(run, &line))
+        .collect();
+    Ok((delay, acks))
 }

@@ -27,6 +27,11 @@ enum Command {
     Bench(farthing::bench::BenchArgs),
     /// Payment channel network capacity planning (Spider, NSDI 2020).
     PcnSim(Box<farthing_pcn_sim::cli::Args>),
+    /// Crash-test the engine: start a worker under load, SIGKILL it at a random moment,
+    /// recover and check everything acknowledged; repeat. The long mode of the crash test.
+    CrashTest(CrashTestArgs),
+    /// Re-check a data directory kept by a failed crash test (`data/` and `acks.txt`).
+    CrashCheck(CrashCheckArgs),
     /// Run the crash-test workload until killed (used by the crash tests).
     #[command(hide = true)]
     CrashWorker {
@@ -39,6 +44,112 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         clients: u64,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct CrashTestArgs {
+    /// SIGKILLs, each followed by recovery and a full check.
+    #[arg(long, default_value_t = 1000)]
+    kills: u64,
+    /// Seed of the workload and of the kill moments; the same seed repeats the same run.
+    #[arg(long, default_value_t = 20261121)]
+    seed: u64,
+    /// Folder for `data/` and `acks.txt`; kept afterwards. Default: a temporary folder,
+    /// removed after a passing run and kept after a failing one.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The longest a worker runs before its kill, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    kill_after_max_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct CrashCheckArgs {
+    /// The folder a crash test kept (holding `data/` and `acks.txt`), or a data directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The seed the crash test ran with (its failure message names it).
+    #[arg(long)]
+    seed: u64,
+}
+
+fn crash_test(args: CrashTestArgs) -> anyhow::Result<()> {
+    let temporary = match &args.dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir()?),
+    };
+    let dir = match (&args.dir, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_owned(),
+        (None, None) => unreachable!("a folder is chosen above"),
+    };
+    let options = farthing::crash::KillOptions {
+        binary: std::env::current_exe()?,
+        dir: dir.clone(),
+        seed: args.seed,
+        kills: args.kills,
+        kill_after_max_ms: args.kill_after_max_ms,
+        worker_start_timeout_s: 60,
+    };
+    eprintln!(
+        "crash test: {} kills, seed {}, folder {}",
+        args.kills,
+        args.seed,
+        dir.display()
+    );
+    let bar = farthing::progress::bar(args.kills, "kills");
+    let result = farthing::crash::run_kills(&options, |k| {
+        bar.inc(1);
+        if bar.is_hidden() && (k.run % 50 == 0 || k.run == args.kills) {
+            eprintln!(
+                "run {}: {} log records, {} transfers, check {:?}",
+                k.run, k.check.log_records, k.check.transfers, k.check_time
+            );
+        }
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            println!(
+                "crash test passed: {} kills, seed {}, {} acknowledged batches, {} log records, {} transfers, {:.1} s",
+                summary.kills,
+                args.seed,
+                summary.acks,
+                summary.log_records,
+                summary.transfers,
+                summary.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(error) => {
+            if let Some(temp) = temporary {
+                let _ = temp.keep();
+            }
+            Err(error)
+        }
+    }
+}
+
+fn crash_check(args: CrashCheckArgs) -> anyhow::Result<()> {
+    let acks_path = farthing::crash::acks_path(&args.dir);
+    let (data, acks) = if acks_path.exists() {
+        (
+            farthing::crash::data_dir(&args.dir),
+            farthing::crash::read_saved_acks(&acks_path)?,
+        )
+    } else {
+        (args.dir.clone(), Vec::new())
+    };
+    let report = farthing::crash::check(&data, args.seed, &acks)?;
+    println!(
+        "check passed: {} log records (state read at {}), {} transfers, {} acknowledged batches, state {}",
+        report.log_records,
+        report.state_sequence,
+        report.transfers,
+        report.acknowledged,
+        report.state_hash
+    );
+    Ok(())
 }
 
 fn init_logging(json: bool, default_level: &str) {
@@ -87,6 +198,14 @@ fn main() -> std::process::ExitCode {
         Command::PcnSim(args) => {
             init_logging(false, "warn");
             farthing_pcn_sim::cli::run(*args)
+        }
+        Command::CrashTest(args) => {
+            init_logging(false, "warn");
+            crash_test(args)
+        }
+        Command::CrashCheck(args) => {
+            init_logging(false, "warn");
+            crash_check(args)
         }
         Command::CrashWorker {
             dir,

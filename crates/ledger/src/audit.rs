@@ -38,8 +38,7 @@ impl LedgerDump {
     pub fn of(ledger: &MemoryLedger) -> LedgerDump {
         let mut assets = ledger.assets().to_vec();
         assets.sort_by_key(|asset| asset.id);
-        let mut accounts: Vec<_> = ledger.visible_accounts().collect();
-        accounts.sort_by_key(|account| account.id);
+        let accounts = LedgerDump::sorted_accounts(ledger);
         LedgerDump {
             last_timestamp: ledger.visible_timestamp(),
             assets,
@@ -48,6 +47,13 @@ impl LedgerDump {
             failed_accounts: ledger.failed_accounts(),
             failed_transfers: ledger.failed_transfers(),
         }
+    }
+
+    /// The published accounts of a memory ledger, by id (as in a dump).
+    pub fn sorted_accounts(ledger: &MemoryLedger) -> Vec<StoredAccount> {
+        let mut accounts: Vec<_> = ledger.visible_accounts().collect();
+        accounts.sort_by_key(|account| account.id);
+        accounts
     }
 
     /// SHA-256 over a fixed little-endian encoding of every field, in canonical order.
@@ -255,6 +261,177 @@ impl LedgerDump {
             }
         }
         Ok(())
+    }
+}
+
+/// Where two dumps first disagree, for a human: the part, the id and both values.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum DumpDifference {
+    LastTimestamp {
+        left: Timestamp,
+        right: Timestamp,
+    },
+    Asset {
+        id: AssetId,
+        left: Option<Asset>,
+        right: Option<Asset>,
+    },
+    Account {
+        id: AccountId,
+        left: Option<StoredAccount>,
+        right: Option<StoredAccount>,
+    },
+    /// Transfers are compared in timestamp order; the first that differs (or exists on one
+    /// side only) is named.
+    Transfer {
+        id: TransferId,
+        left: Option<TransferView>,
+        right: Option<TransferView>,
+    },
+    FailedAccount {
+        id: AccountId,
+        left: Option<FailedEvent>,
+        right: Option<FailedEvent>,
+    },
+    FailedTransfer {
+        id: TransferId,
+        left: Option<FailedEvent>,
+        right: Option<FailedEvent>,
+    },
+}
+
+impl LedgerDump {
+    /// The first place where `self` (left) and `other` (right) differ, or `None` when they are
+    /// equal. Parts are compared in the order of the struct's fields.
+    pub fn first_difference(&self, other: &LedgerDump) -> Option<DumpDifference> {
+        if let Some((id, left, right)) = first_keyed(&self.assets, &other.assets, |a| a.id) {
+            return Some(DumpDifference::Asset { id, left, right });
+        }
+        if let Some((id, left, right)) = first_keyed(&self.accounts, &other.accounts, |a| a.id) {
+            return Some(DumpDifference::Account { id, left, right });
+        }
+        // Transfers are in timestamp order, so the first mismatch is the earliest in the log.
+        let pairs = self.transfers.iter().zip(&other.transfers);
+        if let Some((left, right)) = pairs.clone().find(|(l, r)| l != r) {
+            return Some(DumpDifference::Transfer {
+                id: left.id,
+                left: Some(*left),
+                right: Some(*right),
+            });
+        }
+        let common = self.transfers.len().min(other.transfers.len());
+        if let Some(left) = self.transfers.get(common) {
+            return Some(DumpDifference::Transfer {
+                id: left.id,
+                left: Some(*left),
+                right: None,
+            });
+        }
+        if let Some(right) = other.transfers.get(common) {
+            return Some(DumpDifference::Transfer {
+                id: right.id,
+                left: None,
+                right: Some(*right),
+            });
+        }
+        let failed = |(id, event): &(AccountId, FailedEvent)| (*id, *event);
+        let (left, right): (Vec<_>, Vec<_>) = (
+            self.failed_accounts.iter().map(failed).collect(),
+            other.failed_accounts.iter().map(failed).collect(),
+        );
+        if let Some((id, left, right)) = first_keyed(&left, &right, |(id, _)| *id) {
+            return Some(DumpDifference::FailedAccount {
+                id,
+                left: left.map(|(_, e)| e),
+                right: right.map(|(_, e)| e),
+            });
+        }
+        if let Some((id, left, right)) = first_keyed(
+            &self.failed_transfers,
+            &other.failed_transfers,
+            |(id, _)| *id,
+        ) {
+            return Some(DumpDifference::FailedTransfer {
+                id,
+                left: left.map(|(_, e)| e),
+                right: right.map(|(_, e)| e),
+            });
+        }
+        if self.last_timestamp != other.last_timestamp {
+            return Some(DumpDifference::LastTimestamp {
+                left: self.last_timestamp,
+                right: other.last_timestamp,
+            });
+        }
+        debug_assert_eq!(self, other, "dumps without a difference are equal");
+        None
+    }
+}
+
+impl std::fmt::Display for DumpDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn side<T: std::fmt::Debug>(value: &Option<T>) -> String {
+            value
+                .as_ref()
+                .map_or_else(|| "absent".to_string(), |v| format!("{v:?}"))
+        }
+        match self {
+            DumpDifference::LastTimestamp { left, right } => {
+                write!(f, "last timestamp: {} vs {}", left.0, right.0)
+            }
+            DumpDifference::Asset { id, left, right } => {
+                write!(f, "asset {}: {} vs {}", id.0, side(left), side(right))
+            }
+            DumpDifference::Account { id, left, right } => {
+                write!(f, "account {}: {} vs {}", id.0, side(left), side(right))
+            }
+            DumpDifference::Transfer { id, left, right } => {
+                write!(f, "transfer {:#x}: {} vs {}", id.0, side(left), side(right))
+            }
+            DumpDifference::FailedAccount { id, left, right } => {
+                write!(
+                    f,
+                    "failed account {}: {} vs {}",
+                    id.0,
+                    side(left),
+                    side(right)
+                )
+            }
+            DumpDifference::FailedTransfer { id, left, right } => {
+                write!(
+                    f,
+                    "failed transfer {:#x}: {} vs {}",
+                    id.0,
+                    side(left),
+                    side(right)
+                )
+            }
+        }
+    }
+}
+
+/// The first key at which two lists sorted by that key differ: present on one side only, or
+/// with different values.
+fn first_keyed<T: Clone + PartialEq, K: Ord + Copy>(
+    left: &[T],
+    right: &[T],
+    key: impl Fn(&T) -> K,
+) -> Option<(K, Option<T>, Option<T>)> {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (left.get(i), right.get(j)) {
+            (None, None) => return None,
+            (Some(l), None) => return Some((key(l), Some(l.clone()), None)),
+            (None, Some(r)) => return Some((key(r), None, Some(r.clone()))),
+            (Some(l), Some(r)) => match key(l).cmp(&key(r)) {
+                std::cmp::Ordering::Less => return Some((key(l), Some(l.clone()), None)),
+                std::cmp::Ordering::Greater => return Some((key(r), None, Some(r.clone()))),
+                std::cmp::Ordering::Equal if l != r => {
+                    return Some((key(l), Some(l.clone()), Some(r.clone())))
+                }
+                std::cmp::Ordering::Equal => (i, j) = (i + 1, j + 1),
+            },
+        }
     }
 }
 

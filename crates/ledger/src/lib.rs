@@ -19,7 +19,7 @@ pub mod rules;
 pub mod state;
 pub mod types;
 
-pub use audit::{InvariantViolation, LedgerDump};
+pub use audit::{DumpDifference, InvariantViolation, LedgerDump};
 pub use memory::{MemoryLedger, TransferPage, TransferView};
 pub use results::{AccountResult, AssetResult, BatchError, BatchResults, TransferResult};
 pub use state::{LedgerState, StoredAccount};

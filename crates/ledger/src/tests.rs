@@ -652,3 +652,46 @@ proptest! {
         prop_assert_eq!(LedgerDump::of(&replayed).state_hash(), LedgerDump::of(&ledger).state_hash());
     }
 }
+
+#[test]
+fn first_difference_names_the_earliest_differing_object() {
+    use crate::audit::DumpDifference;
+    let (mut left, mut left_ts) = base_ledger();
+    let (mut right, mut right_ts) = base_ledger();
+    let same = Operation::CreateTransfers(vec![Transfer::simple(10, 1, 3, 5, USD)]);
+    run(&mut left, &mut left_ts, same.clone());
+    run(&mut right, &mut right_ts, same);
+    assert_eq!(
+        LedgerDump::of(&left).first_difference(&LedgerDump::of(&right)),
+        None
+    );
+
+    // One more transfer on the left: the balances of account 1 differ first (accounts come
+    // before transfers), then, with accounts equal, the transfer itself.
+    run(
+        &mut left,
+        &mut left_ts,
+        Operation::CreateTransfers(vec![Transfer::simple(11, 1, 3, 7, USD)]),
+    );
+    let (l, r) = (LedgerDump::of(&left), LedgerDump::of(&right));
+    match l.first_difference(&r) {
+        Some(DumpDifference::Account { id, left, right }) => {
+            assert_eq!(id, AccountId(1));
+            assert_eq!(left.unwrap().balances.debits_posted, Amount(12));
+            assert_eq!(right.unwrap().balances.debits_posted, Amount(5));
+        }
+        other => panic!("expected account 1 to differ first, got {other:?}"),
+    }
+    let mut r_same_accounts = r.clone();
+    r_same_accounts.accounts = l.accounts.clone();
+    match l.first_difference(&r_same_accounts) {
+        Some(DumpDifference::Transfer { id, left, right }) => {
+            assert_eq!(id, TransferId(11));
+            assert!(left.is_some() && right.is_none());
+        }
+        other => panic!("expected transfer 11 on the left only, got {other:?}"),
+    }
+    let shown = l.first_difference(&r_same_accounts).unwrap().to_string();
+    assert!(shown.starts_with("transfer 0xb: TransferView"), "{shown}");
+    assert!(shown.ends_with("vs absent"), "{shown}");
+}
