@@ -1026,3 +1026,47 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
     assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
     server.stop();
 }
+
+/// Regression: the ledger summary answered 500 for every asset once one asset's totals passed
+/// 128 bits, which a merchant could cause with two maximal transfers between its own accounts.
+#[test]
+fn ledger_summary_survives_totals_past_128_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let other = {
+        let (status, a) = server.call(
+            "POST",
+            "/v1/accounts",
+            Some(&w.a_key),
+            Some(json!({"asset": "USD", "flags": {}})),
+            &[],
+        );
+        assert_eq!(status, 201, "{a}");
+        a["id"].as_str().unwrap().to_string()
+    };
+    let max = "340282366920938463463374607431768.211455";
+    for (debit, credit) in [(&w.bank, &other), (&other, &w.bank)] {
+        let (status, t) = server.call(
+            "POST",
+            "/v1/transfers",
+            Some(&w.a_key),
+            Some(transfer(debit, credit, max)),
+            &[],
+        );
+        assert_eq!(status, 201, "{t}");
+    }
+    let (status, summary) = server.call("GET", "/v1/ledger/summary", Some(&w.op), None, &[]);
+    assert_eq!(status, 200, "{summary}");
+    let usd = &summary["assets"][0];
+    let twice = "680564733841876926926749214863536.422910";
+    assert_eq!(
+        (
+            usd["debits_posted"].as_str(),
+            usd["credits_posted"].as_str(),
+            usd["balanced"].as_bool()
+        ),
+        (Some(twice), Some(twice), Some(true)),
+        "{summary}"
+    );
+}

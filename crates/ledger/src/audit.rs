@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::memory::{MemoryLedger, TransferView};
 use crate::state::{FailedEvent, StoredAccount};
 use crate::types::{
-    AccountFlags, AccountId, Asset, AssetId, PendingStatus, Timestamp, TransferFlags, TransferId,
+    AccountFlags, AccountId, Amount, Asset, AssetId, PendingStatus, Timestamp, TransferFlags,
+    TransferId, WideAmount,
 };
 
 /// Everything a ledger holds, in a canonical order.
@@ -132,7 +133,7 @@ impl LedgerDump {
             return fail("duplicate transfer id".into());
         }
         // Recomputed [debits_pending, debits_posted, credits_pending, credits_posted].
-        let mut recomputed: HashMap<AccountId, [Wide; 4]> = HashMap::new();
+        let mut recomputed: HashMap<AccountId, [WideAmount; 4]> = HashMap::new();
         let mut resolutions: HashMap<TransferId, TransferId> = HashMap::new();
         let mut previous_timestamp = Timestamp(0);
         for t in &self.transfers {
@@ -177,17 +178,17 @@ impl LedgerDump {
                     return fail(format!("hold {:?} status or amount disagrees", hold.id));
                 }
                 if flags.contains(TransferFlags::POST_PENDING) {
-                    recomputed.entry(t.debit_account_id).or_default()[1].add(t.amount.0);
-                    recomputed.entry(t.credit_account_id).or_default()[3].add(t.amount.0);
+                    recomputed.entry(t.debit_account_id).or_default()[1].add(t.amount);
+                    recomputed.entry(t.credit_account_id).or_default()[3].add(t.amount);
                 }
             } else if flags.contains(TransferFlags::PENDING) {
                 if t.hold_status == Some(PendingStatus::Pending) {
-                    recomputed.entry(t.debit_account_id).or_default()[0].add(t.amount.0);
-                    recomputed.entry(t.credit_account_id).or_default()[2].add(t.amount.0);
+                    recomputed.entry(t.debit_account_id).or_default()[0].add(t.amount);
+                    recomputed.entry(t.credit_account_id).or_default()[2].add(t.amount);
                 }
             } else {
-                recomputed.entry(t.debit_account_id).or_default()[1].add(t.amount.0);
-                recomputed.entry(t.credit_account_id).or_default()[3].add(t.amount.0);
+                recomputed.entry(t.debit_account_id).or_default()[1].add(t.amount);
+                recomputed.entry(t.credit_account_id).or_default()[3].add(t.amount);
             }
         }
         for t in &self.transfers {
@@ -205,7 +206,7 @@ impl LedgerDump {
                 ));
             }
         }
-        let mut per_asset: BTreeMap<AssetId, [Wide; 4]> = BTreeMap::new();
+        let mut per_asset: BTreeMap<AssetId, [WideAmount; 4]> = BTreeMap::new();
         for a in &self.accounts {
             let b = a.balances;
             let actual = [
@@ -215,7 +216,7 @@ impl LedgerDump {
                 b.credits_posted.0,
             ];
             let expected = recomputed.get(&a.id).copied().unwrap_or_default();
-            if actual.map(Wide::from) != expected {
+            if actual.map(|v| WideAmount::from(Amount(v))) != expected {
                 return fail(format!(
                     "account {:?} balances {actual:?} but its transfers sum to {expected:?}",
                     a.id
@@ -223,8 +224,8 @@ impl LedgerDump {
             }
             if a.flags
                 .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
-                && Wide::sum(b.debits_pending.0, b.debits_posted.0)
-                    > Wide::sum(b.credits_posted.0, a.overdraft_limit.0)
+                && WideAmount::sum(b.debits_pending, b.debits_posted)
+                    > WideAmount::sum(b.credits_posted, a.overdraft_limit)
             {
                 return fail(format!(
                     "account {:?} debits exceed credits and limit",
@@ -233,14 +234,14 @@ impl LedgerDump {
             }
             if a.flags
                 .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
-                && Wide::sum(b.credits_pending.0, b.credits_posted.0)
-                    > Wide::from(b.debits_posted.0)
+                && WideAmount::sum(b.credits_pending, b.credits_posted)
+                    > WideAmount::from(b.debits_posted)
             {
                 return fail(format!("account {:?} credits exceed debits", a.id));
             }
             let totals = per_asset.entry(a.asset).or_default();
             for (total, value) in totals.iter_mut().zip(actual) {
-                total.add(value);
+                total.add(Amount(value));
             }
         }
         for (asset, [dp, dq, cp, cq]) in per_asset {
@@ -262,6 +263,47 @@ impl LedgerDump {
         }
         Ok(())
     }
+}
+
+/// Totals of a group of accounts (an asset, or one account code within it), exact however
+/// many accounts there are.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Totals {
+    pub accounts: u64,
+    pub debits_posted: WideAmount,
+    pub credits_posted: WideAmount,
+    pub debits_pending: WideAmount,
+    pub credits_pending: WideAmount,
+}
+
+impl Totals {
+    fn add(&mut self, account: &StoredAccount) {
+        let b = account.balances;
+        self.accounts += 1;
+        self.debits_posted.add(b.debits_posted);
+        self.credits_posted.add(b.credits_posted);
+        self.debits_pending.add(b.debits_pending);
+        self.credits_pending.add(b.credits_pending);
+    }
+
+    /// Debits equal credits, posted and pending.
+    pub fn balanced(&self) -> bool {
+        self.debits_posted == self.credits_posted && self.debits_pending == self.credits_pending
+    }
+}
+
+/// The published balances of every account summed per asset, and within it per account code:
+/// the books at a glance. Sums are 256-bit, so no set of balances can overflow them.
+pub fn totals_by_asset(
+    ledger: &MemoryLedger,
+) -> BTreeMap<AssetId, (Totals, BTreeMap<u16, Totals>)> {
+    let mut totals: BTreeMap<AssetId, (Totals, BTreeMap<u16, Totals>)> = BTreeMap::new();
+    for account in ledger.visible_accounts() {
+        let (asset, codes) = totals.entry(account.asset).or_default();
+        asset.add(&account);
+        codes.entry(account.code).or_default().add(&account);
+    }
+    totals
 }
 
 /// Where two dumps first disagree, for a human: the part, the id and both values.
@@ -438,31 +480,4 @@ fn first_keyed<T: Clone + PartialEq, K: Ord + Copy>(
 /// Lower-case hex of a state hash, for logs and reports.
 pub fn hash_hex(hash: &[u8; 32]) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A 256-bit sum: totals across accounts may exceed what one balance can hold.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default)]
-struct Wide {
-    high: u128,
-    low: u128,
-}
-
-impl Wide {
-    fn add(&mut self, value: u128) {
-        let (low, carry) = self.low.overflowing_add(value);
-        self.low = low;
-        self.high += u128::from(carry);
-    }
-
-    fn sum(a: u128, b: u128) -> Wide {
-        let mut wide = Wide::from(a);
-        wide.add(b);
-        wide
-    }
-}
-
-impl From<u128> for Wide {
-    fn from(low: u128) -> Wide {
-        Wide { high: 0, low }
-    }
 }

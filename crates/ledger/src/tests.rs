@@ -695,3 +695,30 @@ fn first_difference_names_the_earliest_differing_object() {
     assert!(shown.starts_with("transfer 0xb: TransferView"), "{shown}");
     assert!(shown.ends_with("vs absent"), "{shown}");
 }
+
+#[test]
+fn wide_amounts_sum_past_128_bits_exactly() {
+    let max = Amount(u128::MAX);
+    let mut total = WideAmount::ZERO;
+    total.add(max);
+    assert_eq!(total.to_amount(), Some(max));
+    total.add(max);
+    assert_eq!(total.to_amount(), None);
+    assert_eq!(
+        total.to_decimal(6),
+        "680564733841876926926749214863536.422910"
+    );
+    assert_eq!(
+        total.to_decimal(0),
+        "680564733841876926926749214863536422910"
+    );
+    let (difference, negative) = WideAmount::from(Amount(5)).abs_diff(total);
+    assert!(negative);
+    assert_eq!(
+        difference.to_decimal(0),
+        "680564733841876926926749214863536422905"
+    );
+    let (zero, negative) = total.abs_diff(total);
+    assert_eq!((zero, negative), (WideAmount::ZERO, false));
+    assert_eq!(WideAmount::from(Amount(7)).to_decimal(2), "0.07");
+}

@@ -49,24 +49,7 @@ impl Amount {
                 break;
             }
         }
-        let digits = &digits[start..];
-        let scale = usize::from(scale);
-        // At least one digit before the point: zeros pad on the left.
-        let width = digits.len().max(scale + 1);
-        let pad = width - digits.len();
-        let whole = width - scale;
-        let mut text = String::with_capacity(width + 1);
-        for i in 0..width {
-            if i == whole {
-                text.push('.');
-            }
-            text.push(if i < pad {
-                '0'
-            } else {
-                char::from(digits[i - pad])
-            });
-        }
-        text
+        with_point(&digits[start..], scale)
     }
 
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
@@ -79,6 +62,107 @@ impl Amount {
 
     pub fn is_zero(self) -> bool {
         self.0 == 0
+    }
+}
+
+/// Decimal digits with the point placed `scale` digits from the right, and at least one digit
+/// before it (zeros pad on the left).
+fn with_point(digits: &[u8], scale: u8) -> String {
+    let scale = usize::from(scale);
+    let width = digits.len().max(scale + 1);
+    let pad = width - digits.len();
+    let whole = width - scale;
+    let mut text = String::with_capacity(width + 1);
+    for i in 0..width {
+        if i == whole {
+            text.push('.');
+        }
+        text.push(if i < pad {
+            '0'
+        } else {
+            char::from(digits[i - pad])
+        });
+    }
+    text
+}
+
+impl From<Amount> for WideAmount {
+    fn from(amount: Amount) -> WideAmount {
+        WideAmount {
+            high: 0,
+            low: amount.0,
+        }
+    }
+}
+
+/// A total of many amounts: 256 bits, so summing every balance of an asset (each up to
+/// `u128::MAX`) never overflows. For reports and reconciliation; no balance is ever this wide.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct WideAmount {
+    // `high` first: the derived order is the numeric order.
+    high: u128,
+    low: u128,
+}
+
+impl WideAmount {
+    pub const ZERO: WideAmount = WideAmount { high: 0, low: 0 };
+
+    pub fn sum(a: Amount, b: Amount) -> WideAmount {
+        let mut wide = WideAmount::from(a);
+        wide.add(b);
+        wide
+    }
+
+    pub fn add(&mut self, amount: Amount) {
+        let (low, carry) = self.low.overflowing_add(amount.0);
+        self.low = low;
+        // 2^128 additions of u128::MAX fit in 256 bits; no asset has that many accounts.
+        self.high += u128::from(carry);
+    }
+
+    /// `|self − other|`, and whether `self < other`.
+    pub fn abs_diff(self, other: WideAmount) -> (WideAmount, bool) {
+        let (big, small, negative) = if self >= other {
+            (self, other, false)
+        } else {
+            (other, self, true)
+        };
+        let (low, borrow) = big.low.overflowing_sub(small.low);
+        let high = big.high - small.high - u128::from(borrow);
+        (WideAmount { high, low }, negative)
+    }
+
+    /// The value when it fits an [`Amount`].
+    pub fn to_amount(self) -> Option<Amount> {
+        (self.high == 0).then_some(Amount(self.low))
+    }
+
+    /// The exact decimal text at `scale`, as [`Amount::to_decimal`].
+    pub fn to_decimal(self, scale: u8) -> String {
+        if self.high == 0 {
+            return Amount(self.low).to_decimal(scale);
+        }
+        // Four 64-bit limbs, most significant first, divided by 10 until zero.
+        let mut limbs = [
+            (self.high >> 64) as u64,
+            self.high as u64,
+            (self.low >> 64) as u64,
+            self.low as u64,
+        ];
+        // 2^256 has 78 digits.
+        let mut digits = [b'0'; 78];
+        let mut start = digits.len();
+        while limbs.iter().any(|&l| l != 0) {
+            let mut remainder = 0u128;
+            for limb in &mut limbs {
+                let current = (remainder << 64) | u128::from(*limb);
+                *limb = (current / 10) as u64;
+                remainder = current % 10;
+            }
+            start -= 1;
+            digits[start] = b'0' + remainder as u8;
+        }
+        with_point(&digits[start..], scale)
     }
 }
 

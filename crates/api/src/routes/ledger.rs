@@ -3,15 +3,14 @@
 //! merchant earnings, platform revenue, processor fees, ...) the count and net balance. The
 //! books at a glance, and what the reconciliation checks read.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use serde::Serialize;
 
 use crate::app::{Principal, SharedState};
 use crate::error::ApiError;
-use crate::money::{format_amount, format_signed};
 use crate::store::Scope;
+use farthing_ledger::audit::totals_by_asset;
+use farthing_ledger::WideAmount;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CodeSummary {
@@ -42,26 +41,6 @@ pub struct LedgerSummary {
     pub assets: Vec<AssetSummary>,
 }
 
-#[derive(Default)]
-struct Totals {
-    accounts: u64,
-    debits_posted: u128,
-    credits_posted: u128,
-    debits_pending: u128,
-    credits_pending: u128,
-}
-
-impl Totals {
-    fn add(&mut self, b: &farthing_ledger::Balances) -> Option<()> {
-        self.accounts += 1;
-        self.debits_posted = self.debits_posted.checked_add(b.debits_posted.0)?;
-        self.credits_posted = self.credits_posted.checked_add(b.credits_posted.0)?;
-        self.debits_pending = self.debits_pending.checked_add(b.debits_pending.0)?;
-        self.credits_pending = self.credits_pending.checked_add(b.credits_pending.0)?;
-        Some(())
-    }
-}
-
 #[utoipa::path(get, path = "/v1/ledger/summary", tag = "ledger", responses((status = 200, description = "per asset: totals, whether they balance, and net balances per account code (operator or global read-only key)", body = LedgerSummary), crate::error::ReadErrors))]
 pub async fn summary(
     State(state): State<SharedState>,
@@ -74,42 +53,29 @@ pub async fn summary(
             "the ledger summary needs an operator or global read-only key",
         ));
     }
-    let overflow = || ApiError::internal("ledger totals overflow 128 bits");
     let (assets, totals) = state
         .engine
-        .read(|ledger| {
-            let mut totals: BTreeMap<u32, (Totals, BTreeMap<u16, Totals>)> = BTreeMap::new();
-            for account in ledger.visible_accounts() {
-                let (asset, codes) = totals.entry(account.asset.0).or_default();
-                asset.add(&account.balances)?;
-                codes
-                    .entry(account.code)
-                    .or_default()
-                    .add(&account.balances)?;
-            }
-            Some((ledger.assets().to_vec(), totals))
-        })
-        .ok_or_else(overflow)?;
+        .read(|ledger| (ledger.assets().to_vec(), totals_by_asset(ledger)));
     let mut out = Vec::new();
     for asset in assets {
-        let Some((t, codes)) = totals.get(&asset.id.0) else {
+        let Some((t, codes)) = totals.get(&asset.id) else {
             continue;
         };
         let s = asset.scale;
         out.push(AssetSummary {
             asset: asset.code.to_string(),
             accounts: t.accounts,
-            debits_posted: format_amount(farthing_ledger::Amount(t.debits_posted), s),
-            credits_posted: format_amount(farthing_ledger::Amount(t.credits_posted), s),
-            debits_pending: format_amount(farthing_ledger::Amount(t.debits_pending), s),
-            credits_pending: format_amount(farthing_ledger::Amount(t.credits_pending), s),
-            balanced: t.debits_posted == t.credits_posted && t.debits_pending == t.credits_pending,
+            debits_posted: t.debits_posted.to_decimal(s),
+            credits_posted: t.credits_posted.to_decimal(s),
+            debits_pending: t.debits_pending.to_decimal(s),
+            credits_pending: t.credits_pending.to_decimal(s),
+            balanced: t.balanced(),
             by_code: codes
                 .iter()
                 .map(|(code, c)| CodeSummary {
                     code: *code,
                     accounts: c.accounts,
-                    net_posted: format_signed(c.credits_posted, c.debits_posted, s),
+                    net_posted: signed(c.credits_posted, c.debits_posted, s),
                 })
                 .collect(),
         });
@@ -118,4 +84,15 @@ pub async fn summary(
         object: "ledger_summary",
         assets: out,
     }))
+}
+
+/// `credits − debits` as exact decimal text, with a minus sign when the accounts owe.
+fn signed(credits: WideAmount, debits: WideAmount, scale: u8) -> String {
+    let (difference, negative) = credits.abs_diff(debits);
+    let text = difference.to_decimal(scale);
+    if negative {
+        format!("-{text}")
+    } else {
+        text
+    }
 }
