@@ -180,6 +180,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut sizes = args.channel_sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();
+    // Inputs and outputs are checked before the sweep, which can take minutes: a missing
+    // file or an unwritable chart path is reported at once.
+    let paper_points = match &args.compare_paper {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(paper::parse(&text).with_context(|| format!("parsing {}", path.display()))?)
+        }
+        None => None,
+    };
+    let plot_file = match &args.plot {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("creating the chart file {}", path.display()))?,
+        ),
+        None => None,
+    };
     let prepared = sweep::prepare(&scenario).context("setting up the scenario")?;
     let jobs = sweep::plan(&schemes, &sizes);
 
@@ -199,20 +216,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let summary = sweep::summarize(&points, &schemes, args.target_pct);
-    let paper_points = match &args.compare_paper {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(paper::parse(&text).with_context(|| format!("parsing {}", path.display()))?)
-        }
-        None => None,
-    };
     let paper_topology = scenario
         .topology
         .paper_name()
         .filter(|_| args.channel_dist == CapacityDistribution::Equal && args.dag_pct == 0.0);
 
-    if let Some(path) = &args.plot {
+    if let (Some(path), Some(mut file)) = (&args.plot, plot_file) {
         let svg = chart(
             &scenario,
             &points,
@@ -221,7 +230,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             paper_points.as_deref(),
             paper_topology,
         );
-        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut file, svg.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         let comparison = paper_points
@@ -296,9 +306,22 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     if args.mtu == 0 {
         bail!("--mtu must be at least 1");
     }
+    // Zero values are refused rather than clamped: a run must be the run that was asked for.
+    if args.hop_delay_ms == 0 {
+        bail!("--hop-delay-ms must be at least 1: with no delay, waterfilling's probes re-launch at the same instant and the run never ends");
+    }
+    if args.timeout_ms == 0 {
+        bail!("--timeout-ms must be at least 1");
+    }
+    if args.paths == 0 {
+        bail!("--paths must be at least 1");
+    }
+    if args.lnd_attempts == 0 {
+        bail!("--lnd-attempts must be at least 1");
+    }
     let scheme_params = SchemeParams {
-        paths_k: args.paths.max(1),
-        lnd_attempts_max: args.lnd_attempts.max(1),
+        paths_k: args.paths,
+        lnd_attempts_max: args.lnd_attempts,
         lnd_prune_ms: args.lnd_prune_ms,
         spider_alpha_units: positive("--spider-alpha", args.spider_alpha)?,
         spider_beta: positive("--spider-beta", args.spider_beta)?,
@@ -314,7 +337,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         scheme_params,
         hop_delay_ms: args.hop_delay_ms,
         end_hosts: !args.no_end_hosts,
-        timeout_ms: args.timeout_ms.max(1),
+        timeout_ms: args.timeout_ms,
         mtu_units: args.mtu,
         queue_capacity_units: args.queue_capacity,
         queue_order: args.queue_order,

@@ -91,6 +91,9 @@ pub enum SweepError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    /// Pairs in different parts could never pay each other; the results would mislead.
+    #[error("the topology is disconnected: {parts} separate parts (sizes {sizes:?}); every node with a channel must reach every other")]
+    Disconnected { parts: usize, sizes: Vec<usize> },
 }
 
 /// A scenario with its random parts drawn, shared by all jobs.
@@ -126,6 +129,13 @@ pub fn prepare(scenario: &Scenario) -> Result<Prepared, SweepError> {
         }
         TopologySpec::Given(topology) => topology.clone(),
     };
+    let sizes = topology.component_sizes();
+    if sizes.len() > 1 {
+        return Err(SweepError::Disconnected {
+            parts: sizes.len(),
+            sizes,
+        });
+    }
     let mut with_channels = vec![false; topology.node_count() as usize];
     for edge in topology.edges() {
         with_channels[edge.a as usize] = true;

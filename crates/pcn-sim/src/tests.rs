@@ -338,3 +338,63 @@ fn splitting_schemes_beat_atomic_ones_at_constrained_capacity() {
     assert!(spider >= waterfilling, "{order}");
     assert!(waterfilling > atomic_best + 10.0, "{order}");
 }
+
+/// The command refuses, before any simulation runs, what would otherwise loop forever, be
+/// clamped silently, mislead, or fail only after a long sweep.
+#[test]
+fn the_command_refuses_bad_settings_up_front() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: crate::cli::Args,
+    }
+    let dir = std::env::temp_dir().join(format!("pcn-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let two_parts = dir.join("two-parts.edges");
+    std::fs::write(&two_parts, "0 1\n1 2\n3 4\n").unwrap();
+    let two_parts = two_parts.to_string_lossy().into_owned();
+    // Default settings sweep for minutes; each refusal must come before that.
+    let refuse = |extra: &[&str], expected: &str| {
+        let command = Command::try_parse_from(["pcn-sim"].iter().chain(extra)).unwrap();
+        let started = std::time::Instant::now();
+        let error = format!("{:#}", crate::cli::run(command.args).unwrap_err());
+        assert!(error.contains(expected), "{extra:?}: {error}");
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "{extra:?} ran a sweep first"
+        );
+    };
+    refuse(
+        &["--hop-delay-ms", "0"],
+        "--hop-delay-ms must be at least 1",
+    );
+    refuse(&["--timeout-ms", "0"], "--timeout-ms must be at least 1");
+    refuse(&["--paths", "0"], "--paths must be at least 1");
+    refuse(
+        &["--edges", &two_parts],
+        "the topology is disconnected: 2 separate parts",
+    );
+    refuse(
+        &["--compare-paper", "/nonexistent/paper.csv"],
+        "reading /nonexistent/paper.csv",
+    );
+    refuse(
+        &["--plot", "/nonexistent/dir/chart.svg"],
+        "creating the chart file /nonexistent/dir/chart.svg",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn component_sizes_count_only_nodes_with_channels() {
+    let edge = |a, b| Edge {
+        a,
+        b,
+        capacity_units: None,
+    };
+    let topology = Topology::new(7, vec![edge(0, 1), edge(1, 2), edge(4, 5)]).unwrap();
+    assert_eq!(topology.component_sizes(), vec![3, 2]);
+    let connected = Topology::new(3, vec![edge(0, 1), edge(2, 1)]).unwrap();
+    assert_eq!(connected.component_sizes(), vec![3]);
+}

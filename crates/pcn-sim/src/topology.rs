@@ -98,6 +98,35 @@ impl Topology {
         self.node_count
     }
 
+    /// The sizes of the connected parts among nodes that have a channel, largest first.
+    /// Nodes without any channel are not counted (no demand is drawn for them).
+    pub fn component_sizes(&self) -> Vec<usize> {
+        let n = self.node_count as usize;
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn root(parent: &mut [usize], mut node: usize) -> usize {
+            while parent[node] != node {
+                parent[node] = parent[parent[node]];
+                node = parent[node];
+            }
+            node
+        }
+        let mut has_channel = vec![false; n];
+        for edge in &self.edges {
+            let (a, b) = (edge.a as usize, edge.b as usize);
+            has_channel[a] = true;
+            has_channel[b] = true;
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            parent[ra] = rb;
+        }
+        let mut sizes = std::collections::HashMap::new();
+        for node in (0..n).filter(|&node| has_channel[node]) {
+            *sizes.entry(root(&mut parent, node)).or_insert(0usize) += 1;
+        }
+        let mut sizes: Vec<usize> = sizes.into_values().collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes
+    }
+
     pub fn edges(&self) -> &[Edge] {
         &self.edges
     }
