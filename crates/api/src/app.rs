@@ -517,38 +517,50 @@ fn authenticate(parts: &Parts, state: &SharedState) -> Result<Principal, ApiErro
 /// Parses JSON into `T`; an error names the field (`amount`, `transfers[2].amount`) with
 /// `prefix` in front, or `body` when the JSON itself is malformed.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let message = error.inner().to_string();
-        // A missing field is reported at its parent; name the field itself.
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.starts_with("missing field `"));
-        // "?" is where serde_path_to_error could not tell (malformed JSON): the body itself.
-        let mut param = if path == "." || path == "?" {
-            String::new()
-        } else {
-            path
-        };
-        if let Some(field) = field {
-            if !param.is_empty() {
-                param.push('.');
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    // Strict: a struct is accepted only as a JSON object, never as an array by position.
+    let value = serde_path_to_error::deserialize(crate::strict::Strict(&mut deserializer))
+        .map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.inner().to_string();
+            // A missing field is reported at its parent; name the field itself.
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.starts_with("missing field `"));
+            // "?" is where serde_path_to_error could not tell (malformed JSON): the body itself.
+            let mut param = if path == "." || path == "?" {
+                String::new()
+            } else {
+                path
+            };
+            if let Some(field) = field {
+                if !param.is_empty() {
+                    param.push('.');
+                }
+                param.push_str(field);
             }
-            param.push_str(field);
-        }
-        let param = match (prefix, param.is_empty()) {
-            ("", true) => "body".to_string(),
-            (prefix, true) => prefix.trim_end_matches('.').to_string(),
-            (prefix, false) => format!("{prefix}{param}"),
-        };
+            let param = match (prefix, param.is_empty()) {
+                ("", true) => "body".to_string(),
+                (prefix, true) => prefix.trim_end_matches('.').to_string(),
+                (prefix, false) => format!("{prefix}{param}"),
+            };
+            ApiError::invalid(
+                &param,
+                "invalid_json",
+                format!("invalid request body: {message}"),
+            )
+        })?;
+    // Only whitespace may follow the value.
+    deserializer.end().map_err(|error| {
+        let param = prefix.trim_end_matches('.');
         ApiError::invalid(
-            &param,
+            if param.is_empty() { "body" } else { param },
             "invalid_json",
-            format!("invalid request body: {message}"),
+            format!("invalid request body: {error}"),
         )
-    })
+    })?;
+    Ok(value)
 }
 
 /// A JSON body whose errors name the field: malformed JSON, unknown, missing or mistyped
@@ -571,20 +583,23 @@ where
 
 /// Parses a whole request body as JSON into `T`; errors name the field.
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice::<T>(bytes).map_err(|error| {
-        let message = error.to_string();
-        let param = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.contains("field"))
-            .unwrap_or("body")
-            .to_string();
-        ApiError::invalid(
-            &param,
-            "invalid_json",
-            format!("invalid request body: {message}"),
-        )
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    T::deserialize(crate::strict::Strict(&mut deserializer))
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|error| {
+            let message = error.to_string();
+            let param = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .unwrap_or("body")
+                .to_string();
+            ApiError::invalid(
+                &param,
+                "invalid_json",
+                format!("invalid request body: {message}"),
+            )
+        })
 }
 
 /// The raw request body, with a too-large body refused as 413 naming `body`.

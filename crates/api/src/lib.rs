@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod products;
 pub mod routes;
 pub mod store;
+pub mod strict;
 pub mod webhooks;
 pub mod wire;
 

@@ -1070,3 +1070,87 @@ fn ledger_summary_survives_totals_past_128_bits() {
         "{summary}"
     );
 }
+
+/// Regression: serde took a JSON array where an object was documented, field by field, so
+/// `[["acct_A","acct_B","0.01","USD"]]` moved money and `[]` posted a whole hold.
+#[test]
+fn arrays_are_refused_where_objects_are_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, t) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(transfer(&w.bank, &w.wallet, "1")),
+        &[],
+    );
+    assert_eq!(status, 201, "{t}");
+    let by_position = json!([[w.bank, w.wallet, "0.01", "USD"]]);
+    let (status, e) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(by_position),
+        &[],
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected a JSON object"),
+        "{e}"
+    );
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
+
+    let (status, hold) = server.call(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "0.5", "asset": "USD", "pending": true})),
+        &[],
+    );
+    assert_eq!(status, 201, "{hold}");
+    let post = format!("/v1/transfers/{}/post", hold["id"].as_str().unwrap());
+    let (status, e) = server.call("POST", &post, Some(&w.a_key), Some(json!([])), &[]);
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{e}"
+    );
+    let (_, held) = server.call(
+        "GET",
+        &format!("/v1/transfers/{}", hold["id"].as_str().unwrap()),
+        Some(&w.a_key),
+        None,
+        &[],
+    );
+    assert_eq!(held["status"], "pending", "{held}");
+    // A batch's transfers too, and trailing text after a valid body.
+    let (status, e) = server.call(
+        "POST",
+        "/v1/transfers/batch",
+        Some(&w.a_key),
+        Some(json!({"transfers": [[w.bank, w.wallet, "0.01", "USD"]]})),
+        &[],
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{e}"
+    );
+    let (status, _, _) = server.raw(
+        "POST",
+        "/v1/transfers",
+        Some(&w.a_key),
+        Some(format!("{} trailing", transfer(&w.bank, &w.wallet, "0.01"))),
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
+}
