@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod wal;
 
 pub use engine::{
-    BatchOutcome, Clock, Config, Engine, EngineStats, Note, RecoveryReport, SystemClock,
+    BatchOutcome, Clock, Config, Engine, EngineStats, ManualClock, Note, RecoveryReport,
+    SystemClock,
 };
 pub use error::{OpenError, SubmitError};

@@ -2,14 +2,13 @@
 //! the exhaustive torn-tail / bit-flip sweep over the last log records.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use farthing_engine::{Clock, Config, Engine, OpenError, SubmitError};
+use farthing_engine::{Config, Engine, ManualClock, OpenError, SubmitError};
 use farthing_ledger::{
     Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, BatchResults, LedgerDump,
-    Operation, PendingStatus, Timestamp, Transfer, TransferFlags, TransferId, TransferResult,
+    Operation, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
 };
 
 const USD: u32 = 1;
@@ -231,18 +230,10 @@ impl ShutdownAndDump for Engine {
     }
 }
 
-struct ManualClock(AtomicU64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-}
-
 #[test]
 fn holds_expire_on_time_without_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
     let config = Config {
         clock: clock.clone(),
         expiry_check_ms: 5,
@@ -268,7 +259,7 @@ fn holds_expire_on_time_without_traffic() {
             .credits_pending
     };
     assert_eq!(pending(), Amount(30));
-    clock.0.fetch_add(3_000_000_000, Ordering::SeqCst);
+    clock.advance(3_000_000_000);
     let deadline = Instant::now() + Duration::from_secs(10);
     while pending() != Amount(0) {
         assert!(Instant::now() < deadline, "hold did not expire");
@@ -295,7 +286,7 @@ fn holds_expire_on_time_without_traffic() {
 #[test]
 fn holds_due_while_closed_are_expired_before_open_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
     let config = || Config {
         clock: clock.clone(),
         expiry_check_ms: 3_600_000,
@@ -323,7 +314,7 @@ fn holds_due_while_closed_are_expired_before_open_returns() {
     engine.shutdown();
 
     // Three seconds later hold 7 is overdue, hold 8 is not.
-    clock.0.fetch_add(3_000_000_000, Ordering::SeqCst);
+    clock.advance(3_000_000_000);
     let engine = Engine::open(config()).unwrap();
     let (credits_pending, sequence) = engine.read_at_sequence(|l| {
         l.lookup_account(AccountId(4))

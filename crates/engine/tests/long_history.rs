@@ -5,16 +5,15 @@
 //! the whole retained log (archive and live segments) up to the sequence it was read at.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use farthing_engine::engine::ARCHIVE_DIR;
 use farthing_engine::snapshot::parse_snapshot_name;
 use farthing_engine::wal::{parse_segment_name, scan_segment, SegmentEnd};
-use farthing_engine::{codec, Clock, Config, Engine};
+use farthing_engine::{codec, Clock, Config, Engine, ManualClock};
 use farthing_ledger::{
     rules, Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, LedgerDump,
-    MemoryLedger, Operation, PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
+    MemoryLedger, Operation, PendingStatus, Transfer, TransferFlags, TransferId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -25,14 +24,6 @@ const WALLETS: u128 = 32;
 const FIRST_WALLET: u128 = 100;
 const MERCHANT: u128 = 2;
 const BATCHES_PER_SESSION: u64 = 40;
-
-struct ManualClock(AtomicU64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-}
 
 fn setup() -> Vec<Operation> {
     let account = |id: u128, flags| Account {
@@ -158,7 +149,7 @@ fn replay(dir: &Path, up_to: u64) -> LedgerDump {
 #[test]
 fn hundreds_of_segments_and_restarts_replay_to_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
     let config = || Config {
         clock: clock.clone(),
         // A snapshot (and a new segment) every few batches.
@@ -181,9 +172,7 @@ fn hundreds_of_segments_and_restarts_replay_to_the_same_state() {
     let mut expired_across_restarts = 0;
     for restart in 0..restarts {
         // Time passes while the engine is down: some holds fall due before it opens.
-        clock
-            .0
-            .fetch_add(rng.gen_range(0..3_000_000_000), Ordering::SeqCst);
+        clock.advance(rng.gen_range(0..3_000_000_000));
         let engine = Engine::open(config()).unwrap();
         let recovery = engine.recovery().clone();
         if restart > 0 {
@@ -220,9 +209,7 @@ fn hundreds_of_segments_and_restarts_replay_to_the_same_state() {
         }));
         for _ in 0..BATCHES_PER_SESSION {
             engine.submit(batch(&mut rng, &mut next_id)).unwrap();
-            clock
-                .0
-                .fetch_add(rng.gen_range(0..400_000_000), Ordering::SeqCst);
+            clock.advance(rng.gen_range(0..400_000_000));
         }
         engine.shutdown();
     }

@@ -7,13 +7,12 @@
 //! seed. A failed run keeps its folder and names it; `farthing crash-check` re-checks it.
 //! The long mode is `farthing crash-test --kills 1000` (README, "Crash testing").
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use farthing::crash::{self, Ack, Checker, KillOptions};
-use farthing_engine::{Clock, Config, Engine};
-use farthing_ledger::{PendingStatus, Timestamp};
+use farthing_engine::{Config, Engine, ManualClock};
+use farthing_ledger::PendingStatus;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -56,14 +55,6 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     }
 }
 
-struct ManualClock(AtomicU64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-}
-
 /// Regression: the check once read the recovered state, then the checking engine's idle tick
 /// logged a hold expiry, and the check compared the state with a replay of the whole log,
 /// expiry included (about one kill in 400 failed so). This makes that expiry happen right
@@ -73,7 +64,7 @@ impl Clock for ManualClock {
 fn an_expiry_logged_after_the_checker_reads_is_compared_like_with_like() {
     let seed = 7;
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
     let config = || Config {
         clock: clock.clone(),
         expiry_check_ms: 2,
@@ -110,7 +101,7 @@ fn an_expiry_logged_after_the_checker_reads_is_compared_like_with_like() {
     let report = Checker::new(seed)
         .check_engine(checking, dir.path(), &acks, |engine| {
             // Past every timeout: the idle tick logs the expiry; wait until it is durable.
-            clock.0.fetch_add(10_000_000_000, Ordering::SeqCst);
+            clock.advance(10_000_000_000);
             let (_, read_at) = engine.read_at_sequence(|_| ());
             let deadline = Instant::now() + Duration::from_secs(10);
             while engine.read_at_sequence(|_| ()).1 == read_at {
