@@ -1,5 +1,29 @@
 //! The OpenAPI 3.1 document, generated from the route annotations and schema derives, served at
 //! `/v1/openapi.json`.
+//!
+//! # Operation ids
+//!
+//! Every operation has a unique, stable `operation_id` in `resource.action` style, set in its
+//! `#[utoipa::path]` and derived from the path and method alone, so a client generator gets one
+//! method name per operation and a new route's name is never a matter of taste:
+//!
+//! - The resource part is the path's literal segments, in order, without `/v1` and without the
+//!   `{parameters}`: `/v1/customers/{id}/allowances` → `customers.allowances`.
+//! - When the last segment is a verb (an action on what precedes it: `capture`, `void`,
+//!   `batch`, `rotate_secret`, ...) it is the action, and the id is the segments alone:
+//!   `POST /v1/holds/{id}/capture` → `holds.capture`, `POST /v1/transfers/batch` →
+//!   `transfers.batch`.
+//! - Otherwise the method names the action, by what the path ends in:
+//!   - a collection (a plural noun whose members have ids): `GET` → `list`, `POST` → `create`
+//!     (`customers.allowances.create`, `accounts.transfers.list`);
+//!   - one member (a `{parameter}`): `GET` → `get`, `POST` → `update`, `DELETE` → `delete`
+//!     (`charges.get`, `webhook_endpoints.update`, `api_keys.delete`);
+//!   - a singleton (a noun with no id: `fee_plan`, `balance`, `summary`, `healthz`): `GET` →
+//!     `get`, `POST` → `set` (`merchants.fee_plan.set`, `ledger.summary.get`).
+//!
+//! An id is lowercase words joined by dots (`^[a-z_]+(\.[a-z_]+)+$`). Ids are part of the API:
+//! client code is generated from them, so a published one does not change. The tests check
+//! uniqueness, the format and this rule (the verbs and singletons are listed there).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -99,6 +123,83 @@ pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// Last path segments that are verbs: the operation's action (see "Operation ids" above).
+    const ACTION_SEGMENTS: &[&str] = &[
+        "advance",
+        "batch",
+        "cancel",
+        "capture",
+        "confirm",
+        "pause",
+        "post",
+        "redeliver",
+        "release",
+        "resume",
+        "revoke",
+        "rotate_secret",
+        "void",
+    ];
+
+    /// Last path segments that name one thing without an id: `GET` reads it, `POST` sets it.
+    const SINGLETON_SEGMENTS: &[&str] = &[
+        "auto_topup",
+        "balance",
+        "fee_plan",
+        "fees",
+        "healthz",
+        "metrics",
+        "payment_method",
+        "payout_settings",
+        "readyz",
+        "summary",
+    ];
+
+    /// Every operation of the document: ("GET /v1/charges/{id}", the operation object).
+    fn operations(json: &serde_json::Value) -> Vec<(String, &serde_json::Value)> {
+        let paths = json["paths"].as_object().unwrap();
+        let by_path = paths.iter().flat_map(|(path, item)| {
+            let by_method = item.as_object().unwrap().iter();
+            by_method.map(move |(method, op)| (format!("{} {path}", method.to_uppercase()), op))
+        });
+        by_path.collect()
+    }
+
+    /// The operation id the naming rule gives a route ("POST /v1/holds/{id}/capture").
+    fn operation_id_by_rule(route: &str) -> String {
+        let (method, path) = route.split_once(' ').unwrap();
+        let segments: Vec<&str> = path
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != "v1")
+            .collect();
+        let nouns = segments.iter().filter(|s| !s.starts_with('{')).copied();
+        let mut id: Vec<&str> = nouns.collect();
+        let last = *segments.last().unwrap();
+        if ACTION_SEGMENTS.contains(&last) {
+            assert_eq!(method, "POST", "{route}: an action is a POST");
+            return id.join(".");
+        }
+        let action = match (method, last) {
+            ("GET", _) if SINGLETON_SEGMENTS.contains(&last) => "get",
+            ("POST", _) if SINGLETON_SEGMENTS.contains(&last) => "set",
+            ("GET", parameter) if parameter.starts_with('{') => "get",
+            ("POST", parameter) if parameter.starts_with('{') => "update",
+            ("DELETE", parameter) if parameter.starts_with('{') => "delete",
+            ("GET", _) => "list",
+            ("POST", _) => "create",
+            _ => panic!("{route}: no action for this method on a collection or singleton"),
+        };
+        id.push(action);
+        id.join(".")
+    }
+
+    /// `^[a-z_]+(\.[a-z_]+)+$`: two or more lowercase words joined by dots.
+    fn is_dotted(id: &str) -> bool {
+        let word =
+            |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        id.split('.').count() >= 2 && id.split('.').all(word)
+    }
 
     /// The key's rule is in the document wherever the header is.
     #[test]
@@ -231,5 +332,53 @@ mod tests {
             error_responses > 50,
             "{error_responses} error responses documented"
         );
+    }
+
+    /// Client generators name one method per operationId: each is unique and `resource.action`.
+    #[test]
+    fn operation_ids_are_unique_and_dotted() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut ids = BTreeSet::new();
+        for (route, operation) in operations(&json) {
+            let id = operation["operationId"].as_str();
+            let id = id.unwrap_or_else(|| panic!("{route} has no operationId"));
+            assert!(is_dotted(id), "{route}: {id} is not resource.action");
+            assert!(ids.insert(id), "{route}: {id} is used twice");
+        }
+        for bad in [
+            "list",
+            "charges.",
+            ".get",
+            "Charges.get",
+            "charges-get",
+            "charges.get2",
+        ] {
+            assert!(!is_dotted(bad), "{bad}");
+        }
+    }
+
+    /// Each operationId is the one the naming rule at the top of this file gives its route, so
+    /// a new route's name follows from its path and method.
+    #[test]
+    fn operation_ids_follow_the_naming_rule() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (route, operation) in operations(&json) {
+            let expected = operation_id_by_rule(&route);
+            assert_eq!(operation["operationId"], expected.as_str(), "{route}");
+        }
+        let examples = [
+            ("POST /v1/charges", "charges.create"),
+            ("GET /v1/charges/{id}", "charges.get"),
+            (
+                "POST /v1/customers/{id}/allowances",
+                "customers.allowances.create",
+            ),
+            ("POST /v1/transfers/batch", "transfers.batch"),
+            ("POST /v1/holds/{id}/capture", "holds.capture"),
+            ("GET /v1/ledger/summary", "ledger.summary.get"),
+        ];
+        for (route, id) in examples {
+            assert_eq!(operation_id_by_rule(route), id, "{route}");
+        }
     }
 }

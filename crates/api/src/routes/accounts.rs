@@ -182,7 +182,7 @@ pub fn account_for_transfer(
         .ok_or_else(missing)
 }
 
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the account", body = AccountView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/accounts", operation_id = "accounts.create", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the account", body = AccountView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -278,7 +278,7 @@ pub async fn create(
         .await
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "acct_… id")), responses((status = 200, description = "the account with its balances", body = AccountView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/accounts/{id}", operation_id = "accounts.get", tag = "accounts", params(("id" = String, Path, description = "acct_… id")), responses((status = 200, description = "the account with its balances", body = AccountView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
@@ -295,7 +295,7 @@ pub struct AccountList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "a page of accounts", body = AccountList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/accounts", operation_id = "accounts.list", tag = "accounts", params(("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "a page of accounts", body = AccountList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,

@@ -64,7 +64,7 @@ impl KnownAssets {
     }
 }
 
-#[utoipa::path(post, path = "/v1/assets", tag = "assets", request_body = CreateAsset, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the asset", body = AssetView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/assets", operation_id = "assets.create", tag = "assets", request_body = CreateAsset, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the asset", body = AssetView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -123,7 +123,7 @@ pub struct AssetList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/assets", tag = "assets", responses((status = 200, description = "every asset", body = AssetList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/assets", operation_id = "assets.list", tag = "assets", responses((status = 200, description = "every asset", body = AssetList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     _principal: Principal,

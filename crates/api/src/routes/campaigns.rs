@@ -177,7 +177,7 @@ fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, ApiErro
     })
 }
 
-#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CreateCampaign, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the campaign (a merchant key, or the operator naming the merchant)", body = CampaignView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/campaigns", operation_id = "campaigns.create", tag = "campaigns", request_body = CreateCampaign, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the campaign (a merchant key, or the operator naming the merchant)", body = CampaignView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -254,7 +254,7 @@ fn campaign(state: &SharedState, id: &str) -> Result<CampaignRecord, ApiError> {
     state.store.record(CAMPAIGNS, id)?.ok_or_else(missing)
 }
 
-#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(()), params(("id" = String, Path, description = "cmp_… id")), responses((status = 200, description = "the campaign's progress: public, no key needed", body = CampaignView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/campaigns/{id}", operation_id = "campaigns.get", tag = "campaigns", security(()), params(("id" = String, Path, description = "cmp_… id")), responses((status = 200, description = "the campaign's progress: public, no key needed", body = CampaignView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -263,7 +263,7 @@ pub async fn get(
     Ok(axum::Json(view(&state, &c)?))
 }
 
-#[utoipa::path(get, path = "/v1/campaigns/{id}/contributions/{contribution}", tag = "campaigns", security(()), params(("id" = String, Path, description = "cmp_… id"), ("contribution" = String, Path, description = "ctb_… id, as the backer received it")), responses((status = 200, description = "whether the contribution is counted: public, no key needed (the id is the backer's proof)", body = ContributionView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/campaigns/{id}/contributions/{contribution}", operation_id = "campaigns.contributions.get", tag = "campaigns", security(()), params(("id" = String, Path, description = "cmp_… id"), ("contribution" = String, Path, description = "ctb_… id, as the backer received it")), responses((status = 200, description = "whether the contribution is counted: public, no key needed (the id is the backer's proof)", body = ContributionView), crate::error::ReadErrors))]
 pub async fn get_contribution(
     State(state): State<SharedState>,
     Path((id, contribution)): Path<(String, String)>,
@@ -297,7 +297,7 @@ fn contribution_view(
     })
 }
 
-#[utoipa::path(post, path = "/v1/campaigns/{id}/contributions", tag = "campaigns", request_body = Contribute, params(("id" = String, Path, description = "cmp_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: contributed once")), responses((status = 201, description = "the contribution (customer token only): held until the deadline (all-or-nothing) or paid (keep-what-you-raise)", body = ContributionView), (status = 200, description = "an idempotent retry", body = ContributionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/campaigns/{id}/contributions", operation_id = "campaigns.contributions.create", tag = "campaigns", request_body = Contribute, params(("id" = String, Path, description = "cmp_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: contributed once")), responses((status = 201, description = "the contribution (customer token only): held until the deadline (all-or-nothing) or paid (keep-what-you-raise)", body = ContributionView), (status = 200, description = "an idempotent retry", body = ContributionView), crate::error::WriteErrors))]
 pub async fn contribute(
     State(state): State<SharedState>,
     Caller(caller): Caller,

@@ -87,7 +87,7 @@ pub struct FeePlanView {
     pub rounding: RoundingRule,
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{id}/fee_plan", tag = "charges", request_body = SetFeePlan, params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's fee plan for the asset (operator only)", body = FeePlanView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/merchants/{id}/fee_plan", operation_id = "merchants.fee_plan.set", tag = "charges", request_body = SetFeePlan, params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's fee plan for the asset (operator only)", body = FeePlanView), crate::error::WriteErrors))]
 pub async fn set_fee_plan(
     State(state): State<SharedState>,
     principal: Principal,
@@ -641,7 +641,7 @@ fn text_field(value: &str, max: usize, param: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/charges", tag = "charges", request_body = CreateCharge, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the customer is charged once")), responses((status = 201, description = "the charge: succeeded (with an allowance or a customer token), or requires_confirmation (a merchant key without an allowance; the customer confirms it)", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/charges", operation_id = "charges.create", tag = "charges", request_body = CreateCharge, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the customer is charged once")), responses((status = 201, description = "the charge: succeeded (with an allowance or a customer token), or requires_confirmation (a merchant key without an allowance; the customer confirms it)", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -834,7 +834,7 @@ fn replay(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/charges/{id}/confirm", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the confirmed charge (customer token only)", body = ChargeView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/charges/{id}/confirm", operation_id = "charges.confirm", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the confirmed charge (customer token only)", body = ChargeView), crate::error::WriteErrors))]
 pub async fn confirm(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -863,7 +863,7 @@ pub async fn confirm(
     Ok(json_response(StatusCode::OK, to_json(&view)?))
 }
 
-#[utoipa::path(post, path = "/v1/tips", tag = "charges", request_body = CreateTip, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the tip (customer token only), with the merchant's fee plan applied", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/tips", operation_id = "tips.create", tag = "charges", request_body = CreateTip, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the tip (customer token only), with the merchant's fee plan applied", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
 pub async fn tip(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -943,7 +943,7 @@ async fn visible_charge(
     Ok(charge)
 }
 
-#[utoipa::path(get, path = "/v1/charges/{id}", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the charge and its receipt", body = ChargeView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/charges/{id}", operation_id = "charges.get", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the charge and its receipt", body = ChargeView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -1037,7 +1037,7 @@ fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord) -> 
         .is_some()
 }
 
-#[utoipa::path(post, path = "/v1/charges/{id}/refunds", tag = "charges", request_body = CreateRefund, params(("id" = String, Path, description = "ch_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: refunded once")), responses((status = 201, description = "the refund, back to the customer's wallet; fees reversed pro rata", body = RefundView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/charges/{id}/refunds", operation_id = "charges.refunds.create", tag = "charges", request_body = CreateRefund, params(("id" = String, Path, description = "ch_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: refunded once")), responses((status = 201, description = "the refund, back to the customer's wallet; fees reversed pro rata", body = RefundView), crate::error::WriteErrors))]
 pub async fn refund(
     State(state): State<SharedState>,
     principal: Principal,

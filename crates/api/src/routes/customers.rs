@@ -199,7 +199,7 @@ pub fn require_customer(caller: &Principal, customer: u128) -> Result<(), ApiErr
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/customers", tag = "customers", request_body = CreateCustomer, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the customer, with its token (shown once)", body = CustomerView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/customers", operation_id = "customers.create", tag = "customers", request_body = CreateCustomer, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the customer, with its token (shown once)", body = CustomerView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -262,7 +262,7 @@ pub async fn create(
         .await
 }
 
-#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer", body = CustomerView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/customers/{id}", operation_id = "customers.get", tag = "customers", params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer", body = CustomerView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -294,7 +294,7 @@ async fn save_customer(state: &SharedState, customer: &CustomerRecord) -> Result
     saved
 }
 
-#[utoipa::path(post, path = "/v1/customers/{id}/payment_methods", tag = "customers", request_body = AddPaymentMethod, params(("id" = String, Path, description = "cus_… id")), responses((status = 201, description = "the stored payment method (a token; the card number is not kept)", body = PaymentMethodView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/customers/{id}/payment_methods", operation_id = "customers.payment_methods.create", tag = "customers", request_body = AddPaymentMethod, params(("id" = String, Path, description = "cus_… id")), responses((status = 201, description = "the stored payment method (a token; the card number is not kept)", body = PaymentMethodView), crate::error::WriteErrors))]
 pub async fn add_payment_method(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -350,7 +350,7 @@ pub struct WalletView {
     pub available: String,
 }
 
-#[utoipa::path(get, path = "/v1/customers/{id}/wallets/{asset}", tag = "customers", params(("id" = String, Path, description = "cus_… id"), ("asset" = String, Path, description = "asset code")), responses((status = 200, description = "the customer's prepaid wallet in that asset", body = WalletView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/customers/{id}/wallets/{asset}", operation_id = "customers.wallets.get", tag = "customers", params(("id" = String, Path, description = "cus_… id"), ("asset" = String, Path, description = "asset code")), responses((status = 200, description = "the customer's prepaid wallet in that asset", body = WalletView), crate::error::ReadErrors))]
 pub async fn wallet(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -521,7 +521,7 @@ fn topup_writes(state: &SharedState, record: &TopupRecord) -> Result<Vec<RecordW
     .collect())
 }
 
-#[utoipa::path(post, path = "/v1/customers/{id}/topups", tag = "customers", request_body = CreateTopup, params(("id" = String, Path, description = "cus_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the card is charged once")), responses((status = 201, description = "the top-up; the wallet is credited", body = TopupView), crate::error::CardErrors, crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/customers/{id}/topups", operation_id = "customers.topups.create", tag = "customers", request_body = CreateTopup, params(("id" = String, Path, description = "cus_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the card is charged once")), responses((status = 201, description = "the top-up; the wallet is credited", body = TopupView), crate::error::CardErrors, crate::error::WriteErrors))]
 pub async fn topup(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -595,7 +595,7 @@ pub struct SetAutoTopup {
     pub enabled: bool,
 }
 
-#[utoipa::path(post, path = "/v1/customers/{id}/auto_topup", tag = "customers", request_body = SetAutoTopup, params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer with its auto top-up", body = CustomerView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/customers/{id}/auto_topup", operation_id = "customers.auto_topup.set", tag = "customers", request_body = SetAutoTopup, params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer with its auto top-up", body = CustomerView), crate::error::WriteErrors))]
 pub async fn set_auto_topup(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -760,7 +760,7 @@ pub fn allowance_view(state: &SharedState, a: &AllowanceRecord) -> Result<Allowa
     })
 }
 
-#[utoipa::path(post, path = "/v1/customers/{id}/allowances", tag = "customers", request_body = CreateAllowance, params(("id" = String, Path, description = "cus_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the allowance (customer token only)", body = AllowanceView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/customers/{id}/allowances", operation_id = "customers.allowances.create", tag = "customers", request_body = CreateAllowance, params(("id" = String, Path, description = "cus_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the allowance (customer token only)", body = AllowanceView), crate::error::WriteErrors))]
 pub async fn create_allowance(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -845,7 +845,7 @@ pub fn allowances_of(
     state.products.cache.allowances(&state.store, customer)
 }
 
-#[utoipa::path(get, path = "/v1/customers/{id}/allowances", tag = "customers", params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer's allowances", body = AllowanceList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/customers/{id}/allowances", operation_id = "customers.allowances.list", tag = "customers", params(("id" = String, Path, description = "cus_… id")), responses((status = 200, description = "the customer's allowances", body = AllowanceList), crate::error::ReadErrors))]
 pub async fn list_allowances(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -885,7 +885,7 @@ pub async fn list_allowances(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/allowances/{id}/revoke", tag = "customers", params(("id" = String, Path, description = "alw_… id")), responses((status = 200, description = "the revoked allowance (customer token only); charges under it are refused from now on", body = AllowanceView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/allowances/{id}/revoke", operation_id = "allowances.revoke", tag = "customers", params(("id" = String, Path, description = "alw_… id")), responses((status = 200, description = "the revoked allowance (customer token only); charges under it are refused from now on", body = AllowanceView), crate::error::WriteErrors))]
 pub async fn revoke_allowance(
     State(state): State<SharedState>,
     Caller(caller): Caller,

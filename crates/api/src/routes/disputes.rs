@@ -230,7 +230,7 @@ fn disputed(state: &SharedState, request: &CreateDispute) -> Result<(u128, Dispu
     }
 }
 
-#[utoipa::path(post, path = "/v1/disputes", tag = "disputes", request_body = CreateDispute, responses((status = 201, description = "the dispute, and whom it debited (operator only: the processor's chargeback)", body = DisputeView), (status = 200, description = "already disputed: the same dispute", body = DisputeView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/disputes", operation_id = "disputes.create", tag = "disputes", request_body = CreateDispute, responses((status = 201, description = "the dispute, and whom it debited (operator only: the processor's chargeback)", body = DisputeView), (status = 200, description = "already disputed: the same dispute", body = DisputeView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,

@@ -6,12 +6,12 @@ use axum::response::IntoResponse;
 
 use crate::app::SharedState;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "the process is up", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz.get", tag = "operations", security(()), responses((status = 200, description = "the process is up", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses((status = 200, description = "the engine accepts writes", body = String, content_type = "text/plain"), (status = 503, description = "the engine halted", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz.get", tag = "operations", security(()), responses((status = 200, description = "the engine accepts writes", body = String, content_type = "text/plain"), (status = 503, description = "the engine halted", body = String, content_type = "text/plain")))]
 pub async fn readyz(State(state): State<SharedState>) -> impl IntoResponse {
     match state.engine.halt_reason() {
         None => (StatusCode::OK, "ready".to_string()),
@@ -22,7 +22,7 @@ pub async fn readyz(State(state): State<SharedState>) -> impl IntoResponse {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics.get", tag = "operations", security(()), responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     let stats = state.engine.stats();
     metrics::gauge!("farthing_engine_queue_depth").set(stats.queue_depth as f64);

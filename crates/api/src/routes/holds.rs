@@ -216,7 +216,7 @@ fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ApiError> {
     })
 }
 
-#[utoipa::path(post, path = "/v1/holds", tag = "holds", request_body = CreateHold, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: funded once")), responses((status = 201, description = "the hold: the customer's money held for the worker (customer token only)", body = HoldView), (status = 200, description = "an idempotent retry", body = HoldView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/holds", operation_id = "holds.create", tag = "holds", request_body = CreateHold, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: funded once")), responses((status = 201, description = "the hold: the customer's money held for the worker (customer token only)", body = HoldView), (status = 200, description = "an idempotent retry", body = HoldView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -363,7 +363,7 @@ fn visible_hold(state: &SharedState, caller: &Principal, id: &str) -> Result<Hol
     visible.then_some(hold).ok_or_else(missing)
 }
 
-#[utoipa::path(get, path = "/v1/holds/{id}", tag = "holds", params(("id" = String, Path, description = "hold_… id")), responses((status = 200, description = "the hold and its captures", body = HoldView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/holds/{id}", operation_id = "holds.get", tag = "holds", params(("id" = String, Path, description = "hold_… id")), responses((status = 200, description = "the hold and its captures", body = HoldView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -638,7 +638,7 @@ async fn void_now(state: &SharedState, h: &HoldRecord, purpose: &str) -> Result<
     }
 }
 
-#[utoipa::path(post, path = "/v1/holds/{id}/capture", tag = "holds", request_body = CaptureHold, params(("id" = String, Path, description = "hold_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: one capture per key, even across crashes")), responses((status = 200, description = "the hold after the capture (the customer's token, or the operator): the part goes to the worker less the platform fee; the rest stays held unless `final`", body = HoldView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/holds/{id}/capture", operation_id = "holds.capture", tag = "holds", request_body = CaptureHold, params(("id" = String, Path, description = "hold_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: one capture per key, even across crashes")), responses((status = 200, description = "the hold after the capture (the customer's token, or the operator): the part goes to the worker less the platform fee; the rest stays held unless `final`", body = HoldView), crate::error::WriteErrors))]
 pub async fn capture(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -675,7 +675,7 @@ pub async fn capture(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "holds", params(("id" = String, Path, description = "hold_… id")), responses((status = 200, description = "the hold, released: what it still held stays the customer's (the worker's key, or the operator)", body = HoldView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/holds/{id}/release", operation_id = "holds.release", tag = "holds", params(("id" = String, Path, description = "hold_… id")), responses((status = 200, description = "the hold, released: what it still held stays the customer's (the worker's key, or the operator)", body = HoldView), crate::error::WriteErrors))]
 pub async fn release(
     State(state): State<SharedState>,
     principal: Principal,

@@ -92,7 +92,7 @@ pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
     }
 }
 
-#[utoipa::path(post, path = "/v1/api_keys", tag = "api_keys", request_body = CreateKey, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the key; `secret` is shown only here", body = KeyView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/api_keys", operation_id = "api_keys.create", tag = "api_keys", request_body = CreateKey, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the key; `secret` is shown only here", body = KeyView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -156,7 +156,7 @@ pub struct KeyList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/api_keys", tag = "api_keys", responses((status = 200, description = "keys visible to the caller", body = KeyList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/api_keys", operation_id = "api_keys.list", tag = "api_keys", responses((status = 200, description = "keys visible to the caller", body = KeyList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,
@@ -178,7 +178,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/api_keys/{id}", tag = "api_keys", params(("id" = String, Path, description = "key_… id")), responses((status = 200, description = "the revoked key", body = KeyView), crate::error::WriteErrors))]
+#[utoipa::path(delete, path = "/v1/api_keys/{id}", operation_id = "api_keys.delete", tag = "api_keys", params(("id" = String, Path, description = "key_… id")), responses((status = 200, description = "the revoked key", body = KeyView), crate::error::WriteErrors))]
 pub async fn revoke(
     State(state): State<SharedState>,
     principal: Principal,

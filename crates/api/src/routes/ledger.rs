@@ -41,7 +41,7 @@ pub struct LedgerSummary {
     pub assets: Vec<AssetSummary>,
 }
 
-#[utoipa::path(get, path = "/v1/ledger/summary", tag = "ledger", responses((status = 200, description = "per asset: totals, whether they balance, and net balances per account code (operator or global read-only key)", body = LedgerSummary), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/ledger/summary", operation_id = "ledger.summary.get", tag = "ledger", responses((status = 200, description = "per asset: totals, whether they balance, and net balances per account code (operator or global read-only key)", body = LedgerSummary), crate::error::ReadErrors))]
 pub async fn summary(
     State(state): State<SharedState>,
     principal: Principal,

@@ -37,7 +37,7 @@ fn view(m: &MerchantRecord) -> MerchantView {
     }
 }
 
-#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the merchant", body = MerchantView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/merchants", operation_id = "merchants.create", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the merchant", body = MerchantView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -66,7 +66,7 @@ pub async fn create(
         .await
 }
 
-#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant", body = MerchantView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/merchants/{id}", operation_id = "merchants.get", tag = "merchants", params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant", body = MerchantView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,

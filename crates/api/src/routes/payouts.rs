@@ -116,7 +116,7 @@ fn settings_view(
     })
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{id}/payout_settings", tag = "payouts", request_body = SetPayoutSettings, params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's payout settings", body = PayoutSettingsView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/merchants/{id}/payout_settings", operation_id = "merchants.payout_settings.set", tag = "payouts", request_body = SetPayoutSettings, params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's payout settings", body = PayoutSettingsView), crate::error::WriteErrors))]
 pub async fn set_settings(
     State(state): State<SharedState>,
     principal: Principal,
@@ -209,7 +209,7 @@ struct AssetQuery {
     asset: String,
 }
 
-#[utoipa::path(get, path = "/v1/merchants/{id}/balance", tag = "payouts", params(("id" = String, Path, description = "mer_… id"), ("asset" = String, Query, description = "asset code")), responses((status = 200, description = "the merchant's earnings", body = BalanceView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/merchants/{id}/balance", operation_id = "merchants.balance.get", tag = "payouts", params(("id" = String, Path, description = "mer_… id"), ("asset" = String, Query, description = "asset code")), responses((status = 200, description = "the merchant's earnings", body = BalanceView), crate::error::ReadErrors))]
 pub async fn balance(
     State(state): State<SharedState>,
     principal: Principal,
@@ -549,7 +549,7 @@ pub(crate) async fn release_reserve(state: &SharedState, payout: u128) -> Result
     }
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{id}/payouts", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: paid out once")), responses((status = 201, description = "the payout: paid, or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/merchants/{id}/payouts", operation_id = "merchants.payouts.create", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: paid out once")), responses((status = 201, description = "the payout: paid, or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -596,7 +596,7 @@ pub struct PayoutList {
     pub has_more: bool,
 }
 
-#[utoipa::path(get, path = "/v1/merchants/{id}/payouts", tag = "payouts", params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's payouts", body = PayoutList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/merchants/{id}/payouts", operation_id = "merchants.payouts.list", tag = "payouts", params(("id" = String, Path, description = "mer_… id")), responses((status = 200, description = "the merchant's payouts", body = PayoutList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,

@@ -76,7 +76,7 @@ fn parse_time(text: &Option<String>, param: &str, default: u64) -> Result<u64, A
     }
 }
 
-#[utoipa::path(get, path = "/v1/reports/fees", tag = "reports", params(("asset" = String, Query, description = "asset code"), ("merchant" = Option<String>, Query, description = "mer_… (merchant keys: their own)"), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "the fee economics report (JSON, or CSV with format=csv)", content((FeeReportView = "application/json"), (String = "text/csv"))), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/reports/fees", operation_id = "reports.fees.get", tag = "reports", params(("asset" = String, Query, description = "asset code"), ("merchant" = Option<String>, Query, description = "mer_… (merchant keys: their own)"), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "the fee economics report (JSON, or CSV with format=csv)", content((FeeReportView = "application/json"), (String = "text/csv"))), crate::error::ReadErrors))]
 pub async fn fees(
     State(state): State<SharedState>,
     principal: Principal,

@@ -95,7 +95,7 @@ fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, ApiError> 
     })
 }
 
-#[utoipa::path(post, path = "/v1/plans", tag = "subscriptions", request_body = CreatePlan, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the plan (a merchant key)", body = PlanView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/plans", operation_id = "plans.create", tag = "subscriptions", request_body = CreatePlan, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the plan (a merchant key)", body = PlanView), crate::error::WriteErrors))]
 pub async fn create_plan(
     State(state): State<SharedState>,
     principal: Principal,
@@ -293,7 +293,7 @@ fn advance(s: &mut SubscriptionRecord, charge: u128) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = Subscribe, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: subscribed once")), responses((status = 201, description = "the subscription (customer token only): the first period charged now, or a trial", body = SubscriptionView), (status = 200, description = "an idempotent retry", body = SubscriptionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/subscriptions", operation_id = "subscriptions.create", tag = "subscriptions", request_body = Subscribe, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: subscribed once")), responses((status = 201, description = "the subscription (customer token only): the first period charged now, or a trial", body = SubscriptionView), (status = 200, description = "an idempotent retry", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn subscribe(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -526,7 +526,7 @@ fn visible(
     ok.then_some(s).ok_or_else(missing)
 }
 
-#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "the subscription", body = SubscriptionView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", operation_id = "subscriptions.get", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "the subscription", body = SubscriptionView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -573,7 +573,7 @@ async fn change(
     Ok(json_response(StatusCode::OK, to_json(&view(state, &s)?)?))
 }
 
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/pause", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "paused: nothing is charged until it resumes", body = SubscriptionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/pause", operation_id = "subscriptions.pause", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "paused: nothing is charged until it resumes", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn pause(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -586,7 +586,7 @@ pub async fn pause(
     .await
 }
 
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/resume", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "resumed: the next period is charged when due (at once if it already is)", body = SubscriptionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/resume", operation_id = "subscriptions.resume", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "resumed: the next period is charged when due (at once if it already is)", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn resume(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -611,7 +611,7 @@ pub async fn resume(
     .await
 }
 
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/cancel", tag = "subscriptions", request_body = CancelSubscription, params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "canceled now, or at the end of the paid period", body = SubscriptionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/cancel", operation_id = "subscriptions.cancel", tag = "subscriptions", request_body = CancelSubscription, params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "canceled now, or at the end of the paid period", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn cancel(
     State(state): State<SharedState>,
     Caller(caller): Caller,

@@ -149,7 +149,7 @@ pub fn tab_of(
     Ok(None)
 }
 
-#[utoipa::path(post, path = "/v1/customers/{id}/tabs", tag = "tabs", request_body = CreateTab, params(("id" = String, Path, description = "cus_… id")), responses((status = 201, description = "the tab (customer token only; one per asset)", body = TabView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/customers/{id}/tabs", operation_id = "customers.tabs.create", tag = "tabs", request_body = CreateTab, params(("id" = String, Path, description = "cus_… id")), responses((status = 201, description = "the tab (customer token only; one per asset)", body = TabView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -242,7 +242,7 @@ fn visible_tab(state: &SharedState, caller: &Principal, id: &str) -> Result<TabR
     Ok(tab)
 }
 
-#[utoipa::path(get, path = "/v1/tabs/{id}", tag = "tabs", params(("id" = String, Path, description = "tab_… id")), responses((status = 200, description = "the tab, what it owes, and its settlements", body = TabView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/tabs/{id}", operation_id = "tabs.get", tag = "tabs", params(("id" = String, Path, description = "tab_… id")), responses((status = 200, description = "the tab, what it owes, and its settlements", body = TabView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -258,7 +258,7 @@ pub struct SetTabPaymentMethod {
     pub payment_method: String,
 }
 
-#[utoipa::path(post, path = "/v1/tabs/{id}/payment_method", tag = "tabs", request_body = SetTabPaymentMethod, params(("id" = String, Path, description = "tab_… id")), responses((status = 200, description = "the tab; a frozen tab is settled again at once with the new card", body = TabView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/tabs/{id}/payment_method", operation_id = "tabs.payment_method.set", tag = "tabs", request_body = SetTabPaymentMethod, params(("id" = String, Path, description = "tab_… id")), responses((status = 200, description = "the tab; a frozen tab is settled again at once with the new card", body = TabView), crate::error::WriteErrors))]
 pub async fn set_payment_method(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -320,7 +320,7 @@ pub struct ClockView {
 /// The most one call may move the clock.
 const ADVANCE_SECONDS_MAX: u64 = 10 * 365 * 86_400;
 
-#[utoipa::path(post, path = "/v1/test_clock/advance", tag = "tabs", request_body = AdvanceClock, responses((status = 200, description = "the products' clock after moving it, and the due work run (operator only; needs `farthing serve --test-clock`)", body = ClockView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/test_clock/advance", operation_id = "test_clock.advance", tag = "tabs", request_body = AdvanceClock, responses((status = 200, description = "the products' clock after moving it, and the due work run (operator only; needs `farthing serve --test-clock`)", body = ClockView), crate::error::WriteErrors))]
 pub async fn advance_clock(
     State(state): State<SharedState>,
     principal: Principal,

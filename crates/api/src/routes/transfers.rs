@@ -250,7 +250,7 @@ fn ids_for(principal: &Principal, key: &Option<String>, count: usize) -> Vec<u12
 }
 
 /// `POST /v1/transfers`: one transfer object, or a list that succeeds or fails as one.
-#[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body(content = TransfersBody, description = "one transfer, or a list that succeeds or fails as one (a linked chain)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "created (a list for a chain)", body = TransfersResponse), (status = 200, description = "an idempotent retry of an earlier request", body = TransfersResponse), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers", operation_id = "transfers.create", tag = "transfers", request_body(content = TransfersBody, description = "one transfer, or a list that succeeds or fails as one (a linked chain)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "created (a list for a chain)", body = TransfersResponse), (status = 200, description = "an idempotent retry of an earlier request", body = TransfersResponse), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -389,7 +389,7 @@ pub struct BatchError {
 /// `POST /v1/transfers/batch`: up to 8,190 independent transfers, one result each, as JSON or
 /// (with `Content-Type: application/octet-stream`) in the compact binary encoding of
 /// [`crate::wire`].
-#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body(content((BatchRequest = "application/json"), (BinaryBatch = "application/octet-stream")), description = "JSON, or the compact binary encoding (see the wire module: FTB1 header, asset table, 64-byte records)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 200, description = "one result per transfer", content((BatchResponse = "application/json"), (BinaryBatch = "application/octet-stream"))), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers/batch", operation_id = "transfers.batch", tag = "transfers", request_body(content((BatchRequest = "application/json"), (BinaryBatch = "application/octet-stream")), description = "JSON, or the compact binary encoding (see the wire module: FTB1 header, asset table, 64-byte records)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 200, description = "one result per transfer", content((BatchResponse = "application/json"), (BinaryBatch = "application/octet-stream"))), crate::error::WriteErrors))]
 pub async fn batch(
     State(state): State<SharedState>,
     principal: Principal,
@@ -584,7 +584,7 @@ fn visible_transfer(
     Ok((t, asset))
 }
 
-#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path, description = "tr_… id")), responses((status = 200, description = "the transfer", body = TransferJson), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/transfers/{id}", operation_id = "transfers.get", tag = "transfers", params(("id" = String, Path, description = "tr_… id")), responses((status = 200, description = "the transfer", body = TransferJson), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
@@ -676,7 +676,7 @@ async fn resolve(
     }
 }
 
-#[utoipa::path(post, path = "/v1/transfers/{id}/post", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the capture", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers/{id}/post", operation_id = "transfers.post", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the capture", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
 pub async fn post_hold(
     State(state): State<SharedState>,
     principal: Principal,
@@ -687,7 +687,7 @@ pub async fn post_hold(
     resolve(state, principal, key, id, request, true).await
 }
 
-#[utoipa::path(post, path = "/v1/transfers/{id}/void", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the release", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers/{id}/void", operation_id = "transfers.void", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the release", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
 pub async fn void_hold(
     State(state): State<SharedState>,
     principal: Principal,
@@ -706,7 +706,7 @@ pub struct TransferList {
 }
 
 /// `GET /v1/accounts/{id}/transfers`: newest first.
-#[utoipa::path(get, path = "/v1/accounts/{id}/transfers", tag = "transfers", params(("id" = String, Path, description = "acct_… id"), ("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "the account's transfers, newest first", body = TransferList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/accounts/{id}/transfers", operation_id = "accounts.transfers.list", tag = "transfers", params(("id" = String, Path, description = "acct_… id"), ("limit" = Option<u32>, Query, description = "1 to 100, default 10"), ("starting_after" = Option<String>, Query, description = "cursor: the id of the last object of the previous page")), responses((status = 200, description = "the account's transfers, newest first", body = TransferList), crate::error::ReadErrors))]
 pub async fn history(
     State(state): State<SharedState>,
     principal: Principal,

@@ -310,7 +310,7 @@ fn update(
         .ok_or_else(|| ApiError::not_found(Some("id"), "webhook endpoint"))
 }
 
-#[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "webhooks", request_body = CreateEndpoint, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the endpoint, with its signing secret (shown only here)", body = EndpointView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/webhook_endpoints", operation_id = "webhook_endpoints.create", tag = "webhooks", request_body = CreateEndpoint, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the endpoint, with its signing secret (shown only here)", body = EndpointView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     principal: Principal,
@@ -367,7 +367,7 @@ pub async fn create(
         .await
 }
 
-#[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "webhooks", responses((status = 200, description = "the caller's endpoints (the operator sees all)", body = EndpointList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/webhook_endpoints", operation_id = "webhook_endpoints.list", tag = "webhooks", responses((status = 200, description = "the caller's endpoints (the operator sees all)", body = EndpointList), crate::error::ReadErrors))]
 pub async fn list(
     State(state): State<SharedState>,
     principal: Principal,
@@ -387,7 +387,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the endpoint (without its secret)", body = EndpointView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", operation_id = "webhook_endpoints.get", tag = "webhooks", params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the endpoint (without its secret)", body = EndpointView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
     principal: Principal,
@@ -401,7 +401,7 @@ pub async fn get(
     )))
 }
 
-#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", request_body = UpdateEndpoint, params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the changed endpoint", body = EndpointView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}", operation_id = "webhook_endpoints.update", tag = "webhooks", request_body = UpdateEndpoint, params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the changed endpoint", body = EndpointView), crate::error::WriteErrors))]
 pub async fn change(
     State(state): State<SharedState>,
     principal: Principal,
@@ -445,7 +445,7 @@ pub async fn change(
     )))
 }
 
-#[utoipa::path(delete, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the deleted endpoint (it gets nothing more; pending deliveries are skipped)", body = EndpointView), crate::error::WriteErrors))]
+#[utoipa::path(delete, path = "/v1/webhook_endpoints/{id}", operation_id = "webhook_endpoints.delete", tag = "webhooks", params(("id" = String, Path, description = "we_… id")), responses((status = 200, description = "the deleted endpoint (it gets nothing more; pending deliveries are skipped)", body = EndpointView), crate::error::WriteErrors))]
 pub async fn delete(
     State(state): State<SharedState>,
     principal: Principal,
@@ -464,7 +464,7 @@ pub async fn delete(
     )))
 }
 
-#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "webhooks", request_body = RotateSecret, params(("id" = String, Path, description = "we_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: rotated once, the same new secret replayed")), responses((status = 200, description = "the endpoint with its new secret (shown only here); the previous one keeps signing until `previous_secret_expires`", body = EndpointView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", operation_id = "webhook_endpoints.rotate_secret", tag = "webhooks", request_body = RotateSecret, params(("id" = String, Path, description = "we_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: rotated once, the same new secret replayed")), responses((status = 200, description = "the endpoint with its new secret (shown only here); the previous one keeps signing until `previous_secret_expires`", body = EndpointView), crate::error::WriteErrors))]
 pub async fn rotate_secret(
     State(state): State<SharedState>,
     principal: Principal,
@@ -530,7 +530,7 @@ pub async fn rotate_secret(
     answer
 }
 
-#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "webhooks", params(("id" = String, Path, description = "we_… id"), ("limit" = Option<usize>, Query, description = "1 to 100 (default 10)"), ("starting_after" = Option<String>, Query, description = "a whatt_… id: the page after it (older attempts)")), responses((status = 200, description = "the endpoint's delivery log, newest first", body = AttemptList), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", operation_id = "webhook_endpoints.attempts.list", tag = "webhooks", params(("id" = String, Path, description = "we_… id"), ("limit" = Option<usize>, Query, description = "1 to 100 (default 10)"), ("starting_after" = Option<String>, Query, description = "a whatt_… id: the page after it (older attempts)")), responses((status = 200, description = "the endpoint's delivery log, newest first", body = AttemptList), crate::error::ReadErrors))]
 pub async fn attempts(
     State(state): State<SharedState>,
     principal: Principal,
@@ -564,7 +564,7 @@ pub async fn attempts(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/deliveries/{event}", tag = "webhooks", params(("id" = String, Path, description = "we_… id"), ("event" = String, Path, description = "evt_… id")), responses((status = 200, description = "where the event's delivery to this endpoint stands", body = DeliveryView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/deliveries/{event}", operation_id = "webhook_endpoints.deliveries.get", tag = "webhooks", params(("id" = String, Path, description = "we_… id"), ("event" = String, Path, description = "evt_… id")), responses((status = 200, description = "where the event's delivery to this endpoint stands", body = DeliveryView), crate::error::ReadErrors))]
 pub async fn delivery(
     State(state): State<SharedState>,
     principal: Principal,
@@ -580,7 +580,7 @@ pub async fn delivery(
     Ok(axum::Json(delivery_view(&delivery)))
 }
 
-#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/redeliver", tag = "webhooks", request_body = Redeliver, params(("id" = String, Path, description = "we_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: queued once")), responses((status = 202, description = "the delivery, queued again at once with its original webhook-id and a fresh retry schedule", body = DeliveryView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/redeliver", operation_id = "webhook_endpoints.redeliver", tag = "webhooks", request_body = Redeliver, params(("id" = String, Path, description = "we_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: queued once")), responses((status = 202, description = "the delivery, queued again at once with its original webhook-id and a fresh retry schedule", body = DeliveryView), crate::error::WriteErrors))]
 pub async fn redeliver(
     State(state): State<SharedState>,
     principal: Principal,
@@ -641,7 +641,7 @@ async fn queue_again(
     to_json(&delivery_view(&delivery))
 }
 
-#[utoipa::path(get, path = "/v1/events/{id}", tag = "webhooks", params(("id" = String, Path, description = "evt_… id")), responses((status = 200, description = "the event, as its deliveries carry it", body = EventView), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/events/{id}", operation_id = "events.get", tag = "webhooks", params(("id" = String, Path, description = "evt_… id")), responses((status = 200, description = "the event, as its deliveries carry it", body = EventView), crate::error::ReadErrors))]
 pub async fn event(
     State(state): State<SharedState>,
     principal: Principal,
