@@ -24,10 +24,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::handler::Handler;
 use axum::http::HeaderValue;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{self, MethodRouter};
 use axum::serve::ListenerExt;
 use axum::Router;
 use farthing_engine::{Config as EngineConfig, Engine};
@@ -37,124 +39,13 @@ use crate::app::{AppState, SharedState};
 use crate::config::ServeConfig;
 use crate::store::{Changes, Scope, Store};
 
-/// Every route of the API.
+/// Every route of the API: the route table ([`api_routes`]) behind the request limits and the
+/// metrics middleware.
 pub fn router(state: SharedState) -> Router {
-    use routes::{
-        accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-        merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
-    };
     let body_limit = state.limits.request_body_bytes_max;
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/merchants", post(merchants::create))
-        .route("/v1/merchants/{id}", get(merchants::get))
-        .route("/v1/api_keys", post(keys::create).get(keys::list))
-        .route("/v1/api_keys/{id}", delete(keys::revoke))
-        .route("/v1/assets", post(assets::create).get(assets::list))
-        .route("/v1/accounts", post(accounts::create).get(accounts::list))
-        .route("/v1/accounts/{id}", get(accounts::get))
-        .route("/v1/accounts/{id}/transfers", get(transfers::history))
-        .route("/v1/transfers", post(transfers::create))
-        .route("/v1/transfers/batch", post(transfers::batch))
-        .route("/v1/transfers/{id}", get(transfers::get))
-        .route("/v1/transfers/{id}/post", post(transfers::post_hold))
-        .route("/v1/transfers/{id}/void", post(transfers::void_hold))
-        .route("/v1/customers", post(customers::create))
-        .route("/v1/customers/{id}", get(customers::get))
-        .route(
-            "/v1/customers/{id}/payment_methods",
-            post(customers::add_payment_method),
-        )
-        .route("/v1/customers/{id}/wallets/{asset}", get(customers::wallet))
-        .route("/v1/customers/{id}/topups", post(customers::topup))
-        .route(
-            "/v1/customers/{id}/auto_topup",
-            post(customers::set_auto_topup),
-        )
-        .route(
-            "/v1/customers/{id}/allowances",
-            post(customers::create_allowance).get(customers::list_allowances),
-        )
-        .route(
-            "/v1/allowances/{id}/revoke",
-            post(customers::revoke_allowance),
-        )
-        .route("/v1/merchants/{id}/fee_plan", post(charges::set_fee_plan))
-        .route(
-            "/v1/merchants/{id}/payout_settings",
-            post(payouts::set_settings),
-        )
-        .route("/v1/merchants/{id}/balance", get(payouts::balance))
-        .route(
-            "/v1/merchants/{id}/payouts",
-            post(payouts::create).get(payouts::list),
-        )
-        .route("/v1/charges", post(charges::create))
-        .route("/v1/charges/{id}", get(charges::get))
-        .route("/v1/charges/{id}/confirm", post(charges::confirm))
-        .route("/v1/charges/{id}/refunds", post(charges::refund))
-        .route("/v1/tips", post(charges::tip))
-        .route("/v1/holds", post(holds::create))
-        .route("/v1/plans", post(subscriptions::create_plan))
-        .route("/v1/subscriptions", post(subscriptions::subscribe))
-        .route("/v1/subscriptions/{id}", get(subscriptions::get))
-        .route("/v1/subscriptions/{id}/pause", post(subscriptions::pause))
-        .route("/v1/subscriptions/{id}/resume", post(subscriptions::resume))
-        .route("/v1/subscriptions/{id}/cancel", post(subscriptions::cancel))
-        .route("/v1/campaigns", post(campaigns::create))
-        .route("/v1/campaigns/{id}", get(campaigns::get))
-        .route(
-            "/v1/campaigns/{id}/contributions",
-            post(campaigns::contribute),
-        )
-        .route(
-            "/v1/campaigns/{id}/contributions/{contribution}",
-            get(campaigns::get_contribution),
-        )
-        .route("/v1/holds/{id}", get(holds::get))
-        .route("/v1/holds/{id}/capture", post(holds::capture))
-        .route("/v1/holds/{id}/release", post(holds::release))
-        .route("/v1/reports/fees", get(reports::fees))
-        .route("/v1/customers/{id}/tabs", post(tabs::create))
-        .route("/v1/tabs/{id}", get(tabs::get))
-        .route(
-            "/v1/tabs/{id}/payment_method",
-            post(tabs::set_payment_method),
-        )
-        .route("/v1/test_clock/advance", post(tabs::advance_clock))
-        .route("/v1/disputes", post(disputes::create))
-        .route("/v1/ledger/summary", get(ledger::summary))
-        .route(
-            "/v1/webhook_endpoints",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route(
-            "/v1/webhook_endpoints/{id}",
-            get(webhooks::get)
-                .post(webhooks::change)
-                .delete(webhooks::delete),
-        )
-        .route(
-            "/v1/webhook_endpoints/{id}/rotate_secret",
-            post(webhooks::rotate_secret),
-        )
-        .route(
-            "/v1/webhook_endpoints/{id}/attempts",
-            get(webhooks::attempts),
-        )
-        .route(
-            "/v1/webhook_endpoints/{id}/deliveries/{event}",
-            get(webhooks::delivery),
-        )
-        .route(
-            "/v1/webhook_endpoints/{id}/redeliver",
-            post(webhooks::redeliver),
-        )
-        .route("/v1/events/{id}", get(webhooks::event))
+    api_routes()
+        .router
         .fallback(|| async { error::ApiError::not_found(None, "route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -163,6 +54,141 @@ pub fn router(state: SharedState) -> Router {
         ))
         .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// The route table: each (method, path) once, with its handler. The OpenAPI test reads the same
+/// table, so the document is compared with what the server serves rather than with a copy.
+pub(crate) fn api_routes() -> RouteTable {
+    use routes::{
+        accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
+        merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
+    };
+    RouteTable::default()
+        .get("/healthz", health::healthz)
+        .get("/readyz", health::readyz)
+        .get("/metrics", health::metrics)
+        .get("/v1/openapi.json", openapi::document)
+        .post("/v1/merchants", merchants::create)
+        .get("/v1/merchants/{id}", merchants::get)
+        .post("/v1/api_keys", keys::create)
+        .get("/v1/api_keys", keys::list)
+        .delete("/v1/api_keys/{id}", keys::revoke)
+        .post("/v1/assets", assets::create)
+        .get("/v1/assets", assets::list)
+        .post("/v1/accounts", accounts::create)
+        .get("/v1/accounts", accounts::list)
+        .get("/v1/accounts/{id}", accounts::get)
+        .get("/v1/accounts/{id}/transfers", transfers::history)
+        .post("/v1/transfers", transfers::create)
+        .post("/v1/transfers/batch", transfers::batch)
+        .get("/v1/transfers/{id}", transfers::get)
+        .post("/v1/transfers/{id}/post", transfers::post_hold)
+        .post("/v1/transfers/{id}/void", transfers::void_hold)
+        .post("/v1/customers", customers::create)
+        .get("/v1/customers/{id}", customers::get)
+        .post(
+            "/v1/customers/{id}/payment_methods",
+            customers::add_payment_method,
+        )
+        .get("/v1/customers/{id}/wallets/{asset}", customers::wallet)
+        .post("/v1/customers/{id}/topups", customers::topup)
+        .post("/v1/customers/{id}/auto_topup", customers::set_auto_topup)
+        .post("/v1/customers/{id}/allowances", customers::create_allowance)
+        .get("/v1/customers/{id}/allowances", customers::list_allowances)
+        .post("/v1/allowances/{id}/revoke", customers::revoke_allowance)
+        .post("/v1/merchants/{id}/fee_plan", charges::set_fee_plan)
+        .post("/v1/merchants/{id}/payout_settings", payouts::set_settings)
+        .get("/v1/merchants/{id}/balance", payouts::balance)
+        .post("/v1/merchants/{id}/payouts", payouts::create)
+        .get("/v1/merchants/{id}/payouts", payouts::list)
+        .post("/v1/charges", charges::create)
+        .get("/v1/charges/{id}", charges::get)
+        .post("/v1/charges/{id}/confirm", charges::confirm)
+        .post("/v1/charges/{id}/refunds", charges::refund)
+        .post("/v1/tips", charges::tip)
+        .post("/v1/holds", holds::create)
+        .post("/v1/plans", subscriptions::create_plan)
+        .post("/v1/subscriptions", subscriptions::subscribe)
+        .get("/v1/subscriptions/{id}", subscriptions::get)
+        .post("/v1/subscriptions/{id}/pause", subscriptions::pause)
+        .post("/v1/subscriptions/{id}/resume", subscriptions::resume)
+        .post("/v1/subscriptions/{id}/cancel", subscriptions::cancel)
+        .post("/v1/campaigns", campaigns::create)
+        .get("/v1/campaigns/{id}", campaigns::get)
+        .post("/v1/campaigns/{id}/contributions", campaigns::contribute)
+        .get(
+            "/v1/campaigns/{id}/contributions/{contribution}",
+            campaigns::get_contribution,
+        )
+        .get("/v1/holds/{id}", holds::get)
+        .post("/v1/holds/{id}/capture", holds::capture)
+        .post("/v1/holds/{id}/release", holds::release)
+        .get("/v1/reports/fees", reports::fees)
+        .post("/v1/customers/{id}/tabs", tabs::create)
+        .get("/v1/tabs/{id}", tabs::get)
+        .post("/v1/tabs/{id}/payment_method", tabs::set_payment_method)
+        .post("/v1/test_clock/advance", tabs::advance_clock)
+        .post("/v1/disputes", disputes::create)
+        .get("/v1/ledger/summary", ledger::summary)
+        .post("/v1/webhook_endpoints", webhooks::create)
+        .get("/v1/webhook_endpoints", webhooks::list)
+        .get("/v1/webhook_endpoints/{id}", webhooks::get)
+        .post("/v1/webhook_endpoints/{id}", webhooks::change)
+        .delete("/v1/webhook_endpoints/{id}", webhooks::delete)
+        .post(
+            "/v1/webhook_endpoints/{id}/rotate_secret",
+            webhooks::rotate_secret,
+        )
+        .get("/v1/webhook_endpoints/{id}/attempts", webhooks::attempts)
+        .get(
+            "/v1/webhook_endpoints/{id}/deliveries/{event}",
+            webhooks::delivery,
+        )
+        .post("/v1/webhook_endpoints/{id}/redeliver", webhooks::redeliver)
+        .get("/v1/events/{id}", webhooks::event)
+}
+
+/// One route the server serves: its method and its path (`{name}` for a parameter, as in the
+/// OpenAPI document).
+pub(crate) type Route = (Method, &'static str);
+
+/// A router under construction that also records the (method, path) of every route added to it
+/// (axum's [`Router`] cannot list its routes). Routes sharing a path are merged by axum into one
+/// method router, as `get(a).post(b)` would be.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    router: Router<SharedState>,
+    served: Vec<Route>,
+}
+
+impl RouteTable {
+    fn get<H: Handler<T, SharedState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::GET, path, routing::get(handler))
+    }
+
+    fn post<H: Handler<T, SharedState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::POST, path, routing::post(handler))
+    }
+
+    fn delete<H: Handler<T, SharedState>, T: 'static>(
+        self,
+        path: &'static str,
+        handler: H,
+    ) -> Self {
+        self.add(Method::DELETE, path, routing::delete(handler))
+    }
+
+    fn add(mut self, method: Method, path: &'static str, route: MethodRouter<SharedState>) -> Self {
+        self.served.push((method, path));
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// Every (method, path) in the table, in the order added.
+    #[cfg(test)]
+    pub(crate) fn served(&self) -> &[Route] {
+        &self.served
+    }
 }
 
 /// Request ids and per-route metrics for every request.
