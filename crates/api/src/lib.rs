@@ -16,6 +16,7 @@ pub mod products;
 pub mod routes;
 pub mod store;
 pub mod strict;
+pub mod unread_body;
 pub mod webhooks;
 pub mod wire;
 
@@ -232,7 +233,22 @@ async fn observe(request: Request, next: Next) -> Response {
         .filter(|v| v.len() <= 200 && v.to_str().is_ok())
         .cloned()
         .unwrap_or_else(new_request_id);
+    let (request, mark_unread_body) = unread_body::watch(request);
     let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && http_body::Body::size_hint(response.body()).exact() == Some(0)
+    {
+        // The timeout layer answers with an empty body; every error carries the error object.
+        response = axum::response::IntoResponse::into_response(error::ApiError {
+            status: axum::http::StatusCode::REQUEST_TIMEOUT,
+            ..error::ApiError::invalid(
+                "body",
+                "request_timeout",
+                "the request was not received and answered within the request timeout",
+            )
+        });
+    }
+    mark_unread_body(&mut response);
     let (requests, latency) = route_metrics(
         route.as_ref().map_or("unmatched", |p| p.as_str()),
         &method,

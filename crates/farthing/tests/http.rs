@@ -1154,3 +1154,87 @@ fn arrays_are_refused_where_objects_are_documented() {
     assert_eq!(status, 400);
     assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
 }
+
+/// Sends `head` and then, after a pause, `body` on one connection; returns the response head
+/// (status line and headers, lower-cased) and the socket.
+fn send_in_two_parts(
+    base: &str,
+    head: &str,
+    body: &str,
+    pause: std::time::Duration,
+) -> (String, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    socket.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(pause);
+    // The server may already have answered and closed; that is what is being tested.
+    let _ = socket.write_all(body.as_bytes());
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+        match socket.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&buffer[..n]),
+        }
+    }
+    (String::from_utf8_lossy(&response).to_lowercase(), socket)
+}
+
+/// Regression: after an early 401 the server dropped the connection without saying so, and a
+/// client's next request on it failed with a broken pipe (was it applied?). An answer given
+/// before the body was read now says `Connection: close`; one that read it keeps the
+/// connection open.
+#[test]
+fn an_answer_before_the_body_was_read_closes_the_connection_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let body = transfer(&w.bank, &w.wallet, "0.01").to_string();
+    let head = |key: &str| {
+        format!(
+            "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    let pause = std::time::Duration::from_millis(100);
+    let (refused, _) = send_in_two_parts(
+        &server.base,
+        &head("fk_nonsense_key_000000000000"),
+        &body,
+        pause,
+    );
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+    let (accepted, _) = send_in_two_parts(&server.base, &head(&w.a_key), &body, pause);
+    assert!(accepted.starts_with("http/1.1 201"), "{accepted}");
+    assert!(!accepted.contains("connection: close"), "{accepted}");
+}
+
+/// Regression: a body that stalled past `--request-timeout-ms` got 408 with an empty body; it
+/// now carries the error object (and closes the connection, the body being unread).
+#[test]
+fn a_stalled_body_times_out_with_the_error_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--request-timeout-ms", "300"]);
+    let w = setup(&server);
+    let head = format!(
+        "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"amount\":",
+        w.a_key
+    );
+    let (answer, mut socket) = send_in_two_parts(
+        &server.base,
+        &head,
+        "",
+        std::time::Duration::from_millis(10),
+    );
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut socket, &mut rest);
+    let text = answer + &rest;
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+}
