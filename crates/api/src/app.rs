@@ -43,7 +43,7 @@ pub struct AppState {
     limiter: DefaultKeyedRateLimiter<u128>,
     pub asset_lock: tokio::sync::Mutex<()>,
     /// Assets copied out of the ledger for lock-free lookups by code and id.
-    pub assets: crate::routes::assets::KnownAssets,
+    pub assets: crate::service::assets::KnownAssets,
     pub limits: Limits,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub products: crate::products::Products,
@@ -486,7 +486,7 @@ fn authenticate(parts: &Parts, state: &SharedState) -> Result<Principal, ApiErro
         .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <API key>"))?;
     let secret = header
         .strip_prefix("Bearer ")
-        .filter(|s| s.starts_with(crate::routes::keys::KEY_PREFIX))
+        .filter(|s| s.starts_with(crate::service::keys::KEY_PREFIX))
         .ok_or_else(|| ApiError::unauthenticated("Authorization must be `Bearer fk_…`"))?;
     let hash = sha256(&[secret.as_bytes()]);
     let principal = if state.admin_hash == Some(hash) {

@@ -107,7 +107,7 @@ impl ServeConfig {
         };
         if let Some(key) = &args.admin_key {
             anyhow::ensure!(
-                key.starts_with(crate::routes::keys::KEY_PREFIX) && key.len() >= 24,
+                key.starts_with(crate::service::keys::KEY_PREFIX) && key.len() >= 24,
                 "FARTHING_ADMIN_KEY must start with `fk_` and be at least 24 characters"
             );
         }

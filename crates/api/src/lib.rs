@@ -14,6 +14,7 @@ pub mod money;
 pub mod openapi;
 pub mod products;
 pub mod routes;
+pub mod service;
 pub mod store;
 pub mod strict;
 pub mod unread_body;
@@ -316,7 +317,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         products,
     )?);
     if !state.has_operator_key() {
-        let (record, secret) = routes::keys::issue_key(Scope::Operator, None);
+        let (record, secret) = service::keys::issue_key(Scope::Operator, None);
         state
             .commit(Changes {
                 api_key: Some(record.clone()),

@@ -124,7 +124,7 @@ pub async fn settle_tab(
     let Some(mut tab) = state.store.record::<TabRecord>(TABS, tab_id)? else {
         return Ok(None);
     };
-    let asset = crate::routes::customers::asset_by_id(state, tab.asset)?;
+    let asset = crate::service::assets::asset_by_id(state, tab.asset)?;
     let account = tab.account();
     // A settlement whose chain committed before a crash kept its record from being saved:
     // count it now, or the next one would reuse its ids.

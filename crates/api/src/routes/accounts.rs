@@ -15,8 +15,8 @@ use crate::app::{
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, format_signed, parse_amount};
-use crate::routes::assets::by_code;
 use crate::routes::{parse_query, PageQuery};
+use crate::service::assets::by_code;
 use crate::store::{AccountRecord, Changes};
 
 /// Metadata limits: keys, key length and value length, in entries and bytes.

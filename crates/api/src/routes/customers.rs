@@ -26,7 +26,7 @@ use crate::products::records::{
     CUSTOMERS_BY_CREATOR, TOPUPS, TOPUPS_ALL, TOPUPS_BY_CUSTOMER,
 };
 use crate::products::{available, LedgerAccount};
-use crate::routes::assets::by_code;
+use crate::service::assets::{asset_by_id, by_code};
 use crate::store::{Changes, RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 
@@ -58,13 +58,6 @@ pub fn positive_amount(text: &str, asset: &Asset, param: &str) -> Result<Amount,
         ));
     }
     Ok(amount)
-}
-
-pub fn asset_by_id(state: &SharedState, id: u32) -> Result<Asset, ApiError> {
-    state
-        .assets
-        .find(&state.engine, |a| a.id == AssetId(id))
-        .ok_or_else(|| ApiError::internal("asset missing"))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -239,7 +232,7 @@ pub async fn create(
                 auto_topup: None,
             };
             let (token, secret) =
-                crate::routes::keys::issue_token(Scope::Customer, None, Some(record.id));
+                crate::service::keys::issue_token(Scope::Customer, None, Some(record.id));
             state2.remember_key(token.clone());
             let body = to_json(&customer_view(&state2, &record, Some(secret))?)?;
             Ok((

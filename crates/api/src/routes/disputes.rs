@@ -31,7 +31,7 @@ use crate::products::records::{
 };
 use crate::products::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
 use crate::routes::charges::{booked_split, part_merchant, reversed_so_far};
-use crate::routes::customers::asset_by_id;
+use crate::service::assets::asset_by_id;
 use crate::store::{Changes, RecordWrite};
 
 /// Ledger transfers of a wallet or tab scanned back to attribute a dispute.

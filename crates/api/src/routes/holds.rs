@@ -34,9 +34,9 @@ use crate::money::format_amount;
 use crate::products::ledger::{chain_id, CODE_ESCROW, CODE_ESCROW_CAPTURE};
 use crate::products::records::{HoldRecord, JobKind, OnExpiry, HOLDS};
 use crate::products::{submit_transfers, submit_transfers_noted, LedgerAccount};
-use crate::routes::assets::by_code;
 use crate::routes::charges::{merchant_exists, priced};
-use crate::routes::customers::{asset_by_id, positive_amount, require_customer};
+use crate::routes::customers::{positive_amount, require_customer};
+use crate::service::assets::{asset_by_id, by_code};
 use crate::store::{RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 

@@ -5,57 +5,13 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{
-    now_ns, random_id, rfc3339, sha256, to_json, ApiJson, IdempotencyKey, Principal, SharedState,
-};
+use crate::app::{rfc3339, to_json, ApiJson, IdempotencyKey, Principal, SharedState};
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
+use crate::service::keys::issue_key;
 use crate::store::{ApiKeyRecord, Changes, Scope};
-
-/// Every secret starts with this, so leaked keys are easy to recognise and scan for.
-pub const KEY_PREFIX: &str = "fk_";
-
-/// A new random secret for `scope`.
-pub fn new_secret(scope: Scope) -> String {
-    let tag = match scope {
-        Scope::Operator => "op",
-        Scope::Merchant => "mk",
-        Scope::ReadOnly => "ro",
-        Scope::Customer => "cu",
-    };
-    let random: [u8; 20] = rand::random();
-    format!(
-        "{KEY_PREFIX}{tag}_{}",
-        BASE32_NOPAD.encode(&random).to_ascii_lowercase()
-    )
-}
-
-/// A new key record and its secret.
-pub fn issue_key(scope: Scope, merchant: Option<u128>) -> (ApiKeyRecord, String) {
-    issue_token(scope, merchant, None)
-}
-
-/// A new key or customer token record and its secret.
-pub fn issue_token(
-    scope: Scope,
-    merchant: Option<u128>,
-    customer: Option<u128>,
-) -> (ApiKeyRecord, String) {
-    let secret = new_secret(scope);
-    let record = ApiKeyRecord {
-        id: random_id(),
-        secret_hash: sha256(&[secret.as_bytes()]),
-        scope,
-        merchant,
-        customer,
-        created_ns: now_ns(),
-        revoked: false,
-    };
-    (record, secret)
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -29,9 +29,9 @@ use crate::products::records::{
 use crate::products::{
     available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role,
 };
-use crate::routes::assets::by_code;
 use crate::routes::charges::merchant_settings;
-use crate::routes::customers::{asset_by_id, positive_amount};
+use crate::routes::customers::positive_amount;
+use crate::service::assets::{asset_by_id, by_code};
 use crate::store::{Changes, RecordWrite};
 use crate::webhooks::{event_write, EventKind};
 

@@ -19,7 +19,7 @@ use crate::money::format_amount;
 use crate::products::records::{
     ChargeRecord, SettlementRecord, TabRecord, TopupRecord, CHARGES, SETTLEMENTS, TABS, TOPUPS,
 };
-use crate::routes::assets::by_code;
+use crate::service::assets::by_code;
 
 /// A merchant's share of the platform's processor fees is pro rata to its gross, rounded
 /// down (named: the platform's own report carries the exact total).

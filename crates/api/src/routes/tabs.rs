@@ -20,10 +20,10 @@ use crate::products::records::{
     SETTLEMENTS_BY_TAB, TABS, TABS_BY_CUSTOMER,
 };
 use crate::products::scheduler::{job_write, period_end, settle_tab, tab_owed};
-use crate::routes::assets::by_code;
 use crate::routes::customers::{
-    asset_by_id, positive_amount, require_customer, require_payment_method, visible_customer,
+    positive_amount, require_customer, require_payment_method, visible_customer,
 };
+use crate::service::assets::{asset_by_id, by_code};
 use crate::store::{Changes, RecordWrite, Scope};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

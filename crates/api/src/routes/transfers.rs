@@ -24,8 +24,8 @@ use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, parse_amount};
 use crate::routes::accounts::{account_for_transfer, visible_account};
-use crate::routes::assets::by_code;
 use crate::routes::{parse_query, PageQuery};
+use crate::service::assets::by_code;
 use crate::wire;
 
 /// The most transfers in one linked chain through `POST /v1/transfers`.
