@@ -200,7 +200,9 @@ pub async fn settle_tab(
             record.status = "succeeded".into();
             record.processor_fee = fee.0;
             let event = event_write(&state.store, EventKind::TabSettled, None, now, || {
-                Ok(crate::routes::tabs::settlement_event(&tab, &record, &asset))
+                Ok(crate::service::tabs::settlement_event(
+                    &tab, &record, &asset,
+                ))
             })?;
             state
                 .products
@@ -236,7 +238,11 @@ pub async fn settle_tab(
                 EventKind::TabSettlementFailed,
                 None,
                 now,
-                || Ok(crate::routes::tabs::settlement_event(&tab, &record, &asset)),
+                || {
+                    Ok(crate::service::tabs::settlement_event(
+                        &tab, &record, &asset,
+                    ))
+                },
             )?);
         }
     }

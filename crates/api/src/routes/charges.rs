@@ -747,7 +747,7 @@ pub async fn create(
     let tab = match request.source {
         ChargeSource::Wallet => None,
         ChargeSource::Tab => {
-            let tab = crate::routes::tabs::tab_of(&state, customer, asset.id.0)?
+            let tab = crate::service::tabs::tab_of(&state, customer, asset.id.0)?
                 .ok_or_else(|| ApiError::not_found(Some("source"), "tab"))?;
             if tab.frozen {
                 return Err(ApiError::refused(

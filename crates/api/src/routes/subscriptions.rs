@@ -237,7 +237,7 @@ async fn save(state: &SharedState, s: &SubscriptionRecord) -> Result<(), ApiErro
 /// answer). Returns the charge id.
 async fn charge_period(state: &SharedState, s: &SubscriptionRecord) -> Result<u128, ApiError> {
     if let Some((tab, _)) = s.tab {
-        let record = crate::routes::tabs::tab_of(state, s.customer, s.asset)?;
+        let record = crate::service::tabs::tab_of(state, s.customer, s.asset)?;
         if record.is_none_or(|t| t.id != tab || t.frozen) {
             return Err(ApiError::refused(
                 "tab_frozen",
@@ -358,7 +358,7 @@ pub async fn subscribe(
     let tab = match request.source.as_deref() {
         None | Some("wallet") => None,
         Some("tab") => {
-            let t = crate::routes::tabs::tab_of(&state, customer, asset.id.0)?
+            let t = crate::service::tabs::tab_of(&state, customer, asset.id.0)?
                 .ok_or_else(|| ApiError::not_found(Some("source"), "tab"))?;
             Some((t.id, t.limit))
         }

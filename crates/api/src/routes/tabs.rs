@@ -24,6 +24,7 @@ use crate::routes::customers::{
     positive_amount, require_customer, require_payment_method, visible_customer,
 };
 use crate::service::assets::{asset_by_id, by_code};
+use crate::service::tabs::{settlement_view, tab_of, SettlementView};
 use crate::store::{Changes, RecordWrite, Scope};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -44,18 +45,6 @@ pub struct CreateTab {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SettlementView {
-    pub id: String,
-    pub amount: String,
-    pub processor_fee: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
-    pub failure_code: Option<String>,
-    pub trigger: String,
-    pub created: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TabView {
     pub id: String,
     pub object: &'static str,
@@ -71,38 +60,6 @@ pub struct TabView {
     pub frozen_reason: Option<String>,
     pub settlements: Vec<SettlementView>,
     pub created: String,
-}
-
-fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
-    SettlementView {
-        id: encode_id(IdKind::Settlement, r.id),
-        amount: format_amount(Amount(r.amount), scale),
-        processor_fee: format_amount(Amount(r.processor_fee), scale),
-        status: r.status.clone(),
-        failure_code: r.failure_code.clone(),
-        trigger: r.trigger.clone(),
-        created: rfc3339(r.created_ns),
-    }
-}
-
-/// What a `tab.settled` or `tab.settlement_failed` event carries: the settlement, with its tab,
-/// customer and asset.
-pub fn settlement_event(
-    tab: &TabRecord,
-    record: &SettlementRecord,
-    asset: &farthing_ledger::Asset,
-) -> serde_json::Value {
-    let mut data = serde_json::to_value(settlement_view(record, asset.scale)).unwrap_or_default();
-    if let Some(map) = data.as_object_mut() {
-        map.insert("object".into(), "tab_settlement".into());
-        map.insert("tab".into(), encode_id(IdKind::Tab, tab.id).into());
-        map.insert(
-            "customer".into(),
-            encode_id(IdKind::Customer, tab.customer).into(),
-        );
-        map.insert("asset".into(), asset.code.to_string().into());
-    }
-    data
 }
 
 fn view(state: &SharedState, tab: &TabRecord) -> Result<TabView, ApiError> {
@@ -130,23 +87,6 @@ fn view(state: &SharedState, tab: &TabRecord) -> Result<TabView, ApiError> {
         settlements: settlements.iter().map(|r| settlement_view(r, s)).collect(),
         created: rfc3339(tab.created_ns),
     })
-}
-
-/// The customer's open tab in `asset`, if it has one.
-pub fn tab_of(
-    state: &SharedState,
-    customer: u128,
-    asset: u32,
-) -> Result<Option<TabRecord>, ApiError> {
-    let (ids, _) = state.store.indexed(TABS_BY_CUSTOMER, customer, None, 100)?;
-    for id in ids {
-        if let Some(tab) = state.store.record::<TabRecord>(TABS, id)? {
-            if tab.asset == asset {
-                return Ok(Some(tab));
-            }
-        }
-    }
-    Ok(None)
 }
 
 #[utoipa::path(post, path = "/v1/customers/{id}/tabs", operation_id = "customers.tabs.create", tag = "tabs", request_body = CreateTab, params(("id" = String, Path, description = "cus_… id")), responses((status = 201, description = "the tab (customer token only; one per asset)", body = TabView), crate::error::WriteErrors))]

@@ -11,3 +11,4 @@
 
 pub mod assets;
 pub mod keys;
+pub mod tabs;
