@@ -313,7 +313,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
                 // Back to manual: the schedule is over.
                 return delete_job(state, job.id).await;
             };
-            match crate::routes::payouts::pay_out(state, merchant, None, "schedule", None).await {
+            match crate::service::payouts::pay_out(state, merchant, None, "schedule", None).await {
                 Ok(_) => {}
                 // Nothing to pay this time is not a failure of the schedule.
                 Err(e) if e.code == "insufficient_balance" => {}
@@ -352,7 +352,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             delete_job(state, job.id).await
         }
         JobKind::ReserveRelease { payout } => {
-            crate::routes::payouts::release_reserve(state, payout).await?;
+            crate::service::payouts::release_reserve(state, payout).await?;
             delete_job(state, job.id).await
         }
         JobKind::TabRetry { tab } => {

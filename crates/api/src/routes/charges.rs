@@ -26,8 +26,8 @@ use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, parse_amount};
 use crate::products::ledger::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
 use crate::products::records::{
-    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, MerchantSettings,
-    PayeePart, RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
+    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, PayeePart,
+    RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
 };
 use crate::products::{
     chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
@@ -36,20 +36,13 @@ use crate::routes::customers::{
     allowances_of, maybe_auto_topup, positive_amount, require_customer,
 };
 use crate::service::assets::{asset_by_id, by_code};
+use crate::service::charges::merchant_settings;
 use crate::store::{Changes, RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 
 const DESCRIPTION_BYTES_MAX: usize = 500;
 const RESOURCE_ID_BYTES_MAX: usize = 200;
 const MESSAGE_BYTES_MAX: usize = 500;
-
-/// A merchant's settings, or the defaults.
-pub fn merchant_settings(
-    state: &SharedState,
-    merchant: u128,
-) -> Result<MerchantSettings, ApiError> {
-    Ok((*state.products.cache.settings(&state.store, merchant)?).clone())
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -588,7 +581,7 @@ pub(crate) async fn execute(
         .cache
         .settings(&state.store, charge.merchant)?;
     if settings.payout_threshold > 0 && settings.payout_asset == Some(charge.asset) {
-        tokio::spawn(crate::routes::payouts::maybe_threshold_payout(
+        tokio::spawn(crate::service::payouts::maybe_threshold_payout(
             state.clone(),
             charge.merchant,
             asset,

@@ -10,5 +10,7 @@
 //! and the routes render the same types.
 
 pub mod assets;
+pub mod charges;
 pub mod keys;
+pub mod payouts;
 pub mod tabs;
