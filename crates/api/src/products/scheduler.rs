@@ -348,7 +348,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
                 .await
         }
         JobKind::HoldExpiry { hold } => {
-            crate::routes::holds::expire(state, hold).await?;
+            crate::service::holds::expire(state, hold).await?;
             delete_job(state, job.id).await
         }
         JobKind::ReserveRelease { payout } => {

@@ -33,10 +33,11 @@ use crate::products::records::{
     CONTRIBUTIONS_BY_CAMPAIGN,
 };
 use crate::products::LedgerAccount;
-use crate::routes::charges::{merchant_exists, priced};
+use crate::routes::charges::merchant_exists;
 use crate::routes::customers::positive_amount;
-use crate::routes::holds::{link_chain, split_transfers, submit_chain};
 use crate::service::assets::{asset_by_id, by_code};
+use crate::service::charges::priced;
+use crate::service::holds::{link_chain, split_transfers, submit_chain};
 use crate::store::{Changes, RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 

@@ -10,9 +10,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use farthing_ledger::{Amount, Asset, AssetId, TransferResult};
+use farthing_ledger::{Amount, AssetId, TransferResult};
 use farthing_products::fees::{
-    reverse, split, Destination, FeePlan, NetDistribution, PayeeAmount, RoundingRule, Share, Split,
+    reverse, Destination, FeePlan, NetDistribution, PayeeAmount, RoundingRule, Split,
 };
 use farthing_products::schedule::{period_start, Interval};
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,8 @@ use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::{format_amount, parse_amount};
 use crate::products::ledger::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
 use crate::products::records::{
-    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, PayeePart,
-    RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
+    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, RefundRecord,
+    CHARGES, MERCHANT_SETTINGS, REFUNDS,
 };
 use crate::products::{
     chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
@@ -36,7 +36,7 @@ use crate::routes::customers::{
     allowances_of, maybe_auto_topup, positive_amount, require_customer,
 };
 use crate::service::assets::{asset_by_id, by_code};
-use crate::service::charges::merchant_settings;
+use crate::service::charges::{merchant_settings, priced};
 use crate::store::{Changes, RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 
@@ -410,51 +410,6 @@ fn find_merchant(state: &SharedState, text: &str) -> Result<Option<u128>, ApiErr
         .cache
         .merchant_exists(&state.store, id)?
         .then_some(id))
-}
-
-/// Splits `gross` by the merchant's fee plan and the shares.
-pub(crate) fn priced(
-    state: &SharedState,
-    merchant: u128,
-    asset: &Asset,
-    gross: Amount,
-    shares: &[(u128, u32)],
-) -> Result<(u128, u128, Vec<PayeePart>, u128), ApiError> {
-    let plan = state
-        .products
-        .cache
-        .settings(&state.store, merchant)?
-        .fee_plan(asset.id.0);
-    let share_list: Vec<Share> = shares
-        .iter()
-        .map(|(m, bps)| Share {
-            payee: format!("{m:032x}"),
-            bps: *bps,
-        })
-        .collect();
-    let split = split(gross, &plan, &share_list).map_err(|e| {
-        ApiError::invalid(
-            "shares",
-            "invalid_split",
-            format!("the split is invalid: {e}"),
-        )
-    })?;
-    let payees = split
-        .payees()
-        .iter()
-        .zip(shares)
-        .map(|(p, (m, _))| PayeePart {
-            merchant: *m,
-            bps: p.bps,
-            amount: p.amount.0,
-        })
-        .collect();
-    Ok((
-        split.platform_fee().0,
-        split.merchant_net().map_or(0, |a| a.0),
-        payees,
-        split.rounding_remainder().0,
-    ))
 }
 
 /// The allowance period's key: the UTC day or month the charge falls in.

@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod charges;
+pub mod holds;
 pub mod keys;
 pub mod payouts;
 pub mod tabs;

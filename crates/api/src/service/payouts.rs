@@ -1,9 +1,9 @@
 //! Payouts: a merchant's earnings leave for its bank account through the payout rail — on
-//! demand ([`pay_out`]), when they reach the merchant's threshold ([`maybe_threshold_payout`])
+//! demand (`pay_out`), when they reach the merchant's threshold ([`maybe_threshold_payout`])
 //! or on the merchant's schedule (the scheduler's payout job). The money leaves the earnings
 //! account (one chain, with the optional reserve held back) before the rail is asked; a failed
 //! payout returns it with a second chain and says why. What a payout held back returns to the
-//! earnings `reserve_days` later ([`release_reserve`], a scheduled job, one chain).
+//! earnings `reserve_days` later (`release_reserve`, a scheduled job, one chain).
 
 use farthing_ledger::{Amount, AssetId};
 use farthing_products::fees::{mul_div, RoundingRule};
