@@ -333,7 +333,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
             crate::routes::subscriptions::renew(state, subscription).await
         }
         JobKind::CampaignEnd { campaign } => {
-            let event = crate::routes::campaigns::end(state, campaign).await?;
+            let event = crate::service::campaigns::end(state, campaign).await?;
             state
                 .commit(Changes {
                     records: [RecordWrite::Delete {

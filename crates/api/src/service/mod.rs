@@ -10,6 +10,7 @@
 //! and the routes render the same types.
 
 pub mod assets;
+pub mod campaigns;
 pub mod charges;
 pub mod holds;
 pub mod keys;
