@@ -32,11 +32,10 @@ use crate::products::records::{
 use crate::products::{
     chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
 };
-use crate::routes::customers::{
-    allowances_of, maybe_auto_topup, positive_amount, require_customer,
-};
+use crate::routes::customers::{positive_amount, require_customer};
 use crate::service::assets::{asset_by_id, by_code};
 use crate::service::charges::{merchant_settings, priced};
+use crate::service::customers::{allowances_of, maybe_auto_topup};
 use crate::store::{Changes, RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 

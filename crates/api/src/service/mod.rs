@@ -12,6 +12,7 @@
 pub mod assets;
 pub mod campaigns;
 pub mod charges;
+pub mod customers;
 pub mod holds;
 pub mod keys;
 pub mod payouts;
