@@ -114,7 +114,7 @@ pub async fn fees(
         .all_records::<ChargeRecord>(CHARGES)?
         .into_iter()
         .filter(|c| c.asset == asset.id.0 && in_period(c.created_ns) && !c.requires_confirmation)
-        .filter(|c| crate::routes::charges::charge_status(&state, c) == "succeeded")
+        .filter(|c| crate::service::charges::charge_status(&state, c) == "succeeded")
         .collect();
     let platform_gross = total(charges.iter().map(|c| c.amount))?;
     let mine: Vec<&ChargeRecord> = charges

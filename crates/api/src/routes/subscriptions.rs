@@ -30,10 +30,10 @@ use crate::products::records::{
     BillingInterval, ChargeKind, ChargeRecord, JobKind, PlanRecord, SubscriptionRecord, JOBS,
     PLANS, SUBSCRIPTIONS,
 };
-use crate::routes::charges::{execute, merchant_exists};
+use crate::routes::charges::merchant_exists;
 use crate::routes::customers::positive_amount;
 use crate::service::assets::{asset_by_id, by_code};
-use crate::service::charges::priced;
+use crate::service::charges::{execute, priced};
 use crate::store::{Changes, RecordWrite, Scope};
 use crate::webhooks::{event_write, EventKind};
 
