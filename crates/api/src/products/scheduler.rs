@@ -330,7 +330,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), A
         }
         JobKind::SubscriptionRenewal { subscription } => {
             // The renewal writes the subscription and its next job (or deletes it) itself.
-            crate::routes::subscriptions::renew(state, subscription).await
+            crate::service::subscriptions::renew(state, subscription).await
         }
         JobKind::CampaignEnd { campaign } => {
             let event = crate::service::campaigns::end(state, campaign).await?;

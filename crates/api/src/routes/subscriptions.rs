@@ -8,53 +8,35 @@
 //! job runs. Periods are anchored at the start: period `n` is charged at `anchor + n`
 //! intervals, so months do not drift.
 //!
-//! A failed charge is retried with backoff (1 h, 2 h, 4 h); after [`PAST_DUE_AFTER`] failed
-//! tries the subscription is `past_due`, after [`CANCEL_AFTER`] it is canceled. Pause stops
+//! A failed charge is retried with backoff (1 h, 2 h, 4 h); after
+//! [`PAST_DUE_AFTER`](crate::service::subscriptions::PAST_DUE_AFTER) failed tries the
+//! subscription is `past_due`, after [`CANCEL_AFTER`](crate::service::subscriptions::CANCEL_AFTER)
+//! it is canceled. Pause stops
 //! charging until resume; cancel ends it now or at the end of the paid period.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use farthing_ledger::{Amount, Timestamp};
-use farthing_products::schedule::{add_interval, Backoff, Interval};
+use farthing_ledger::Amount;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{
-    derived_id, json_response, random_id, rfc3339, sha256, to_json, ApiJson, Caller,
-    IdempotencyKey, Principal, SharedState,
+    derived_id, json_response, random_id, sha256, to_json, ApiJson, Caller, IdempotencyKey,
+    Principal, SharedState,
 };
 use crate::error::ApiError;
 use crate::ids::{decode_id, encode_id, IdKind};
 use crate::money::format_amount;
 use crate::products::records::{
-    BillingInterval, ChargeKind, ChargeRecord, JobKind, PlanRecord, SubscriptionRecord, JOBS,
-    PLANS, SUBSCRIPTIONS,
+    BillingInterval, PlanRecord, SubscriptionRecord, PLANS, SUBSCRIPTIONS,
 };
 use crate::routes::charges::merchant_exists;
 use crate::routes::customers::positive_amount;
 use crate::service::assets::{asset_by_id, by_code};
-use crate::service::charges::{execute, priced};
+use crate::service::subscriptions::{advance, charge_period, save, view, SubscriptionView};
 use crate::store::{Changes, RecordWrite, Scope};
-use crate::webhooks::{event_write, EventKind};
 
-/// Failed tries after which a subscription is past due.
-pub const PAST_DUE_AFTER: u32 = 2;
-/// Failed tries after which it is canceled.
-pub const CANCEL_AFTER: u32 = 4;
 const TRIAL_DAYS_MAX: u32 = 365;
-
-fn retry_backoff() -> Result<Backoff, ApiError> {
-    Backoff::new(3600, 2, 86_400, CANCEL_AFTER)
-        .map_err(|e| ApiError::internal(format!("backoff: {e}")))
-}
-
-fn interval(i: BillingInterval) -> Interval {
-    match i {
-        BillingInterval::Day => Interval::Day,
-        BillingInterval::Week => Interval::Week,
-        BillingInterval::Month => Interval::Month,
-    }
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -161,137 +143,6 @@ pub struct Subscribe {
     /// `wallet` (default) or `tab`.
     #[serde(default)]
     pub source: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SubscriptionView {
-    pub id: String,
-    pub object: &'static str,
-    pub customer: String,
-    pub merchant: String,
-    /// `None` for a pledge.
-    pub plan: Option<String>,
-    pub amount: String,
-    pub asset: String,
-    pub interval: BillingInterval,
-    /// `trialing`, `active`, `past_due`, `paused` or `canceled`.
-    pub status: String,
-    pub cancel_at_period_end: bool,
-    /// When the next period is charged (or retried).
-    pub next_charge_at: String,
-    pub failed_attempts: u32,
-    pub last_failure: Option<String>,
-    /// The period charges (`ch_…`), in order.
-    pub charges: Vec<String>,
-    pub created: String,
-}
-
-fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionView, ApiError> {
-    let asset = asset_by_id(state, s.asset)?;
-    Ok(SubscriptionView {
-        id: encode_id(IdKind::Subscription, s.id),
-        object: "subscription",
-        customer: encode_id(IdKind::Customer, s.customer),
-        merchant: encode_id(IdKind::Merchant, s.merchant),
-        plan: s.plan.map(|p| encode_id(IdKind::Plan, p)),
-        amount: format_amount(Amount(s.amount), asset.scale),
-        asset: asset.code.to_string(),
-        interval: s.interval,
-        status: s.status.clone(),
-        cancel_at_period_end: s.cancel_at_period_end,
-        next_charge_at: rfc3339(s.next_charge_ns),
-        failed_attempts: s.failed_attempts,
-        last_failure: s.last_failure.clone(),
-        charges: s
-            .charges
-            .iter()
-            .map(|c| encode_id(IdKind::Charge, *c))
-            .collect(),
-        created: rfc3339(s.created_ns),
-    })
-}
-
-/// The record and its renewal job, written together.
-fn writes(s: &SubscriptionRecord) -> Result<Vec<RecordWrite>, ApiError> {
-    let job = JobKind::SubscriptionRenewal { subscription: s.id };
-    let mut writes = vec![RecordWrite::put(SUBSCRIPTIONS, s.id, s)?];
-    if s.status == "canceled" || s.status == "paused" {
-        writes.push(RecordWrite::Delete {
-            table: JOBS,
-            id: crate::products::scheduler::job_id(job),
-        });
-    } else {
-        writes.push(crate::products::scheduler::job_write(
-            job,
-            s.next_charge_ns,
-        )?);
-    }
-    Ok(writes)
-}
-
-async fn save(state: &SharedState, s: &SubscriptionRecord) -> Result<(), ApiError> {
-    state.products.records.write(writes(s)?).await
-}
-
-/// Charges period `s.next_period` (its id derives from the subscription and the period; the
-/// attempt from the failed tries, since the ledger answers a retried id with its first
-/// answer). Returns the charge id.
-async fn charge_period(state: &SharedState, s: &SubscriptionRecord) -> Result<u128, ApiError> {
-    if let Some((tab, _)) = s.tab {
-        let record = crate::service::tabs::tab_of(state, s.customer, s.asset)?;
-        if record.is_none_or(|t| t.id != tab || t.frozen) {
-            return Err(ApiError::refused(
-                "tab_frozen",
-                "the customer's tab is frozen (or closed)",
-            ));
-        }
-    }
-    let asset = asset_by_id(state, s.asset)?;
-    let (platform_fee, merchant_net, payees, rounding) =
-        priced(state, s.merchant, &asset, Amount(s.amount), &[])?;
-    let id = derived_id(s.id, "period", "subscription", u64::from(s.next_period));
-    let charge = ChargeRecord {
-        id,
-        kind: ChargeKind::Charge,
-        merchant: s.merchant,
-        customer: s.customer,
-        asset: s.asset,
-        amount: s.amount,
-        platform_fee,
-        merchant_net,
-        payees,
-        rounding,
-        description: format!(
-            "subscription {} period {}",
-            encode_id(IdKind::Subscription, s.id),
-            s.next_period
-        ),
-        resource_id: None,
-        message: None,
-        allowance: None,
-        requires_confirmation: false,
-        created_ns: state.products.clock.now(),
-        refunds: Vec::new(),
-        request_hash: None,
-        tab: s.tab,
-        disputed: 0,
-        attempt: u64::from(s.failed_attempts),
-    };
-    execute(state, &charge).await?;
-    Ok(id)
-}
-
-/// After a paid period: the next one.
-fn advance(s: &mut SubscriptionRecord, charge: u128) -> Result<(), ApiError> {
-    s.charges.push(charge);
-    s.next_period += 1;
-    s.failed_attempts = 0;
-    s.last_failure = None;
-    s.status = "active".into();
-    s.next_charge_ns = add_interval(Timestamp(s.anchor_ns), interval(s.interval), s.next_period)
-        .map_err(|e| ApiError::internal(format!("period: {e}")))?
-        .0;
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/subscriptions", operation_id = "subscriptions.create", tag = "subscriptions", request_body = Subscribe, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: subscribed once")), responses((status = 201, description = "the subscription (customer token only): the first period charged now, or a trial", body = SubscriptionView), (status = 200, description = "an idempotent retry", body = SubscriptionView), crate::error::WriteErrors))]
@@ -430,85 +281,6 @@ pub async fn subscribe(
         StatusCode::CREATED,
         to_json(&view(&state, &s)?)?,
     ))
-}
-
-/// The renewal job: charges the next period (or retries it), ends a subscription canceled at
-/// its period's end, and writes the subscription with its next job.
-pub(crate) async fn renew(state: &SharedState, id: u128) -> Result<(), ApiError> {
-    let _guard = state.products.lock(id).await;
-    let Some(mut s) = state
-        .store
-        .record::<SubscriptionRecord>(SUBSCRIPTIONS, id)?
-    else {
-        return Ok(());
-    };
-    if s.status == "canceled" || s.status == "paused" {
-        return save(state, &s).await;
-    }
-    let before = s.status.clone();
-    if s.cancel_at_period_end {
-        s.status = "canceled".into();
-        return save_noting(state, &s, &before, false).await;
-    }
-    let mut renewed = false;
-    match charge_period(state, &s).await {
-        Ok(charge) => {
-            advance(&mut s, charge)?;
-            renewed = true;
-        }
-        Err(error) if error.status.is_server_error() => return Err(error),
-        Err(error) => {
-            s.failed_attempts += 1;
-            s.last_failure = Some(error.code.to_string());
-            match retry_backoff()?.delay(s.failed_attempts) {
-                Some(delay) if s.failed_attempts < CANCEL_AFTER => {
-                    if s.failed_attempts >= PAST_DUE_AFTER {
-                        s.status = "past_due".into();
-                    }
-                    s.next_charge_ns = state
-                        .products
-                        .clock
-                        .now()
-                        .saturating_add(delay.as_nanos() as u64);
-                }
-                _ => s.status = "canceled".into(),
-            }
-        }
-    }
-    save_noting(state, &s, &before, renewed).await
-}
-
-/// Saves what the renewal job did, with its events in the same transaction:
-/// `subscription.renewed` for a paid period, `subscription.past_due` and
-/// `subscription.canceled` when the status becomes so.
-async fn save_noting(
-    state: &SharedState,
-    s: &SubscriptionRecord,
-    before: &str,
-    renewed: bool,
-) -> Result<(), ApiError> {
-    let kind = if renewed {
-        Some(EventKind::SubscriptionRenewed)
-    } else if s.status != before {
-        match s.status.as_str() {
-            "past_due" => Some(EventKind::SubscriptionPastDue),
-            "canceled" => Some(EventKind::SubscriptionCanceled),
-            _ => None,
-        }
-    } else {
-        None
-    };
-    let mut records = writes(s)?;
-    if let Some(kind) = kind {
-        records.extend(event_write(
-            &state.store,
-            kind,
-            Some(s.merchant),
-            state.products.clock.now(),
-            || view(state, s),
-        )?);
-    }
-    state.products.records.write(records).await
 }
 
 /// The subscription if the caller may see it: its customer, its merchant, the operator.

@@ -16,4 +16,5 @@ pub mod customers;
 pub mod holds;
 pub mod keys;
 pub mod payouts;
+pub mod subscriptions;
 pub mod tabs;
