@@ -189,7 +189,7 @@ pub struct DisputeRecord {
     #[serde(default)]
     pub legs: u64,
     /// Its chain is in the ledger and the charges it reversed say so. A record that is not
-    /// booked is a plan written before its chain: see `routes::disputes`.
+    /// booked is a plan written before its chain: see `routes/disputes.rs`.
     #[serde(default = "booked_default")]
     pub booked: bool,
 }
@@ -418,7 +418,7 @@ pub struct ChargeRecord {
     /// The tab (id, limit) it was charged to; `None` for the wallet.
     #[serde(default)]
     pub tab: Option<(u128, u128)>,
-    /// How much of it chargebacks took back (see `routes::disputes`).
+    /// How much of it chargebacks took back (see `routes/disputes.rs`).
     #[serde(default, with = "minor")]
     pub disputed: u128,
     /// Which attempt at booking it (its chain's ids derive from this): a confirmation after a
