@@ -291,11 +291,23 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 
 /// Runs the server until SIGTERM or SIGINT, then finishes in-flight requests, flushes the
 /// engine and returns.
+///
+/// A start checks what can fail before it writes anything a user cannot repeat: the TLS files,
+/// the listen address, then the data directory. Only then is the one-time operator key minted
+/// and printed, so a failed start (a taken port, a missing certificate) never consumes it.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(load_tls(cert, key).await?),
+        None => None,
+    };
+    let socket = bind(&config.listen).await?;
     // Before the engine opens: its threads take their metric handles when they start.
     let metrics = install_metrics()?;
     let engine = Arc::new(Engine::open(EngineConfig::new(&config.data_dir))?);
-    let store = Arc::new(Store::open(&config.data_dir)?);
+    let store =
+        Arc::new(Store::open(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("metadata store in {}: {e}", config.data_dir.display())
+        })?);
     let journal = journal::Journal::start(
         &engine,
         Arc::clone(&store),
@@ -316,18 +328,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         metrics,
         products,
     )?);
-    if !state.has_operator_key() {
-        let (record, secret) = service::keys::issue_key(Scope::Operator, None);
-        state
-            .commit(Changes {
-                api_key: Some(record.clone()),
-                ..Changes::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("storing the operator key: {}", e.message))?;
-        state.remember_key(record);
-        println!("operator API key (shown once, store it now): {secret}");
-    }
+    // Connections queue from here on; recovery is done, so none waits on it.
+    let listener = socket
+        .listen(LISTEN_BACKLOG)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    mint_operator_key(&state).await?;
     tokio::spawn(products::scheduler::drive(Arc::downgrade(&state)));
     tokio::spawn(webhooks::delivery::run(
         Arc::downgrade(&state),
@@ -338,9 +343,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config.idempotency_retention_hours,
     ));
     let app = router(Arc::clone(&state));
-    match &config.tls {
+    match tls {
         None => {
-            let listener = tokio::net::TcpListener::bind(&config.listen).await?;
             announce("http", listener.local_addr()?)?;
             // No Nagle delay: a response must leave as soon as it is written, whatever is in
             // flight (small writes behind an unacknowledged one would wait for a delayed ACK).
@@ -353,20 +357,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;
         }
-        Some((cert, key)) => {
-            // One process-wide crypto provider; a second install attempt is harmless.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "TLS certificate {} / key {}: {e}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
-            let listener = std::net::TcpListener::bind(&config.listen)?;
-            listener.set_nonblocking(true)?;
+        Some(tls) => {
+            // Non-blocking, as axum-server needs it.
+            let listener = listener.into_std()?;
             announce("https", listener.local_addr()?)?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
@@ -390,6 +383,80 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     println!("farthing stopped");
+    Ok(())
+}
+
+/// Reads the certificate chain and key, so that a missing or bad file fails the start before
+/// anything is written.
+async fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    // One process-wide crypto provider; a second install attempt is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "TLS certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
+}
+
+/// Pending connections the kernel queues before the server accepts them (tokio's default).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Takes the listen address without accepting connections yet: a taken port or a bad address
+/// fails the start here, before the data directory is opened, and no client connects to a
+/// server still recovering. [`tokio::net::TcpSocket::listen`] starts accepting.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpSocket> {
+    let cannot = |error: std::io::Error| anyhow::anyhow!("cannot listen on {listen}: {error}");
+    let mut last_error = None;
+    for address in tokio::net::lookup_host(listen).await.map_err(cannot)? {
+        match bind_address(address) {
+            Ok(socket) => return Ok(socket),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(cannot(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the name resolves to no address",
+        )
+    })))
+}
+
+fn bind_address(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's and tokio's own `bind` do: a restart may take the port while connections of
+    // the previous process linger in TIME_WAIT. A port another socket listens on stays refused.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket)
+}
+
+/// Without an operator key (stored, or given by FARTHING_ADMIN_KEY), creates one and prints it
+/// once. Called only when the start can no longer fail on its inputs.
+async fn mint_operator_key(state: &AppState) -> anyhow::Result<()> {
+    if state.has_operator_key() {
+        return Ok(());
+    }
+    let (record, secret) = service::keys::issue_key(Scope::Operator, None);
+    state
+        .commit(Changes {
+            api_key: Some(record.clone()),
+            ..Changes::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the operator key: {}", e.message))?;
+    state.remember_key(record);
+    println!("operator API key (shown once, store it now): {secret}");
     Ok(())
 }
 

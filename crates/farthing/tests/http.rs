@@ -781,6 +781,50 @@ fn health_metrics_request_ids_and_rate_limits() {
     server.stop();
 }
 
+/// Regression: a start that failed on a taken port (or a missing TLS file) had already minted
+/// and stored the one-time operator key, and the next start printed none.
+#[test]
+fn a_failed_start_keeps_the_operator_key_and_names_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let failed = common::serve_fails(&["--listen", &address, "--data-dir", data]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {address}: ")),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&failed.stdout).contains("fk_op_"));
+    drop(taken);
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let failed = common::serve_fails(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--tls-cert",
+        missing,
+        "--tls-key",
+        missing,
+    ]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains(missing), "{stderr}");
+    assert!(!String::from_utf8_lossy(&failed.stdout).contains("fk_op_"));
+    let server = Server::start(std::path::Path::new(data), &[]);
+    let op = server
+        .operator_key
+        .clone()
+        .expect("the first start that succeeds prints the operator key");
+    assert_eq!(
+        server.call("GET", "/v1/assets", Some(&op), None, &[]).0,
+        200
+    );
+    server.stop();
+}
+
 /// HTTPS with a real certificate (made by the `openssl` CLI) and a real client (`curl`), then
 /// a graceful stop. Both tools are on the machine image; `scripts/test` installs curl if not.
 #[test]

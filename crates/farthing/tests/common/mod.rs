@@ -4,7 +4,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,17 +21,32 @@ pub struct Server {
     pub operator_key: Option<String>,
     /// What the server printed before it listened (recovery figures, the operator key).
     pub startup: Vec<String>,
+    /// What the server writes to stderr, line by line, when started by
+    /// [`Server::start_logging`] (otherwise stderr is the test's own).
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(data_dir, extra, None)
+    }
+
+    /// Like [`Server::start`], logging at `filter` (a `RUST_LOG` value) into [`Server::log`].
+    pub fn start_logging(data_dir: &Path, extra: &[&str], filter: &str) -> Server {
+        Server::spawn(data_dir, extra, Some(filter))
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], log_filter: Option<&str>) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_farthing"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_filter.unwrap_or("warn"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match log_filter {
+                Some(_) => Stdio::piped(),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("server starts");
         // Owned by `Server` at once, so that its Drop kills and reaps the child on any panic.
@@ -39,7 +55,16 @@ impl Server {
             base: String::new(),
             operator_key: None,
             startup: Vec::new(),
+            log: Arc::default(),
         };
+        if let Some(stderr) = server.child.stderr.take() {
+            let log = Arc::clone(&server.log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
         let stdout = server.child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -62,6 +87,22 @@ impl Server {
                 return server;
             }
             server.startup.push(line);
+        }
+    }
+
+    /// Waits (bounded) until a line of [`Server::log`] satisfies `found`; returns it.
+    pub fn wait_for_log(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| found(l)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no such log line in 10 s; got {:#?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -175,6 +216,38 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `farthing serve` with these arguments, expecting it to fail to start: it must exit
+/// unsuccessfully (within the start timeout) without announcing an address.
+pub fn serve_fails(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_farthing"))
+        .arg("serve")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("farthing runs");
+    let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_S);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "farthing serve {args:?} did not exit: {}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success() && !stdout.contains("listening on"),
+        "farthing serve {args:?} started: {stdout}"
+    );
+    output
 }
 
 /// Calls the server and checks the status; returns the body.
