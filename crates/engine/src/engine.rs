@@ -296,7 +296,7 @@ impl Engine {
         let dir = config.data_dir.clone();
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| OpenError::Io { path, source }
+            move |error| OpenError::Io { path, error }
         };
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lock_path = dir.join(LOCK_FILE);
@@ -808,9 +808,9 @@ fn remove_files_before(dir: &Path, sequence: u64, notes_floor: u64, retain_log: 
 
 /// The log segments in `dir`, by first sequence.
 fn log_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
-    let io = |source| OpenError::Io {
+    let io = |error| OpenError::Io {
         path: dir.to_owned(),
-        source,
+        error,
     };
     let mut segments = Vec::new();
     for entry in fs::read_dir(dir).map_err(io)? {
@@ -965,14 +965,14 @@ fn recover(
     let mut report = RecoveryReport::default();
     let mut snapshots = Vec::new();
     let mut segments = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|source| OpenError::Io {
+    let entries = fs::read_dir(dir).map_err(|error| OpenError::Io {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|source| OpenError::Io {
+        let entry = entry.map_err(|error| OpenError::Io {
             path: dir.to_owned(),
-            source,
+            error,
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(sequence) = parse_snapshot_name(&name) {
@@ -1052,7 +1052,7 @@ fn recover(
     let last_sequence = next_sequence - 1;
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| OpenError::Io { path, source }
+        move |error| OpenError::Io { path, error }
     };
     let writer = match resume {
         // A segment that starts past everything recovered would leave a gap; start afresh.

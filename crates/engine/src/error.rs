@@ -10,8 +10,10 @@ use crate::wal::ScanError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// The message includes the I/O error's; it is deliberately not also the `source()`, which
+    /// a report of the whole chain would print a second time.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("data directory {path} is in use by another farthing process (LOCK is held)")]
     Locked { path: PathBuf },
     #[error(transparent)]

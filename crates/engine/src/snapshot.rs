@@ -50,8 +50,9 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
 /// Why a snapshot cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{path}: I/O error: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// The message includes the I/O error's, so it is not also the `source()`.
+    #[error("{path}: I/O error: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path}: corrupt snapshot: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -186,9 +187,9 @@ fn status_code(status: PendingStatus) -> u8 {
 /// The whole file's checksum is verified before anything is parsed; every reference is then
 /// checked, so a damaged file is an error, never a panic or a wrong ledger.
 pub fn load_snapshot(path: &Path, hash_seed: u64) -> Result<(MemoryLedger, u64), SnapshotError> {
-    let io_error = |source| SnapshotError::Io {
+    let io_error = |error| SnapshotError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let corrupt = |reason: String| SnapshotError::Corrupt {
         path: path.to_owned(),

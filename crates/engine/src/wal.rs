@@ -160,8 +160,9 @@ pub struct SegmentScan {
 /// Why a segment cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{path}: I/O error: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// The message includes the I/O error's, so it is not also the `source()`.
+    #[error("{path}: I/O error: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path}: corrupt record at byte offset {offset}: {reason}")]
     Corrupt {
         path: PathBuf,
@@ -178,9 +179,9 @@ pub fn scan_segment(
     first_sequence: u64,
     mut on_record: impl FnMut(&RecordHeader, &[u8], &[u8]) -> Result<(), String>,
 ) -> Result<SegmentScan, ScanError> {
-    let io_error = |source| ScanError::Io {
+    let io_error = |error| ScanError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let corrupt = |offset: u64, reason: String| ScanError::Corrupt {
         path: path.to_owned(),

@@ -220,7 +220,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", farthing::error_message(&error));
             std::process::ExitCode::FAILURE
         }
     }

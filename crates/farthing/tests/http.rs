@@ -825,6 +825,26 @@ fn a_failed_start_keeps_the_operator_key_and_names_the_address() {
     server.stop();
 }
 
+/// Regression: an I/O error was printed twice ("…: Not a directory (os error 20): Not a
+/// directory (os error 20)"): once in the error's message, once as its cause.
+#[test]
+fn a_start_error_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let data = file.join("data");
+    let failed = common::serve_fails(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(data.to_str().unwrap()), "{stderr}");
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+}
+
 /// HTTPS with a real certificate (made by the `openssl` CLI) and a real client (`curl`), then
 /// a graceful stop. Both tools are on the machine image; `scripts/test` installs curl if not.
 #[test]

@@ -27,13 +27,15 @@ const READ_ROOM_BYTES: usize = 16 << 10;
 /// Why an exchange failed. Each leaves the connection unusable: reopen it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("connecting to {addr}: {source}")]
+    // The I/O errors are in the messages, so they are not also the `source()`s, which a
+    // report of the whole chain would print a second time.
+    #[error("connecting to {addr}: {error}")]
     Connect {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("HTTP connection: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the server closed the connection")]
     Closed,
     #[error("malformed response: {0}")]
@@ -42,6 +44,12 @@ pub enum ClientError {
     TooLarge { length: usize, limit: usize },
     #[error("no complete response within {} ms", .0.as_millis())]
     Timeout(Duration),
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(error: std::io::Error) -> ClientError {
+        ClientError::Io(error)
+    }
 }
 
 /// A response: its status and body (borrowed from the connection until its next exchange).
@@ -64,7 +72,7 @@ pub struct Connection {
 
 impl Connection {
     pub async fn open(addr: SocketAddr) -> Result<Connection, ClientError> {
-        let connect_error = |source| ClientError::Connect { addr, source };
+        let connect_error = |error| ClientError::Connect { addr, error };
         let stream = TcpStream::connect(addr).await.map_err(connect_error)?;
         // One small request at a time: Nagle's algorithm would hold each back until the
         // previous segment is acknowledged.
