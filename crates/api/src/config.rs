@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
 use crate::app::Limits;
@@ -38,12 +39,13 @@ pub struct ServeArgs {
     /// (at least 24) [default: 24]. Transfer keys live in the ledger and never expire.
     #[arg(long, env = "FARTHING_IDEMPOTENCY_RETENTION_HOURS")]
     pub idempotency_retention_hours: Option<u64>,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "FARTHING_LOG_JSON")]
+    /// Log as JSON lines instead of text. The environment variable takes 1/0, true/false.
+    #[arg(long, env = "FARTHING_LOG_JSON", value_parser = BoolishValueParser::new())]
     pub log_json: bool,
     /// Let the operator move the products' clock forward (`POST /v1/test_clock/advance`), so
-    /// tests of periods and retries move time instead of sleeping. Never in production.
-    #[arg(long, env = "FARTHING_TEST_CLOCK")]
+    /// tests of periods and retries move time instead of sleeping. Never in production. The
+    /// environment variable takes 1/0, true/false.
+    #[arg(long, env = "FARTHING_TEST_CLOCK", value_parser = BoolishValueParser::new())]
     pub test_clock: bool,
     /// Non-public addresses webhook deliveries may reach, comma-separated: `loopback`,
     /// `private`, `link-local` (default: none, public addresses only).
@@ -171,6 +173,46 @@ impl ServeConfig {
             request_timeout_ms: self.request_timeout_ms,
             rate_limit_per_second: self.rate_limit_per_second,
             page_limit_max: 100,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServeArgs;
+
+    /// Regression: `FARTHING_LOG_JSON=1` was refused ("invalid value '1' for '--log-json'"):
+    /// clap's own parser of a flag's environment variable knows only `true` and `false`. Each
+    /// on/off flag's parser (the one clap applies to its environment variable) is checked here
+    /// through a copy of the flag that takes a value on the command line.
+    #[test]
+    fn on_off_flags_take_1_0_true_false_from_the_environment() {
+        let serve = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let flags: Vec<&clap::Arg> = serve
+            .get_arguments()
+            .filter(|arg| matches!(arg.get_action(), clap::ArgAction::SetTrue))
+            .collect();
+        assert!(flags.len() >= 2, "log_json and test_clock at least");
+        for flag in flags {
+            let (id, long) = (flag.get_id().as_str(), flag.get_long().unwrap_or_default());
+            assert!(
+                flag.get_env().is_some(),
+                "--{long} reads no environment variable"
+            );
+            let with_value = flag
+                .clone()
+                .action(clap::ArgAction::Set)
+                .num_args(1)
+                .required(false);
+            let command = clap::Command::new("serve").arg(with_value);
+            for (text, value) in [("1", true), ("true", true), ("0", false), ("false", false)] {
+                let parsed = command
+                    .clone()
+                    .try_get_matches_from(["serve", &format!("--{long}={text}")])
+                    .map_err(|e| e.to_string())
+                    .map(|matches| matches.get_one::<bool>(id).copied());
+                assert_eq!(parsed, Ok(Some(value)), "--{long} from {text:?}");
+            }
         }
     }
 }
