@@ -1,6 +1,7 @@
 //! `farthing`: the one binary. Commands live in libraries (`farthing-api` for `serve`, this
 //! crate's `bench` and `crash`, `farthing-pcn-sim`); this file only parses the command line.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -155,8 +156,10 @@ fn crash_check(args: CrashCheckArgs) -> anyhow::Result<()> {
 fn init_logging(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_level.into());
+    // Colours only for a person at a terminal: in a file, a pipe or a journal they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
