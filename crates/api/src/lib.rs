@@ -193,7 +193,6 @@ impl RouteTable {
     }
 }
 
-/// Request ids and per-route metrics for every request.
 /// The request counter and latency histogram of one (route, method, status), registered once:
 /// building metric keys from label strings on every request cost more than the rest of the
 /// middleware.
@@ -224,6 +223,13 @@ fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> Route
     m
 }
 
+/// The access log's target: `RUST_LOG=farthing_api::access=off` silences it alone.
+const ACCESS_LOG_TARGET: &str = "farthing_api::access";
+
+/// The longest path an access log line repeats, in bytes; longer ones end in `…`.
+const ACCESS_LOG_PATH_BYTES_MAX: usize = 256;
+
+/// Request ids, per-route metrics and one access log line (at info) for every request.
 async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -234,6 +240,10 @@ async fn observe(request: Request, next: Next) -> Response {
         .filter(|v| v.len() <= 200 && v.to_str().is_ok())
         .cloned()
         .unwrap_or_else(new_request_id);
+    // The path only, copied only when the line is wanted: the query string may carry what
+    // does not belong in a log, and headers (Authorization) never do.
+    let path = tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO)
+        .then(|| logged_path(request.uri().path()));
     let (request, mark_unread_body) = unread_body::watch(request);
     let mut response = next.run(request).await;
     if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT
@@ -250,15 +260,42 @@ async fn observe(request: Request, next: Next) -> Response {
         });
     }
     mark_unread_body(&mut response);
+    let status = response.status().as_u16();
     let (requests, latency) = route_metrics(
         route.as_ref().map_or("unmatched", |p| p.as_str()),
         &method,
-        response.status().as_u16(),
+        status,
     );
+    let elapsed = started.elapsed();
     requests.increment(1);
-    latency.record(started.elapsed().as_secs_f64());
+    latency.record(elapsed.as_secs_f64());
+    if let Some(path) = path {
+        tracing::info!(
+            target: ACCESS_LOG_TARGET,
+            method = %method,
+            path = %path,
+            status,
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            // The client's own text (checked to be visible ASCII) or ours; quoted, so that a
+            // client cannot write fields of its own into the line.
+            request_id = request_id.to_str().unwrap_or_default(),
+            "request"
+        );
+    }
     response.headers_mut().insert("request-id", request_id);
     response
+}
+
+/// `path`, cut to [`ACCESS_LOG_PATH_BYTES_MAX`] at a character boundary.
+fn logged_path(path: &str) -> String {
+    if path.len() <= ACCESS_LOG_PATH_BYTES_MAX {
+        return path.to_owned();
+    }
+    let mut end = ACCESS_LOG_PATH_BYTES_MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
 }
 
 /// `req_` and 32 random hex digits, built without the formatting machinery (every request

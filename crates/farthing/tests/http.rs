@@ -781,6 +781,57 @@ fn health_metrics_request_ids_and_rate_limits() {
     server.stop();
 }
 
+/// Regression: requests left no trace in the log, and the log was coloured (ANSI escapes)
+/// even when written to a file or a pipe.
+#[test]
+fn each_request_gets_an_access_log_line_without_secrets_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_logging(dir.path(), &[], "info");
+    let op = server.operator_key.clone().unwrap();
+    let (status, _, _) = server.raw(
+        "GET",
+        "/v1/assets?limit=1&starting_after=hunter2",
+        Some(&op),
+        None,
+        &[("Request-Id", "trace-access-log")],
+    );
+    let line = server.wait_for_log("the access line", |l| {
+        l.contains(r#"request_id="trace-access-log""#)
+    });
+    for part in [
+        "farthing_api::access",
+        "method=GET",
+        "path=/v1/assets ",
+        &format!("status={status}"),
+        "duration_us=",
+    ] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    assert!(
+        !line.contains("hunter2") && !line.contains(&op) && !line.contains("Bearer"),
+        "{line}"
+    );
+    // A request without an id is logged under the id it was given.
+    let (status, _, headers) = server.raw("POST", "/v1/no_such_route", None, None, &[]);
+    let (_, id) = headers
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("request-id"))
+        .expect("a request id");
+    let line = server.wait_for_log("the second access line", |l| {
+        l.contains(&format!("request_id=\"{id}\""))
+    });
+    assert!(
+        line.contains("method=POST")
+            && line.contains("path=/v1/no_such_route ")
+            && line.contains(&format!("status={status}")),
+        "{line}"
+    );
+    let log = std::sync::Arc::clone(&server.log);
+    server.stop();
+    let log = log.lock().unwrap().join("\n");
+    assert!(!log.contains('\x1b'), "colour codes in a piped log:\n{log}");
+}
+
 /// Regression: a start that failed on a taken port (or a missing TLS file) had already minted
 /// and stored the one-time operator key, and the next start printed none.
 #[test]
