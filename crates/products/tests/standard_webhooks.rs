@@ -53,13 +53,20 @@ fn the_official_library_verifies_our_signatures_and_refuses_tampered_ones() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/verify_standard_webhooks.py"
     );
-    let mut child = Command::new("python3")
+    // The virtual environment `scripts/test` (or `scripts/python-tools`) made, else the PATH's.
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-test/bin/python3");
+    let python = if std::path::Path::new(venv).exists() {
+        venv
+    } else {
+        "python3"
+    };
+    let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs (scripts/test installs what this test needs)");
+        .expect("python3 runs (scripts/python-tools installs what this test needs)");
     child
         .stdin
         .take()
@@ -71,8 +78,8 @@ fn the_official_library_verifies_our_signatures_and_refuses_tampered_ones() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the standardwebhooks check failed (is the package installed? scripts/test installs \
-         it):\n{stdout}\n{stderr}"
+        "the standardwebhooks check failed (is the package installed? scripts/python-tools \
+         installs it):\n{stdout}\n{stderr}"
     );
     assert_eq!(stdout.trim(), format!("ok {}", cases.len()));
 }

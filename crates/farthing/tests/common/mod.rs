@@ -418,6 +418,17 @@ impl Receiver {
     }
 }
 
+/// The Python with the tools the tests use: that of the virtual environment `scripts/test` (or
+/// `scripts/python-tools`) made, else `python3` from the PATH.
+fn python() -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
 /// Checks every delivery's signature with the official Standard Webhooks library (PyPI
 /// `standardwebhooks`, through `crates/products/tests/verify_standard_webhooks.py`): each must
 /// verify with `secret`.
@@ -435,13 +446,13 @@ pub fn verify_with_standard_webhooks(deliveries: &[Delivery], secret: &str) {
         env!("CARGO_MANIFEST_DIR"),
         "/../products/tests/verify_standard_webhooks.py"
     );
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python())
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs");
+        .expect("python3 runs (scripts/python-tools installs what this test needs)");
     child
         .stdin
         .take()
