@@ -1889,3 +1889,81 @@ fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
+
+/// Regression: resuming a paused subscription billed every period that went by while it was
+/// paused (weekly, paused for 31 days: four back-dated charges). A resume starts a new period.
+#[test]
+fn resuming_a_subscription_starts_a_new_period_and_bills_no_paused_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    let token = w.customer_token.as_str();
+    let advance = |seconds: u64| {
+        ok(
+            &server,
+            "POST",
+            "/v1/test_clock/advance",
+            &w.op,
+            Some(json!({ "seconds": seconds })),
+            200,
+        )
+    };
+    let plan = ok(
+        &server,
+        "POST",
+        "/v1/plans",
+        &w.merchant_key,
+        Some(
+            json!({"name": "Weekly digest", "amount": "0.05", "asset": "USD", "interval": "week"}),
+        ),
+        201,
+    );
+    let s = ok(
+        &server,
+        "POST",
+        "/v1/subscriptions",
+        token,
+        Some(json!({"plan": plan["id"]})),
+        201,
+    );
+    let path = format!("/v1/subscriptions/{}", s["id"].as_str().unwrap());
+    let charges = || {
+        ok(&server, "GET", &path, token, None, 200)["charges"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(charges(), 1);
+    ok(
+        &server,
+        "POST",
+        &format!("{path}/pause"),
+        token,
+        Some(json!({})),
+        200,
+    );
+    advance(31 * 86_400);
+    ok(
+        &server,
+        "POST",
+        &format!("{path}/resume"),
+        token,
+        Some(json!({})),
+        200,
+    );
+    advance(1);
+    assert_eq!(
+        charges(),
+        2,
+        "one new period at the resume, none for the paused weeks"
+    );
+    assert_eq!(wallet(&server, &w), "9.900000");
+    // The next period is a week after the resume.
+    advance(6 * 86_400);
+    assert_eq!(charges(), 2);
+    advance(86_400);
+    assert_eq!(charges(), 3);
+    assert_eq!(wallet(&server, &w), "9.850000");
+}

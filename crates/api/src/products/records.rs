@@ -81,6 +81,10 @@ pub struct SubscriptionRecord {
     pub cancel_at_period_end: bool,
     /// Periods are anchored here: period n ends at anchor + (n + 1) intervals.
     pub anchor_ns: u64,
+    /// The period that starts at `anchor_ns`: period `n` starts `n − anchor_period` intervals
+    /// after it. A resume after periods went by re-anchors at the resume (0 before any resume).
+    #[serde(default)]
+    pub anchor_period: u32,
     /// The next period to charge (0 is the first paid one).
     pub next_period: u32,
     /// When period `next_period` is charged.

@@ -256,6 +256,7 @@ pub async fn subscribe(
         status: if trial_days > 0 { "trialing" } else { "active" }.into(),
         cancel_at_period_end: false,
         anchor_ns: anchor,
+        anchor_period: 0,
         next_period: 0,
         next_charge_ns: anchor,
         failed_attempts: 0,
@@ -378,7 +379,7 @@ pub async fn resume(
             "active"
         }
         .into();
-        s.next_charge_ns = s.next_charge_ns.max(now);
+        crate::service::subscriptions::resume_at(s, now);
         Ok(())
     })
     .await

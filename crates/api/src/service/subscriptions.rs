@@ -166,10 +166,23 @@ pub(crate) fn advance(s: &mut SubscriptionRecord, charge: u128) -> Result<(), Ap
     s.failed_attempts = 0;
     s.last_failure = None;
     s.status = "active".into();
-    s.next_charge_ns = add_interval(Timestamp(s.anchor_ns), interval(s.interval), s.next_period)
+    let since_anchor = s.next_period.saturating_sub(s.anchor_period);
+    s.next_charge_ns = add_interval(Timestamp(s.anchor_ns), interval(s.interval), since_anchor)
         .map_err(|e| ApiError::internal(format!("period: {e}")))?
         .0;
     Ok(())
+}
+
+/// Resuming a paused subscription at `now`: if its next period should have started while it
+/// was paused, that period starts now instead and the schedule is re-anchored there, so the
+/// periods that went by while paused are never billed. Resuming before the next period starts
+/// changes nothing.
+pub(crate) fn resume_at(s: &mut SubscriptionRecord, now: u64) {
+    if s.next_charge_ns < now {
+        s.anchor_ns = now;
+        s.anchor_period = s.next_period;
+        s.next_charge_ns = now;
+    }
 }
 
 /// The renewal job: charges the next period (or retries it), ends a subscription canceled at
