@@ -18,6 +18,9 @@ const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempote
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The log sequence of the last journal note applied (see [`crate::journal`]).
 const JOURNAL_CURSOR: &str = "journal_applied_through";
+/// How far `--test-clock` moved the products' clock, in nanoseconds: kept across restarts, so
+/// time never goes back for the jobs that already ran.
+const TEST_CLOCK_OFFSET: &str = "test_clock_offset_ns";
 
 pub const STORE_FILE: &str = "metadata.redb";
 
@@ -453,6 +456,21 @@ impl Store {
         let queued = apply_writes(&txn, writes)?;
         txn.commit()?;
         self.queued(queued);
+        Ok(())
+    }
+
+    /// The products' test clock offset (0 when it was never moved).
+    pub fn test_clock_offset(&self) -> Result<u64, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        Ok(table.get(TEST_CLOCK_OFFSET)?.map_or(0, |v| v.value()))
+    }
+
+    /// Stores the test clock offset durably.
+    pub fn set_test_clock_offset(&self, offset_ns: u64) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(TEST_CLOCK_OFFSET, offset_ns)?;
+        txn.commit()?;
         Ok(())
     }
 

@@ -1967,3 +1967,73 @@ fn resuming_a_subscription_starts_a_new_period_and_bills_no_paused_ones() {
     assert_eq!(charges(), 3);
     assert_eq!(wallet(&server, &w), "9.850000");
 }
+
+/// Regression: the test clock's offset was lost on restart, so the clock went back: a campaign
+/// whose end job had run read `active` again and took a contribution that then stayed held
+/// forever. The offset is now stored, and a campaign the end job closed takes no contribution
+/// whatever the clock says.
+#[test]
+fn the_test_clock_survives_a_restart_and_an_ended_campaign_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = setup(&server);
+    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    assert_eq!(status, 201);
+    let c = ok(
+        &server,
+        "POST",
+        "/v1/campaigns",
+        &w.merchant_key,
+        Some(
+            json!({"name": "Album", "goal": "5", "asset": "USD", "ends_in_seconds": 3600, "mode": "all_or_nothing"}),
+        ),
+        201,
+    );
+    let path = format!("/v1/campaigns/{}", c["id"].as_str().unwrap());
+    let advanced = ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 7200})),
+        200,
+    );
+    let moved_to = advanced["now"].as_str().unwrap().to_string();
+    assert_eq!(
+        ok(&server, "GET", &path, &w.merchant_key, None, 200)["status"],
+        "failed"
+    );
+    server.stop();
+
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    assert_eq!(
+        ok(&server, "GET", &path, &w.merchant_key, None, 200)["status"],
+        "failed",
+        "the clock went back on restart"
+    );
+    let after = ok(
+        &server,
+        "POST",
+        "/v1/test_clock/advance",
+        &w.op,
+        Some(json!({"seconds": 0})),
+        200,
+    );
+    assert!(
+        after["now"].as_str().unwrap() >= moved_to.as_str(),
+        "{after} < {moved_to}"
+    );
+    let (status, e) = server.call(
+        "POST",
+        &format!("{path}/contributions"),
+        Some(&w.customer_token),
+        Some(json!({"amount": "1"})),
+        &[],
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("campaign_ended")),
+        "{e}"
+    );
+    assert_eq!(wallet(&server, &w), "10.000000");
+}

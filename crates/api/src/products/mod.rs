@@ -78,6 +78,10 @@ fn remember(cache: &RwLock<HashSet<u128>>, ids: impl IntoIterator<Item = u128>) 
 
 impl Products {
     pub fn new(store: Arc<Store>, journal: Journal, test_clock: bool) -> anyhow::Result<Products> {
+        let clock = scheduler::ProductClock::new(test_clock);
+        // A moved test clock stays moved across restarts: jobs that ran at a later time must
+        // not see time go back (an ended campaign reading `active`).
+        clock.restore(store.test_clock_offset()?);
         let card_fees = SandboxFees::default();
         let sandbox = SandboxProcessor::new(card_fees)
             .map_err(|e| anyhow::anyhow!("sandbox processor fees: {e}"))?;
@@ -90,7 +94,7 @@ impl Products {
             journal,
             refund_policy: FeeRefundPolicy::Proportional,
             cache: cache::Cache::default(),
-            clock: scheduler::ProductClock::new(test_clock),
+            clock,
             webhook_addresses: Default::default(),
             known_accounts: RwLock::new(HashSet::new()),
             funded_limits: RwLock::new(HashSet::new()),

@@ -125,6 +125,10 @@ pub struct CampaignRecord {
     pub deadline_ns: u64,
     pub mode: CampaignMode,
     pub created_ns: u64,
+    /// Set (durably) when the deadline job starts ending the campaign: from then on no
+    /// contribution is taken, whatever the clock says.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

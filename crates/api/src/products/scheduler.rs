@@ -51,6 +51,16 @@ impl ProductClock {
         now_ns().saturating_add(self.offset_ns.load(Ordering::SeqCst))
     }
 
+    /// The offset the clock was moved by, in nanoseconds.
+    pub fn offset_ns(&self) -> u64 {
+        self.offset_ns.load(Ordering::SeqCst)
+    }
+
+    /// Starts from an offset stored by an earlier run.
+    pub fn restore(&self, offset_ns: u64) {
+        self.offset_ns.store(offset_ns, Ordering::SeqCst);
+    }
+
     pub fn advance(&self, seconds: u64) {
         self.offset_ns
             .fetch_add(seconds.saturating_mul(1_000_000_000), Ordering::SeqCst);

@@ -129,6 +129,7 @@ pub async fn create(
                 deadline_ns: now.saturating_add(request.ends_in_seconds * 1_000_000_000),
                 mode: request.mode,
                 created_ns: now,
+                ended: false,
             };
             let mut records = vec![RecordWrite::put(CAMPAIGNS, record.id, &record)?];
             // Both modes end with an event; all-or-nothing also settles its holds then.
@@ -238,7 +239,12 @@ pub async fn contribute(
             ));
         }
     }
-    if state.products.clock.now() >= c.deadline_ns {
+    // Read again under the lock: the deadline job may have closed it meanwhile.
+    let ended = state
+        .store
+        .record::<CampaignRecord>(CAMPAIGNS, c.id)?
+        .is_none_or(|fresh| fresh.ended);
+    if ended || state.products.clock.now() >= c.deadline_ns {
         return Err(ApiError::refused(
             "campaign_ended",
             "the campaign's deadline has passed",

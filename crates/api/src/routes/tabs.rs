@@ -260,6 +260,9 @@ pub struct ClockView {
 /// The most one call may move the clock.
 const ADVANCE_SECONDS_MAX: u64 = 10 * 365 * 86_400;
 
+/// The object lock that serializes test clock moves (0 is never an object's id).
+const TEST_CLOCK_LOCK: u128 = 0;
+
 #[utoipa::path(post, path = "/v1/test_clock/advance", operation_id = "test_clock.advance", tag = "tabs", request_body = AdvanceClock, responses((status = 200, description = "the products' clock after moving it, and the due work run (operator only; needs `farthing serve --test-clock`)", body = ClockView), crate::error::WriteErrors))]
 pub async fn advance_clock(
     State(state): State<SharedState>,
@@ -280,7 +283,14 @@ pub async fn advance_clock(
             format!("seconds must be at most {ADVANCE_SECONDS_MAX}"),
         ));
     }
-    state.products.clock.advance(request.seconds);
+    {
+        // One advance at a time, so the stored offset is the latest; durable before answering.
+        let _advancing = state.products.lock(TEST_CLOCK_LOCK).await;
+        state.products.clock.advance(request.seconds);
+        state
+            .store
+            .set_test_clock_offset(state.products.clock.offset_ns())?;
+    }
     // Retries of webhook deliveries may be due now.
     state.store.outbox_ready.notify_one();
     let jobs_run = crate::products::scheduler::run_due(&state).await?;

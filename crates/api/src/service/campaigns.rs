@@ -102,7 +102,7 @@ pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, Api
     let (raised, backers) = progress(&contributions(state, c)?);
     let now = state.products.clock.now();
     let goal_reached = raised >= c.goal;
-    let status = match (now < c.deadline_ns, goal_reached) {
+    let status = match (now < c.deadline_ns && !c.ended, goal_reached) {
         (true, _) => "active",
         (false, true) => "succeeded",
         (false, false) => "failed",
@@ -135,6 +135,17 @@ pub(crate) async fn end(
         return Ok(None);
     };
     let _guard = state.products.lock(c.id).await;
+    // Closed before any money moves, under the campaign's lock: a contribution after this is
+    // refused even if the clock reads before the deadline (a clock set back, a restart).
+    if !c.ended {
+        let closed = CampaignRecord {
+            ended: true,
+            ..c.clone()
+        };
+        state
+            .store
+            .write_records(&[RecordWrite::put(CAMPAIGNS, c.id, &closed)?])?;
+    }
     let list = contributions(state, &c)?;
     // Held and captured count alike, so the decision survives a partial earlier run.
     let pledged: u128 = list
