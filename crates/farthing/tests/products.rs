@@ -2037,3 +2037,73 @@ fn the_test_clock_survives_a_restart_and_an_ended_campaign_takes_nothing() {
     );
     assert_eq!(wallet(&server, &w), "10.000000");
 }
+
+/// Regression: a maximal top-up filled the processor's clearing account, after which every
+/// other customer's top-up in that asset answered 500 (overflow); a maximal allowance made
+/// every charge under it a 500. Product amounts are capped at a trillion units (400 naming the
+/// field), and a ledger overflow in a product's own booking is a 422, never a 500.
+#[test]
+fn product_amounts_are_capped_so_one_customer_cannot_overflow_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = setup(&server);
+    let (status, e) = top_up(&server, &w, "4242424242424242", "1000000000000.000001");
+    assert_eq!(
+        (
+            status,
+            e["error"]["code"].as_str(),
+            e["error"]["param"].as_str()
+        ),
+        (400, Some("amount_too_large"), Some("amount")),
+        "{e}"
+    );
+    let (status, e) = server.call(
+        "POST",
+        &format!("/v1/customers/{}/allowances", w.customer),
+        Some(&w.customer_token),
+        Some(
+            json!({"merchant": w.merchant, "asset": "USD", "max_per_charge": "1",
+                    "max_per_period": "340282366920938463463374607431768.211455", "period": "day"}),
+        ),
+        &[],
+    );
+    assert_eq!(
+        (
+            status,
+            e["error"]["code"].as_str(),
+            e["error"]["param"].as_str()
+        ),
+        (400, Some("amount_too_large"), Some("max_per_period")),
+        "{e}"
+    );
+    // The largest top-up is taken, and others' top-ups still work after it.
+    let (status, t) = top_up(&server, &w, "4242424242424242", "1000000000000");
+    assert_eq!(status, 201, "{t}");
+    let other = ok(
+        &server,
+        "POST",
+        "/v1/customers",
+        &w.merchant_key,
+        Some(json!({"name": "Bo"})),
+        201,
+    );
+    let pm = ok(
+        &server,
+        "POST",
+        &format!(
+            "/v1/customers/{}/payment_methods",
+            other["id"].as_str().unwrap()
+        ),
+        other["token"].as_str().unwrap(),
+        Some(json!({"card_number": "4242424242424242"})),
+        201,
+    );
+    let (status, t) = server.call(
+        "POST",
+        &format!("/v1/customers/{}/topups", other["id"].as_str().unwrap()),
+        Some(other["token"].as_str().unwrap()),
+        Some(json!({"amount": "5", "asset": "USD", "payment_method": pm["token"]})),
+        &[],
+    );
+    assert_eq!(status, 201, "{t}");
+}

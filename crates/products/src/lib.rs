@@ -17,9 +17,12 @@
 //! - [`report`]: the fee economics report — what the platform's batching saved in card fees
 //!   compared with charging every payment to a card — and its CSV rendering.
 //!
+//! - [`amounts`]: the cap on a product operation's amount, so no shared account can overflow.
+//!
 //! Money is always integer minor units ([`farthing_ledger::Amount`]); no floating point is
 //! used anywhere.
 
+pub mod amounts;
 pub mod fees;
 pub mod processor;
 pub mod report;

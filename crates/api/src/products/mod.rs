@@ -198,7 +198,7 @@ impl Products {
                 remember(&self.funded_limits, [id]);
                 Ok(())
             }
-            Some(r) => Err(ApiError::internal(format!("funding a limit account: {r}"))),
+            Some(r) => Err(refusal("funding a limit account", *r)),
             None => Err(ApiError::internal("no result")),
         }
     }
@@ -256,9 +256,10 @@ impl Products {
         .await?
         {
             ChainOutcome::Committed { .. } => Ok(()),
-            ChainOutcome::Refused { result, .. } => Err(ApiError::internal(format!(
-                "booking a card charge (code {code}): {result}"
-            ))),
+            ChainOutcome::Refused { result, .. } => Err(refusal(
+                &format!("booking a card charge (code {code})"),
+                result,
+            )),
         }
     }
 }
@@ -484,6 +485,19 @@ pub fn owed(engine: &Engine, account: AccountId) -> Amount {
         let b = a.balances;
         Amount(b.debits_posted.0.saturating_sub(b.credits_posted.0))
     })
+}
+
+/// A product's own booking refused by the ledger: an overflow (a shared account full) is the
+/// caller's 422 `overflow`, as for plain transfers; anything else is a bug of ours, a 500.
+fn refusal(what: &str, result: TransferResult) -> ApiError {
+    if result == TransferResult::Overflow {
+        ApiError::refused(
+            "overflow",
+            format!("{what}: the amount would overflow an account's balance"),
+        )
+    } else {
+        ApiError::internal(format!("{what}: {result}"))
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,18 @@ pub fn positive_amount(text: &str, asset: &Asset, param: &str) -> Result<Amount,
             format!("{param} must be greater than zero"),
         ));
     }
+    let max = farthing_products::amounts::product_amount_max(asset.scale);
+    if amount > max {
+        return Err(ApiError::invalid(
+            param,
+            "amount_too_large",
+            format!(
+                "{param} must be at most {} {}",
+                max.to_decimal(asset.scale),
+                asset.code
+            ),
+        ));
+    }
     Ok(amount)
 }
 
