@@ -49,6 +49,18 @@ pub fn router(state: SharedState) -> Router {
     api_routes()
         .router
         .fallback(|| async { error::ApiError::not_found(None, "route") })
+        // A known path with another method: 405 with the error object (axum keeps the `Allow`
+        // header it computes).
+        .method_not_allowed_fallback(|| async {
+            error::ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                ..error::ApiError::invalid(
+                    "method",
+                    "method_not_allowed",
+                    "this path does not take that method (see the Allow header)",
+                )
+            }
+        })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

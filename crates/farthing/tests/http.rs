@@ -1353,3 +1353,26 @@ fn a_stalled_body_times_out_with_the_error_object() {
     let text = answer + &rest;
     assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
 }
+
+/// A known path with a method it does not take is 405 with the error object and `Allow`;
+/// a body over the limit is 413 with the error object.
+#[test]
+fn method_not_allowed_and_too_large_carry_the_error_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--request-body-bytes-max", "1024"]);
+    let w = setup(&server);
+    let (status, body, headers) = server.raw("PUT", "/v1/transfers", Some(&w.a_key), None, &[]);
+    assert_eq!(status, 405, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["code"], "method_not_allowed", "{e}");
+    let allow = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("allow"))
+        .map(|(_, value)| value.clone());
+    assert_eq!(allow.as_deref(), Some("POST"), "{headers:?}");
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(4096));
+    let (status, body, _) = server.raw("POST", "/v1/transfers", Some(&w.a_key), Some(big), &[]);
+    assert_eq!(status, 413, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["code"], "body_too_large", "{e}");
+}
