@@ -141,6 +141,7 @@ pub(crate) fn api_routes() -> RouteTable {
         .post("/v1/customers/{id}/tabs", tabs::create)
         .get("/v1/tabs/{id}", tabs::get)
         .post("/v1/tabs/{id}/payment_method", tabs::set_payment_method)
+        .get("/v1/test_clock", tabs::clock)
         .post("/v1/test_clock/advance", tabs::advance_clock)
         .post("/v1/disputes", disputes::create)
         .get("/v1/ledger/summary", ledger::summary)

@@ -53,7 +53,7 @@ use crate::routes::{
         charges::set_fee_plan, charges::create, charges::get, charges::confirm, charges::refund, charges::tip,
         payouts::set_settings, payouts::balance, payouts::create, payouts::list,
         reports::fees,
-        tabs::create, tabs::get, tabs::set_payment_method, tabs::advance_clock,
+        tabs::create, tabs::get, tabs::set_payment_method, tabs::advance_clock, tabs::clock,
         disputes::create, ledger::summary,
         holds::create, holds::get, holds::capture, holds::release,
         campaigns::create, campaigns::get, campaigns::contribute, campaigns::get_contribution,
@@ -157,6 +157,7 @@ mod tests {
         "payout_settings",
         "readyz",
         "summary",
+        "test_clock",
     ];
 
     /// Every operation of the document: ("GET /v1/charges/{id}", the operation object).

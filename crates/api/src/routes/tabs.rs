@@ -257,6 +257,28 @@ pub struct ClockView {
     pub jobs_run: usize,
 }
 
+#[utoipa::path(get, path = "/v1/test_clock", operation_id = "test_clock.get", tag = "tabs", responses((status = 200, description = "the products' clock now (operator only; needs `farthing serve --test-clock`); jobs_run is 0", body = ClockView), crate::error::ReadErrors))]
+pub async fn clock(
+    State(state): State<SharedState>,
+    principal: Principal,
+) -> Result<Response, ApiError> {
+    principal.require_operator()?;
+    if !state.products.clock.settable {
+        return Err(ApiError::not_found(
+            None,
+            "test clock (start with --test-clock)",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        to_json(&ClockView {
+            object: "test_clock",
+            now: rfc3339(state.products.clock.now()),
+            jobs_run: 0,
+        })?,
+    ))
+}
+
 /// The most one call may move the clock.
 const ADVANCE_SECONDS_MAX: u64 = 10 * 365 * 86_400;
 
