@@ -262,13 +262,7 @@ pub async fn clock(
     State(state): State<SharedState>,
     principal: Principal,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
-    if !state.products.clock.settable {
-        return Err(ApiError::not_found(
-            None,
-            "test clock (start with --test-clock)",
-        ));
-    }
+    require_test_clock(&state, &principal)?;
     Ok(json_response(
         StatusCode::OK,
         to_json(&ClockView {
@@ -277,6 +271,18 @@ pub async fn clock(
             jobs_run: 0,
         })?,
     ))
+}
+
+/// The test clock is the operator's, and exists only with `farthing serve --test-clock`.
+fn require_test_clock(state: &SharedState, principal: &Principal) -> Result<(), ApiError> {
+    principal.require_operator()?;
+    if !state.products.clock.settable {
+        return Err(ApiError::not_found(
+            None,
+            "test clock (start with --test-clock)",
+        ));
+    }
+    Ok(())
 }
 
 /// The most one call may move the clock.
@@ -291,13 +297,7 @@ pub async fn advance_clock(
     principal: Principal,
     ApiJson(request, _): ApiJson<AdvanceClock>,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
-    if !state.products.clock.settable {
-        return Err(ApiError::not_found(
-            None,
-            "test clock (start with --test-clock)",
-        ));
-    }
+    require_test_clock(&state, &principal)?;
     if request.seconds > ADVANCE_SECONDS_MAX {
         return Err(ApiError::invalid(
             "seconds",
