@@ -808,19 +808,39 @@ fn remove_files_before(dir: &Path, sequence: u64, notes_floor: u64, retain_log: 
 
 /// The log segments in `dir`, by first sequence.
 fn log_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let mut segments = Vec::new();
+    push_segments(dir, &mut segments)?;
+    segments.sort();
+    Ok(segments)
+}
+
+/// Every log segment a data directory retains, archived (see [`Config::retain_log`]) or live,
+/// by first sequence: the whole history when the log is retained, for audits and checkers
+/// that replay it from sequence 1.
+pub fn retained_log_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let mut segments = Vec::new();
+    let archive = dir.join(ARCHIVE_DIR);
+    if archive.is_dir() {
+        push_segments(&archive, &mut segments)?;
+    }
+    push_segments(dir, &mut segments)?;
+    segments.sort();
+    Ok(segments)
+}
+
+/// Adds the log segments found in `folder` to `segments`.
+fn push_segments(folder: &Path, segments: &mut Vec<(u64, PathBuf)>) -> Result<(), OpenError> {
     let io = |error| OpenError::Io {
-        path: dir.to_owned(),
+        path: folder.to_owned(),
         error,
     };
-    let mut segments = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io)? {
+    for entry in fs::read_dir(folder).map_err(io)? {
         let entry = entry.map_err(io)?;
         if let Some(first) = parse_segment_name(&entry.file_name().to_string_lossy()) {
             segments.push((first, entry.path()));
         }
     }
-    segments.sort();
-    Ok(segments)
+    Ok(())
 }
 
 fn log_loop(

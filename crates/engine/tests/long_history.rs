@@ -4,12 +4,12 @@
 //! again and again on one directory; after every restart its state must equal a clean replay of
 //! the whole retained log (archive and live segments) up to the sequence it was read at.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use farthing_engine::engine::ARCHIVE_DIR;
+use farthing_engine::engine::retained_log_segments;
 use farthing_engine::snapshot::parse_snapshot_name;
-use farthing_engine::wal::{parse_segment_name, scan_segment, SegmentEnd};
+use farthing_engine::wal::{scan_segment, SegmentEnd};
 use farthing_engine::{codec, Clock, Config, Engine, ManualClock};
 use farthing_ledger::{
     rules, Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, LedgerDump,
@@ -103,29 +103,12 @@ fn batch(rng: &mut StdRng, next_id: &mut u128) -> Operation {
     Operation::CreateTransfers(transfers)
 }
 
-/// Every segment the directory retains, archived or live, by first sequence.
-fn all_segments(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut segments = Vec::new();
-    for folder in [dir.join(ARCHIVE_DIR), dir.to_path_buf()] {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if let Some(first) = parse_segment_name(&entry.file_name().to_string_lossy()) {
-                segments.push((first, entry.path()));
-            }
-        }
-    }
-    segments.sort();
-    segments
-}
-
 /// A clean replay of the retained log, records 1 to `up_to` (`u64::MAX`: all), through the
 /// pure rules.
 fn replay(dir: &Path, up_to: u64) -> LedgerDump {
     let mut ledger = MemoryLedger::new(3);
     let mut next = 1;
-    for (first, path) in all_segments(dir) {
+    for (first, path) in retained_log_segments(dir).unwrap() {
         assert_eq!(first, next, "{} leaves a gap", path.display());
         let scan = scan_segment(&path, first, |header, payload, _| {
             next = header.sequence + 1;
@@ -216,7 +199,7 @@ fn hundreds_of_segments_and_restarts_replay_to_the_same_state() {
 
     let dump = replay(dir.path(), u64::MAX);
     dump.check_invariants().unwrap();
-    let segments = all_segments(dir.path());
+    let segments = retained_log_segments(dir.path()).unwrap();
     assert!(segments.len() >= 150, "only {} segments", segments.len());
     assert!(
         dump.transfers.len() > 1 << 15,

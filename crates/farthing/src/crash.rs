@@ -18,8 +18,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use farthing_engine::wal::{parse_segment_name, scan_segment, RecordHeader};
-use farthing_engine::{codec, engine::ARCHIVE_DIR, Config, Engine};
+use farthing_engine::engine::retained_log_segments;
+use farthing_engine::wal::{scan_segment, RecordHeader};
+use farthing_engine::{codec, Config, Engine};
 use farthing_ledger::{
     rules, Account, AccountFlags, AccountId, Amount, Asset, AssetCode, AssetId, DumpDifference,
     LedgerDump, MemoryLedger, Operation, Transfer, TransferFlags, TransferId,
@@ -356,7 +357,7 @@ impl Checker {
         after_read(&engine);
         drop(engine);
         recovered.check_invariants()?;
-        let segments = log_segments(dir)?;
+        let segments = retained_log_segments(dir)?;
         let acked: HashMap<u64, &Ack> = acks.iter().map(|a| (a.sequence, a)).collect();
         let mut compared = false;
         let mut next = 1u64;
@@ -498,31 +499,14 @@ impl Checker {
             )));
         }
         self.reference.publish();
-        // Equal dumps are the common case: compare the transfers (nearly all of the state)
-        // straight from the reference, and build its whole dump only to name a difference.
-        let reference = &self.reference;
-        let equal = recovered.last_timestamp == reference.visible_timestamp()
-            && recovered.assets.len() == reference.assets().len()
-            && reference
-                .assets()
-                .iter()
-                .all(|a| recovered.assets.contains(a))
-            && recovered.transfers.len() == reference.transfer_count()
-            && recovered
-                .transfers
-                .iter()
-                .copied()
-                .eq(reference.visible_transfers())
-            && recovered.accounts.len() == reference.account_count()
-            && recovered.failed_transfers == reference.failed_transfers()
-            && recovered.failed_accounts == reference.failed_accounts()
-            && recovered.accounts == LedgerDump::sorted_accounts(reference);
-        if equal {
+        let expected = LedgerDump::of(&self.reference);
+        if *recovered == expected {
             return Ok(());
         }
-        let expected = LedgerDump::of(reference);
         let Some(difference) = recovered.first_difference(&expected) else {
-            return Ok(());
+            return Err(Finding(format!(
+                "recovered state differs from the reference replay at sequence {state_sequence}"
+            )));
         };
         let mut message = format!(
             "recovered state differs from the reference replay of the log at sequence {state_sequence}: first difference (recovered vs replayed) {difference}"
@@ -601,24 +585,6 @@ impl Checker {
 /// Checks `dir` once, from scratch (see [`Checker`]).
 pub fn check(dir: &Path, seed: u64, acks: &[Ack]) -> anyhow::Result<CheckReport> {
     Checker::new(seed).check(dir, acks)
-}
-
-/// Every log segment, archived or live, by first sequence.
-fn log_segments(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
-    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
-    for folder in [dir.join(ARCHIVE_DIR), dir.to_path_buf()] {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry?;
-            if let Some(first) = parse_segment_name(&entry.file_name().to_string_lossy()) {
-                segments.push((first, entry.path()));
-            }
-        }
-    }
-    segments.sort();
-    Ok(segments)
 }
 
 /// How to run [`run_kills`].

@@ -39,7 +39,8 @@ impl LedgerDump {
     pub fn of(ledger: &MemoryLedger) -> LedgerDump {
         let mut assets = ledger.assets().to_vec();
         assets.sort_by_key(|asset| asset.id);
-        let accounts = LedgerDump::sorted_accounts(ledger);
+        let mut accounts: Vec<_> = ledger.visible_accounts().collect();
+        accounts.sort_by_key(|account| account.id);
         LedgerDump {
             last_timestamp: ledger.visible_timestamp(),
             assets,
@@ -48,13 +49,6 @@ impl LedgerDump {
             failed_accounts: ledger.failed_accounts(),
             failed_transfers: ledger.failed_transfers(),
         }
-    }
-
-    /// The published accounts of a memory ledger, by id (as in a dump).
-    pub fn sorted_accounts(ledger: &MemoryLedger) -> Vec<StoredAccount> {
-        let mut accounts: Vec<_> = ledger.visible_accounts().collect();
-        accounts.sort_by_key(|account| account.id);
-        accounts
     }
 
     /// SHA-256 over a fixed little-endian encoding of every field, in canonical order.
