@@ -799,7 +799,7 @@ fn each_request_gets_an_access_log_line_without_secrets_or_colour() {
         l.contains(r#"request_id="trace-access-log""#)
     });
     for part in [
-        "farthing_api::access",
+        "farthing_http::access",
         "method=GET",
         "path=/v1/assets ",
         &format!("status={status}"),
@@ -1005,8 +1005,8 @@ fn post_binary(
 
 #[test]
 fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
-    use farthing_api::ids::{decode_id, encode_id, IdKind};
-    use farthing_api::wire::{self, Record};
+    use farthing_http::wire::{self, Record};
+    use farthing_products::ids::{decode_id, encode_id, IdKind};
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);

@@ -22,8 +22,11 @@
 //! Money is always integer minor units ([`farthing_ledger::Amount`]); no floating point is
 //! used anywhere.
 
+pub mod accounts;
 pub mod amounts;
 pub mod fees;
+pub mod ids;
+pub mod money;
 pub mod processor;
 pub mod report;
 pub mod schedule;

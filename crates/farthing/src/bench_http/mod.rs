@@ -97,7 +97,7 @@ pub enum Scenario {
     /// `--batch-size` transfers per `POST /v1/transfers/batch`, as JSON.
     Batch,
     /// `--batch-size` transfers per `POST /v1/transfers/batch` in the compact binary encoding
-    /// (`farthing_api::wire`), the project's own high-volume client.
+    /// (`farthing_http::wire`), the project's own high-volume client.
     Binary,
     /// One wallet charge per `POST /v1/charges` with a 2.5% fee plan and a 70/30 revenue
     /// share, by a merchant key under the customers' allowances (needs an operator key).
@@ -123,7 +123,7 @@ impl Scenario {
     fn content_type(self) -> &'static str {
         match self {
             Scenario::Single | Scenario::Batch | Scenario::Charges => "application/json",
-            Scenario::Binary => farthing_api::wire::CONTENT_TYPE,
+            Scenario::Binary => farthing_http::wire::CONTENT_TYPE,
         }
     }
 }
@@ -749,10 +749,10 @@ fn build_bodies(scenario: Scenario, fixture: &Fixture, batch_size: usize, seed: 
         .collect()
 }
 
-/// Binary batch bodies (`farthing_api::wire`): the same random transfers, 64 bytes each.
+/// Binary batch bodies (`farthing_http::wire`): the same random transfers, 64 bytes each.
 fn build_binary_bodies(fixture: &Fixture, batch_size: usize, rng: &mut StdRng) -> Vec<Bytes> {
-    use farthing_api::ids::{decode_id, IdKind};
-    use farthing_api::wire::{encode_request, Record};
+    use farthing_http::wire::{encode_request, Record};
+    use farthing_products::ids::{decode_id, IdKind};
     let accounts: Vec<u128> = fixture
         .accounts
         .iter()
@@ -859,7 +859,7 @@ impl Load {
             failed,
             excerpt,
         };
-        let response = farthing_api::wire::decode_response(body)
+        let response = farthing_http::wire::decode_response(body)
             .map_err(|e| rejected(0, self.transfers_per_request, e.to_string()))?;
         let results = response.results.len() as u64;
         let failed: Vec<u8> = response
@@ -871,7 +871,7 @@ impl Load {
         if results != self.transfers_per_request || !failed.is_empty() {
             let first = failed
                 .first()
-                .map_or("", |c| farthing_api::wire::result_name(*c));
+                .map_or("", |c| farthing_http::wire::result_name(*c));
             return Err(rejected(results, failed.len() as u64, first.to_string()));
         }
         Ok(results)

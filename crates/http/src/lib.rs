@@ -1,0 +1,575 @@
+//! `farthing serve`: the HTTP API over the embedded engine.
+//!
+//! [`serve`] opens the [`farthing_engine::Engine`] and the metadata [`store::Store`] in the
+//! data directory, bootstraps an operator key, and serves the v1 routes ([`routes`]) with
+//! API-key auth and tenant isolation ([`app::Principal`]), exact decimal amounts ([`money`]),
+//! prefixed ids ([`ids`]), Stripe-style errors ([`error::ApiError`]) and idempotency.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod strict;
+pub mod unread_body;
+pub mod wire;
+
+use foldhash::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::handler::Handler;
+use axum::http::HeaderValue;
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{self, MethodRouter};
+use axum::serve::ListenerExt;
+use axum::Router;
+use farthing_engine::{Config as EngineConfig, Engine};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::ServeConfig;
+use farthing_service::state::AppState;
+use farthing_service::state::SharedState;
+use farthing_store::{Changes, Scope, Store};
+
+/// Every route of the API: the route table ([`api_routes`]) behind the request limits and the
+/// metrics middleware.
+pub fn router(state: SharedState) -> Router {
+    let body_limit = state.limits.request_body_bytes_max;
+    let timeout = Duration::from_millis(state.limits.request_timeout_ms);
+    api_routes()
+        .router
+        .fallback(|| async { error::ApiError::not_found(None, "route") })
+        // A known path with another method: 405 with the error object (axum keeps the `Allow`
+        // header it computes).
+        .method_not_allowed_fallback(|| async {
+            error::ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                ..error::ApiError::invalid(
+                    "method",
+                    "method_not_allowed",
+                    "this path does not take that method (see the Allow header)",
+                )
+            }
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+/// The route table: each (method, path) once, with its handler. The OpenAPI test reads the same
+/// table, so the document is compared with what the server serves rather than with a copy.
+pub(crate) fn api_routes() -> RouteTable {
+    use routes::{
+        accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
+        merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
+    };
+    RouteTable::default()
+        .get("/healthz", health::healthz)
+        .get("/readyz", health::readyz)
+        .get("/metrics", health::metrics)
+        .get("/v1/openapi.json", openapi::document)
+        .post("/v1/merchants", merchants::create)
+        .get("/v1/merchants/{id}", merchants::get)
+        .post("/v1/api_keys", keys::create)
+        .get("/v1/api_keys", keys::list)
+        .delete("/v1/api_keys/{id}", keys::revoke)
+        .post("/v1/assets", assets::create)
+        .get("/v1/assets", assets::list)
+        .post("/v1/accounts", accounts::create)
+        .get("/v1/accounts", accounts::list)
+        .get("/v1/accounts/{id}", accounts::get)
+        .get("/v1/accounts/{id}/transfers", transfers::history)
+        .post("/v1/transfers", transfers::create)
+        .post("/v1/transfers/batch", transfers::batch)
+        .get("/v1/transfers/{id}", transfers::get)
+        .post("/v1/transfers/{id}/post", transfers::post_hold)
+        .post("/v1/transfers/{id}/void", transfers::void_hold)
+        .post("/v1/customers", customers::create)
+        .get("/v1/customers/{id}", customers::get)
+        .post(
+            "/v1/customers/{id}/payment_methods",
+            customers::add_payment_method,
+        )
+        .get("/v1/customers/{id}/wallets/{asset}", customers::wallet)
+        .post("/v1/customers/{id}/topups", customers::topup)
+        .post("/v1/customers/{id}/auto_topup", customers::set_auto_topup)
+        .post("/v1/customers/{id}/allowances", customers::create_allowance)
+        .get("/v1/customers/{id}/allowances", customers::list_allowances)
+        .post("/v1/allowances/{id}/revoke", customers::revoke_allowance)
+        .post("/v1/merchants/{id}/fee_plan", charges::set_fee_plan)
+        .post("/v1/merchants/{id}/payout_settings", payouts::set_settings)
+        .get("/v1/merchants/{id}/balance", payouts::balance)
+        .post("/v1/merchants/{id}/payouts", payouts::create)
+        .get("/v1/merchants/{id}/payouts", payouts::list)
+        .post("/v1/charges", charges::create)
+        .get("/v1/charges/{id}", charges::get)
+        .post("/v1/charges/{id}/confirm", charges::confirm)
+        .post("/v1/charges/{id}/refunds", charges::refund)
+        .post("/v1/tips", charges::tip)
+        .post("/v1/holds", holds::create)
+        .post("/v1/plans", subscriptions::create_plan)
+        .post("/v1/subscriptions", subscriptions::subscribe)
+        .get("/v1/subscriptions/{id}", subscriptions::get)
+        .post("/v1/subscriptions/{id}/pause", subscriptions::pause)
+        .post("/v1/subscriptions/{id}/resume", subscriptions::resume)
+        .post("/v1/subscriptions/{id}/cancel", subscriptions::cancel)
+        .post("/v1/campaigns", campaigns::create)
+        .get("/v1/campaigns/{id}", campaigns::get)
+        .post("/v1/campaigns/{id}/contributions", campaigns::contribute)
+        .get(
+            "/v1/campaigns/{id}/contributions/{contribution}",
+            campaigns::get_contribution,
+        )
+        .get("/v1/holds/{id}", holds::get)
+        .post("/v1/holds/{id}/capture", holds::capture)
+        .post("/v1/holds/{id}/release", holds::release)
+        .get("/v1/reports/fees", reports::fees)
+        .post("/v1/customers/{id}/tabs", tabs::create)
+        .get("/v1/tabs/{id}", tabs::get)
+        .post("/v1/tabs/{id}/payment_method", tabs::set_payment_method)
+        .get("/v1/test_clock", tabs::clock)
+        .post("/v1/test_clock/advance", tabs::advance_clock)
+        .post("/v1/disputes", disputes::create)
+        .get("/v1/ledger/summary", ledger::summary)
+        .post("/v1/webhook_endpoints", webhooks::create)
+        .get("/v1/webhook_endpoints", webhooks::list)
+        .get("/v1/webhook_endpoints/{id}", webhooks::get)
+        .post("/v1/webhook_endpoints/{id}", webhooks::change)
+        .delete("/v1/webhook_endpoints/{id}", webhooks::delete)
+        .post(
+            "/v1/webhook_endpoints/{id}/rotate_secret",
+            webhooks::rotate_secret,
+        )
+        .get("/v1/webhook_endpoints/{id}/attempts", webhooks::attempts)
+        .get(
+            "/v1/webhook_endpoints/{id}/deliveries/{event}",
+            webhooks::delivery,
+        )
+        .post("/v1/webhook_endpoints/{id}/redeliver", webhooks::redeliver)
+        .get("/v1/events/{id}", webhooks::event)
+}
+
+/// One route the server serves: its method and its path (`{name}` for a parameter, as in the
+/// OpenAPI document).
+pub(crate) type Route = (Method, &'static str);
+
+/// A router under construction that also records the (method, path) of every route added to it
+/// (axum's [`Router`] cannot list its routes). Routes sharing a path are merged by axum into one
+/// method router, as `get(a).post(b)` would be.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    router: Router<SharedState>,
+    served: Vec<Route>,
+}
+
+impl RouteTable {
+    fn get<H: Handler<T, SharedState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::GET, path, routing::get(handler))
+    }
+
+    fn post<H: Handler<T, SharedState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::POST, path, routing::post(handler))
+    }
+
+    fn delete<H: Handler<T, SharedState>, T: 'static>(
+        self,
+        path: &'static str,
+        handler: H,
+    ) -> Self {
+        self.add(Method::DELETE, path, routing::delete(handler))
+    }
+
+    fn add(mut self, method: Method, path: &'static str, route: MethodRouter<SharedState>) -> Self {
+        self.served.push((method, path));
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// Every (method, path) in the table, in the order added.
+    #[cfg(test)]
+    pub(crate) fn served(&self) -> &[Route] {
+        &self.served
+    }
+}
+
+/// The request counter and latency histogram of one (route, method, status), registered once:
+/// building metric keys from label strings on every request cost more than the rest of the
+/// middleware.
+type RouteMetrics = (metrics::Counter, metrics::Histogram);
+
+#[allow(clippy::type_complexity)]
+static ROUTE_METRICS: std::sync::LazyLock<
+    parking_lot::RwLock<HashMap<String, HashMap<(axum::http::Method, u16), RouteMetrics>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> RouteMetrics {
+    if let Some(m) = ROUTE_METRICS
+        .read()
+        .get(route)
+        .and_then(|by| by.get(&(method.clone(), status)))
+    {
+        return m.clone();
+    }
+    let m = (
+        metrics::counter!("farthing_http_requests_total", "route" => route.to_string(), "method" => method.as_str().to_string(), "status" => status.to_string()),
+        metrics::histogram!("farthing_http_request_duration_seconds", "route" => route.to_string(), "method" => method.as_str().to_string()),
+    );
+    ROUTE_METRICS
+        .write()
+        .entry(route.to_string())
+        .or_default()
+        .insert((method.clone(), status), m.clone());
+    m
+}
+
+/// The access log's target: `RUST_LOG=farthing_http::access=off` silences it alone.
+const ACCESS_LOG_TARGET: &str = "farthing_http::access";
+
+/// The longest path an access log line repeats, in bytes; longer ones end in `…`.
+const ACCESS_LOG_PATH_BYTES_MAX: usize = 256;
+
+/// Request ids, per-route metrics and one access log line (at info) for every request.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("request-id")
+        .filter(|v| v.len() <= 200 && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    // The path only, copied only when the line is wanted: the query string may carry what
+    // does not belong in a log, and headers (Authorization) never do.
+    let path = tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO)
+        .then(|| logged_path(request.uri().path()));
+    let (request, mark_unread_body) = unread_body::watch(request);
+    let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && http_body::Body::size_hint(response.body()).exact() == Some(0)
+    {
+        // The timeout layer answers with an empty body; every error carries the error object.
+        response = axum::response::IntoResponse::into_response(error::ApiError {
+            status: axum::http::StatusCode::REQUEST_TIMEOUT,
+            ..error::ApiError::invalid(
+                "body",
+                "request_timeout",
+                "the request was not received and answered within the request timeout",
+            )
+        });
+    }
+    mark_unread_body(&mut response);
+    let status = response.status().as_u16();
+    let (requests, latency) = route_metrics(
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        &method,
+        status,
+    );
+    let elapsed = started.elapsed();
+    requests.increment(1);
+    latency.record(elapsed.as_secs_f64());
+    if let Some(path) = path {
+        tracing::info!(
+            target: ACCESS_LOG_TARGET,
+            method = %method,
+            path = %path,
+            status,
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            // The client's own text (checked to be visible ASCII) or ours; quoted, so that a
+            // client cannot write fields of its own into the line.
+            request_id = request_id.to_str().unwrap_or_default(),
+            "request"
+        );
+    }
+    response.headers_mut().insert("request-id", request_id);
+    response
+}
+
+/// `path`, cut to [`ACCESS_LOG_PATH_BYTES_MAX`] at a character boundary.
+fn logged_path(path: &str) -> String {
+    if path.len() <= ACCESS_LOG_PATH_BYTES_MAX {
+        return path.to_owned();
+    }
+    let mut end = ACCESS_LOG_PATH_BYTES_MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
+/// `req_` and 32 random hex digits, built without the formatting machinery (every request
+/// without its own id gets one).
+fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = *b"req_00000000000000000000000000000000";
+    let random = rand::random::<u128>();
+    for (i, digit) in text[4..].iter_mut().enumerate() {
+        *digit = HEX[((random >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    // From 10 µs: the engine's stages (queue wait, apply, log wait) are often shorter than
+    // 100 µs.
+    let latency_buckets = [
+        0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+        0.05, 0.1, 0.25, 1.0, 5.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &latency_buckets)?
+        .set_buckets_for_metric(
+            Matcher::Full("farthing_engine_commit_events".into()),
+            &[1.0, 8.0, 64.0, 512.0, 4096.0, 8190.0, 32760.0],
+        )?;
+    Ok(builder.install_recorder()?)
+}
+
+/// Runs the server until SIGTERM or SIGINT, then finishes in-flight requests, flushes the
+/// engine and returns.
+///
+/// A start checks what can fail before it writes anything a user cannot repeat: the TLS files,
+/// the listen address, then the data directory. Only then is the one-time operator key minted
+/// and printed, so a failed start (a taken port, a missing certificate) never consumes it.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(load_tls(cert, key).await?),
+        None => None,
+    };
+    let socket = bind(&config.listen).await?;
+    // Before the engine opens: its threads take their metric handles when they start.
+    let metrics = install_metrics()?;
+    let engine = Arc::new(Engine::open(EngineConfig::new(&config.data_dir))?);
+    let store =
+        Arc::new(Store::open(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("metadata store in {}: {e}", config.data_dir.display())
+        })?);
+    let journal = farthing_store::journal::Journal::start(
+        &engine,
+        Arc::clone(&store),
+        farthing_store::records::JOURNAL_TABLES,
+    )?;
+    println!(
+        "recovered: {} log batches replayed, {} journal notes re-applied",
+        engine.recovery().replayed_batches,
+        journal.replayed()
+    );
+    let mut products =
+        farthing_service::submit::Products::new(Arc::clone(&store), journal, config.test_clock)?;
+    products.webhook_addresses = config.webhook_addresses;
+    let state = Arc::new(AppState::new(
+        engine,
+        store,
+        config.admin_key.as_deref(),
+        config.limits(),
+        metrics,
+        products,
+    )?);
+    // Connections queue from here on; recovery is done, so none waits on it.
+    let listener = socket
+        .listen(LISTEN_BACKLOG)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    mint_operator_key(&state).await?;
+    tokio::spawn(farthing_service::scheduler::drive(Arc::downgrade(&state)));
+    tokio::spawn(farthing_service::delivery::run(
+        Arc::downgrade(&state),
+        config.webhook_addresses,
+    ));
+    tokio::spawn(prune_idempotency_records(
+        Arc::clone(&state.store),
+        config.idempotency_retention_hours,
+    ));
+    let app = router(Arc::clone(&state));
+    match tls {
+        None => {
+            announce("http", listener.local_addr()?)?;
+            // No Nagle delay: a response must leave as soon as it is written, whatever is in
+            // flight (small writes behind an unacknowledged one would wait for a delayed ACK).
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+                }
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        Some(tls) => {
+            // Non-blocking, as axum-server needs it.
+            let listener = listener.into_std()?;
+            announce("https", listener.local_addr()?)?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stopper.graceful_shutdown(Some(Duration::from_millis(SHUTDOWN_GRACE_MS)));
+            });
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
+    }
+    tracing::info!("stopped accepting; flushing the ledger");
+    // The router (and its clones of the state) are gone; dropping the last reference stops
+    // the engine after every queued batch is durable.
+    match Arc::try_unwrap(state) {
+        Ok(state) => drop(state),
+        Err(_) => {
+            tracing::warn!("state still shared at shutdown; the engine stops when it is dropped")
+        }
+    }
+    println!("farthing stopped");
+    Ok(())
+}
+
+/// Reads the certificate chain and key, so that a missing or bad file fails the start before
+/// anything is written.
+async fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    // One process-wide crypto provider; a second install attempt is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "TLS certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
+}
+
+/// Pending connections the kernel queues before the server accepts them (tokio's default).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Takes the listen address without accepting connections yet: a taken port or a bad address
+/// fails the start here, before the data directory is opened, and no client connects to a
+/// server still recovering. [`tokio::net::TcpSocket::listen`] starts accepting.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpSocket> {
+    let cannot = |error: std::io::Error| anyhow::anyhow!("cannot listen on {listen}: {error}");
+    let mut last_error = None;
+    for address in tokio::net::lookup_host(listen).await.map_err(cannot)? {
+        match bind_address(address) {
+            Ok(socket) => return Ok(socket),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(cannot(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the name resolves to no address",
+        )
+    })))
+}
+
+fn bind_address(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's and tokio's own `bind` do: a restart may take the port while connections of
+    // the previous process linger in TIME_WAIT. A port another socket listens on stays refused.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket)
+}
+
+/// Without an operator key (stored, or given by FARTHING_ADMIN_KEY), creates one and prints it
+/// once. Called only when the start can no longer fail on its inputs.
+async fn mint_operator_key(state: &AppState) -> anyhow::Result<()> {
+    if state.has_operator_key() {
+        return Ok(());
+    }
+    let (record, secret) = farthing_service::keys::issue_key(Scope::Operator, None);
+    state
+        .commit(Changes {
+            api_key: Some(record.clone()),
+            ..Changes::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the operator key: {}", e.message))?;
+    state.remember_key(record);
+    println!("operator API key (shown once, store it now): {secret}");
+    Ok(())
+}
+
+/// How often stored idempotency responses past their retention are deleted, and how many one
+/// write transaction deletes.
+const IDEMPOTENCY_PRUNE_INTERVAL_S: u64 = 600;
+const IDEMPOTENCY_PRUNE_BATCH: usize = 10_000;
+
+/// Deletes stored Idempotency-Key responses older than the retention, forever (the task ends
+/// with the runtime). It holds only the store, so shutdown can still drop the engine.
+async fn prune_idempotency_records(store: Arc<Store>, retention_hours: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(IDEMPOTENCY_PRUNE_INTERVAL_S));
+    loop {
+        tick.tick().await;
+        let retention_ns = retention_hours.saturating_mul(3_600_000_000_000);
+        let cutoff = farthing_store::util::now_ns().saturating_sub(retention_ns);
+        loop {
+            let store = Arc::clone(&store);
+            let pruned = tokio::task::spawn_blocking(move || {
+                store.prune_idempotency(cutoff, IDEMPOTENCY_PRUNE_BATCH)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(n)) if n == IDEMPOTENCY_PRUNE_BATCH => continue,
+                Ok(Ok(n)) => {
+                    if n > 0 {
+                        tracing::info!(pruned = n, "expired idempotency records deleted");
+                    }
+                    break;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "pruning idempotency records failed; retrying later");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "pruning task failed; retrying later");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How long in-flight requests may take to finish after SIGTERM over TLS.
+const SHUTDOWN_GRACE_MS: u64 = 30_000;
+
+/// Prints the address line that scripts and tests wait for.
+fn announce(scheme: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
+    println!("farthing listening on {scheme}://{address}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

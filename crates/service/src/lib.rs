@@ -1,0 +1,37 @@
+//! farthing's service layer: the operations behind the HTTP routes and the scheduler's jobs,
+//! one module per product. A route handler parses the request, checks who is calling, calls a
+//! service function and renders its answer; a scheduled job calls the same functions.
+//!
+//! - [`state`]: the shared [`state::AppState`] (engine, store, products, key and owner caches),
+//!   [`state::Principal`] (who is calling, and the one visibility rule), idempotency.
+//! - [`submit`]: the one place that submits product chains to the ledger ([`submit::Products`]).
+//! - [`scheduler`]: the products' clock and the durable jobs (tab settlements, renewals,
+//!   payouts, expiries, campaign ends).
+//! - [`delivery`]: the webhook delivery worker.
+//! - One module per product: [`assets`], [`keys`], [`customers`], [`charges`], [`tabs`],
+//!   [`payouts`], [`holds`], [`campaigns`], [`subscriptions`].
+//!
+//! **Architecture Invariant:** nothing here imports axum, hyper or any HTTP type, nor the
+//! `farthing-http` crate (Cargo makes that impossible: it is not a dependency). Imports point
+//! down only: http → service → {products, store, engine} → ledger. Errors are
+//! [`ServiceError`]s, whose [`ErrorKind`] the HTTP layer maps to a status. The views a service
+//! operation puts in webhook events (`PayoutView`, …) live here with it, and the routes render
+//! the same types.
+
+pub mod assets;
+pub mod cache;
+pub mod campaigns;
+pub mod charges;
+pub mod customers;
+pub mod delivery;
+pub mod error;
+pub mod holds;
+pub mod keys;
+pub mod payouts;
+pub mod scheduler;
+pub mod state;
+pub mod submit;
+pub mod subscriptions;
+pub mod tabs;
+
+pub use error::{ErrorKind, ServiceError};

@@ -1,0 +1,360 @@
+//! Payouts: a merchant's earnings leave for its bank account through the payout rail — on
+//! demand (`pay_out`), when they reach the merchant's threshold ([`maybe_threshold_payout`])
+//! or on the merchant's schedule (the scheduler's payout job). The money leaves the earnings
+//! account (one chain, with the optional reserve held back) before the rail is asked; a failed
+//! payout returns it with a second chain and says why. What a payout held back returns to the
+//! earnings `reserve_days` later (`release_reserve`, a scheduled job, one chain).
+
+use farthing_ledger::{Amount, AssetId};
+use farthing_products::fees::{mul_div, RoundingRule};
+use farthing_products::processor::{PayoutOutcome, PayoutRequest};
+use serde::Serialize;
+
+use crate::assets::asset_by_id;
+use crate::charges::merchant_settings;
+use crate::error::ServiceError;
+use crate::state::SharedState;
+use crate::submit::{
+    available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role,
+};
+use farthing_products::accounts::{
+    chain_id, CODE_PAYOUT, CODE_PAYOUT_RETURN, CODE_RESERVE_HOLD, CODE_RESERVE_RELEASE,
+};
+use farthing_products::ids::{encode_id, IdKind};
+use farthing_products::money::format_amount;
+use farthing_store::outbox::{event_write, EventKind};
+use farthing_store::records::{JobKind, PayoutRecord, PAYOUTS, PAYOUTS_BY_MERCHANT};
+use farthing_store::util::random_id;
+use farthing_store::util::rfc3339;
+use farthing_store::RecordWrite;
+
+/// The reserve is rounded down (named: the merchant is paid the rounding unit, not held).
+const RESERVE_ROUNDING: RoundingRule = RoundingRule::Down;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PayoutView {
+    pub id: String,
+    pub object: &'static str,
+    pub merchant: String,
+    pub amount: String,
+    pub asset: String,
+    /// `paid` or `failed` (the funds are back in the merchant's balance).
+    pub status: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    /// `manual`, `threshold` or a schedule.
+    pub trigger: String,
+    pub created: String,
+}
+
+pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, ServiceError> {
+    let asset = asset_by_id(state, p.asset)?;
+    Ok(PayoutView {
+        id: encode_id(IdKind::Payout, p.id),
+        object: "payout",
+        merchant: encode_id(IdKind::Merchant, p.merchant),
+        amount: format_amount(Amount(p.amount), asset.scale),
+        asset: asset.code.to_string(),
+        status: p.status.clone(),
+        failure_code: p.failure_code.clone(),
+        failure_message: p.failure_message.clone(),
+        trigger: p.trigger.clone(),
+        created: rfc3339(p.created_ns),
+    })
+}
+
+/// Pays out `amount` (or all available less the reserve). Holds the merchant's lock.
+pub async fn pay_out(
+    state: &SharedState,
+    merchant: u128,
+    requested: Option<Amount>,
+    trigger: &str,
+    keyed: Option<(u128, [u8; 32])>,
+) -> Result<PayoutRecord, ServiceError> {
+    let _guard = state.products.lock(merchant).await;
+    // With a key, the payout's id derives from it: a retry finds the payout it already made.
+    if let Some((id, request_hash)) = keyed {
+        if let Some(existing) = state.store.record::<PayoutRecord>(PAYOUTS, id)? {
+            if existing.request_hash != Some(request_hash) || existing.merchant != merchant {
+                return Err(ServiceError::idempotency(
+                    "this Idempotency-Key was already used with different parameters",
+                ));
+            }
+            return Ok(existing);
+        }
+    }
+    let settings = merchant_settings(state, merchant)?;
+    let (Some(asset_id), Some(bank_account)) =
+        (settings.payout_asset, settings.bank_account.clone())
+    else {
+        return Err(ServiceError::invalid(
+            "bank_account",
+            "payout_settings_missing",
+            "set the merchant's payout settings first",
+        ));
+    };
+    let asset = asset_by_id(state, asset_id)?;
+    let earnings = LedgerAccount::Earnings { merchant };
+    let reserve = LedgerAccount::Reserve { merchant };
+    let balance = available(&state.engine, earnings.id(asset.id));
+    if trigger == "threshold" && balance.0 < settings.payout_threshold {
+        // Another payout took the earnings while this one waited for the lock.
+        return Err(ServiceError::refused(
+            "below_threshold",
+            "earnings are below the threshold",
+        ));
+    }
+    let reserve_part = |amount: u128| {
+        mul_div(
+            amount,
+            u128::from(settings.reserve_bps),
+            10_000,
+            RESERVE_ROUNDING,
+        )
+        .map_err(|e| ServiceError::internal(format!("reserve: {e}")))
+    };
+    let (amount, held) = match requested {
+        Some(amount) => (amount.0, reserve_part(amount.0)?),
+        None => {
+            let held = reserve_part(balance.0)?;
+            (balance.0 - held, held)
+        }
+    };
+    if amount == 0
+        || amount
+            .checked_add(held)
+            .is_none_or(|total| total > balance.0)
+    {
+        return Err(ServiceError::refused(
+            "insufficient_balance",
+            format!(
+                "the merchant has {} available",
+                format_amount(balance, asset.scale)
+            ),
+        )
+        .with_param("amount"));
+    }
+    let mut record = PayoutRecord {
+        id: keyed.map_or_else(random_id, |(id, _)| id),
+        request_hash: keyed.map(|(_, hash)| hash),
+        merchant,
+        asset: asset.id.0,
+        amount,
+        bank_account: bank_account.clone(),
+        status: "pending".into(),
+        rail_payout_id: None,
+        failure_code: None,
+        failure_message: None,
+        trigger: trigger.to_string(),
+        created_ns: state.products.clock.now(),
+    };
+    let writes = |r: &PayoutRecord| -> Result<Vec<RecordWrite>, ServiceError> {
+        Ok(vec![
+            RecordWrite::put(PAYOUTS, r.id, r)?,
+            RecordWrite::Index {
+                index: PAYOUTS_BY_MERCHANT,
+                parent: merchant,
+                id: r.id,
+            },
+        ])
+    };
+    // The release is scheduled with the record, before the chain: it releases only what the
+    // chain held (it checks the ledger), so a crash anywhere after leaves no reserve behind.
+    let mut first = writes(&record)?;
+    if held > 0 {
+        let due = u64::from(settings.reserve_days)
+            .saturating_mul(86_400_000_000_000)
+            .saturating_add(record.created_ns);
+        first.push(crate::scheduler::job_write(
+            JobKind::ReserveRelease { payout: record.id },
+            due,
+        )?);
+    }
+    state.products.records.write(first).await?;
+    let out = [
+        Leg {
+            debit: earnings,
+            credit: LedgerAccount::PayoutClearing,
+            amount: Amount(amount),
+            code: CODE_PAYOUT,
+            role: Role::Payment,
+        },
+        Leg {
+            debit: earnings,
+            credit: reserve,
+            amount: Amount(held),
+            code: CODE_RESERVE_HOLD,
+            role: Role::Payment,
+        },
+    ];
+    state
+        .products
+        .ensure_accounts(
+            &state.engine,
+            &[earnings, reserve, LedgerAccount::PayoutClearing],
+            asset.id,
+        )
+        .await?;
+    match run_chain(
+        &state.engine,
+        chain_id(record.id, "payout", 0),
+        &out,
+        asset.id,
+        record.id,
+    )
+    .await?
+    {
+        ChainOutcome::Committed { .. } => {}
+        ChainOutcome::Refused { result, .. } => {
+            return Err(ServiceError::refused(
+                "insufficient_balance",
+                format!("the merchant's balance cannot cover this payout ({result})"),
+            )
+            .with_param("amount"))
+        }
+    }
+    let outcome = state.products.rail.send(&PayoutRequest {
+        idempotency_key: format!("payout_{:032x}", record.id),
+        bank_account,
+        amount: Amount(amount),
+        asset_scale: asset.scale,
+        description: "farthing payout".into(),
+    });
+    match outcome {
+        PayoutOutcome::Sent { payout_id } => {
+            record.status = "paid".into();
+            record.rail_payout_id = Some(payout_id);
+        }
+        PayoutOutcome::Failed { reason, message } => {
+            // The rail refused: the money (and the reserve held with it) goes back.
+            let back = [
+                Leg {
+                    debit: LedgerAccount::PayoutClearing,
+                    credit: earnings,
+                    amount: Amount(amount),
+                    code: CODE_PAYOUT_RETURN,
+                    role: Role::Other,
+                },
+                Leg {
+                    debit: reserve,
+                    credit: earnings,
+                    amount: Amount(held),
+                    code: CODE_PAYOUT_RETURN,
+                    role: Role::Other,
+                },
+            ];
+            record.status = "failed".into();
+            record.failure_code = Some(reason.code().to_string());
+            record.failure_message = Some(message);
+            let event = event_write(
+                &state.store,
+                EventKind::PayoutFailed,
+                Some(merchant),
+                state.products.clock.now(),
+                || payout_view(state, &record),
+            )?;
+            if let ChainOutcome::Refused { result, .. } = run_chain_recorded(
+                &state.engine,
+                &state.products.journal,
+                event.as_slice(),
+                chain_id(record.id, "payout_return", 0),
+                &back,
+                asset.id,
+                record.id,
+            )
+            .await?
+            {
+                return Err(ServiceError::internal(format!(
+                    "returning a failed payout: {result}"
+                )));
+            }
+        }
+    }
+    let mut last = writes(&record)?;
+    if record.status == "paid" {
+        // The money left with the payout's chain; the rail's word is what this records.
+        last.extend(event_write(
+            &state.store,
+            EventKind::PayoutPaid,
+            Some(merchant),
+            state.products.clock.now(),
+            || payout_view(state, &record),
+        )?);
+    }
+    state.products.records.write(last).await?;
+    Ok(record)
+}
+
+/// Returns what payout `payout` held back as a reserve to the merchant's earnings: once (the
+/// chain's id derives from the payout), and only if the payout's hold leg is in the ledger
+/// and its return (a failed payout) is not. Holds the merchant's lock.
+pub async fn release_reserve(state: &SharedState, payout: u128) -> Result<(), ServiceError> {
+    let Some(record) = state.store.record::<PayoutRecord>(PAYOUTS, payout)? else {
+        return Ok(());
+    };
+    let _guard = state.products.lock(record.merchant).await;
+    // Leg 1 of the payout's chain holds the reserve; leg 1 of its return gives it back.
+    let held = state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(
+            chain_id(payout, "payout", 0).wrapping_add(1),
+        ))
+        .map(|t| t.amount);
+    let returned = state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(
+            chain_id(payout, "payout_return", 0).wrapping_add(1),
+        ))
+        .is_some();
+    let Some(held) = held.filter(|_| !returned) else {
+        return Ok(());
+    };
+    let release = [Leg {
+        debit: LedgerAccount::Reserve {
+            merchant: record.merchant,
+        },
+        credit: LedgerAccount::Earnings {
+            merchant: record.merchant,
+        },
+        amount: held,
+        code: CODE_RESERVE_RELEASE,
+        role: Role::Other,
+    }];
+    match run_chain(
+        &state.engine,
+        chain_id(payout, "reserve_release", 0),
+        &release,
+        AssetId(record.asset),
+        payout,
+    )
+    .await?
+    {
+        ChainOutcome::Committed { .. } => Ok(()),
+        ChainOutcome::Refused { result, .. } => Err(ServiceError::internal(format!(
+            "releasing the reserve of payout {payout:032x}: {result}"
+        ))),
+    }
+}
+
+/// After a charge: pay the merchant out if its earnings reached its threshold.
+pub async fn maybe_threshold_payout(state: SharedState, merchant: u128, asset: AssetId) {
+    let Ok(settings) = merchant_settings(&state, merchant) else {
+        return;
+    };
+    if settings.payout_threshold == 0 || settings.payout_asset != Some(asset.0) {
+        return;
+    }
+    let balance = available(
+        &state.engine,
+        LedgerAccount::Earnings { merchant }.id(asset),
+    );
+    if balance.0 < settings.payout_threshold {
+        return;
+    }
+    match pay_out(&state, merchant, None, "threshold", None).await {
+        Err(error) if error.code != "below_threshold" => {
+            tracing::warn!(error = %error.message, "threshold payout failed")
+        }
+        _ => {}
+    }
+}

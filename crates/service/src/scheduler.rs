@@ -1,0 +1,408 @@
+//! Time-based product work: tab period ends and settlement retries. What is due at time `t` is
+//! a pure question (`farthing_products::schedule::DueQueue::due` over the stored jobs); the
+//! driver here runs it. Jobs are stored, so due work survives restarts; every job's effect is
+//! idempotent (a settlement's ledger ids derive from the tab and its settlement number, its
+//! processor key from the attempt), so a job re-run after a crash changes nothing twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use farthing_ledger::{Amount, Timestamp};
+use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
+use farthing_products::schedule::{next_period_start, Backoff, DueQueue, Interval};
+
+use crate::error::ServiceError;
+use crate::state::SharedState;
+use crate::submit::owed;
+use farthing_products::accounts::{chain_id, CODE_TAB_SETTLEMENT};
+use farthing_store::outbox::{event_write, EventKind};
+use farthing_store::records::{
+    JobKind, JobRecord, SettlementRecord, TabPeriod, TabRecord, JOBS, SETTLEMENTS,
+    SETTLEMENTS_BY_TAB, TABS,
+};
+use farthing_store::util::derived_id;
+use farthing_store::util::now_ns;
+use farthing_store::{Changes, RecordWrite};
+
+/// How often the driver looks for due work.
+pub const TICK_MS: u64 = 1000;
+/// Settlement retries: 1 hour, then ×2 up to a day, 8 attempts (about 5 days), then the tab stays
+/// frozen until the customer changes its payment method.
+const RETRY_BASE_S: u32 = 3600;
+const RETRY_FACTOR: u32 = 2;
+const RETRY_MAX_S: u32 = 86_400;
+const RETRY_ATTEMPTS_MAX: u32 = 8;
+
+/// The products' clock: real time, plus an offset that only `--test-clock` lets the operator
+/// move forward (so tests move time instead of sleeping).
+#[derive(Default)]
+pub struct ProductClock {
+    offset_ns: AtomicU64,
+    pub settable: bool,
+}
+
+impl ProductClock {
+    pub fn new(settable: bool) -> ProductClock {
+        ProductClock {
+            offset_ns: AtomicU64::new(0),
+            settable,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        now_ns().saturating_add(self.offset_ns.load(Ordering::SeqCst))
+    }
+
+    /// The offset the clock was moved by, in nanoseconds.
+    pub fn offset_ns(&self) -> u64 {
+        self.offset_ns.load(Ordering::SeqCst)
+    }
+
+    /// Starts from an offset stored by an earlier run.
+    pub fn restore(&self, offset_ns: u64) {
+        self.offset_ns.store(offset_ns, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.offset_ns
+            .fetch_add(seconds.saturating_mul(1_000_000_000), Ordering::SeqCst);
+    }
+}
+
+fn interval(period: TabPeriod) -> Interval {
+    match period {
+        TabPeriod::Day => Interval::Day,
+        TabPeriod::Week => Interval::Week,
+        TabPeriod::Month => Interval::Month,
+    }
+}
+
+fn retry_backoff() -> Backoff {
+    // The parameters are constants that satisfy Backoff's checks.
+    Backoff::new(RETRY_BASE_S, RETRY_FACTOR, RETRY_MAX_S, RETRY_ATTEMPTS_MAX)
+        .unwrap_or_else(|_| unreachable_backoff())
+}
+
+#[cold]
+fn unreachable_backoff() -> Backoff {
+    Backoff::new(3600, 2, 86_400, 8).expect("constant backoff parameters are valid")
+}
+
+/// The id of a tab's job of one kind (one pending job per tab and kind).
+pub fn job_id(kind: JobKind) -> u128 {
+    let (tag, entity) = match kind {
+        JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab),
+        JobKind::TabRetry { tab } => ("tab_retry", tab),
+        JobKind::Payout { merchant } => ("payout", merchant),
+        JobKind::ReserveRelease { payout } => ("reserve_release", payout),
+        JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
+        JobKind::CampaignEnd { campaign } => ("campaign_end", campaign),
+        JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription),
+    };
+    derived_id(entity, tag, "job", 0)
+}
+
+pub fn job_write(kind: JobKind, due_ns: u64) -> Result<RecordWrite, ServiceError> {
+    let id = job_id(kind);
+    Ok(RecordWrite::put(JOBS, id, &JobRecord { id, due_ns, kind })?)
+}
+
+/// The interval of a payout schedule; `None` for manual payouts.
+pub fn payout_interval(schedule: farthing_store::records::PayoutSchedule) -> Option<Interval> {
+    use farthing_store::records::PayoutSchedule;
+    match schedule {
+        PayoutSchedule::Manual => None,
+        PayoutSchedule::Daily => Some(Interval::Day),
+        PayoutSchedule::Weekly => Some(Interval::Week),
+        PayoutSchedule::Monthly => Some(Interval::Month),
+    }
+}
+
+/// The end of the tab's current period, from `now`.
+pub fn period_end(period: TabPeriod, now: u64) -> Result<u64, ServiceError> {
+    next_period_start(Timestamp(now), interval(period))
+        .map(|t| t.0)
+        .map_err(|e| ServiceError::internal(format!("period: {e}")))
+}
+
+/// Settles what the tab owes as ONE card charge. On success the tab is paid (and unfrozen); on
+/// a decline it is frozen and a retry is scheduled with backoff. Holds the tab's lock.
+pub async fn settle_tab(
+    state: &SharedState,
+    tab_id: u128,
+    trigger: &str,
+) -> Result<Option<SettlementRecord>, ServiceError> {
+    let _guard = state.products.lock(tab_id).await;
+    let Some(mut tab) = state.store.record::<TabRecord>(TABS, tab_id)? else {
+        return Ok(None);
+    };
+    let asset = crate::assets::asset_by_id(state, tab.asset)?;
+    let account = tab.account();
+    // A settlement whose chain committed before a crash kept its record from being saved:
+    // count it now, or the next one would reuse its ids.
+    let committed = chain_id(tab.id, "settlement", tab.settled);
+    if state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(committed))
+        .is_some()
+    {
+        tab.settled += 1;
+        tab.frozen = false;
+        tab.frozen_reason = None;
+        tab.failed_attempts = 0;
+        state
+            .commit(Changes {
+                records: vec![RecordWrite::put(TABS, tab.id, &tab)?],
+                ..Changes::default()
+            })
+            .await?;
+    }
+    let amount = owed(&state.engine, account.id(asset.id));
+    if trigger == "threshold" && amount.0 < tab.threshold {
+        // Another settlement took it below the threshold while this one waited for the lock.
+        return Ok(None);
+    }
+    if amount.is_zero() {
+        // Nothing owed (refunds, or a retry after it was paid): nothing to freeze for.
+        if tab.frozen {
+            tab.frozen = false;
+            tab.frozen_reason = None;
+            tab.failed_attempts = 0;
+            state
+                .commit(Changes {
+                    records: vec![
+                        RecordWrite::put(TABS, tab.id, &tab)?,
+                        RecordWrite::Delete {
+                            table: JOBS,
+                            id: job_id(JobKind::TabRetry { tab: tab.id }),
+                        },
+                    ],
+                    ..Changes::default()
+                })
+                .await?;
+        }
+        return Ok(None);
+    }
+    let now = state.products.clock.now();
+    let attempt_key = format!("{:032x}:{}:{}", tab.id, tab.settled, tab.failed_attempts);
+    let id = derived_id(tab.id, &attempt_key, "settlement", 0);
+    let outcome = state.products.processor.charge(&ProcessorCharge {
+        idempotency_key: format!("settlement_{id:032x}"),
+        payment_method: tab.payment_method.clone(),
+        amount,
+        asset_scale: asset.scale,
+        description: "farthing tab settlement".into(),
+    });
+    let mut record = SettlementRecord {
+        id,
+        tab: tab.id,
+        number: tab.settled,
+        amount: amount.0,
+        processor_fee: 0,
+        status: "failed".into(),
+        failure_code: None,
+        trigger: trigger.to_string(),
+        created_ns: now,
+    };
+    let mut writes = Vec::new();
+    match outcome {
+        ProcessorOutcome::Succeeded { fee, .. } => {
+            // One settlement number commits once, whatever the attempts.
+            let first = chain_id(tab.id, "settlement", tab.settled);
+            record.status = "succeeded".into();
+            record.processor_fee = fee.0;
+            let event = event_write(&state.store, EventKind::TabSettled, None, now, || {
+                Ok::<_, ServiceError>(crate::tabs::settlement_event(&tab, &record, &asset))
+            })?;
+            state
+                .products
+                .book_card_charge(
+                    &state.engine,
+                    account,
+                    (amount, fee),
+                    CODE_TAB_SETTLEMENT,
+                    (first, asset.id, id),
+                    event,
+                )
+                .await?;
+            tab.settled += 1;
+            tab.frozen = false;
+            tab.frozen_reason = None;
+            tab.failed_attempts = 0;
+            writes.push(RecordWrite::Delete {
+                table: JOBS,
+                id: job_id(JobKind::TabRetry { tab: tab.id }),
+            });
+        }
+        ProcessorOutcome::Failed { reason, .. } => {
+            record.failure_code = Some(reason.code().to_string());
+            tab.frozen = true;
+            tab.frozen_reason = Some(format!("settlement declined: {}", reason.code()));
+            tab.failed_attempts += 1;
+            if let Some(delay) = retry_backoff().delay(tab.failed_attempts) {
+                let due = now.saturating_add(delay.as_nanos() as u64);
+                writes.push(job_write(JobKind::TabRetry { tab: tab.id }, due)?);
+            }
+            writes.extend(event_write(
+                &state.store,
+                EventKind::TabSettlementFailed,
+                None,
+                now,
+                || Ok::<_, ServiceError>(crate::tabs::settlement_event(&tab, &record, &asset)),
+            )?);
+        }
+    }
+    writes.push(RecordWrite::put(SETTLEMENTS, record.id, &record)?);
+    writes.push(RecordWrite::Index {
+        index: SETTLEMENTS_BY_TAB,
+        parent: tab.id,
+        id: record.id,
+    });
+    writes.push(RecordWrite::put(TABS, tab.id, &tab)?);
+    state
+        .commit(Changes {
+            records: writes,
+            ..Changes::default()
+        })
+        .await?;
+    Ok(Some(record))
+}
+
+/// Runs every job due at the products' clock's now; returns how many ran.
+pub async fn run_due(state: &SharedState) -> Result<usize, ServiceError> {
+    let now = state.products.clock.now();
+    let jobs: Vec<JobRecord> = state.store.all_records(JOBS)?;
+    let mut queue = DueQueue::new();
+    let mut by_id = std::collections::HashMap::new();
+    for job in jobs {
+        queue.schedule(job.id, Timestamp(job.due_ns));
+        by_id.insert(job.id, job);
+    }
+    let due = queue.due(Timestamp(now));
+    for id in &due {
+        let Some(job) = by_id.remove(id) else {
+            continue;
+        };
+        // One failing job must not hold up the others; it stays due and is tried next tick.
+        if let Err(error) = run_job(state, &job, now).await {
+            tracing::warn!(job = ?job.kind, error = %error.message, "scheduled job failed");
+        }
+    }
+    Ok(due.len())
+}
+
+async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), ServiceError> {
+    match job.kind {
+        JobKind::TabPeriodEnd { tab } => {
+            let Some(record) = state.store.record::<TabRecord>(TABS, tab)? else {
+                return delete_job(state, job.id).await;
+            };
+            if !record.frozen {
+                // A failure here is the settlement's own business (it freezes the tab and
+                // schedules retries); the period still ends.
+                if let Err(error) = settle_tab(state, tab, "period_end").await {
+                    tracing::warn!(error = %error.message, "period-end settlement failed");
+                }
+            }
+            // The next period's end; a frozen tab is left to its retries.
+            let next = period_end(record.period, now.max(job.due_ns))?;
+            state
+                .commit(Changes {
+                    records: vec![job_write(job.kind, next)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::Payout { merchant } => {
+            let settings = state.products.cache.settings(&state.store, merchant)?;
+            let Some(interval) = payout_interval(settings.payout_schedule) else {
+                // Back to manual: the schedule is over.
+                return delete_job(state, job.id).await;
+            };
+            match crate::payouts::pay_out(state, merchant, None, "schedule", None).await {
+                Ok(_) => {}
+                // Nothing to pay this time is not a failure of the schedule.
+                Err(e) if e.code == "insufficient_balance" => {}
+                Err(e) => tracing::warn!(error = %e.message, "scheduled payout failed"),
+            }
+            let next = next_period_start(Timestamp(now.max(job.due_ns)), interval)
+                .map_err(|e| ServiceError::internal(format!("period: {e}")))?;
+            state
+                .commit(Changes {
+                    records: vec![job_write(job.kind, next.0)?],
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::SubscriptionRenewal { subscription } => {
+            // The renewal writes the subscription and its next job (or deletes it) itself.
+            crate::subscriptions::renew(state, subscription).await
+        }
+        JobKind::CampaignEnd { campaign } => {
+            let event = crate::campaigns::end(state, campaign).await?;
+            state
+                .commit(Changes {
+                    records: [RecordWrite::Delete {
+                        table: JOBS,
+                        id: job.id,
+                    }]
+                    .into_iter()
+                    .chain(event)
+                    .collect(),
+                    ..Changes::default()
+                })
+                .await
+        }
+        JobKind::HoldExpiry { hold } => {
+            crate::holds::expire(state, hold).await?;
+            delete_job(state, job.id).await
+        }
+        JobKind::ReserveRelease { payout } => {
+            crate::payouts::release_reserve(state, payout).await?;
+            delete_job(state, job.id).await
+        }
+        JobKind::TabRetry { tab } => {
+            // The settlement's own commit deletes this job (paid, or nothing owed) or moves it
+            // to the next attempt; after the last attempt it deletes it and the tab stays
+            // frozen until the customer changes the payment method.
+            let before = state.store.record::<JobRecord>(JOBS, job.id)?;
+            settle_tab(state, tab, "retry").await?;
+            if state.store.record::<JobRecord>(JOBS, job.id)? == before {
+                delete_job(state, job.id).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Deletes a job that is done.
+async fn delete_job(state: &SharedState, id: u128) -> Result<(), ServiceError> {
+    state
+        .commit(Changes {
+            records: vec![RecordWrite::Delete { table: JOBS, id }],
+            ..Changes::default()
+        })
+        .await
+}
+
+/// Runs due work every [`TICK_MS`], forever (the task ends with the runtime).
+pub async fn drive(state: std::sync::Weak<crate::state::AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        if let Err(error) = run_due(&state).await {
+            tracing::warn!(error = %error.message, "scheduled work failed; retrying next tick");
+        }
+    }
+}
+
+/// What a tab owes now.
+pub fn tab_owed(state: &SharedState, tab: &TabRecord) -> Amount {
+    owed(
+        &state.engine,
+        tab.account().id(farthing_ledger::AssetId(tab.asset)),
+    )
+}

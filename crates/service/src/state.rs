@@ -1,0 +1,412 @@
+//! Shared state of the server: the engine, the store, the products, the caches of keys and
+//! account owners; who is calling ([`Principal`], authenticated by [`AppState::authenticate`]);
+//! and idempotency for requests that are not ledger transfers ([`AppState::idempotent`]).
+
+use foldhash::{HashMap, HashMapExt};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use farthing_engine::Engine;
+use farthing_store::util::{id_run_start, json_bytes, now_ns, sha256};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::ServiceError;
+use farthing_store::{ApiKeyRecord, IdempotencyRecord, Scope, Store};
+
+/// A finished answer: its status code and JSON body, as first given (a retry under the same
+/// Idempotency-Key gets exactly this).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Where every API secret starts (`fk_op_…`, `fk_live_…`, ...).
+pub use crate::keys::KEY_PREFIX;
+
+/// Operational limits, each with its unit.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub request_body_bytes_max: usize,
+    pub request_timeout_ms: u64,
+    pub rate_limit_per_second: u32,
+    pub page_limit_max: usize,
+}
+
+/// Everything the routes share.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub store: Arc<Store>,
+    /// Key hash → key, for every non-revoked key; the store is the truth, this is its cache.
+    keys: RwLock<HashMap<[u8; 32], ApiKeyRecord>>,
+    /// Hash of `FARTHING_ADMIN_KEY`, an operator key that lives only in the environment.
+    admin_hash: Option<[u8; 32]>,
+    idempotency_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Account → owner (0 = operator), cached from the store.
+    owners: RwLock<HashMap<u128, u128>>,
+    limiter: DefaultKeyedRateLimiter<u128>,
+    pub asset_lock: tokio::sync::Mutex<()>,
+    /// Assets copied out of the ledger for lock-free lookups by code and id.
+    pub assets: crate::assets::KnownAssets,
+    pub limits: Limits,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub products: crate::submit::Products,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Arc<Store>,
+        admin_key: Option<&str>,
+        limits: Limits,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+        products: crate::submit::Products,
+    ) -> Result<AppState, redb::Error> {
+        let keys = store
+            .api_keys()?
+            .into_iter()
+            .filter(|k| !k.revoked)
+            .map(|k| (k.secret_hash, k))
+            .collect();
+        let rate = NonZeroU32::new(limits.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        Ok(AppState {
+            engine,
+            store,
+            keys: RwLock::new(keys),
+            admin_hash: admin_key.map(|k| sha256(&[k.as_bytes()])),
+            idempotency_locks: Mutex::new(HashMap::new()),
+            owners: RwLock::new(HashMap::new()),
+            limiter: RateLimiter::keyed(Quota::per_second(rate)),
+            asset_lock: tokio::sync::Mutex::new(()),
+            assets: Default::default(),
+            limits,
+            metrics,
+            products,
+        })
+    }
+
+    pub fn has_operator_key(&self) -> bool {
+        self.admin_hash.is_some()
+            || self
+                .keys
+                .read()
+                .values()
+                .any(|k| k.scope == Scope::Operator)
+    }
+
+    pub fn remember_key(&self, key: ApiKeyRecord) {
+        let mut keys = self.keys.write();
+        if key.revoked {
+            keys.retain(|_, k| k.id != key.id);
+        } else {
+            keys.insert(key.secret_hash, key);
+        }
+    }
+
+    pub fn remember_owner(&self, account: u128, owner: Option<u128>) {
+        self.owners.write().insert(account, owner.unwrap_or(0));
+    }
+
+    /// The owner of an account the API knows (0 = operator), or `None` if it has no record.
+    pub fn owner_of(&self, account: u128) -> Result<Option<u128>, ServiceError> {
+        if let Some(owner) = self.owners.read().get(&account) {
+            return Ok(Some(*owner));
+        }
+        let Some(record) = self.store.account(account)? else {
+            return Ok(None);
+        };
+        let owner = record.owner.unwrap_or(0);
+        self.owners.write().insert(account, owner);
+        Ok(Some(owner))
+    }
+
+    /// The owners of many accounts (0 = operator, `None` = no record), taking the cache's lock
+    /// once for all of them rather than once each.
+    pub fn owners_of(&self, accounts: &[u128]) -> Result<Vec<Option<u128>>, ServiceError> {
+        let mut owners = Vec::with_capacity(accounts.len());
+        let mut misses = Vec::new();
+        {
+            let cache = self.owners.read();
+            for (i, account) in accounts.iter().enumerate() {
+                let owner = cache.get(account).copied();
+                if owner.is_none() {
+                    misses.push(i);
+                }
+                owners.push(owner);
+            }
+        }
+        for i in misses {
+            owners[i] = self.owner_of(accounts[i])?;
+        }
+        Ok(owners)
+    }
+
+    /// Runs `run` at most once per (tenant, Idempotency-Key): a retry gets the stored response,
+    /// the same key with a different request gets 409, and a concurrent duplicate waits for the
+    /// first and then gets its response. `run` returns the status, the body, and the changes to
+    /// store in the same transaction as the idempotency record.
+    pub async fn idempotent<F, Fut, S, E>(
+        &self,
+        tenant: u128,
+        key: Option<String>,
+        endpoint: &str,
+        request: &[u8],
+        run: F,
+    ) -> Result<Reply, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(S, String, farthing_store::Changes), E>>,
+        S: Into<u16>,
+        E: From<ServiceError>,
+    {
+        let Some(key) = key else {
+            let (status, body, changes) = run().await?;
+            self.commit(changes).await?;
+            return Ok(Reply {
+                status: status.into(),
+                body,
+            });
+        };
+        let record_key = idempotency_record_key(tenant, &key);
+        let request_hash = sha256(&[endpoint.as_bytes(), request]);
+        let lock = self
+            .idempotency_locks
+            .lock()
+            .entry(record_key.clone())
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
+        let result = async {
+            if self.key_used_by_transfers(tenant, &key) {
+                return Err(key_used_elsewhere().into());
+            }
+            let previous = self
+                .store
+                .idempotency(&record_key)
+                .map_err(ServiceError::from)?;
+            if let Some(previous) = previous {
+                if previous.request_hash != request_hash {
+                    return Err(ServiceError::idempotency(
+                        "this Idempotency-Key was already used with different parameters",
+                    )
+                    .into());
+                }
+                return Ok(Reply {
+                    status: previous.status,
+                    body: previous.body,
+                });
+            }
+            let (status, body, mut changes) = run().await?;
+            let status: u16 = status.into();
+            changes.idempotency = Some((
+                record_key.clone(),
+                IdempotencyRecord {
+                    request_hash,
+                    status,
+                    body: body.clone(),
+                    created_ns: now_ns(),
+                },
+            ));
+            self.commit(changes).await?;
+            Ok(Reply { status, body })
+        }
+        .await;
+        drop(_guard);
+        let mut locks = self.idempotency_locks.lock();
+        if locks
+            .get(&record_key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            locks.remove(&record_key);
+        }
+        result
+    }
+
+    /// Whether a transfer endpoint already used this Idempotency-Key (its first transfer id is
+    /// in the ledger).
+    fn key_used_by_transfers(&self, tenant: u128, key: &str) -> bool {
+        let first = id_run_start(tenant, Some(key));
+        self.engine
+            .lookup_transfer(farthing_ledger::TransferId(first))
+            .is_some()
+    }
+
+    /// Refuses an Idempotency-Key on a transfer endpoint when a non-transfer endpoint (one with
+    /// a stored response) already used it: one namespace of keys per tenant, as in Stripe.
+    pub fn check_key_for_transfers(
+        &self,
+        tenant: u128,
+        key: &Option<String>,
+    ) -> Result<(), ServiceError> {
+        match key {
+            Some(key)
+                if self
+                    .store
+                    .idempotency(&idempotency_record_key(tenant, key))?
+                    .is_some() =>
+            {
+                Err(key_used_elsewhere())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The caller behind an API secret (`fk_…`), rate-limited per key: unknown and revoked
+    /// keys are refused alike.
+    pub fn authenticate(&self, secret: &str) -> Result<Principal, ServiceError> {
+        let hash = sha256(&[secret.as_bytes()]);
+        let principal = if self.admin_hash == Some(hash) {
+            Principal::operator()
+        } else {
+            let keys = self.keys.read();
+            let key = keys
+                .get(&hash)
+                .ok_or_else(|| ServiceError::unauthenticated("unknown or revoked API key"))?;
+            Principal::of_key(key)
+        };
+        if self.limiter.check_key(&principal.key_id).is_err() {
+            return Err(ServiceError::rate_limited());
+        }
+        Ok(principal)
+    }
+
+    /// Writes metadata durably off the async threads (redb fsyncs on commit).
+    pub async fn commit(&self, changes: farthing_store::Changes) -> Result<(), ServiceError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.apply(changes))
+            .await
+            .map_err(|e| ServiceError::internal(format!("store task failed: {e}")))??;
+        Ok(())
+    }
+}
+
+/// The store key of an Idempotency-Key's record: per tenant, the same for every endpoint (the
+/// endpoint is part of the request fingerprint, so reuse elsewhere is a conflict).
+fn idempotency_record_key(tenant: u128, key: &str) -> String {
+    format!("{tenant:032x}:{key}")
+}
+
+fn key_used_elsewhere() -> ServiceError {
+    ServiceError::idempotency("this Idempotency-Key was already used for a different request")
+}
+
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {
+    let out =
+        json_bytes(value).map_err(|e| ServiceError::internal(format!("encoding response: {e}")))?;
+    // serde_json writes only valid UTF-8.
+    String::from_utf8(out).map_err(|e| ServiceError::internal(format!("encoding response: {e}")))
+}
+
+/// Who is calling: an API key (operator, merchant, read-only) or a customer token. Made only
+/// by [`AppState::authenticate`] (and [`Principal::operator`] for the server's own work), so a
+/// principal always names a key the server knows.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    key_id: u128,
+    scope: Scope,
+    merchant: Option<u128>,
+    /// For customer tokens: the customer.
+    customer: Option<u128>,
+}
+
+impl Principal {
+    /// The operator itself (the environment's admin key, and the server's own jobs).
+    pub fn operator() -> Principal {
+        Principal {
+            key_id: 0,
+            scope: Scope::Operator,
+            merchant: None,
+            customer: None,
+        }
+    }
+
+    fn of_key(key: &ApiKeyRecord) -> Principal {
+        Principal {
+            key_id: key.id,
+            scope: key.scope,
+            merchant: key.merchant,
+            customer: key.customer,
+        }
+    }
+
+    pub fn key_id(&self) -> u128 {
+        self.key_id
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The merchant a merchant key, read-only key or customer token belongs to.
+    pub fn merchant(&self) -> Option<u128> {
+        self.merchant
+    }
+
+    /// For customer tokens: the customer.
+    pub fn customer(&self) -> Option<u128> {
+        self.customer
+    }
+
+    pub fn is_customer_token(&self) -> bool {
+        self.scope == Scope::Customer
+    }
+
+    /// The one visibility rule, for every object: whether the caller may see an object owned
+    /// by merchant `owner` (0 = operator-owned) that belongs to `customer` when it belongs to
+    /// one. A customer token sees only its own customer's objects; keys see by owner.
+    pub fn can_see_object(&self, owner: u128, customer: Option<u128>) -> bool {
+        match self.scope {
+            Scope::Customer => customer.is_some() && self.customer == customer,
+            _ => self.can_see(owner),
+        }
+    }
+
+    /// Only the customer's own token may do this (consent is the customer's).
+    pub fn require_customer(&self, customer: u128) -> Result<(), ServiceError> {
+        if self.scope != Scope::Customer || self.customer != Some(customer) {
+            return Err(ServiceError::forbidden(
+                "only the customer's own token can do this",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tenant the caller's objects belong to: its merchant, or 0 for the operator.
+    pub fn tenant(&self) -> u128 {
+        self.merchant.unwrap_or(0)
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.scope == Scope::Operator
+    }
+
+    /// Whether the caller may see objects of `owner` (0 = operator-owned).
+    pub fn can_see(&self, owner: u128) -> bool {
+        match (self.scope, self.merchant) {
+            (Scope::Customer, _) => false,
+            (Scope::Operator, _) | (Scope::ReadOnly, None) => true,
+            (_, Some(merchant)) => owner == merchant,
+            (Scope::Merchant, None) => false,
+        }
+    }
+
+    /// Whether the caller may change objects it can see.
+    pub fn require_write(&self) -> Result<(), ServiceError> {
+        if self.scope == Scope::ReadOnly {
+            return Err(ServiceError::forbidden("this API key is read-only"));
+        }
+        Ok(())
+    }
+
+    pub fn require_operator(&self) -> Result<(), ServiceError> {
+        if !self.is_operator() {
+            return Err(ServiceError::forbidden(
+                "this endpoint needs an operator key",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,670 @@
+//! Product records in the metadata store, and the writer that group-commits them: many
+//! concurrent charges share one redb transaction (one fsync), so records keep up with the
+//! ledger's rate.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use farthing_products::fees::{FeePlan, RoundingRule};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{IndexTable, RecordTable, RecordWrite, Store};
+use crate::error::StoreError;
+
+pub const CUSTOMERS: RecordTable = RecordTable::new("customers");
+/// (creating merchant or 0, customer)
+pub const CUSTOMERS_BY_CREATOR: IndexTable = IndexTable::new("customers_by_creator");
+pub const ALLOWANCES: RecordTable = RecordTable::new("allowances");
+/// (customer, allowance)
+pub const ALLOWANCES_BY_CUSTOMER: IndexTable = IndexTable::new("allowances_by_customer");
+pub const CHARGES: RecordTable = RecordTable::new("charges");
+pub const TOPUPS: RecordTable = RecordTable::new("topups");
+/// (customer, top-up)
+pub const TOPUPS_BY_CUSTOMER: IndexTable = IndexTable::new("topups_by_customer");
+/// Every top-up, for platform reports: (0, top-up)
+pub const TOPUPS_ALL: IndexTable = IndexTable::new("topups_all");
+pub const REFUNDS: RecordTable = RecordTable::new("refunds");
+pub const MERCHANT_SETTINGS: RecordTable = RecordTable::new("merchant_settings");
+pub const PAYOUTS: RecordTable = RecordTable::new("payouts");
+pub const TABS: RecordTable = RecordTable::new("tabs");
+/// (customer, tab)
+pub const TABS_BY_CUSTOMER: IndexTable = IndexTable::new("tabs_by_customer");
+pub const SETTLEMENTS: RecordTable = RecordTable::new("settlements");
+/// (tab, settlement attempt)
+pub const SETTLEMENTS_BY_TAB: IndexTable = IndexTable::new("settlements_by_tab");
+/// Due work (tab period ends, settlement retries, scheduled payouts), by job id.
+pub const JOBS: RecordTable = RecordTable::new("jobs");
+pub const DISPUTES: RecordTable = RecordTable::new("disputes");
+/// Escrow holds (what they are; where they stand is read from the ledger).
+pub const HOLDS: RecordTable = RecordTable::new("holds");
+
+pub const PLANS: RecordTable = RecordTable::new("plans");
+pub const SUBSCRIPTIONS: RecordTable = RecordTable::new("subscriptions");
+
+/// How often a subscription charges.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingInterval {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlanRecord {
+    pub id: u128,
+    pub merchant: u128,
+    pub name: String,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub interval: BillingInterval,
+    pub trial_days: u32,
+    pub created_ns: u64,
+}
+
+/// A subscription to a plan, or a pledge (a customer-chosen amount to a creator).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub merchant: u128,
+    pub plan: Option<u128>,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub interval: BillingInterval,
+    /// Charged to the customer's tab (id, limit) instead of the wallet.
+    pub tab: Option<(u128, u128)>,
+    /// `trialing`, `active`, `past_due`, `paused`, `canceled`.
+    pub status: String,
+    pub cancel_at_period_end: bool,
+    /// Periods are anchored here: period n ends at anchor + (n + 1) intervals.
+    pub anchor_ns: u64,
+    /// The period that starts at `anchor_ns`: period `n` starts `n − anchor_period` intervals
+    /// after it. A resume after periods went by re-anchors at the resume (0 before any resume).
+    #[serde(default)]
+    pub anchor_period: u32,
+    /// The next period to charge (0 is the first paid one).
+    pub next_period: u32,
+    /// When period `next_period` is charged.
+    pub next_charge_ns: u64,
+    /// Failed tries at charging `next_period`.
+    pub failed_attempts: u32,
+    pub last_failure: Option<String>,
+    /// The charges made, in order.
+    pub charges: Vec<u128>,
+    pub created_ns: u64,
+    pub request_hash: Option<[u8; 32]>,
+}
+
+pub const CAMPAIGNS: RecordTable = RecordTable::new("campaigns");
+pub const CONTRIBUTIONS: RecordTable = RecordTable::new("contributions");
+/// (campaign, contribution)
+pub const CONTRIBUTIONS_BY_CAMPAIGN: IndexTable = IndexTable::new("contributions_by_campaign");
+
+/// How a campaign treats its contributions.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignMode {
+    /// Contributions are held, captured only if the goal is met by the deadline, otherwise
+    /// released.
+    AllOrNothing,
+    /// Contributions are paid to the creator at once.
+    KeepWhatYouRaise,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CampaignRecord {
+    pub id: u128,
+    pub merchant: u128,
+    pub name: String,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub goal: u128,
+    pub deadline_ns: u64,
+    pub mode: CampaignMode,
+    pub created_ns: u64,
+    /// Set (durably) when the deadline job starts ending the campaign: from then on no
+    /// contribution is taken, whatever the clock says.
+    #[serde(default)]
+    pub ended: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContributionRecord {
+    pub id: u128,
+    pub campaign: u128,
+    pub customer: u128,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub created_ns: u64,
+    pub request_hash: Option<[u8; 32]>,
+}
+
+/// What happens to what a hold still holds when it expires.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    /// Back to the customer's wallet.
+    Release,
+    /// To the worker, as a final capture.
+    Capture,
+}
+
+/// An escrow hold: a customer funds a task for a worker (a merchant). Written once; its state
+/// (held, captured in parts, released, expired) is the ledger's pending transfers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HoldRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub merchant: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub description: Option<String>,
+    pub on_expiry: OnExpiry,
+    pub expires_ns: u64,
+    pub created_ns: u64,
+    pub request_hash: Option<[u8; 32]>,
+}
+
+/// A chargeback: the processor took back a top-up or a tab settlement, and the charges it had
+/// funded were reversed to the processor, debiting the merchants concerned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DisputeRecord {
+    pub id: u128,
+    /// The top-up or settlement disputed.
+    pub topup: Option<u128>,
+    pub settlement: Option<u128>,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub reason: String,
+    /// Taken back from the customer's wallet (what was still unspent).
+    #[serde(with = "minor")]
+    pub from_wallet: u128,
+    /// (merchant, amount debited) for each merchant concerned.
+    pub merchants: Vec<(u128, String)>,
+    /// (charge, amount reversed)
+    pub charges: Vec<(u128, String)>,
+    pub created_ns: u64,
+    /// Which attempt at booking it: its chain is `chain_id(dispute, "dispute", attempt)`.
+    #[serde(default)]
+    pub attempt: u64,
+    /// Legs in its chain (zero-amount ones included: they keep their ids).
+    #[serde(default)]
+    pub legs: u64,
+    /// Its chain is in the ledger and the charges it reversed say so. A record that is not
+    /// booked is a plan written before its chain: see `routes/disputes.rs`.
+    #[serde(default = "booked_default")]
+    pub booked: bool,
+}
+
+/// Records written before plans were recorded are all booked.
+fn booked_default() -> bool {
+    true
+}
+/// (merchant, payout)
+pub const PAYOUTS_BY_MERCHANT: IndexTable = IndexTable::new("payouts_by_merchant");
+
+/// Every table a journal note may name (see [`crate::journal`]).
+pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
+    records: &[
+        CUSTOMERS,
+        ALLOWANCES,
+        CHARGES,
+        TOPUPS,
+        REFUNDS,
+        MERCHANT_SETTINGS,
+        PAYOUTS,
+        TABS,
+        SETTLEMENTS,
+        JOBS,
+        DISPUTES,
+        HOLDS,
+        CAMPAIGNS,
+        CONTRIBUTIONS,
+        PLANS,
+        SUBSCRIPTIONS,
+    ],
+    indexes: &[
+        CUSTOMERS_BY_CREATOR,
+        ALLOWANCES_BY_CUSTOMER,
+        TOPUPS_BY_CUSTOMER,
+        TOPUPS_ALL,
+        TABS_BY_CUSTOMER,
+        SETTLEMENTS_BY_TAB,
+        PAYOUTS_BY_MERCHANT,
+        CONTRIBUTIONS_BY_CAMPAIGN,
+    ],
+};
+
+/// Most writes one transaction takes.
+const WRITES_PER_COMMIT_MAX: usize = 8192;
+/// Requests that may wait for the writer before callers block.
+const QUEUE_MAX: usize = 16_384;
+
+type Job = (
+    Vec<RecordWrite>,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// A thread that writes records in groups: everything queued while one transaction commits
+/// goes into the next.
+pub struct RecordWriter {
+    tx: Sender<Job>,
+}
+
+impl RecordWriter {
+    pub fn start(store: Arc<Store>) -> RecordWriter {
+        let (tx, rx) = bounded::<Job>(QUEUE_MAX);
+        std::thread::Builder::new()
+            .name("farthing-records".into())
+            .spawn(move || write_loop(store, rx))
+            .expect("spawning the record writer");
+        RecordWriter { tx }
+    }
+
+    /// Writes `writes` durably (with whatever else is queued); returns once committed.
+    pub async fn write(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((writes, reply))
+            .map_err(|_| StoreError::Stopped("record writer"))?;
+        done.await
+            .map_err(|_| StoreError::Stopped("record writer"))?
+            .map_err(StoreError::Write)
+    }
+}
+
+fn write_loop(store: Arc<Store>, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut count = jobs[0].0.len();
+        while count < WRITES_PER_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.0.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<RecordWrite> = jobs.iter().flat_map(|(w, _)| w.iter().cloned()).collect();
+        let result = store.write_records(&writes).map_err(|e| e.to_string());
+        for (_, reply) in jobs {
+            let _ = reply.send(result.clone());
+        }
+    }
+}
+
+/// Amounts are stored as exact integers in minor units (as strings: JSON numbers lose
+/// precision past 2^53).
+pub mod minor {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentMethodRecord {
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MonthlyCap {
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AutoTopupRecord {
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub threshold: u128,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub payment_method: String,
+    pub enabled: bool,
+    /// Why it was disabled (a declined top-up), if it was.
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CustomerRecord {
+    pub id: u128,
+    pub name: String,
+    /// The merchant that created the customer, or 0 for the operator.
+    pub creator: u128,
+    pub created_ns: u64,
+    pub monthly_cap: Option<MonthlyCap>,
+    pub payment_methods: Vec<PaymentMethodRecord>,
+    pub auto_topup: Option<AutoTopupRecord>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowancePeriod {
+    Day,
+    Month,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AllowanceRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub merchant: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub max_per_charge: u128,
+    #[serde(with = "minor")]
+    pub max_per_period: u128,
+    pub period: AllowancePeriod,
+    pub created_ns: u64,
+    pub revoked_ns: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeKind {
+    Charge,
+    Tip,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayeePart {
+    pub merchant: u128,
+    pub bps: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+}
+
+/// A charge (or tip) and its receipt: what was bought, the split as booked.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChargeRecord {
+    pub id: u128,
+    pub kind: ChargeKind,
+    pub merchant: u128,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub platform_fee: u128,
+    /// The charging merchant's net when there are no revenue shares.
+    #[serde(with = "minor")]
+    pub merchant_net: u128,
+    pub payees: Vec<PayeePart>,
+    #[serde(with = "minor")]
+    pub rounding: u128,
+    pub description: String,
+    pub resource_id: Option<String>,
+    pub message: Option<String>,
+    /// The allowance that consented, if one did (otherwise the customer confirmed).
+    pub allowance: Option<u128>,
+    /// Waiting for the customer's confirmation (no money has moved).
+    pub requires_confirmation: bool,
+    pub created_ns: u64,
+    /// Refund ids, in order.
+    pub refunds: Vec<u128>,
+    /// Fingerprint of the creating request, to tell a retry from a reused Idempotency-Key
+    /// (`None` without a key: such a request cannot be retried).
+    #[serde(default)]
+    pub request_hash: Option<[u8; 32]>,
+    /// The tab (id, limit) it was charged to; `None` for the wallet.
+    #[serde(default)]
+    pub tab: Option<(u128, u128)>,
+    /// How much of it chargebacks took back (see `routes/disputes.rs`).
+    #[serde(default, with = "minor")]
+    pub disputed: u128,
+    /// Which attempt at booking it (its chain's ids derive from this): a confirmation after a
+    /// refusal (say the wallet was short, then topped up) is a new attempt, since the ledger
+    /// answers a retried id with its first answer.
+    #[serde(default)]
+    pub attempt: u64,
+}
+
+impl ChargeRecord {
+    /// The account the customer paid from (and refunds go back to).
+    pub fn source(&self) -> farthing_products::accounts::LedgerAccount {
+        match self.tab {
+            Some((tab, limit)) => farthing_products::accounts::LedgerAccount::Tab { tab, limit },
+            None => farthing_products::accounts::LedgerAccount::Wallet {
+                customer: self.customer,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TabPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+/// A customer's post-pay tab (carrier billing): charges accrue up to `limit` and are settled as
+/// one card charge at `threshold` or at the end of each period.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TabRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub limit: u128,
+    #[serde(with = "minor")]
+    pub threshold: u128,
+    pub period: TabPeriod,
+    pub payment_method: String,
+    /// Charges are refused while a settlement has failed and not yet been paid.
+    pub frozen: bool,
+    pub frozen_reason: Option<String>,
+    /// Failed attempts of the current settlement.
+    pub failed_attempts: u32,
+    /// Settlements paid so far; the next one's ledger ids derive from this.
+    pub settled: u64,
+    pub created_ns: u64,
+}
+
+impl TabRecord {
+    pub fn account(&self) -> farthing_products::accounts::LedgerAccount {
+        farthing_products::accounts::LedgerAccount::Tab {
+            tab: self.id,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettlementRecord {
+    pub id: u128,
+    pub tab: u128,
+    /// Which settlement of the tab (0, 1, ...) this attempt was for.
+    pub number: u64,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub processor_fee: u128,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub failure_code: Option<String>,
+    /// `threshold`, `period_end`, `retry` or `payment_method_updated`.
+    pub trigger: String,
+    pub created_ns: u64,
+}
+
+/// Work due at a time; the scheduler runs it, then reschedules or deletes it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: u128,
+    pub due_ns: u64,
+    pub kind: JobKind,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Settle the tab's balance at the end of its period.
+    TabPeriodEnd { tab: u128 },
+    /// Try a failed settlement again.
+    TabRetry { tab: u128 },
+    /// Pay the merchant out on its schedule.
+    Payout { merchant: u128 },
+    /// Give the reserve one payout held back to the merchant's earnings (a rolling reserve).
+    ReserveRelease { payout: u128 },
+    /// Release or capture what an escrow hold still holds at its expiry.
+    HoldExpiry { hold: u128 },
+    /// Capture (goal met) or release (not met) an all-or-nothing campaign's contributions.
+    CampaignEnd { campaign: u128 },
+    /// Charge a subscription's next period (or retry it, or end it).
+    SubscriptionRenewal { subscription: u128 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundRecord {
+    pub id: u128,
+    pub charge: u128,
+    /// Position among the charge's refunds (its ledger chain is derived from it).
+    pub index: u64,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub platform_fee_returned: u128,
+    /// The offset of the first transfer of its chain (legs of zero are left out).
+    pub first_leg: u64,
+    pub created_ns: u64,
+    /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
+    #[serde(default)]
+    pub request_hash: Option<[u8; 32]>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopupRecord {
+    pub id: u128,
+    pub customer: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    #[serde(with = "minor")]
+    pub processor_fee: u128,
+    pub payment_method: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub processor_charge_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub automatic: bool,
+    pub created_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutSchedule {
+    Manual,
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeePlanRecord {
+    pub percent_bps: u32,
+    #[serde(with = "minor")]
+    pub fixed: u128,
+    pub minimum: Option<String>,
+    pub maximum: Option<String>,
+    pub rounding: RoundingRule,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MerchantSettings {
+    pub merchant: u128,
+    /// Per asset id.
+    pub fee_plans: Vec<(u32, FeePlanRecord)>,
+    pub bank_account: Option<String>,
+    pub payout_asset: Option<u32>,
+    #[serde(with = "minor")]
+    pub payout_threshold: u128,
+    pub payout_schedule: PayoutSchedule,
+    pub reserve_bps: u32,
+    /// Days each payout's reserve is held before it returns to the earnings.
+    #[serde(default = "default_reserve_days")]
+    pub reserve_days: u32,
+}
+
+/// A rolling reserve's default hold: 90 days, the usual card chargeback window.
+pub const RESERVE_DAYS_DEFAULT: u32 = 90;
+
+fn default_reserve_days() -> u32 {
+    RESERVE_DAYS_DEFAULT
+}
+
+impl MerchantSettings {
+    pub fn new(merchant: u128) -> MerchantSettings {
+        MerchantSettings {
+            merchant,
+            fee_plans: Vec::new(),
+            bank_account: None,
+            payout_asset: None,
+            payout_threshold: 0,
+            payout_schedule: PayoutSchedule::Manual,
+            reserve_bps: 0,
+            reserve_days: RESERVE_DAYS_DEFAULT,
+        }
+    }
+
+    pub fn fee_plan(&self, asset: u32) -> FeePlan {
+        self.fee_plans
+            .iter()
+            .find(|(a, _)| *a == asset)
+            .map(|(_, p)| FeePlan {
+                percent_bps: p.percent_bps,
+                fixed: farthing_ledger::Amount(p.fixed),
+                minimum: p
+                    .minimum
+                    .as_ref()
+                    .and_then(|m| m.parse().ok())
+                    .map(farthing_ledger::Amount),
+                maximum: p
+                    .maximum
+                    .as_ref()
+                    .and_then(|m| m.parse().ok())
+                    .map(farthing_ledger::Amount),
+                rounding: p.rounding,
+            })
+            .unwrap_or(FeePlan::FREE)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayoutRecord {
+    pub id: u128,
+    pub merchant: u128,
+    pub asset: u32,
+    #[serde(with = "minor")]
+    pub amount: u128,
+    pub bank_account: String,
+    /// `paid` or `failed`.
+    pub status: String,
+    pub rail_payout_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub trigger: String,
+    pub created_ns: u64,
+    /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
+    #[serde(default)]
+    pub request_hash: Option<[u8; 32]>,
+}
