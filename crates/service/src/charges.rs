@@ -12,9 +12,12 @@ use serde::Serialize;
 use crate::assets::asset_by_id;
 use crate::customers::{allowances_of, maybe_auto_topup};
 use crate::error::ServiceError;
+use crate::state::Principal;
 use crate::state::SharedState;
 use crate::submit::{chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role};
 use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_TIP};
+use farthing_products::fees::{Destination, NetDistribution, PayeeAmount, Split};
+use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
@@ -430,4 +433,96 @@ pub fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord)
         .engine
         .lookup_transfer(farthing_ledger::TransferId(first))
         .is_some()
+}
+
+/// The merchant named `text`, or 404 naming `param`.
+pub fn merchant_exists(state: &SharedState, text: &str, param: &str) -> Result<u128, ServiceError> {
+    find_merchant(state, text)?.ok_or_else(|| ServiceError::not_found(Some(param), "merchant"))
+}
+
+/// The merchant named `text`, if it exists; a store error is an error, not a miss.
+pub fn find_merchant(state: &SharedState, text: &str) -> Result<Option<u128>, ServiceError> {
+    let Some(id) = decode_id(IdKind::Merchant, text) else {
+        return Ok(None);
+    };
+    Ok(state
+        .products
+        .cache
+        .merchant_exists(&state.store, id)?
+        .then_some(id))
+}
+
+/// A charge's record, once the journal applied every answered write of it (see
+/// [`farthing_store::journal`]): every read of a charge goes through here.
+pub async fn load_charge(
+    state: &SharedState,
+    id: u128,
+) -> Result<Option<ChargeRecord>, ServiceError> {
+    state.products.journal.settle(id).await?;
+    Ok(state.store.record(CHARGES, id)?)
+}
+
+/// The charge if the caller may see it: its customer, its merchant or a payee, the operator.
+pub async fn visible_charge(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<ChargeRecord, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "charge");
+    let id = decode_id(IdKind::Charge, id).ok_or_else(missing)?;
+    let charge = load_charge(state, id).await?.ok_or_else(missing)?;
+    // Payees see the charges that paid them.
+    let visible = caller.can_see_object(charge.merchant, Some(charge.customer))
+        || (!caller.is_customer_token()
+            && charge.payees.iter().any(|p| caller.can_see(p.merchant)));
+    if !visible {
+        return Err(missing());
+    }
+    Ok(charge)
+}
+
+/// The split as booked, rebuilt from the record.
+/// What refunds (committed ones) and disputes have taken back from a charge so far.
+pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amount, ServiceError> {
+    let mut reversed = charge.disputed;
+    for rid in &charge.refunds {
+        if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *rid)? {
+            if refund_committed(state, charge, &r) {
+                reversed += r.amount;
+            }
+        }
+    }
+    Ok(Amount(reversed))
+}
+
+/// The split of a charge as booked, rebuilt from its record.
+pub fn booked_split(c: &ChargeRecord) -> Result<Split, ServiceError> {
+    let net = if c.payees.is_empty() {
+        NetDistribution::Merchant(Amount(c.merchant_net))
+    } else {
+        NetDistribution::Payees {
+            payees: c
+                .payees
+                .iter()
+                .map(|p| PayeeAmount {
+                    payee: format!("{:032x}", p.merchant),
+                    bps: p.bps,
+                    amount: Amount(p.amount),
+                })
+                .collect(),
+            rounding_remainder: Amount(c.rounding),
+        }
+    };
+    Split::from_parts(Amount(c.amount), Amount(c.platform_fee), net)
+        .map_err(|e| ServiceError::internal(format!("stored split: {e}")))
+}
+
+/// The merchant that received a part of a charge's split: the charging merchant, or a payee
+/// (named by its id in hex, as `priced` made it); `None` for the platform's and rounding parts.
+pub fn part_merchant(c: &ChargeRecord, destination: &Destination) -> Option<u128> {
+    match destination {
+        Destination::Merchant => Some(c.merchant),
+        Destination::Payee(hex) => Some(u128::from_str_radix(hex, 16).unwrap_or(c.merchant)),
+        Destination::Platform | Destination::Rounding => None,
+    }
 }

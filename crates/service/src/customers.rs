@@ -7,9 +7,11 @@ use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::error::ServiceError;
+use crate::state::Principal;
 use crate::state::SharedState;
 use crate::submit::{available, LedgerAccount};
 use farthing_products::accounts::{chain_id, CODE_TOPUP};
+use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
@@ -249,4 +251,33 @@ pub fn allowances_of(
     customer: u128,
 ) -> Result<std::sync::Arc<Vec<AllowanceRecord>>, ServiceError> {
     state.products.cache.allowances(&state.store, customer)
+}
+
+/// The customer `id` if the caller may see it: the operator (or a global read-only key), the
+/// merchant that created it, or the customer itself; otherwise 404.
+pub fn visible_customer(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+    param: &str,
+) -> Result<CustomerRecord, ServiceError> {
+    let missing = || ServiceError::not_found(Some(param), "customer");
+    let id = decode_id(IdKind::Customer, id).ok_or_else(missing)?;
+    let customer: CustomerRecord = state.store.record(CUSTOMERS, id)?.ok_or_else(missing)?;
+    let visible = caller.can_see_object(customer.creator, Some(id));
+    if !visible {
+        return Err(missing());
+    }
+    Ok(customer)
+}
+
+/// The payment method must be one the customer stored; otherwise 404 naming it.
+pub fn require_payment_method(customer: &CustomerRecord, token: &str) -> Result<(), ServiceError> {
+    if !customer.payment_methods.iter().any(|p| p.token == token) {
+        return Err(ServiceError::not_found(
+            Some("payment_method"),
+            "payment method",
+        ));
+    }
+    Ok(())
 }

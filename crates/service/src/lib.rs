@@ -18,20 +18,27 @@
 //! operation puts in webhook events (`PayoutView`, …) live here with it, and the routes render
 //! the same types.
 
+pub mod accounts;
 pub mod assets;
 pub mod cache;
 pub mod campaigns;
 pub mod charges;
 pub mod customers;
 pub mod delivery;
+pub mod disputes;
 pub mod error;
 pub mod holds;
 pub mod keys;
+pub mod ledger;
+pub mod merchants;
 pub mod payouts;
+pub mod reports;
 pub mod scheduler;
 pub mod state;
 pub mod submit;
 pub mod subscriptions;
 pub mod tabs;
+pub mod transfers;
+pub mod webhooks;
 
 pub use error::{ErrorKind, ServiceError};

@@ -15,9 +15,9 @@ use crate::extract::Key;
 use crate::routes::{parse_query, PageQuery};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::{format_amount, format_signed, parse_amount};
+use farthing_service::accounts::visible_account;
 use farthing_service::assets::by_code;
 use farthing_service::state::to_json;
-use farthing_service::state::Principal;
 use farthing_service::state::SharedState;
 use farthing_store::util::derived_id;
 use farthing_store::util::random_id;
@@ -146,46 +146,6 @@ fn check_metadata(metadata: &serde_json::Map<String, serde_json::Value>) -> Resu
         }
     }
     Ok(())
-}
-
-/// A visible account and its record, or 404 naming `param`.
-pub fn visible_account(
-    state: &SharedState,
-    principal: &Principal,
-    id: &str,
-    param: &str,
-) -> Result<(StoredAccount, AccountRecord), ApiError> {
-    let missing = || ApiError::not_found(Some(param), "account");
-    let id = decode_id(IdKind::Account, id).ok_or_else(missing)?;
-    let record = state.store.account(id)?.ok_or_else(missing)?;
-    if !principal.can_see(record.owner.unwrap_or(0)) {
-        return Err(missing());
-    }
-    let account = state
-        .engine
-        .lookup_account(AccountId(id))
-        .ok_or_else(missing)?;
-    Ok((account, record))
-}
-
-/// A visible account for moving money: the owner comes from the in-memory cache, so the
-/// transfer path reads no metadata from disk.
-pub fn account_for_transfer(
-    state: &SharedState,
-    principal: &Principal,
-    id: &str,
-    param: &str,
-) -> Result<StoredAccount, ApiError> {
-    let missing = || ApiError::not_found(Some(param), "account");
-    let id = decode_id(IdKind::Account, id).ok_or_else(missing)?;
-    let owner = state.owner_of(id)?.ok_or_else(missing)?;
-    if !principal.can_see(owner) {
-        return Err(missing());
-    }
-    state
-        .engine
-        .lookup_account(AccountId(id))
-        .ok_or_else(missing)
 }
 
 #[utoipa::path(post, path = "/v1/accounts", operation_id = "accounts.create", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the account", body = AccountView), crate::error::WriteErrors))]

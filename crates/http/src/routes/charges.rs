@@ -14,9 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::{Amount, TransferResult};
-use farthing_products::fees::{
-    reverse, Destination, FeePlan, NetDistribution, PayeeAmount, RoundingRule, Split,
-};
+use farthing_products::fees::{reverse, Destination, FeePlan, RoundingRule};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -25,18 +23,21 @@ use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
-use crate::routes::customers::{positive_amount, require_customer};
+use crate::routes::positive_amount;
 use farthing_products::accounts::{chain_id, CODE_REFUND};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::{format_amount, parse_amount};
 use farthing_service::assets::{asset_by_id, by_code};
+use farthing_service::charges::{
+    booked_split, find_merchant, load_charge, merchant_exists, part_merchant, reversed_so_far,
+    visible_charge,
+};
 use farthing_service::charges::{
     charge_status, charge_view, charge_writes, execute, merchant_settings, priced,
     refund_committed, refund_view, ChargeView, RefundView,
 };
 use farthing_service::customers::allowances_of;
 use farthing_service::state::to_json;
-use farthing_service::state::Principal;
 use farthing_service::state::SharedState;
 use farthing_service::submit::{
     run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
@@ -220,27 +221,6 @@ pub struct CreateTip {
     pub asset: String,
     /// A message to the creator.
     pub message: Option<String>,
-}
-
-/// The merchant named `text`, or 404 naming `param`.
-pub(crate) fn merchant_exists(
-    state: &SharedState,
-    text: &str,
-    param: &str,
-) -> Result<u128, ApiError> {
-    find_merchant(state, text)?.ok_or_else(|| ApiError::not_found(Some(param), "merchant"))
-}
-
-/// The merchant named `text`, if it exists; a store error is an error, not a miss.
-fn find_merchant(state: &SharedState, text: &str) -> Result<Option<u128>, ApiError> {
-    let Some(id) = decode_id(IdKind::Merchant, text) else {
-        return Ok(None);
-    };
-    Ok(state
-        .products
-        .cache
-        .merchant_exists(&state.store, id)?
-        .then_some(id))
 }
 
 fn text_field(value: &str, max: usize, param: &str) -> Result<(), ApiError> {
@@ -462,7 +442,7 @@ pub async fn confirm(
     if caller.customer() != Some(charge.customer) {
         return Err(missing());
     }
-    require_customer(&caller, charge.customer)?;
+    caller.require_customer(charge.customer)?;
     if !charge.requires_confirmation {
         // Already confirmed: answer as before; after a refusal, try again as a new attempt.
         if charge_status(&state, &charge) == "succeeded" {
@@ -529,35 +509,6 @@ pub async fn tip(
     Ok(json_response(StatusCode::CREATED, to_json(&view)?))
 }
 
-/// A charge's record, once the journal applied every answered write of it (see
-/// [`farthing_store::journal`]): every read of a charge goes through here.
-pub async fn load_charge(state: &SharedState, id: u128) -> Result<Option<ChargeRecord>, ApiError> {
-    state.products.journal.settle(id).await?;
-    Ok(state.store.record(CHARGES, id)?)
-}
-
-/// The charge if the caller may see it: its customer, its merchant or a payee, the operator.
-async fn visible_charge(
-    state: &SharedState,
-    caller: &Principal,
-    id: &str,
-) -> Result<ChargeRecord, ApiError> {
-    let missing = || ApiError::not_found(Some("id"), "charge");
-    let id = decode_id(IdKind::Charge, id).ok_or_else(missing)?;
-    let charge = load_charge(state, id).await?.ok_or_else(missing)?;
-    let visible = match caller.scope() {
-        Scope::Customer => caller.customer() == Some(charge.customer),
-        _ => {
-            caller.can_see(charge.merchant)
-                || charge.payees.iter().any(|p| caller.can_see(p.merchant))
-        }
-    };
-    if !visible {
-        return Err(missing());
-    }
-    Ok(charge)
-}
-
 #[utoipa::path(get, path = "/v1/charges/{id}", operation_id = "charges.get", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the charge and its receipt", body = ChargeView), crate::error::ReadErrors))]
 pub async fn get(
     State(state): State<SharedState>,
@@ -574,52 +525,6 @@ pub struct CreateRefund {
     /// How much to refund (default: all that is left).
     #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.001")]
     pub amount: Option<String>,
-}
-
-/// The split as booked, rebuilt from the record.
-/// What refunds (committed ones) and disputes have taken back from a charge so far.
-pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amount, ApiError> {
-    let mut reversed = charge.disputed;
-    for rid in &charge.refunds {
-        if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *rid)? {
-            if refund_committed(state, charge, &r) {
-                reversed += r.amount;
-            }
-        }
-    }
-    Ok(Amount(reversed))
-}
-
-/// The split of a charge as booked, rebuilt from its record.
-pub fn booked_split(c: &ChargeRecord) -> Result<Split, ApiError> {
-    let net = if c.payees.is_empty() {
-        NetDistribution::Merchant(Amount(c.merchant_net))
-    } else {
-        NetDistribution::Payees {
-            payees: c
-                .payees
-                .iter()
-                .map(|p| PayeeAmount {
-                    payee: format!("{:032x}", p.merchant),
-                    bps: p.bps,
-                    amount: Amount(p.amount),
-                })
-                .collect(),
-            rounding_remainder: Amount(c.rounding),
-        }
-    };
-    Split::from_parts(Amount(c.amount), Amount(c.platform_fee), net)
-        .map_err(|e| ApiError::internal(format!("stored split: {e}")))
-}
-
-/// The merchant that received a part of a charge's split: the charging merchant, or a payee
-/// (named by its id in hex, as `priced` made it); `None` for the platform's and rounding parts.
-pub fn part_merchant(c: &ChargeRecord, destination: &Destination) -> Option<u128> {
-    match destination {
-        Destination::Merchant => Some(c.merchant),
-        Destination::Payee(hex) => Some(u128::from_str_radix(hex, 16).unwrap_or(c.merchant)),
-        Destination::Platform | Destination::Rounding => None,
-    }
 }
 
 fn refund_legs(c: &ChargeRecord, reversal: &farthing_products::fees::Reversal) -> Vec<Leg> {

@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use farthing_ledger::{Amount, Asset};
+use farthing_ledger::Amount;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -16,12 +16,13 @@ use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
+use crate::routes::positive_amount;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
-use farthing_products::money::{format_amount, parse_amount};
+use farthing_products::money::format_amount;
 use farthing_service::assets::{asset_by_id, by_code};
 use farthing_service::customers::{allowances_of, run_topup, topup_view, topup_writes, TopupView};
+use farthing_service::customers::{require_payment_method, visible_customer};
 use farthing_service::state::to_json;
-use farthing_service::state::Principal;
 use farthing_service::state::SharedState;
 use farthing_service::submit::{available, LedgerAccount};
 use farthing_store::records::{
@@ -48,32 +49,6 @@ pub struct Money {
     pub amount: String,
     #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
     pub asset: String,
-}
-
-/// Parses a positive amount of `asset` named by `param`.
-pub fn positive_amount(text: &str, asset: &Asset, param: &str) -> Result<Amount, ApiError> {
-    let amount = parse_amount(text, asset.scale)
-        .map_err(|e| ApiError::invalid(param, "invalid_amount", format!("{param} {e}")))?;
-    if amount.is_zero() {
-        return Err(ApiError::invalid(
-            param,
-            "zero_amount",
-            format!("{param} must be greater than zero"),
-        ));
-    }
-    let max = farthing_products::amounts::product_amount_max(asset.scale);
-    if amount > max {
-        return Err(ApiError::invalid(
-            param,
-            "amount_too_large",
-            format!(
-                "{param} must be at most {} {}",
-                max.to_decimal(asset.scale),
-                asset.code
-            ),
-        ));
-    }
-    Ok(amount)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -164,48 +139,6 @@ pub fn customer_view(
         auto_topup,
         token,
     })
-}
-
-/// The customer `id` if the caller may see it: the operator (or a global read-only key), the
-/// merchant that created it, or the customer itself; otherwise 404.
-pub fn visible_customer(
-    state: &SharedState,
-    caller: &Principal,
-    id: &str,
-    param: &str,
-) -> Result<CustomerRecord, ApiError> {
-    let missing = || ApiError::not_found(Some(param), "customer");
-    let id = decode_id(IdKind::Customer, id).ok_or_else(missing)?;
-    let customer: CustomerRecord = state.store.record(CUSTOMERS, id)?.ok_or_else(missing)?;
-    let visible = match caller.scope() {
-        Scope::Customer => caller.customer() == Some(id),
-        _ => caller.can_see(customer.creator),
-    };
-    if !visible {
-        return Err(missing());
-    }
-    Ok(customer)
-}
-
-/// The payment method must be one the customer stored; otherwise 404 naming it.
-pub fn require_payment_method(customer: &CustomerRecord, token: &str) -> Result<(), ApiError> {
-    if !customer.payment_methods.iter().any(|p| p.token == token) {
-        return Err(ApiError::not_found(
-            Some("payment_method"),
-            "payment method",
-        ));
-    }
-    Ok(())
-}
-
-/// Only the customer's own token may do this (consent is the customer's).
-pub fn require_customer(caller: &Principal, customer: u128) -> Result<(), ApiError> {
-    if caller.scope() != Scope::Customer || caller.customer() != Some(customer) {
-        return Err(ApiError::forbidden(
-            "only the customer's own token can do this",
-        ));
-    }
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/customers", operation_id = "customers.create", tag = "customers", request_body = CreateCustomer, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the customer, with its token (shown once)", body = CustomerView), crate::error::WriteErrors))]
@@ -405,7 +338,7 @@ pub async fn topup(
     caller.require_write()?;
     let customer = visible_customer(&state, &caller, &id, "id")?;
     // Charging the customer's card is the customer's decision alone.
-    require_customer(&caller, customer.id)?;
+    caller.require_customer(customer.id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
     require_payment_method(&customer, &request.payment_method)?;
@@ -479,7 +412,7 @@ pub async fn set_auto_topup(
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
     let customer = visible_customer(&state, &caller, &id, "id")?;
-    require_customer(&caller, customer.id)?;
+    caller.require_customer(customer.id)?;
     let _guard = state.products.lock(customer.id).await;
     let mut customer = visible_customer(&state, &caller, &id, "id")?;
     let asset = by_code(&state, &request.asset, "asset")?;
@@ -561,7 +494,7 @@ pub async fn create_allowance(
     ApiJson(request, raw): ApiJson<CreateAllowance>,
 ) -> Result<Response, ApiError> {
     let customer = visible_customer(&state, &caller, &id, "id")?;
-    require_customer(&caller, customer.id)?;
+    caller.require_customer(customer.id)?;
     let merchant = decode_id(IdKind::Merchant, &request.merchant)
         .filter(|m| matches!(state.store.merchant(*m), Ok(Some(_))))
         .ok_or_else(|| ApiError::not_found(Some("merchant"), "merchant"))?;
@@ -646,7 +579,7 @@ pub async fn list_allowances(
                 .iter()
                 .any(|a| a.merchant == merchant)
             {
-                return Err(e);
+                return Err(e.into());
             }
             state
                 .store

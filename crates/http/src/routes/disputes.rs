@@ -24,11 +24,11 @@ use crate::error::ApiError;
 use crate::extract::json_response;
 use crate::extract::ApiJson;
 use crate::extract::Key;
-use crate::routes::charges::{booked_split, part_merchant, reversed_so_far};
 use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_CHARGEBACK, CODE_TIP};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_service::assets::asset_by_id;
+use farthing_service::charges::{booked_split, part_merchant, reversed_so_far};
 use farthing_service::state::to_json;
 use farthing_service::state::SharedState;
 use farthing_service::submit::{available, run_chain, ChainOutcome, LedgerAccount, Leg, Role};
@@ -306,7 +306,8 @@ pub async fn create(
             break;
         }
         guards.push(state.products.lock(charge.id).await);
-        let Some(mut charge) = crate::routes::charges::load_charge(&state, charge.id).await? else {
+        let Some(mut charge) = farthing_service::charges::load_charge(&state, charge.id).await?
+        else {
             continue;
         };
         let before = reversed_so_far(&state, &charge)?;
@@ -436,7 +437,7 @@ async fn finish(state: &SharedState, mut record: DisputeRecord) -> Result<Disput
         let taken: u128 = taken
             .parse()
             .map_err(|_| ApiError::internal("a dispute's charge amount"))?;
-        let mut charge = crate::routes::charges::load_charge(state, *charge)
+        let mut charge = farthing_service::charges::load_charge(state, *charge)
             .await?
             .ok_or_else(|| ApiError::internal("a disputed charge is missing"))?;
         charge.disputed = charge.disputed.saturating_add(taken);

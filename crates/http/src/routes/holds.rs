@@ -23,12 +23,12 @@ use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
-use crate::routes::charges::merchant_exists;
-use crate::routes::customers::{positive_amount, require_customer};
+use crate::routes::positive_amount;
 use farthing_products::accounts::CODE_ESCROW;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_service::assets::{asset_by_id, by_code};
+use farthing_service::charges::merchant_exists;
 use farthing_service::charges::priced;
 use farthing_service::holds::{capture_now, hold_id, not_held, void_now, walk};
 use farthing_service::state::to_json;
@@ -286,10 +286,7 @@ fn visible_hold(state: &SharedState, caller: &Principal, id: &str) -> Result<Hol
     let missing = || ApiError::not_found(Some("id"), "hold");
     let id = decode_id(IdKind::Hold, id).ok_or_else(missing)?;
     let hold: HoldRecord = state.store.record(HOLDS, id)?.ok_or_else(missing)?;
-    let visible = match caller.scope() {
-        Scope::Customer => caller.customer() == Some(hold.customer),
-        _ => caller.can_see(hold.merchant),
-    };
+    let visible = caller.can_see_object(hold.merchant, Some(hold.customer));
     visible.then_some(hold).ok_or_else(missing)
 }
 
@@ -313,7 +310,7 @@ pub async fn capture(
 ) -> Result<Response, ApiError> {
     let hold = visible_hold(&state, &caller, &id)?;
     if !caller.is_operator() {
-        require_customer(&caller, hold.customer)?;
+        caller.require_customer(hold.customer)?;
     }
     let asset = asset_by_id(&state, hold.asset)?;
     let amount = request

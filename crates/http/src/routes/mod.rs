@@ -74,3 +74,33 @@ pub fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Resul
         ApiError::invalid(&param, "invalid_query", message)
     })
 }
+
+/// Parses a positive amount of `asset` named by `param`.
+pub fn positive_amount(
+    text: &str,
+    asset: &farthing_ledger::Asset,
+    param: &str,
+) -> Result<farthing_ledger::Amount, ApiError> {
+    let amount = farthing_products::money::parse_amount(text, asset.scale)
+        .map_err(|e| ApiError::invalid(param, "invalid_amount", format!("{param} {e}")))?;
+    if amount.is_zero() {
+        return Err(ApiError::invalid(
+            param,
+            "zero_amount",
+            format!("{param} must be greater than zero"),
+        ));
+    }
+    let max = farthing_products::amounts::product_amount_max(asset.scale);
+    if amount > max {
+        return Err(ApiError::invalid(
+            param,
+            "amount_too_large",
+            format!(
+                "{param} must be at most {} {}",
+                max.to_decimal(asset.scale),
+                asset.code
+            ),
+        ));
+    }
+    Ok(amount)
+}

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::json_response;
 use crate::extract::ApiJson;
 use crate::extract::Key;
-use crate::routes::customers::positive_amount;
+use crate::routes::positive_amount;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_service::assets::{asset_by_id, by_code};

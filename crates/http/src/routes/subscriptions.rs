@@ -26,11 +26,11 @@ use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
-use crate::routes::charges::merchant_exists;
-use crate::routes::customers::positive_amount;
+use crate::routes::positive_amount;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_service::assets::{asset_by_id, by_code};
+use farthing_service::charges::merchant_exists;
 use farthing_service::state::to_json;
 use farthing_service::state::Principal;
 use farthing_service::state::SharedState;
@@ -301,10 +301,7 @@ fn visible(
     let missing = || ApiError::not_found(Some("id"), "subscription");
     let id = decode_id(IdKind::Subscription, id).ok_or_else(missing)?;
     let s: SubscriptionRecord = state.store.record(SUBSCRIPTIONS, id)?.ok_or_else(missing)?;
-    let ok = match caller.scope() {
-        Scope::Customer => caller.customer() == Some(s.customer),
-        _ => caller.can_see(s.merchant),
-    };
+    let ok = caller.can_see_object(s.merchant, Some(s.customer));
     ok.then_some(s).ok_or_else(missing)
 }
 

@@ -14,12 +14,11 @@ use crate::extract::json_response;
 use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::Key;
-use crate::routes::customers::{
-    positive_amount, require_customer, require_payment_method, visible_customer,
-};
+use crate::routes::positive_amount;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_service::assets::{asset_by_id, by_code};
+use farthing_service::customers::{require_payment_method, visible_customer};
 use farthing_service::scheduler::{job_write, period_end, settle_tab, tab_owed};
 use farthing_service::state::to_json;
 use farthing_service::state::Principal;
@@ -31,7 +30,7 @@ use farthing_store::records::{
 };
 use farthing_store::util::random_id;
 use farthing_store::util::rfc3339;
-use farthing_store::{Changes, RecordWrite, Scope};
+use farthing_store::{Changes, RecordWrite};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +102,7 @@ pub async fn create(
     ApiJson(request, _): ApiJson<CreateTab>,
 ) -> Result<Response, ApiError> {
     let customer = visible_customer(&state, &caller, &id, "id")?;
-    require_customer(&caller, customer.id)?;
+    caller.require_customer(customer.id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let limit = positive_amount(&request.limit, &asset, "limit")?;
     let threshold = positive_amount(
@@ -178,10 +177,7 @@ fn visible_tab(state: &SharedState, caller: &Principal, id: &str) -> Result<TabR
         .store
         .record(CUSTOMERS, tab.customer)?
         .ok_or_else(missing)?;
-    let visible = match caller.scope() {
-        Scope::Customer => caller.customer() == Some(tab.customer),
-        _ => caller.can_see(customer.creator),
-    };
+    let visible = caller.can_see_object(customer.creator, Some(tab.customer));
     if !visible {
         return Err(missing());
     }
@@ -212,7 +208,7 @@ pub async fn set_payment_method(
     ApiJson(request, _): ApiJson<SetTabPaymentMethod>,
 ) -> Result<Response, ApiError> {
     let tab = visible_tab(&state, &caller, &id)?;
-    require_customer(&caller, tab.customer)?;
+    caller.require_customer(tab.customer)?;
     let customer = visible_customer(
         &state,
         &caller,

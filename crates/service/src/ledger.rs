@@ -1,0 +1,1 @@
+//! The operator's reconciliation view of the ledger.

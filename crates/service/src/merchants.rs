@@ -1,0 +1,1 @@
+//! Merchants: creating one and reading it.

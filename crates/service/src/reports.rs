@@ -1,0 +1,1 @@
+//! The fee economics report and other reads across products.

@@ -1,0 +1,1 @@
+//! Plain ledger transfers, chains and batches between API accounts.

@@ -1,0 +1,1 @@
+//! Webhook endpoints: registering, updating, rotating secrets, listing deliveries and redelivering.
