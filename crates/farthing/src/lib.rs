@@ -3,8 +3,10 @@
 
 pub mod bench;
 pub mod bench_http;
+pub mod config;
 pub mod crash;
 pub mod progress;
+pub mod serve;
 
 /// An error and its causes on one line, `error: cause: cause`, each message once. Many errors
 /// (redb's, hyper's, some of the standard library's) end their own message with their cause's,

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API on the embedded engine.
-    Serve(Box<farthing_http::config::ServeArgs>),
+    Serve(Box<farthing::config::ServeArgs>),
     /// Benchmark the durable engine in-process (TigerBeetle-like workload), or with --http the
     /// HTTP API under load.
     Bench(farthing::bench::BenchArgs),
@@ -168,13 +168,13 @@ fn init_logging(json: bool, default_level: &str) {
     }
 }
 
-fn serve(args: farthing_http::config::ServeArgs) -> anyhow::Result<()> {
-    let config = farthing_http::config::ServeConfig::resolve(args)?;
+fn serve(args: farthing::config::ServeArgs) -> anyhow::Result<()> {
+    let config = farthing::config::ServeConfig::resolve(args)?;
     init_logging(config.log_json, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(farthing_http::serve(config))
+    runtime.block_on(farthing::serve::serve(config))
 }
 
 /// No transparent huge pages for this process. With them, memory the allocator gives back and

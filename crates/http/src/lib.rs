@@ -5,7 +5,6 @@
 //! API-key auth and tenant isolation ([`app::Principal`]), exact decimal amounts ([`money`]),
 //! prefixed ids ([`ids`]), Stripe-style errors ([`error::ApiError`]) and idempotency.
 
-pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -15,7 +14,6 @@ pub mod unread_body;
 pub mod wire;
 
 use foldhash::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -27,13 +25,8 @@ use axum::response::Response;
 use axum::routing::{self, MethodRouter};
 use axum::serve::ListenerExt;
 use axum::Router;
-use farthing_engine::{Config as EngineConfig, Engine};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::config::ServeConfig;
-use farthing_service::state::AppState;
 use farthing_service::state::SharedState;
-use farthing_store::{Changes, Scope, Store};
 
 /// Every route of the API: the route table ([`api_routes`]) behind the request limits and the
 /// metrics middleware.
@@ -317,77 +310,14 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
 }
 
-fn install_metrics() -> anyhow::Result<PrometheusHandle> {
-    // From 10 µs: the engine's stages (queue wait, apply, log wait) are often shorter than
-    // 100 µs.
-    let latency_buckets = [
-        0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-        0.05, 0.1, 0.25, 1.0, 5.0,
-    ];
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &latency_buckets)?
-        .set_buckets_for_metric(
-            Matcher::Full("farthing_engine_commit_events".into()),
-            &[1.0, 8.0, 64.0, 512.0, 4096.0, 8190.0, 32760.0],
-        )?;
-    Ok(builder.install_recorder()?)
-}
-
-/// Runs the server until SIGTERM or SIGINT, then finishes in-flight requests, flushes the
-/// engine and returns.
-///
-/// A start checks what can fail before it writes anything a user cannot repeat: the TLS files,
-/// the listen address, then the data directory. Only then is the one-time operator key minted
-/// and printed, so a failed start (a taken port, a missing certificate) never consumes it.
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(load_tls(cert, key).await?),
-        None => None,
-    };
-    let socket = bind(&config.listen).await?;
-    // Before the engine opens: its threads take their metric handles when they start.
-    let metrics = install_metrics()?;
-    let engine = Arc::new(Engine::open(EngineConfig::new(&config.data_dir))?);
-    let store =
-        Arc::new(Store::open(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!("metadata store in {}: {e}", config.data_dir.display())
-        })?);
-    let journal = farthing_store::journal::Journal::start(
-        &engine,
-        Arc::clone(&store),
-        farthing_store::records::JOURNAL_TABLES,
-    )?;
-    println!(
-        "recovered: {} log batches replayed, {} journal notes re-applied",
-        engine.recovery().replayed_batches,
-        journal.replayed()
-    );
-    let mut products =
-        farthing_service::submit::Products::new(Arc::clone(&store), journal, config.test_clock)?;
-    products.webhook_addresses = config.webhook_addresses;
-    let state = Arc::new(AppState::new(
-        engine,
-        store,
-        config.admin_key.as_deref(),
-        config.limits(),
-        metrics,
-        products,
-    )?);
-    // Connections queue from here on; recovery is done, so none waits on it.
-    let listener = socket
-        .listen(LISTEN_BACKLOG)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    mint_operator_key(&state).await?;
-    tokio::spawn(farthing_service::scheduler::drive(Arc::downgrade(&state)));
-    tokio::spawn(farthing_service::delivery::run(
-        Arc::downgrade(&state),
-        config.webhook_addresses,
-    ));
-    tokio::spawn(prune_idempotency_records(
-        Arc::clone(&state.store),
-        config.idempotency_retention_hours,
-    ));
-    let app = router(Arc::clone(&state));
+/// Serves the API on `listener` (over TLS when `tls` is given) until SIGTERM or SIGINT, then
+/// lets in-flight requests finish. Prints the address line scripts wait for once it accepts.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    state: SharedState,
+) -> anyhow::Result<()> {
+    let app = router(state);
     match tls {
         None => {
             announce("http", listener.local_addr()?)?;
@@ -418,22 +348,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .await?;
         }
     }
-    tracing::info!("stopped accepting; flushing the ledger");
-    // The router (and its clones of the state) are gone; dropping the last reference stops
-    // the engine after every queued batch is durable.
-    match Arc::try_unwrap(state) {
-        Ok(state) => drop(state),
-        Err(_) => {
-            tracing::warn!("state still shared at shutdown; the engine stops when it is dropped")
-        }
-    }
-    println!("farthing stopped");
     Ok(())
 }
 
 /// Reads the certificate chain and key, so that a missing or bad file fails the start before
 /// anything is written.
-async fn load_tls(
+pub async fn load_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
@@ -451,12 +371,12 @@ async fn load_tls(
 }
 
 /// Pending connections the kernel queues before the server accepts them (tokio's default).
-const LISTEN_BACKLOG: u32 = 1024;
+pub const LISTEN_BACKLOG: u32 = 1024;
 
 /// Takes the listen address without accepting connections yet: a taken port or a bad address
 /// fails the start here, before the data directory is opened, and no client connects to a
 /// server still recovering. [`tokio::net::TcpSocket::listen`] starts accepting.
-async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpSocket> {
+pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpSocket> {
     let cannot = |error: std::io::Error| anyhow::anyhow!("cannot listen on {listen}: {error}");
     let mut last_error = None;
     for address in tokio::net::lookup_host(listen).await.map_err(cannot)? {
@@ -484,65 +404,6 @@ fn bind_address(address: std::net::SocketAddr) -> std::io::Result<tokio::net::Tc
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
     Ok(socket)
-}
-
-/// Without an operator key (stored, or given by FARTHING_ADMIN_KEY), creates one and prints it
-/// once. Called only when the start can no longer fail on its inputs.
-async fn mint_operator_key(state: &AppState) -> anyhow::Result<()> {
-    if state.has_operator_key() {
-        return Ok(());
-    }
-    let (record, secret) = farthing_service::keys::issue_key(Scope::Operator, None);
-    state
-        .commit(Changes {
-            api_key: Some(record.clone()),
-            ..Changes::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("storing the operator key: {}", e.message))?;
-    state.remember_key(record);
-    println!("operator API key (shown once, store it now): {secret}");
-    Ok(())
-}
-
-/// How often stored idempotency responses past their retention are deleted, and how many one
-/// write transaction deletes.
-const IDEMPOTENCY_PRUNE_INTERVAL_S: u64 = 600;
-const IDEMPOTENCY_PRUNE_BATCH: usize = 10_000;
-
-/// Deletes stored Idempotency-Key responses older than the retention, forever (the task ends
-/// with the runtime). It holds only the store, so shutdown can still drop the engine.
-async fn prune_idempotency_records(store: Arc<Store>, retention_hours: u64) {
-    let mut tick = tokio::time::interval(Duration::from_secs(IDEMPOTENCY_PRUNE_INTERVAL_S));
-    loop {
-        tick.tick().await;
-        let retention_ns = retention_hours.saturating_mul(3_600_000_000_000);
-        let cutoff = farthing_store::util::now_ns().saturating_sub(retention_ns);
-        loop {
-            let store = Arc::clone(&store);
-            let pruned = tokio::task::spawn_blocking(move || {
-                store.prune_idempotency(cutoff, IDEMPOTENCY_PRUNE_BATCH)
-            })
-            .await;
-            match pruned {
-                Ok(Ok(n)) if n == IDEMPOTENCY_PRUNE_BATCH => continue,
-                Ok(Ok(n)) => {
-                    if n > 0 {
-                        tracing::info!(pruned = n, "expired idempotency records deleted");
-                    }
-                    break;
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "pruning idempotency records failed; retrying later");
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "pruning task failed; retrying later");
-                    break;
-                }
-            }
-        }
-    }
 }
 
 /// How long in-flight requests may take to finish after SIGTERM over TLS.

@@ -49,3 +49,23 @@ pub fn issue_token(
     };
     (record, secret)
 }
+
+/// Without an operator key (stored, or given by `FARTHING_ADMIN_KEY`), creates one and returns
+/// its secret, to be shown once; `None` when there is one already. Call it only when the start
+/// can no longer fail on its inputs, or the printed key is lost with the failed start.
+pub async fn mint_operator_key(
+    state: &crate::state::AppState,
+) -> Result<Option<String>, crate::ServiceError> {
+    if state.has_operator_key() {
+        return Ok(None);
+    }
+    let (record, secret) = issue_key(Scope::Operator, None);
+    state
+        .commit(farthing_store::Changes {
+            api_key: Some(record.clone()),
+            ..farthing_store::Changes::default()
+        })
+        .await?;
+    state.remember_key(record);
+    Ok(Some(secret))
+}

@@ -406,3 +406,47 @@ pub fn tab_owed(state: &SharedState, tab: &TabRecord) -> Amount {
         tab.account().id(farthing_ledger::AssetId(tab.asset)),
     )
 }
+
+/// How often stored idempotency responses past their retention are deleted, and how many one
+/// write transaction deletes.
+pub const IDEMPOTENCY_PRUNE_INTERVAL_S: u64 = 600;
+
+pub const IDEMPOTENCY_PRUNE_BATCH: usize = 10_000;
+
+/// Deletes stored Idempotency-Key responses older than the retention, forever (the task ends
+/// with the runtime). It holds only the store, so shutdown can still drop the engine.
+pub async fn prune_idempotency_records(
+    store: std::sync::Arc<farthing_store::Store>,
+    retention_hours: u64,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(IDEMPOTENCY_PRUNE_INTERVAL_S));
+    loop {
+        tick.tick().await;
+        let retention_ns = retention_hours.saturating_mul(3_600_000_000_000);
+        let cutoff = now_ns().saturating_sub(retention_ns);
+        loop {
+            let store = std::sync::Arc::clone(&store);
+            let pruned = tokio::task::spawn_blocking(move || {
+                store.prune_idempotency(cutoff, IDEMPOTENCY_PRUNE_BATCH)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(n)) if n == IDEMPOTENCY_PRUNE_BATCH => continue,
+                Ok(Ok(n)) => {
+                    if n > 0 {
+                        tracing::info!(pruned = n, "expired idempotency records deleted");
+                    }
+                    break;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "pruning idempotency records failed; retrying later");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "pruning task failed; retrying later");
+                    break;
+                }
+            }
+        }
+    }
+}
