@@ -18,6 +18,9 @@
 //!   compared with charging every payment to a card — and its CSV rendering.
 //!
 //! - [`amounts`]: the cap on a product operation's amount, so no shared account can overflow.
+//! - [`rules`]: the product rules as pure decisions and plans: consent and allowance budgets,
+//!   the legs of charges, tips and refunds, payouts and reserves, dispute allocation, hold
+//!   captures, campaign ends, tab settlements. Refusals carry the API's error codes.
 //!
 //! Money is always integer minor units ([`farthing_ledger::Amount`]); no floating point is
 //! used anywhere.
@@ -29,5 +32,6 @@ pub mod ids;
 pub mod money;
 pub mod processor;
 pub mod report;
+pub mod rules;
 pub mod schedule;
 pub mod webhooks;
