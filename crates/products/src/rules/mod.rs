@@ -27,6 +27,7 @@
 //! transfers. That is why plans keep their zero legs: dropping one would shift every id after
 //! it.
 
+pub mod allowance;
 pub mod charge;
 
 use farthing_ledger::Amount;
