@@ -1,0 +1,418 @@
+//! Payouts and the rolling reserve.
+//!
+//! A payout sends part of a merchant's earnings to its bank account and holds back a reserve
+//! of `reserve_bps` basis points, rounded down ([`RESERVE_ROUNDING`]): on a requested amount
+//! the reserve is held on top of it; on "everything" the reserve is taken out of the balance
+//! and the rest is sent. Both leave the earnings in one chain ([`PayoutPlan::legs`]); a payout
+//! the rail refuses returns both ([`PayoutPlan::return_legs`]). What a payout held returns to
+//! the earnings `reserve_days` later ([`reserve_release`]), unless the payout failed.
+//!
+//! A payout is triggered by hand, by the earnings reaching the merchant's threshold after a
+//! charge ([`threshold_payout_due`]), or by the merchant's schedule.
+//!
+//! No netting: what a merchant owes after chargebacks (its debt account) is not set against
+//! its payouts today.
+
+use farthing_ledger::{Amount, Timestamp};
+
+use super::{Account, Leg, LegKind, LegRole};
+use crate::fees::{mul_div, RoundingRule, BPS_PER_WHOLE};
+use crate::schedule::NANOS_PER_DAY;
+
+/// The reserve is rounded down: the merchant is paid the rounding unit, not held.
+pub const RESERVE_ROUNDING: RoundingRule = RoundingRule::Down;
+
+/// The longest a reserve may be held: ten years.
+pub const RESERVE_DAYS_MAX: u32 = 3650;
+
+/// A rolling reserve's default hold: 90 days, the usual card chargeback window.
+pub const RESERVE_DAYS_DEFAULT: u32 = 90;
+
+/// A merchant's payout terms. Fields are private: [`PayoutTerms::new`] checks them, so a plan
+/// never holds back more than the payout.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PayoutTerms {
+    threshold: Amount,
+    reserve_bps: u32,
+    reserve_days: u32,
+}
+
+/// Why payout terms are refused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayoutTermsError {
+    /// Code `invalid_reserve` (parameter `reserve_bps`).
+    #[error("reserve_bps must be 0 to 10000")]
+    ReserveBps { reserve_bps: u32 },
+    /// Code `invalid_reserve_days` (parameter `reserve_days`).
+    #[error("reserve_days must be 1 to {RESERVE_DAYS_MAX}")]
+    ReserveDays { reserve_days: u32 },
+}
+
+impl PayoutTermsError {
+    pub const fn code(&self) -> &'static str {
+        match self {
+            PayoutTermsError::ReserveBps { .. } => "invalid_reserve",
+            PayoutTermsError::ReserveDays { .. } => "invalid_reserve_days",
+        }
+    }
+}
+
+impl PayoutTerms {
+    /// Terms paying out at `threshold` (zero: never by threshold), holding back `reserve_bps`
+    /// for `reserve_days` days.
+    ///
+    /// Today: the checks in `routes/payouts.rs: set_settings`.
+    pub fn new(
+        threshold: Amount,
+        reserve_bps: u32,
+        reserve_days: u32,
+    ) -> Result<PayoutTerms, PayoutTermsError> {
+        if reserve_bps > BPS_PER_WHOLE {
+            return Err(PayoutTermsError::ReserveBps { reserve_bps });
+        }
+        if !(1..=RESERVE_DAYS_MAX).contains(&reserve_days) {
+            return Err(PayoutTermsError::ReserveDays { reserve_days });
+        }
+        Ok(PayoutTerms {
+            threshold,
+            reserve_bps,
+            reserve_days,
+        })
+    }
+
+    pub fn threshold(&self) -> Amount {
+        self.threshold
+    }
+
+    pub fn reserve_bps(&self) -> u32 {
+        self.reserve_bps
+    }
+
+    pub fn reserve_days(&self) -> u32 {
+        self.reserve_days
+    }
+
+    /// `floor(amount * reserve_bps / 10000)`; never more than `amount`.
+    pub fn reserve_of(&self, amount: Amount) -> Amount {
+        // Cannot fail: the divisor is non-zero and reserve_bps <= 10000 keeps the quotient at
+        // most `amount`.
+        let reserve = mul_div(
+            amount.0,
+            u128::from(self.reserve_bps),
+            u128::from(BPS_PER_WHOLE),
+            RESERVE_ROUNDING,
+        )
+        .unwrap_or(0);
+        assert!(reserve <= amount.0, "a reserve above its payout");
+        Amount(reserve)
+    }
+}
+
+/// What started a payout.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum PayoutTrigger {
+    Manual,
+    Threshold,
+    Schedule,
+}
+
+impl PayoutTrigger {
+    /// As the payout's `trigger` field says it.
+    pub const fn code(self) -> &'static str {
+        match self {
+            PayoutTrigger::Manual => "manual",
+            PayoutTrigger::Threshold => "threshold",
+            PayoutTrigger::Schedule => "schedule",
+        }
+    }
+}
+
+/// Why a payout is refused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayoutRefusal {
+    /// Code `below_threshold`: a threshold payout found the earnings below the threshold
+    /// (another payout took them first). Not reported as a failure.
+    #[error("earnings are below the threshold")]
+    BelowThreshold,
+    /// Code `insufficient_balance` (parameter `amount`): nothing to pay, or the payout and its
+    /// reserve exceed the earnings. A scheduled payout does not report it as a failure.
+    #[error("the merchant has {available} available")]
+    InsufficientBalance { available: Amount },
+}
+
+impl PayoutRefusal {
+    pub const fn code(&self) -> &'static str {
+        match self {
+            PayoutRefusal::BelowThreshold => "below_threshold",
+            PayoutRefusal::InsufficientBalance { .. } => "insufficient_balance",
+        }
+    }
+}
+
+/// A payout to book: `amount` sent, `reserve` held back, and when the reserve returns.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PayoutPlan {
+    pub amount: Amount,
+    pub reserve: Amount,
+    /// `created + reserve_days` days, when there is a reserve.
+    pub reserve_release_at: Option<Timestamp>,
+}
+
+/// Plans a payout of `requested` (everything available less the reserve if `None`) from
+/// `available` earnings, created at `now`.
+///
+/// Today: `service/payouts.rs: pay_out`, from the threshold check to the release job's due
+/// time.
+pub fn plan_payout(
+    terms: &PayoutTerms,
+    trigger: PayoutTrigger,
+    requested: Option<Amount>,
+    available: Amount,
+    now: Timestamp,
+) -> Result<PayoutPlan, PayoutRefusal> {
+    if trigger == PayoutTrigger::Threshold && available < terms.threshold {
+        return Err(PayoutRefusal::BelowThreshold);
+    }
+    let (amount, reserve) = match requested {
+        Some(amount) => (amount, terms.reserve_of(amount)),
+        None => {
+            let reserve = terms.reserve_of(available);
+            (Amount(available.0 - reserve.0), reserve)
+        }
+    };
+    let covered = amount
+        .checked_add(reserve)
+        .is_some_and(|total| total <= available);
+    if amount.is_zero() || !covered {
+        return Err(PayoutRefusal::InsufficientBalance { available });
+    }
+    let reserve_release_at = (!reserve.is_zero()).then(|| {
+        Timestamp(
+            u64::from(terms.reserve_days)
+                .saturating_mul(NANOS_PER_DAY)
+                .saturating_add(now.0),
+        )
+    });
+    Ok(PayoutPlan {
+        amount,
+        reserve,
+        reserve_release_at,
+    })
+}
+
+impl PayoutPlan {
+    /// The payout's chain: the amount from the earnings to the payout clearing account, then
+    /// the reserve from the earnings to the reserve account. Leg 1 is the reserve hold (the
+    /// release looks for it).
+    pub fn legs(&self, merchant: u128) -> [Leg; 2] {
+        let earnings = Account::Earnings { merchant };
+        [
+            Leg {
+                debit: earnings,
+                credit: Account::PayoutClearing,
+                amount: self.amount,
+                kind: LegKind::Payout,
+                role: LegRole::Payment,
+            },
+            Leg {
+                debit: earnings,
+                credit: Account::Reserve { merchant },
+                amount: self.reserve,
+                kind: LegKind::ReserveHold,
+                role: LegRole::Payment,
+            },
+        ]
+    }
+
+    /// The chain that gives both back when the rail refuses the payout. Leg 1 returns the
+    /// reserve (the release looks for it).
+    pub fn return_legs(&self, merchant: u128) -> [Leg; 2] {
+        let earnings = Account::Earnings { merchant };
+        [
+            Leg {
+                debit: Account::PayoutClearing,
+                credit: earnings,
+                amount: self.amount,
+                kind: LegKind::PayoutReturn,
+                role: LegRole::Other,
+            },
+            Leg {
+                debit: Account::Reserve { merchant },
+                credit: earnings,
+                amount: self.reserve,
+                kind: LegKind::PayoutReturn,
+                role: LegRole::Other,
+            },
+        ]
+    }
+}
+
+/// Whether a charge that paid the merchant in its payout asset should trigger a threshold
+/// payout: a threshold is set and the earnings reached it.
+///
+/// Today: `service/payouts.rs: maybe_threshold_payout` (and the cheaper pre-check in
+/// `service/charges.rs: execute`).
+pub fn threshold_payout_due(terms: &PayoutTerms, in_payout_asset: bool, available: Amount) -> bool {
+    !terms.threshold.is_zero() && in_payout_asset && available >= terms.threshold
+}
+
+/// The release of a payout's reserve, when it is due: the amount its hold leg booked goes back
+/// from the reserve to the earnings, once, unless the payout's return chain already gave it
+/// back (a failed payout) or the hold was never booked. `None` when there is nothing to release.
+///
+/// Today: `service/payouts.rs: release_reserve`.
+pub fn reserve_release(merchant: u128, held: Option<Amount>, returned: bool) -> Option<Leg> {
+    let held = held.filter(|_| !returned)?;
+    Some(Leg {
+        debit: Account::Reserve { merchant },
+        credit: Account::Earnings { merchant },
+        amount: held,
+        kind: LegKind::ReserveRelease,
+        role: LegRole::Other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: Timestamp = Timestamp(1_000);
+
+    fn terms(threshold: u128, reserve_bps: u32) -> PayoutTerms {
+        PayoutTerms::new(Amount(threshold), reserve_bps, RESERVE_DAYS_DEFAULT).unwrap()
+    }
+
+    /// Plans a payout and compares (amount, reserve) or the refusal's code.
+    fn check(
+        terms: PayoutTerms,
+        trigger: PayoutTrigger,
+        requested: Option<u128>,
+        available: u128,
+        expected: Result<(u128, u128), &str>,
+    ) {
+        let got = plan_payout(
+            &terms,
+            trigger,
+            requested.map(Amount),
+            Amount(available),
+            NOW,
+        )
+        .map(|p| (p.amount.0, p.reserve.0))
+        .map_err(|e| e.code());
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn everything_pays_the_balance_less_a_rounded_down_reserve() {
+        use PayoutTrigger::*;
+        check(terms(0, 1_000), Manual, None, 1_005, Ok((905, 100)));
+        check(terms(0, 0), Schedule, None, 1_005, Ok((1_005, 0)));
+        check(
+            terms(0, 10_000),
+            Manual,
+            None,
+            1_005,
+            Err("insufficient_balance"),
+        );
+        check(
+            terms(0, 1_000),
+            Manual,
+            None,
+            0,
+            Err("insufficient_balance"),
+        );
+    }
+
+    #[test]
+    fn a_requested_amount_holds_its_reserve_on_top() {
+        use PayoutTrigger::Manual;
+        check(terms(0, 1_000), Manual, Some(500), 1_000, Ok((500, 50)));
+        check(
+            terms(0, 1_000),
+            Manual,
+            Some(910),
+            1_000,
+            Err("insufficient_balance"),
+        );
+        check(terms(0, 1_000), Manual, Some(909), 1_000, Ok((909, 90)));
+    }
+
+    #[test]
+    fn a_threshold_payout_waits_for_the_threshold() {
+        use PayoutTrigger::*;
+        check(terms(500, 0), Threshold, None, 499, Err("below_threshold"));
+        check(terms(500, 0), Threshold, None, 500, Ok((500, 0)));
+        // Only the threshold trigger looks at the threshold.
+        check(terms(500, 0), Manual, None, 499, Ok((499, 0)));
+        assert!(!threshold_payout_due(&terms(0, 0), true, Amount(1)));
+        assert!(!threshold_payout_due(&terms(5, 0), false, Amount(5)));
+        assert!(threshold_payout_due(&terms(5, 0), true, Amount(5)));
+    }
+
+    #[test]
+    fn the_reserve_returns_after_its_days_once_and_not_after_a_failed_payout() {
+        let plan = plan_payout(
+            &terms(0, 1_000),
+            PayoutTrigger::Manual,
+            None,
+            Amount(100),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.reserve_release_at,
+            Some(Timestamp(NOW.0 + 90 * NANOS_PER_DAY))
+        );
+        let none = plan_payout(&terms(0, 0), PayoutTrigger::Manual, None, Amount(100), NOW);
+        assert_eq!(none.unwrap().reserve_release_at, None);
+        let release = reserve_release(3, Some(Amount(10)), false).unwrap();
+        assert_eq!(
+            (release.debit, release.credit, release.amount),
+            (
+                Account::Reserve { merchant: 3 },
+                Account::Earnings { merchant: 3 },
+                Amount(10)
+            )
+        );
+        assert_eq!(reserve_release(3, Some(Amount(10)), true), None);
+        assert_eq!(reserve_release(3, None, false), None);
+    }
+
+    #[test]
+    fn terms_are_checked() {
+        let code = |bps, days| PayoutTerms::new(Amount(0), bps, days).unwrap_err().code();
+        assert_eq!(code(10_001, 90), "invalid_reserve");
+        assert_eq!(code(0, 0), "invalid_reserve_days");
+        assert_eq!(code(0, RESERVE_DAYS_MAX + 1), "invalid_reserve_days");
+        assert!(PayoutTerms::new(Amount(0), 10_000, RESERVE_DAYS_MAX).is_ok());
+    }
+
+    proptest! {
+        /// A payout and its reserve never take more than the earnings, and the return chain
+        /// gives back exactly what the payout took.
+        #[test]
+        fn a_payout_never_takes_more_than_is_available(
+            available in 0u128..10u128.pow(20),
+            requested in prop::option::of(1u128..10u128.pow(20)),
+            reserve_bps in 0u32..=10_000,
+        ) {
+            let terms = terms(0, reserve_bps);
+            let plan = plan_payout(
+                &terms, PayoutTrigger::Manual, requested.map(Amount), Amount(available), NOW,
+            );
+            if let Ok(plan) = plan {
+                prop_assert!(plan.amount.0 + plan.reserve.0 <= available);
+                prop_assert!(!plan.amount.is_zero());
+                let out = crate::rules::legs_total(&plan.legs(1));
+                prop_assert_eq!(out, crate::rules::legs_total(&plan.return_legs(1)));
+                // The reserve is the rounded-down share of what it is measured on.
+                let base = requested.unwrap_or(available);
+                prop_assert!(plan.reserve.0 * 10_000 <= base * u128::from(reserve_bps));
+                prop_assert!((plan.reserve.0 + 1) * 10_000 > base * u128::from(reserve_bps));
+            }
+        }
+    }
+}
