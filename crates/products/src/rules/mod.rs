@@ -29,6 +29,7 @@
 
 pub mod allowance;
 pub mod charge;
+pub mod dispute;
 pub mod payout;
 
 use farthing_ledger::Amount;
