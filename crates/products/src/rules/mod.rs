@@ -30,6 +30,7 @@
 pub mod allowance;
 pub mod charge;
 pub mod dispute;
+pub mod hold;
 pub mod payout;
 
 use farthing_ledger::Amount;
