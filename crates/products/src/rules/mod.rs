@@ -28,6 +28,7 @@
 //! it.
 
 pub mod allowance;
+pub mod campaign;
 pub mod charge;
 pub mod dispute;
 pub mod hold;
