@@ -33,6 +33,7 @@ pub mod charge;
 pub mod dispute;
 pub mod hold;
 pub mod payout;
+pub mod tab;
 
 use farthing_ledger::Amount;
 
