@@ -2,6 +2,9 @@
 //! loopback, and a small HTTP client for it.
 #![allow(dead_code)]
 
+pub mod client;
+pub mod world;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
