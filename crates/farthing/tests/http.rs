@@ -5,104 +5,38 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::world::World;
 use common::Server;
 use serde_json::{json, Value};
 
-/// Sets up USD, two merchants with keys, and accounts for merchant A.
-struct World {
-    op: String,
-    a_key: String,
-    b_key: String,
-    a_merchant: String,
-    bank: String,
-    wallet: String,
-}
-
-fn setup(server: &Server) -> World {
-    let op = server
-        .operator_key
-        .clone()
-        .expect("operator key printed on first start");
-    let (status, _) = server.call(
-        "POST",
-        "/v1/assets",
-        Some(&op),
-        Some(json!({"code": "USD", "scale": 6})),
-        &[],
-    );
-    assert_eq!(status, 201);
-    let merchant = |name: &str| {
-        let (status, m) = server.call(
-            "POST",
-            "/v1/merchants",
-            Some(&op),
-            Some(json!({"name": name})),
-            &[],
-        );
-        assert_eq!(status, 201, "{m}");
-        let id = m["id"].as_str().unwrap().to_string();
-        let (status, k) = server.call(
-            "POST",
-            "/v1/api_keys",
-            Some(&op),
-            Some(json!({"scope": "merchant", "merchant": id})),
-            &[],
-        );
-        assert_eq!(status, 201, "{k}");
-        (id, k["secret"].as_str().unwrap().to_string())
-    };
-    let (a_merchant, a_key) = merchant("A");
-    let (_, b_key) = merchant("B");
-    let account = |flags: Value| {
-        let (status, a) = server.call(
-            "POST",
-            "/v1/accounts",
-            Some(&a_key),
-            Some(json!({"asset": "USD", "flags": flags})),
-            &[],
-        );
-        assert_eq!(status, 201, "{a}");
-        a["id"].as_str().unwrap().to_string()
-    };
-    let bank = account(json!({}));
-    let wallet = account(json!({"debits_must_not_exceed_credits": true}));
-    World {
-        op,
-        a_key,
-        b_key,
-        a_merchant,
-        bank,
-        wallet,
-    }
+/// USD; merchants A and B, each with a key; and two accounts of A's: a bank, and a wallet
+/// that cannot go below zero.
+fn world(server: &Server) -> World {
+    World::builder(server)
+        .asset("USD", 6)
+        .merchant("A")
+        .merchant("B")
+        .account("A", "bank", json!({}))
+        .account(
+            "A",
+            "wallet",
+            json!({"debits_must_not_exceed_credits": true}),
+        )
+        .build()
 }
 
 fn transfer(debit: &str, credit: &str, amount: &str) -> Value {
     json!({"debit_account": debit, "credit_account": credit, "amount": amount, "asset": "USD"})
 }
 
-fn balance(server: &Server, key: &str, account: &str) -> String {
-    let (status, a) = server.call(
-        "GET",
-        &format!("/v1/accounts/{account}"),
-        Some(key),
-        None,
-        &[],
-    );
-    assert_eq!(status, 200, "{a}");
-    a["balances"]["posted"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn payments_holds_chains_and_history() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, t) = server.call(
-        "POST",
+    let w = world(&server);
+    let (status, t) = server.with_key(&w.merchant("A").key).post(
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.bank, &w.wallet, "1.000000")),
-        &[],
+        transfer(w.account("bank"), w.account("wallet"), "1.000000"),
     );
     assert_eq!(status, 201, "{t}");
     assert_eq!(
@@ -110,36 +44,39 @@ fn payments_holds_chains_and_history() {
         (Some("1.000000"), Some("posted"))
     );
     // A hold, captured in part: the rest goes back to the wallet.
-    let (status, hold) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "0.5", "asset": "USD", "pending": true, "timeout_seconds": 600})), &[]);
+    let (status, hold) = server.with_key(&w.merchant("A").key).post(
+        "/v1/transfers",
+        json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": "0.5", "asset": "USD", "pending": true, "timeout_seconds": 600}),
+    );
     assert_eq!(status, 201, "{hold}");
     let hold_id = hold["id"].as_str().unwrap();
-    let (status, capture) = server.call(
-        "POST",
+    let (status, capture) = server.with_key(&w.merchant("A").key).post(
         &format!("/v1/transfers/{hold_id}/post"),
-        Some(&w.a_key),
-        Some(json!({"amount": "0.2"})),
-        &[],
+        json!({"amount": "0.2"}),
     );
     assert_eq!(status, 201, "{capture}");
     assert_eq!(capture["type"], "capture");
-    let (status, again) = server.call(
-        "POST",
-        &format!("/v1/transfers/{hold_id}/void"),
-        Some(&w.a_key),
-        Some(json!({})),
-        &[],
-    );
+    let (status, again) = server
+        .with_key(&w.merchant("A").key)
+        .post(&format!("/v1/transfers/{hold_id}/void"), json!({}));
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (422, Some("pending_already_posted"))
     );
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.800000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "0.800000"
+    );
     // A linked chain whose second leg overdraws the wallet leaves no trace.
     let chain = json!([
-        transfer(&w.bank, &w.wallet, "0.1"),
-        transfer(&w.wallet, &w.bank, "5")
+        transfer(w.account("bank"), w.account("wallet"), "0.1"),
+        transfer(w.account("wallet"), w.account("bank"), "5")
     ]);
-    let (status, e) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(chain), &[]);
+    let (status, e) = server
+        .with_key(&w.merchant("A").key)
+        .post("/v1/transfers", chain);
     assert_eq!(
         (
             status,
@@ -148,25 +85,28 @@ fn payments_holds_chains_and_history() {
         ),
         (422, Some("exceeds_credits"), Some("1.amount"))
     );
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.800000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "0.800000"
+    );
     // History, newest first, paged with a cursor.
     for i in 0..5 {
-        let (status, _) = server.call(
-            "POST",
+        let (status, _) = server.with_key(&w.merchant("A").key).post(
             "/v1/transfers",
-            Some(&w.a_key),
-            Some(transfer(&w.wallet, &w.bank, &format!("0.00000{}", i + 1))),
-            &[],
+            transfer(
+                w.account("wallet"),
+                w.account("bank"),
+                &format!("0.00000{}", i + 1),
+            ),
         );
         assert_eq!(status, 201);
     }
-    let (status, page) = server.call(
-        "GET",
-        &format!("/v1/accounts/{}/transfers?limit=3", w.wallet),
-        Some(&w.a_key),
-        None,
-        &[],
-    );
+    let (status, page) = server.with_key(&w.merchant("A").key).get(&format!(
+        "/v1/accounts/{}/transfers?limit=3",
+        w.account("wallet")
+    ));
     assert_eq!(status, 200);
     let amounts: Vec<&str> = page["data"]
         .as_array()
@@ -179,34 +119,26 @@ fn payments_holds_chains_and_history() {
         (vec!["0.000005", "0.000004", "0.000003"], Some(true))
     );
     let last = page["data"][2]["id"].as_str().unwrap();
-    let (_, next) = server.call(
-        "GET",
-        &format!(
-            "/v1/accounts/{}/transfers?limit=10&starting_after={last}",
-            w.wallet
-        ),
-        Some(&w.a_key),
-        None,
-        &[],
-    );
+    let (_, next) = server.with_key(&w.merchant("A").key).get(&format!(
+        "/v1/accounts/{}/transfers?limit=10&starting_after={last}",
+        w.account("wallet")
+    ));
     assert_eq!(next["data"].as_array().unwrap().len(), 5);
     assert_eq!(next["has_more"], false);
     // Batch: one result per transfer.
-    let batch = json!({"transfers": [transfer(&w.bank, &w.wallet, "0.01"), transfer(&w.wallet, &w.bank, "100"), transfer(&w.bank, &w.wallet, "0.1234567")]});
-    let (status, result) = server.call(
-        "POST",
-        "/v1/transfers/batch",
-        Some(&w.a_key),
-        Some(batch),
-        &[],
-    );
+    let batch = json!({"transfers": [transfer(w.account("bank"), w.account("wallet"), "0.01"), transfer(w.account("wallet"), w.account("bank"), "100"), transfer(w.account("bank"), w.account("wallet"), "0.1234567")]});
+    let (status, result) = server
+        .with_key(&w.merchant("A").key)
+        .post("/v1/transfers/batch", batch);
     assert_eq!(status, 200, "{result}");
     let results = result["results"].as_array().unwrap();
     assert!(results[0]["transfer"].is_object());
     assert_eq!(results[1]["error"]["code"], "exceeds_credits");
     assert_eq!(results[2]["error"]["param"], "transfers.2.amount");
     // Accounts list for the merchant shows its two accounts.
-    let (_, list) = server.call("GET", "/v1/accounts?limit=10", Some(&w.a_key), None, &[]);
+    let (_, list) = server
+        .with_key(&w.merchant("A").key)
+        .get("/v1/accounts?limit=10");
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     server.stop();
 }
@@ -215,39 +147,33 @@ fn payments_holds_chains_and_history() {
 fn bad_input_gets_4xx_with_param_and_applies_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--request-body-bytes-max", "65536"]);
-    let w = setup(&server);
-    server.call(
-        "POST",
+    let w = world(&server);
+    server.with_key(&w.merchant("A").key).post(
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.bank, &w.wallet, "1")),
-        &[],
+        transfer(w.account("bank"), w.account("wallet"), "1"),
     );
     let cases: Vec<(String, u16, &str)> = vec![
         ("{not json".into(), 400, "body"),
-        (json!({"debit_account": w.wallet, "credit_account": w.bank, "asset": "USD"}).to_string(), 400, "amount"),
-        (json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "1", "asset": "USD", "extra": true}).to_string(), 400, "extra"),
-        (json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": 1, "asset": "USD"}).to_string(), 400, "amount"),
-        (json!([transfer(&w.bank, &w.wallet, "1"), {"debit_account": w.wallet}]).to_string(), 400, "1.credit_account"),
-        (transfer(&w.wallet, &w.bank, "-1").to_string(), 400, "amount"),
-        (transfer(&w.wallet, &w.bank, "0").to_string(), 400, "amount"),
-        (transfer(&w.wallet, &w.bank, "0.0000001").to_string(), 400, "amount"),
-        (transfer(&w.wallet, &w.bank, "1e3").to_string(), 400, "amount"),
-        (transfer(&w.wallet, "acct_aaaaaaaaaaaaaaaaaaaaaaaaaa", "1").to_string(), 404, "credit_account"),
-        (transfer("nope", &w.bank, "1").to_string(), 404, "debit_account"),
-        (transfer(&w.wallet, &w.wallet, "0.1").to_string(), 400, "credit_account"),
-        (json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "1", "asset": "XYZ"}).to_string(), 404, "asset"),
-        (transfer(&w.wallet, &w.bank, "2").to_string(), 422, "amount"),
+        (json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "asset": "USD"}).to_string(), 400, "amount"),
+        (json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": "1", "asset": "USD", "extra": true}).to_string(), 400, "extra"),
+        (json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": 1, "asset": "USD"}).to_string(), 400, "amount"),
+        (json!([transfer(w.account("bank"), w.account("wallet"), "1"), {"debit_account": w.account("wallet")}]).to_string(), 400, "1.credit_account"),
+        (transfer(w.account("wallet"), w.account("bank"), "-1").to_string(), 400, "amount"),
+        (transfer(w.account("wallet"), w.account("bank"), "0").to_string(), 400, "amount"),
+        (transfer(w.account("wallet"), w.account("bank"), "0.0000001").to_string(), 400, "amount"),
+        (transfer(w.account("wallet"), w.account("bank"), "1e3").to_string(), 400, "amount"),
+        (transfer(w.account("wallet"), "acct_aaaaaaaaaaaaaaaaaaaaaaaaaa", "1").to_string(), 404, "credit_account"),
+        (transfer("nope", w.account("bank"), "1").to_string(), 404, "debit_account"),
+        (transfer(w.account("wallet"), w.account("wallet"), "0.1").to_string(), 400, "credit_account"),
+        (json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": "1", "asset": "XYZ"}).to_string(), 404, "asset"),
+        (transfer(w.account("wallet"), w.account("bank"), "2").to_string(), 422, "amount"),
         (format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000)), 413, "body"),
     ];
     for (body, expected_status, param) in cases {
-        let (status, text, _) = server.raw(
-            "POST",
-            "/v1/transfers",
-            Some(&w.a_key),
-            Some(body.clone()),
-            &[],
-        );
+        let (status, text, _) =
+            server
+                .with_key(&w.merchant("A").key)
+                .raw("POST", "/v1/transfers", Some(body.clone()));
         let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         assert_eq!(
             status,
@@ -263,32 +189,28 @@ fn bad_input_gets_4xx_with_param_and_applies_nothing() {
         );
         assert!(error["error"]["type"].is_string() && error["error"]["message"].is_string());
     }
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
-    let (status, history) = server.call(
-        "GET",
-        &format!("/v1/accounts/{}/transfers", w.wallet),
-        Some(&w.a_key),
-        None,
-        &[],
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "1.000000"
     );
+    let (status, history) = server
+        .with_key(&w.merchant("A").key)
+        .get(&format!("/v1/accounts/{}/transfers", w.account("wallet")));
     assert_eq!(
         (status, history["data"].as_array().unwrap().len()),
         (200, 1)
     );
-    let (status, e) = server.call(
-        "GET",
-        &format!("/v1/accounts/{}/transfers?limit=0", w.wallet),
-        Some(&w.a_key),
-        None,
-        &[],
-    );
+    let (status, e) = server.with_key(&w.merchant("A").key).get(&format!(
+        "/v1/accounts/{}/transfers?limit=0",
+        w.account("wallet")
+    ));
     assert_eq!((status, e["error"]["param"].as_str()), (400, Some("limit")));
     // Authentication.
-    assert_eq!(server.call("GET", "/v1/assets", None, None, &[]).0, 401);
+    assert_eq!(server.anonymous().get("/v1/assets").0, 401);
     assert_eq!(
-        server
-            .call("GET", "/v1/assets", Some("fk_mk_notarealkey"), None, &[])
-            .0,
+        server.with_key("fk_mk_notarealkey").get("/v1/assets").0,
         401
     );
     server.stop();
@@ -298,25 +220,29 @@ fn bad_input_gets_4xx_with_param_and_applies_nothing() {
 fn a_merchant_cannot_see_or_touch_another_merchants_objects() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (_, t) = server.call(
-        "POST",
+    let w = world(&server);
+    let (_, t) = server.with_key(&w.merchant("A").key).post(
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.bank, &w.wallet, "1")),
-        &[],
+        transfer(w.account("bank"), w.account("wallet"), "1"),
     );
-    let (_, hold) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "0.5", "asset": "USD", "pending": true})), &[]);
+    let (_, hold) = server.with_key(&w.merchant("A").key).post(
+        "/v1/transfers",
+        json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": "0.5", "asset": "USD", "pending": true}),
+    );
     let (t, hold) = (
         t["id"].as_str().unwrap().to_string(),
         hold["id"].as_str().unwrap().to_string(),
     );
     // Every endpoint that names merchant A's objects, called with merchant B's key.
     let sweep: Vec<(&str, String, Option<Value>)> = vec![
-        ("GET", format!("/v1/accounts/{}", w.wallet), None),
-        ("GET", format!("/v1/accounts/{}/transfers", w.wallet), None),
+        ("GET", format!("/v1/accounts/{}", w.account("wallet")), None),
+        (
+            "GET",
+            format!("/v1/accounts/{}/transfers", w.account("wallet")),
+            None,
+        ),
         ("GET", format!("/v1/transfers/{t}"), None),
-        ("GET", format!("/v1/merchants/{}", w.a_merchant), None),
+        ("GET", format!("/v1/merchants/{}", w.merchant("A").id), None),
         (
             "POST",
             format!("/v1/transfers/{hold}/post"),
@@ -330,31 +256,37 @@ fn a_merchant_cannot_see_or_touch_another_merchants_objects() {
         (
             "POST",
             "/v1/transfers".into(),
-            Some(transfer(&w.wallet, &w.bank, "0.1")),
+            Some(transfer(w.account("wallet"), w.account("bank"), "0.1")),
         ),
         (
             "POST",
             "/v1/transfers".into(),
-            Some(json!([transfer(&w.bank, &w.wallet, "0.1")])),
+            Some(json!([transfer(
+                w.account("bank"),
+                w.account("wallet"),
+                "0.1"
+            )])),
         ),
         (
             "POST",
             "/v1/transfers/batch".into(),
-            Some(json!({"transfers": [transfer(&w.wallet, &w.bank, "0.1")]})),
+            Some(json!({"transfers": [transfer(w.account("wallet"), w.account("bank"), "0.1")]})),
         ),
         (
             "POST",
             "/v1/accounts".into(),
-            Some(json!({"asset": "USD", "owner": w.a_merchant})),
+            Some(json!({"asset": "USD", "owner": w.merchant("A").id})),
         ),
         (
             "POST",
             "/v1/api_keys".into(),
-            Some(json!({"scope": "merchant", "merchant": w.a_merchant})),
+            Some(json!({"scope": "merchant", "merchant": w.merchant("A").id})),
         ),
     ];
     for (method, path, body) in sweep {
-        let (status, response) = server.call(method, &path, Some(&w.b_key), body, &[]);
+        let (status, response) = server
+            .with_key(&w.merchant("B").key)
+            .send(method, &path, body);
         let batch_refused = path.ends_with("/batch")
             && response["results"][0]["error"]["code"] == "resource_missing";
         assert!(
@@ -366,75 +298,57 @@ fn a_merchant_cannot_see_or_touch_another_merchants_objects() {
             assert_eq!(response["error"]["code"], "resource_missing");
         }
     }
-    let (_, list) = server.call("GET", "/v1/accounts", Some(&w.b_key), None, &[]);
+    let (_, list) = server.with_key(&w.merchant("B").key).get("/v1/accounts");
     assert!(list["data"].as_array().unwrap().is_empty());
-    let (_, keys) = server.call("GET", "/v1/api_keys", Some(&w.b_key), None, &[]);
+    let (_, keys) = server.with_key(&w.merchant("B").key).get("/v1/api_keys");
     assert!(keys["data"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|k| k["merchant"] != w.a_merchant.as_str()));
+        .all(|k| k["merchant"] != w.merchant("A").id.as_str()));
     // Nothing moved, and the operator still sees everything.
-    assert_eq!(balance(&server, &w.op, &w.wallet), "1.000000");
-    let (status, _) = server.call("GET", &format!("/v1/transfers/{t}"), Some(&w.op), None, &[]);
+    assert_eq!(
+        server.with_key(&w.op).account_balance(w.account("wallet")),
+        "1.000000"
+    );
+    let (status, _) = server.with_key(&w.op).get(&format!("/v1/transfers/{t}"));
     assert_eq!(status, 200);
     // A revoked key stops working at once.
-    let (_, k) = server.call(
-        "POST",
-        "/v1/api_keys",
-        Some(&w.a_key),
-        Some(json!({"scope": "read_only"})),
-        &[],
-    );
+    let (_, k) = server
+        .with_key(&w.merchant("A").key)
+        .post("/v1/api_keys", json!({"scope": "read_only"}));
     let (ro_id, ro_secret) = (
         k["id"].as_str().unwrap().to_string(),
         k["secret"].as_str().unwrap().to_string(),
     );
     assert_eq!(
         server
-            .call(
-                "GET",
-                &format!("/v1/accounts/{}", w.wallet),
-                Some(&ro_secret),
-                None,
-                &[]
-            )
+            .with_key(&ro_secret)
+            .get(&format!("/v1/accounts/{}", w.account("wallet")))
             .0,
         200
     );
     assert_eq!(
         server
-            .call(
-                "POST",
+            .with_key(&ro_secret)
+            .post(
                 "/v1/transfers",
-                Some(&ro_secret),
-                Some(transfer(&w.bank, &w.wallet, "1")),
-                &[]
+                transfer(w.account("bank"), w.account("wallet"), "1")
             )
             .0,
         403
     );
     assert_eq!(
         server
-            .call(
-                "DELETE",
-                &format!("/v1/api_keys/{ro_id}"),
-                Some(&w.a_key),
-                None,
-                &[]
-            )
+            .with_key(&w.merchant("A").key)
+            .delete(&format!("/v1/api_keys/{ro_id}"))
             .0,
         200
     );
     assert_eq!(
         server
-            .call(
-                "GET",
-                &format!("/v1/accounts/{}", w.wallet),
-                Some(&ro_secret),
-                None,
-                &[]
-            )
+            .with_key(&ro_secret)
+            .get(&format!("/v1/accounts/{}", w.account("wallet")))
             .0,
         401
     );
@@ -445,70 +359,66 @@ fn a_merchant_cannot_see_or_touch_another_merchants_objects() {
 fn idempotency_keys_replay_conflict_and_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let key = [("Idempotency-Key", "charge-42")];
-    let body = transfer(&w.bank, &w.wallet, "0.25");
-    let (status, first) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(body.clone()),
-        &key,
-    );
+    let w = world(&server);
+    let key = "charge-42";
+    let body = transfer(w.account("bank"), w.account("wallet"), "0.25");
+    let (status, first) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(key)
+        .post("/v1/transfers", body.clone());
     assert_eq!(status, 201);
-    let (status, replay) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(body.clone()),
-        &key,
-    );
+    let (status, replay) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(key)
+        .post("/v1/transfers", body.clone());
     assert_eq!((status, &replay), (200, &first));
-    let (status, conflict) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.bank, &w.wallet, "0.26")),
-        &key,
-    );
+    let (status, conflict) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(key)
+        .post(
+            "/v1/transfers",
+            transfer(w.account("bank"), w.account("wallet"), "0.26"),
+        );
     assert_eq!(
         (status, conflict["error"]["type"].as_str()),
         (409, Some("idempotency_error"))
     );
     // A failed request's key keeps its answer too.
-    let overdraw = [("Idempotency-Key", "overdraw-1")];
-    let (status, refused) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.wallet, &w.bank, "9")),
-        &overdraw,
-    );
+    let overdraw = "overdraw-1";
+    let (status, refused) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(overdraw)
+        .post(
+            "/v1/transfers",
+            transfer(w.account("wallet"), w.account("bank"), "9"),
+        );
     assert_eq!(status, 422);
-    let (_, merchant) = server.call(
-        "POST",
-        "/v1/merchants",
-        Some(&w.op),
-        Some(json!({"name": "C"})),
-        &[("Idempotency-Key", "mer-c")],
-    );
+    let (_, merchant) = server
+        .with_key(&w.op)
+        .idempotency_key("mer-c")
+        .post("/v1/merchants", json!({"name": "C"}));
     // 16 concurrent duplicates move the money once.
-    let concurrent = [("Idempotency-Key", "burst")];
+    let concurrent = "burst";
     std::thread::scope(|scope| {
         for _ in 0..16 {
             scope.spawn(|| {
-                let (status, _) = server.call(
-                    "POST",
-                    "/v1/transfers",
-                    Some(&w.a_key),
-                    Some(transfer(&w.bank, &w.wallet, "0.01")),
-                    &concurrent,
-                );
+                let (status, _) = server
+                    .with_key(&w.merchant("A").key)
+                    .idempotency_key(concurrent)
+                    .post(
+                        "/v1/transfers",
+                        transfer(w.account("bank"), w.account("wallet"), "0.01"),
+                    );
                 assert!(status == 200 || status == 201);
             });
         }
     });
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "0.260000"
+    );
     server.stop();
     // After a restart every key still answers exactly as before.
     let server = Server::start(dir.path(), &[]);
@@ -516,62 +426,61 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
         server.operator_key.is_none(),
         "the operator key is printed only once"
     );
-    let (status, after) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(body), &key);
+    let (status, after) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(key)
+        .post("/v1/transfers", body);
     assert_eq!((status, &after), (200, &first));
-    let (status, again) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.wallet, &w.bank, "9")),
-        &overdraw,
-    );
+    let (status, again) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(overdraw)
+        .post(
+            "/v1/transfers",
+            transfer(w.account("wallet"), w.account("bank"), "9"),
+        );
     assert_eq!((status, &again), (422, &refused));
-    let (status, same_merchant) = server.call(
-        "POST",
-        "/v1/merchants",
-        Some(&w.op),
-        Some(json!({"name": "C"})),
-        &[("Idempotency-Key", "mer-c")],
-    );
+    let (status, same_merchant) = server
+        .with_key(&w.op)
+        .idempotency_key("mer-c")
+        .post("/v1/merchants", json!({"name": "C"}));
     assert_eq!((status, &same_merchant), (201, &merchant));
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "0.260000"
+    );
     // One namespace of keys per tenant: a key reused on another endpoint is a conflict, in
     // either direction, and runs nothing.
-    let (status, e) = server.call(
-        "POST",
-        "/v1/accounts",
-        Some(&w.a_key),
-        Some(json!({"asset": "USD"})),
-        &key,
+    let (status, e) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(key)
+        .post("/v1/accounts", json!({"asset": "USD"}));
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (409, Some("idempotency_error")),
+        "{e}"
+    );
+    let mer = "mer-c";
+    let (status, e) = server.with_key(&w.op).idempotency_key(mer).post(
+        "/v1/transfers",
+        transfer(w.account("bank"), w.account("wallet"), "0.01"),
     );
     assert_eq!(
         (status, e["error"]["type"].as_str()),
         (409, Some("idempotency_error")),
         "{e}"
     );
-    let mer = [("Idempotency-Key", "mer-c")];
-    let (status, e) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.op),
-        Some(transfer(&w.bank, &w.wallet, "0.01")),
-        &mer,
-    );
-    assert_eq!(
-        (status, e["error"]["type"].as_str()),
-        (409, Some("idempotency_error")),
-        "{e}"
-    );
-    let (status, e) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(json!([
-            transfer(&w.bank, &w.wallet, "0.25"),
-            transfer(&w.bank, &w.wallet, "0.01")
-        ])),
-        &key,
-    );
+    let (status, e) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(key)
+        .post(
+            "/v1/transfers",
+            json!([
+                transfer(w.account("bank"), w.account("wallet"), "0.25"),
+                transfer(w.account("bank"), w.account("wallet"), "0.01")
+            ]),
+        );
     assert_eq!(
         (status, e["error"]["type"].as_str()),
         (409, Some("idempotency_error")),
@@ -579,13 +488,13 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
     );
     // A malformed key is refused before anything runs, naming the header.
     for bad in ["x".repeat(256), String::new()] {
-        let (status, e) = server.call(
-            "POST",
-            "/v1/transfers",
-            Some(&w.a_key),
-            Some(transfer(&w.bank, &w.wallet, "0.01")),
-            &[("Idempotency-Key", bad.as_str())],
-        );
+        let (status, e) = server
+            .with_key(&w.merchant("A").key)
+            .idempotency_key(bad.as_str())
+            .post(
+                "/v1/transfers",
+                transfer(w.account("bank"), w.account("wallet"), "0.01"),
+            );
         assert_eq!(
             (
                 status,
@@ -600,35 +509,48 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
             "{e}"
         );
     }
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.260000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "0.260000"
+    );
     // A key that captured a hold cannot then release it, nor capture another hold.
     let hold = |amount: &str| {
-        let (status, h) = server.call("POST", "/v1/transfers", Some(&w.a_key), Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": amount, "asset": "USD", "pending": true})), &[]);
+        let (status, h) = server.with_key(&w.merchant("A").key).post(
+            "/v1/transfers",
+            json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": amount, "asset": "USD", "pending": true}),
+        );
         assert_eq!(status, 201, "{h}");
         h["id"].as_str().unwrap().to_string()
     };
     let (h1, h2) = (hold("0.01"), hold("0.02"));
-    let capture = [("Idempotency-Key", "capture-1")];
-    let (status, _) = server.call(
-        "POST",
-        &format!("/v1/transfers/{h1}/post"),
-        Some(&w.a_key),
-        Some(json!({})),
-        &capture,
-    );
+    let capture = "capture-1";
+    let (status, _) = server
+        .with_key(&w.merchant("A").key)
+        .idempotency_key(capture)
+        .post(&format!("/v1/transfers/{h1}/post"), json!({}));
     assert_eq!(status, 201);
     for path in [
         format!("/v1/transfers/{h1}/void"),
         format!("/v1/transfers/{h2}/post"),
     ] {
-        let (status, e) = server.call("POST", &path, Some(&w.a_key), Some(json!({})), &capture);
+        let (status, e) = server
+            .with_key(&w.merchant("A").key)
+            .idempotency_key(capture)
+            .post(&path, json!({}));
         assert_eq!(
             (status, e["error"]["type"].as_str()),
             (409, Some("idempotency_error")),
             "{path}: {e}"
         );
     }
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "0.250000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "0.250000"
+    );
     server.stop();
 }
 
@@ -636,13 +558,10 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
 fn graceful_shutdown_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    server.call(
-        "POST",
+    let w = world(&server);
+    server.with_key(&w.merchant("A").key).post(
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.bank, &w.wallet, "1")),
-        &[],
+        transfer(w.account("bank"), w.account("wallet"), "1"),
     );
     let acknowledged = std::sync::Mutex::new(Vec::new());
     let pid = server.child.id() as i32;
@@ -654,10 +573,11 @@ fn graceful_shutdown_loses_nothing_acknowledged() {
                     let agent = ureq::AgentBuilder::new()
                         .timeout(Duration::from_secs(10))
                         .build();
-                    let body = transfer(&w.bank, &w.wallet, "0.000001").to_string();
+                    let body =
+                        transfer(w.account("bank"), w.account("wallet"), "0.000001").to_string();
                     let result = agent
                         .post(&format!("{}/v1/transfers", server.base))
-                        .set("Authorization", &format!("Bearer {}", w.a_key))
+                        .set("Authorization", &format!("Bearer {}", w.merchant("A").key))
                         .set("Idempotency-Key", &format!("c{client}-{i}"))
                         .send_string(&body);
                     match result {
@@ -683,13 +603,9 @@ fn graceful_shutdown_loses_nothing_acknowledged() {
     assert!(!acknowledged.is_empty());
     let server = Server::start(dir.path(), &[]);
     for id in &acknowledged {
-        let (status, _) = server.call(
-            "GET",
-            &format!("/v1/transfers/{id}"),
-            Some(&w.a_key),
-            None,
-            &[],
-        );
+        let (status, _) = server
+            .with_key(&w.merchant("A").key)
+            .get(&format!("/v1/transfers/{id}"));
         assert_eq!(status, 200, "acknowledged transfer {id} lost");
     }
     server.stop();
@@ -700,8 +616,8 @@ fn health_metrics_request_ids_and_rate_limits() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--rate-limit-per-second", "5"]);
     let op = server.operator_key.clone().unwrap();
-    assert_eq!(server.raw("GET", "/healthz", None, None, &[]).0, 200);
-    assert_eq!(server.raw("GET", "/readyz", None, None, &[]).0, 200);
+    assert_eq!(server.anonymous().raw("GET", "/healthz", None).0, 200);
+    assert_eq!(server.anonymous().raw("GET", "/readyz", None).0, 200);
     let (_, _, headers) = server.raw(
         "GET",
         "/v1/assets",
@@ -715,7 +631,7 @@ fn health_metrics_request_ids_and_rate_limits() {
     // Without one, each request gets its own: `req_` and 32 lower-case hex digits.
     let generated: Vec<String> = (0..2)
         .map(|_| {
-            let (_, _, headers) = server.raw("GET", "/healthz", None, None, &[]);
+            let (_, _, headers) = server.anonymous().raw("GET", "/healthz", None);
             let (_, id) = headers
                 .into_iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case("request-id"))
@@ -736,7 +652,7 @@ fn health_metrics_request_ids_and_rate_limits() {
     assert_ne!(generated[0], generated[1]);
     let mut limited = None;
     for _ in 0..50 {
-        let (status, _, headers) = server.raw("GET", "/v1/assets", Some(&op), None, &[]);
+        let (status, _, headers) = server.with_key(&op).raw("GET", "/v1/assets", None);
         if status == 429 {
             limited = Some(headers);
             break;
@@ -748,15 +664,11 @@ fn health_metrics_request_ids_and_rate_limits() {
         .any(|(n, _)| n.eq_ignore_ascii_case("retry-after")));
     // One write, so that the engine has committed something to measure.
     std::thread::sleep(Duration::from_millis(1100));
-    let (status, _) = server.call(
-        "POST",
-        "/v1/assets",
-        Some(&op),
-        Some(json!({"code": "EUR", "scale": 2})),
-        &[],
-    );
+    let (status, _) = server
+        .with_key(&op)
+        .post("/v1/assets", json!({"code": "EUR", "scale": 2}));
     assert_eq!(status, 201);
-    let (status, metrics, _) = server.raw("GET", "/metrics", None, None, &[]);
+    let (status, metrics, _) = server.anonymous().raw("GET", "/metrics", None);
     assert_eq!(status, 200);
     for name in [
         "farthing_http_requests_total",
@@ -812,7 +724,7 @@ fn each_request_gets_an_access_log_line_without_secrets_or_colour() {
         "{line}"
     );
     // A request without an id is logged under the id it was given.
-    let (status, _, headers) = server.raw("POST", "/v1/no_such_route", None, None, &[]);
+    let (status, _, headers) = server.anonymous().raw("POST", "/v1/no_such_route", None);
     let (_, id) = headers
         .into_iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("request-id"))
@@ -869,10 +781,7 @@ fn a_failed_start_keeps_the_operator_key_and_names_the_address() {
         .operator_key
         .clone()
         .expect("the first start that succeeds prints the operator key");
-    assert_eq!(
-        server.call("GET", "/v1/assets", Some(&op), None, &[]).0,
-        200
-    );
+    assert_eq!(server.with_key(&op).get("/v1/assets").0, 200);
     server.stop();
 }
 
@@ -1010,19 +919,15 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, foreign) = server.call(
-        "POST",
-        "/v1/accounts",
-        Some(&w.b_key),
-        Some(json!({"asset": "USD"})),
-        &[],
-    );
+    let w = world(&server);
+    let (status, foreign) = server
+        .with_key(&w.merchant("B").key)
+        .post("/v1/accounts", json!({"asset": "USD"}));
     assert_eq!(status, 201, "{foreign}");
     let id = |text: &str| decode_id(IdKind::Account, text).unwrap();
     let (bank, wallet, foreign) = (
-        id(&w.bank),
-        id(&w.wallet),
+        id(w.account("bank")),
+        id(w.account("wallet")),
         id(foreign["id"].as_str().unwrap()),
     );
     let record = |debit: u128, credit: u128, amount: u128| Record {
@@ -1052,7 +957,7 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
         }, // a hold
     ];
     let body = wire::encode_request(&["USD"], &records);
-    let (status, answer) = post_binary(&server, &w.a_key, &body, Some("bin-1"));
+    let (status, answer) = post_binary(&server, &w.merchant("A").key, &body, Some("bin-1"));
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let response = wire::decode_response(&answer).unwrap();
     let names: Vec<&str> = response
@@ -1072,18 +977,17 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
             "ok"
         ]
     );
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
-    // Each created record is a transfer with id first_id + i, visible over JSON.
-    let (status, t) = server.call(
-        "GET",
-        &format!(
-            "/v1/transfers/{}",
-            encode_id(IdKind::Transfer, response.id(6))
-        ),
-        Some(&w.a_key),
-        None,
-        &[],
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "1.500000"
     );
+    // Each created record is a transfer with id first_id + i, visible over JSON.
+    let (status, t) = server.with_key(&w.merchant("A").key).get(&format!(
+        "/v1/transfers/{}",
+        encode_id(IdKind::Transfer, response.id(6))
+    ));
     assert_eq!(status, 200, "{t}");
     assert_eq!(
         (t["amount"].as_str(), t["status"].as_str()),
@@ -1091,7 +995,7 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
     );
 
     // The same key again: the same ids, `exists` where it was created, nothing moves twice.
-    let (_, again) = post_binary(&server, &w.a_key, &body, Some("bin-1"));
+    let (_, again) = post_binary(&server, &w.merchant("A").key, &body, Some("bin-1"));
     let again = wire::decode_response(&again).unwrap();
     assert_eq!(again.first_id, response.first_id);
     assert_eq!(
@@ -1102,10 +1006,15 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
             .collect::<Vec<_>>()[..2],
         ["exists", "exists"]
     );
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "1.500000"
+    );
     // The same key with different records: every record conflicts.
     let other = wire::encode_request(&["USD"], &[record(bank, wallet, 7)]);
-    let (_, conflict) = post_binary(&server, &w.a_key, &other, Some("bin-1"));
+    let (_, conflict) = post_binary(&server, &w.merchant("A").key, &other, Some("bin-1"));
     assert_eq!(
         wire::decode_response(&conflict).unwrap().results,
         [2],
@@ -1120,7 +1029,7 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
         (body[..body.len() - 3].to_vec(), 400, "body"),
         (bad_asset, 404, "assets.0"),
     ] {
-        let (s, answer) = post_binary(&server, &w.a_key, &bytes, None);
+        let (s, answer) = post_binary(&server, &w.merchant("A").key, &bytes, None);
         let answer: Value = serde_json::from_slice(&answer).unwrap();
         assert_eq!(
             (s, answer["error"]["param"].as_str()),
@@ -1129,16 +1038,17 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
         );
     }
     // A read-only key cannot write.
-    let (_, ro) = server.call(
-        "POST",
-        "/v1/api_keys",
-        Some(&w.op),
-        Some(json!({"scope": "read_only"})),
-        &[],
-    );
+    let (_, ro) = server
+        .with_key(&w.op)
+        .post("/v1/api_keys", json!({"scope": "read_only"}));
     let (s, _) = post_binary(&server, ro["secret"].as_str().unwrap(), &body, None);
     assert_eq!(s, 403);
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.500000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "1.500000"
+    );
     server.stop();
 }
 
@@ -1148,30 +1058,25 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
 fn ledger_summary_survives_totals_past_128_bits() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
+    let w = world(&server);
     let other = {
-        let (status, a) = server.call(
-            "POST",
-            "/v1/accounts",
-            Some(&w.a_key),
-            Some(json!({"asset": "USD", "flags": {}})),
-            &[],
-        );
+        let (status, a) = server
+            .with_key(&w.merchant("A").key)
+            .post("/v1/accounts", json!({"asset": "USD", "flags": {}}));
         assert_eq!(status, 201, "{a}");
         a["id"].as_str().unwrap().to_string()
     };
     let max = "340282366920938463463374607431768.211455";
-    for (debit, credit) in [(&w.bank, &other), (&other, &w.bank)] {
-        let (status, t) = server.call(
-            "POST",
-            "/v1/transfers",
-            Some(&w.a_key),
-            Some(transfer(debit, credit, max)),
-            &[],
-        );
+    for (debit, credit) in [
+        (w.account("bank"), other.as_str()),
+        (other.as_str(), w.account("bank")),
+    ] {
+        let (status, t) = server
+            .with_key(&w.merchant("A").key)
+            .post("/v1/transfers", transfer(debit, credit, max));
         assert_eq!(status, 201, "{t}");
     }
-    let (status, summary) = server.call("GET", "/v1/ledger/summary", Some(&w.op), None, &[]);
+    let (status, summary) = server.with_key(&w.op).get("/v1/ledger/summary");
     assert_eq!(status, 200, "{summary}");
     let usd = &summary["assets"][0];
     let twice = "680564733841876926926749214863536.422910";
@@ -1192,23 +1097,16 @@ fn ledger_summary_survives_totals_past_128_bits() {
 fn arrays_are_refused_where_objects_are_documented() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, t) = server.call(
-        "POST",
+    let w = world(&server);
+    let (status, t) = server.with_key(&w.merchant("A").key).post(
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(transfer(&w.bank, &w.wallet, "1")),
-        &[],
+        transfer(w.account("bank"), w.account("wallet"), "1"),
     );
     assert_eq!(status, 201, "{t}");
-    let by_position = json!([[w.bank, w.wallet, "0.01", "USD"]]);
-    let (status, e) = server.call(
-        "POST",
-        "/v1/transfers",
-        Some(&w.a_key),
-        Some(by_position),
-        &[],
-    );
+    let by_position = json!([[w.account("bank"), w.account("wallet"), "0.01", "USD"]]);
+    let (status, e) = server
+        .with_key(&w.merchant("A").key)
+        .post("/v1/transfers", by_position);
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (400, Some("invalid_json")),
@@ -1221,53 +1119,54 @@ fn arrays_are_refused_where_objects_are_documented() {
             .contains("expected a JSON object"),
         "{e}"
     );
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "1.000000"
+    );
 
-    let (status, hold) = server.call(
-        "POST",
+    let (status, hold) = server.with_key(&w.merchant("A").key).post(
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(json!({"debit_account": w.wallet, "credit_account": w.bank, "amount": "0.5", "asset": "USD", "pending": true})),
-        &[],
+        json!({"debit_account": w.account("wallet"), "credit_account": w.account("bank"), "amount": "0.5", "asset": "USD", "pending": true}),
     );
     assert_eq!(status, 201, "{hold}");
     let post = format!("/v1/transfers/{}/post", hold["id"].as_str().unwrap());
-    let (status, e) = server.call("POST", &post, Some(&w.a_key), Some(json!([])), &[]);
+    let (status, e) = server.with_key(&w.merchant("A").key).post(&post, json!([]));
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (400, Some("invalid_json")),
         "{e}"
     );
-    let (_, held) = server.call(
-        "GET",
-        &format!("/v1/transfers/{}", hold["id"].as_str().unwrap()),
-        Some(&w.a_key),
-        None,
-        &[],
-    );
+    let (_, held) = server
+        .with_key(&w.merchant("A").key)
+        .get(&format!("/v1/transfers/{}", hold["id"].as_str().unwrap()));
     assert_eq!(held["status"], "pending", "{held}");
     // A batch's transfers too, and trailing text after a valid body.
-    let (status, e) = server.call(
-        "POST",
+    let (status, e) = server.with_key(&w.merchant("A").key).post(
         "/v1/transfers/batch",
-        Some(&w.a_key),
-        Some(json!({"transfers": [[w.bank, w.wallet, "0.01", "USD"]]})),
-        &[],
+        json!({"transfers": [[w.account("bank"), w.account("wallet"), "0.01", "USD"]]}),
     );
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (400, Some("invalid_json")),
         "{e}"
     );
-    let (status, _, _) = server.raw(
+    let (status, _, _) = server.with_key(&w.merchant("A").key).raw(
         "POST",
         "/v1/transfers",
-        Some(&w.a_key),
-        Some(format!("{} trailing", transfer(&w.bank, &w.wallet, "0.01"))),
-        &[],
+        Some(format!(
+            "{} trailing",
+            transfer(w.account("bank"), w.account("wallet"), "0.01")
+        )),
     );
     assert_eq!(status, 400);
-    assert_eq!(balance(&server, &w.a_key, &w.wallet), "1.000000");
+    assert_eq!(
+        server
+            .with_key(&w.merchant("A").key)
+            .account_balance(w.account("wallet")),
+        "1.000000"
+    );
 }
 
 /// Sends `head` and then, after a pause, `body` on one connection; returns the response head
@@ -1307,8 +1206,8 @@ fn send_in_two_parts(
 fn an_answer_before_the_body_was_read_closes_the_connection_explicitly() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let body = transfer(&w.bank, &w.wallet, "0.01").to_string();
+    let w = world(&server);
+    let body = transfer(w.account("bank"), w.account("wallet"), "0.01").to_string();
     let head = |key: &str| {
         format!(
             "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -1324,7 +1223,7 @@ fn an_answer_before_the_body_was_read_closes_the_connection_explicitly() {
     );
     assert!(refused.starts_with("http/1.1 401"), "{refused}");
     assert!(refused.contains("connection: close"), "{refused}");
-    let (accepted, _) = send_in_two_parts(&server.base, &head(&w.a_key), &body, pause);
+    let (accepted, _) = send_in_two_parts(&server.base, &head(&w.merchant("A").key), &body, pause);
     assert!(accepted.starts_with("http/1.1 201"), "{accepted}");
     assert!(!accepted.contains("connection: close"), "{accepted}");
 }
@@ -1335,10 +1234,10 @@ fn an_answer_before_the_body_was_read_closes_the_connection_explicitly() {
 fn a_stalled_body_times_out_with_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--request-timeout-ms", "300"]);
-    let w = setup(&server);
+    let w = world(&server);
     let head = format!(
         "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"amount\":",
-        w.a_key
+        w.merchant("A").key
     );
     let (answer, mut socket) = send_in_two_parts(
         &server.base,
@@ -1360,8 +1259,11 @@ fn a_stalled_body_times_out_with_the_error_object() {
 fn method_not_allowed_and_too_large_carry_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--request-body-bytes-max", "1024"]);
-    let w = setup(&server);
-    let (status, body, headers) = server.raw("PUT", "/v1/transfers", Some(&w.a_key), None, &[]);
+    let w = world(&server);
+    let (status, body, headers) =
+        server
+            .with_key(&w.merchant("A").key)
+            .raw("PUT", "/v1/transfers", None);
     assert_eq!(status, 405, "{body}");
     let e: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(e["error"]["code"], "method_not_allowed", "{e}");
@@ -1371,7 +1273,10 @@ fn method_not_allowed_and_too_large_carry_the_error_object() {
         .map(|(_, value)| value.clone());
     assert_eq!(allow.as_deref(), Some("POST"), "{headers:?}");
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(4096));
-    let (status, body, _) = server.raw("POST", "/v1/transfers", Some(&w.a_key), Some(big), &[]);
+    let (status, body, _) =
+        server
+            .with_key(&w.merchant("A").key)
+            .raw("POST", "/v1/transfers", Some(big));
     assert_eq!(status, 413, "{body}");
     let e: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(e["error"]["code"], "body_too_large", "{e}");
