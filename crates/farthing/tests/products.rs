@@ -4,135 +4,38 @@
 
 mod common;
 
-use common::{ok, Server};
+use common::world::World;
+use common::Server;
 use serde_json::{json, Value};
 
-struct World {
-    op: String,
-    merchant: String,
-    merchant_key: String,
-    publisher: String,
-    customer: String,
-    customer_token: String,
-}
-
-fn error_code(server: &Server, method: &str, path: &str, key: &str, body: Value) -> (u16, String) {
-    let (status, answer) = server.call(method, path, Some(key), Some(body), &[]);
-    (
-        status,
-        answer["error"]["code"].as_str().unwrap_or("").to_string(),
-    )
-}
-
-fn setup(server: &Server) -> World {
-    let op = server.operator_key.clone().expect("operator key");
-    ok(
-        server,
-        "POST",
-        "/v1/assets",
-        &op,
-        Some(json!({"code": "USD", "scale": 6})),
-        201,
-    );
-    let new_merchant = |name: &str| {
-        let m = ok(
-            server,
-            "POST",
-            "/v1/merchants",
-            &op,
-            Some(json!({"name": name})),
-            201,
-        );
-        let id = m["id"].as_str().unwrap().to_string();
-        let k = ok(
-            server,
-            "POST",
-            "/v1/api_keys",
-            &op,
-            Some(json!({"scope": "merchant", "merchant": id})),
-            201,
-        );
-        (id, k["secret"].as_str().unwrap().to_string())
-    };
-    let (merchant, merchant_key) = new_merchant("Author");
-    let (publisher, _) = new_merchant("Publisher");
-    let c = ok(
-        server,
-        "POST",
-        "/v1/customers",
-        &merchant_key,
-        Some(json!({"name": "Ada", "monthly_cap": {"amount": "20", "asset": "USD"}})),
-        201,
-    );
-    World {
-        op,
-        merchant,
-        merchant_key,
-        publisher,
-        customer: c["id"].as_str().unwrap().to_string(),
-        customer_token: c["token"].as_str().unwrap().to_string(),
-    }
-}
-
-fn wallet(server: &Server, w: &World) -> String {
-    let v = ok(
-        server,
-        "GET",
-        &format!("/v1/customers/{}/wallets/USD", w.customer),
-        &w.customer_token,
-        None,
-        200,
-    );
-    v["available"].as_str().unwrap().to_string()
-}
-
-fn balance(server: &Server, w: &World, merchant: &str) -> String {
-    let v = ok(
-        server,
-        "GET",
-        &format!("/v1/merchants/{merchant}/balance?asset=USD"),
-        &w.op,
-        None,
-        200,
-    );
-    v["available"].as_str().unwrap().to_string()
-}
-
-fn top_up(server: &Server, w: &World, card: &str, amount: &str) -> (u16, Value) {
-    let pm = ok(
-        server,
-        "POST",
-        &format!("/v1/customers/{}/payment_methods", w.customer),
-        &w.customer_token,
-        Some(json!({"card_number": card})),
-        201,
-    );
-    server.call(
-        "POST",
-        &format!("/v1/customers/{}/topups", w.customer),
-        Some(&w.customer_token),
-        Some(json!({"amount": amount, "asset": "USD", "payment_method": pm["token"]})),
-        &[],
-    )
+/// USD; the author and the publisher, each with a key; and Ada, the author's customer, with a
+/// monthly cap of 20.
+fn world(server: &Server) -> World {
+    World::builder(server)
+        .asset("USD", 6)
+        .merchant("Author")
+        .merchant("Publisher")
+        .capped_customer("Ada", "20")
+        .build()
 }
 
 #[test]
 fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
+    let w = world(&server);
 
     // Top-ups: a success records the processor's fee (2.9% + 30¢); declines say why, move nothing.
-    let (status, t) = top_up(&server, &w, "4242424242424242", "10");
+    let (status, t) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201, "{t}");
     assert_eq!(t["processor_fee"], "0.590000");
-    assert_eq!(wallet(&server, &w), "10.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "10.000000");
     for (card, code) in [
         ("4000000000000002", "card_declined"),
         ("4000000000009995", "insufficient_funds"),
         ("4100000000000019", "suspected_fraud"),
     ] {
-        let (status, e) = top_up(&server, &w, card, "5");
+        let (status, e) = w.top_up(&server, "Ada", card, "5");
         assert_eq!(
             (
                 status,
@@ -142,38 +45,32 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
             (402, Some("card_error"), Some(code))
         );
     }
-    assert_eq!(wallet(&server, &w), "10.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "10.000000");
 
     // Fee plan: 2.5% rounded half-even plus 0.0001 fixed.
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/fee_plan", w.merchant),
-        &w.op,
-        Some(
-            json!({"asset": "USD", "percent_bps": 250, "fixed": "0.0001", "rounding": "half_even"}),
-        ),
+    server.with_key(&w.op).post_expect(
+        &format!("/v1/merchants/{}/fee_plan", w.merchant("Author").id),
+        json!({"asset": "USD", "percent_bps": 250, "fixed": "0.0001", "rounding": "half_even"}),
         200,
     );
 
     // Without consent a merchant's charge only asks the customer; no money moves.
-    let pending = ok(
-        &server,
-        "POST",
+    let pending = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/charges",
-        &w.merchant_key,
-        Some(
-            json!({"customer": w.customer, "amount": "0.10", "asset": "USD", "description": "article 1", "resource_id": "art-1"}),
-        ),
+        json!({"customer": w.customer("Ada").id, "amount": "0.10", "asset": "USD", "description": "article 1", "resource_id": "art-1"}),
         201,
     );
     assert_eq!(pending["status"], "requires_confirmation");
-    assert_eq!(wallet(&server, &w), "10.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "10.000000");
     // The merchant cannot confirm for the customer; the customer can.
     let confirm = format!("/v1/charges/{}/confirm", pending["id"].as_str().unwrap());
-    let (status, _) = server.call("POST", &confirm, Some(&w.merchant_key), None, &[]);
+    let (status, _) = server
+        .with_key(&w.merchant("Author").key)
+        .post_empty(&confirm);
     assert_eq!(status, 404);
-    let confirmed = ok(&server, "POST", &confirm, &w.customer_token, None, 200);
+    let confirmed = server
+        .with_key(&w.customer("Ada").token)
+        .expect("POST", &confirm, None, 200);
     assert_eq!(confirmed["status"], "succeeded");
     // 0.10: fee 0.0025 + 0.0001 = 0.0026, merchant nets 0.0974.
     assert_eq!(
@@ -183,33 +80,25 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
         ),
         (Some("0.002600"), Some("0.097400"))
     );
-    assert_eq!(wallet(&server, &w), "9.900000");
+    assert_eq!(w.wallet(&server, "Ada"), "9.900000");
 
     // An allowance: at most 0.05 a charge and 0.12 a day.
-    let allowance = ok(
-        &server,
-        "POST",
-        &format!("/v1/customers/{}/allowances", w.customer),
-        &w.customer_token,
-        Some(
-            json!({"merchant": w.merchant, "asset": "USD", "max_per_charge": "0.05", "max_per_period": "0.12", "period": "day"}),
-        ),
+    let allowance = server.with_key(&w.customer("Ada").token).post_expect(
+        &format!("/v1/customers/{}/allowances", w.customer("Ada").id),
+        json!({"merchant": w.merchant("Author").id, "asset": "USD", "max_per_charge": "0.05", "max_per_period": "0.12", "period": "day"}),
         201,
     );
     // Only the customer's own token grants allowances.
-    let (status, _) = server.call("POST", &format!("/v1/customers/{}/allowances", w.customer), Some(&w.merchant_key),
-        Some(json!({"merchant": w.merchant, "asset": "USD", "max_per_charge": "1", "max_per_period": "1", "period": "day"})), &[]);
+    let (status, _) = server.with_key(&w.merchant("Author").key).post(
+        &format!("/v1/customers/{}/allowances", w.customer("Ada").id),
+        json!({"merchant": w.merchant("Author").id, "asset": "USD", "max_per_charge": "1", "max_per_period": "1", "period": "day"}),
+    );
     assert_eq!(status, 403);
     // Revenue shares: author 70%, publisher 30% of the net; flooring leaves a rounding remainder.
-    let shared = ok(
-        &server,
-        "POST",
+    let shared = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/charges",
-        &w.merchant_key,
-        Some(
-            json!({"customer": w.customer, "amount": "0.000011", "asset": "USD", "description": "a paragraph",
-                    "shares": [{"merchant": w.merchant, "bps": 7000}, {"merchant": w.publisher, "bps": 3000}]}),
-        ),
+        json!({"customer": w.customer("Ada").id, "amount": "0.000011", "asset": "USD", "description": "a paragraph",
+                    "shares": [{"merchant": w.merchant("Author").id, "bps": 7000}, {"merchant": w.merchant("Publisher").id, "bps": 3000}]}),
         201,
     );
     assert_eq!(shared["status"], "succeeded");
@@ -228,87 +117,67 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
         "every part of the split adds up to the charge: {shared}"
     );
     // A share naming no merchant is 404 on that share, and charges nothing.
-    let before = wallet(&server, &w);
-    let (status, e) = server.call(
-        "POST",
+    let before = w.wallet(&server, "Ada");
+    let (status, e) = server.with_key(&w.merchant("Author").key).post(
         "/v1/charges",
-        Some(&w.merchant_key),
-        Some(
-            json!({"customer": w.customer, "amount": "0.000011", "asset": "USD",
-                    "shares": [{"merchant": w.merchant, "bps": 7000},
+        json!({"customer": w.customer("Ada").id, "amount": "0.000011", "asset": "USD",
+                    "shares": [{"merchant": w.merchant("Author").id, "bps": 7000},
                                {"merchant": "mer_aaaaaaaaaaaaaaaaaaaaaaaaaa", "bps": 3000}]}),
-        ),
-        &[],
     );
     assert_eq!(
         (status, e["error"]["param"].as_str()),
         (404, Some("shares.1.merchant")),
         "{e}"
     );
-    assert_eq!(wallet(&server, &w), before);
+    assert_eq!(w.wallet(&server, "Ada"), before);
     for amount in ["0.05", "0.05"] {
-        let c = ok(
-            &server,
-            "POST",
+        let c = server.with_key(&w.merchant("Author").key).post_expect(
             "/v1/charges",
-            &w.merchant_key,
-            Some(json!({"customer": w.customer, "amount": amount, "asset": "USD"})),
+            json!({"customer": w.customer("Ada").id, "amount": amount, "asset": "USD"}),
             201,
         );
         assert_eq!(c["status"], "succeeded");
     }
     // Over the per-charge maximum, and over the day's budget: refused, nothing moves.
-    let before = wallet(&server, &w);
+    let before = w.wallet(&server, "Ada");
     assert_eq!(
-        error_code(
-            &server,
+        server.with_key(&w.merchant("Author").key).error_code(
             "POST",
             "/v1/charges",
-            &w.merchant_key,
-            json!({"customer": w.customer, "amount": "0.06", "asset": "USD"})
+            json!({"customer": w.customer("Ada").id, "amount": "0.06", "asset": "USD"})
         ),
         (422, "allowance_exceeded".into())
     );
     assert_eq!(
-        error_code(
-            &server,
+        server.with_key(&w.merchant("Author").key).error_code(
             "POST",
             "/v1/charges",
-            &w.merchant_key,
-            json!({"customer": w.customer, "amount": "0.03", "asset": "USD"})
+            json!({"customer": w.customer("Ada").id, "amount": "0.03", "asset": "USD"})
         ),
         (422, "allowance_exceeded".into())
     );
-    assert_eq!(wallet(&server, &w), before);
+    assert_eq!(w.wallet(&server, "Ada"), before);
     // Revoked: the merchant is back to asking.
-    ok(
-        &server,
+    server.with_key(&w.customer("Ada").token).expect(
         "POST",
         &format!(
             "/v1/allowances/{}/revoke",
             allowance["id"].as_str().unwrap()
         ),
-        &w.customer_token,
         None,
         200,
     );
-    let asked = ok(
-        &server,
-        "POST",
+    let asked = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/charges",
-        &w.merchant_key,
-        Some(json!({"customer": w.customer, "amount": "0.01", "asset": "USD"})),
+        json!({"customer": w.customer("Ada").id, "amount": "0.01", "asset": "USD"}),
         201,
     );
     assert_eq!(asked["status"], "requires_confirmation");
 
     // A tip, with a message, through the same fee plan.
-    let tip = ok(
-        &server,
-        "POST",
+    let tip = server.with_key(&w.customer("Ada").token).post_expect(
         "/v1/tips",
-        &w.customer_token,
-        Some(json!({"merchant": w.merchant, "amount": "1", "asset": "USD", "message": "thanks!"})),
+        json!({"merchant": w.merchant("Author").id, "amount": "1", "asset": "USD", "message": "thanks!"}),
         201,
     );
     assert_eq!(
@@ -321,56 +190,40 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
     );
     // The monthly cap (20) across all merchants: with money enough in the wallet, a 19 tip is
     // over what is left of the cap.
-    let (status, _) = top_up(&server, &w, "4242424242424242", "15");
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "15");
     assert_eq!(status, 201);
     assert_eq!(
-        error_code(
-            &server,
+        server.with_key(&w.customer("Ada").token).error_code(
             "POST",
             "/v1/tips",
-            &w.customer_token,
-            json!({"merchant": w.publisher, "amount": "19", "asset": "USD"})
+            json!({"merchant": w.merchant("Publisher").id, "amount": "19", "asset": "USD"})
         ),
         (422, "monthly_cap_exceeded".into())
     );
 
     // Refunds: partial, then the rest; never more than was charged; fees reversed pro rata.
     let refunds = format!("/v1/charges/{}/refunds", confirmed["id"].as_str().unwrap());
-    let r1 = ok(
-        &server,
-        "POST",
+    let r1 = server.with_key(&w.merchant("Author").key).post_expect(
         &refunds,
-        &w.merchant_key,
-        Some(json!({"amount": "0.04"})),
+        json!({"amount": "0.04"}),
         201,
     );
     assert_eq!(r1["amount"], "0.040000");
     assert_eq!(
-        error_code(
-            &server,
+        server.with_key(&w.merchant("Author").key).error_code(
             "POST",
             &refunds,
-            &w.merchant_key,
             json!({"amount": "0.07"})
         ),
         (422, "refund_exceeds_charge".into())
     );
-    ok(
-        &server,
-        "POST",
-        &refunds,
-        &w.merchant_key,
-        Some(json!({})),
-        201,
-    );
-    let refunded = ok(
-        &server,
-        "GET",
-        &format!("/v1/charges/{}", confirmed["id"].as_str().unwrap()),
-        &w.customer_token,
-        None,
-        200,
-    );
+    server
+        .with_key(&w.merchant("Author").key)
+        .post_expect(&refunds, json!({}), 201);
+    let refunded = server.with_key(&w.customer("Ada").token).get_ok(&format!(
+        "/v1/charges/{}",
+        confirmed["id"].as_str().unwrap()
+    ));
     assert_eq!(refunded["amount_refunded"], "0.100000");
     let returned: u128 = refunded["refunds"]
         .as_array()
@@ -383,53 +236,42 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
         "a full refund returns the whole platform fee"
     );
     assert_eq!(
-        error_code(
-            &server,
+        server.with_key(&w.merchant("Author").key).error_code(
             "POST",
             &refunds,
-            &w.merchant_key,
             json!({"amount": "0.000001"})
         ),
         (422, "refund_exceeds_charge".into())
     );
 
     // Payouts: a failing bank account returns the funds and says why; a good one pays.
-    let earned = balance(&server, &w, &w.merchant);
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payout_settings", w.merchant),
-        &w.merchant_key,
-        Some(json!({"asset": "USD", "bank_account": "000111111116"})),
+    let earned = w.merchant_balance(&server, &w.merchant("Author").id);
+    server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id),
+        json!({"asset": "USD", "bank_account": "000111111116"}),
         200,
     );
-    let failed = ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payouts", w.merchant),
-        &w.merchant_key,
-        Some(json!({})),
+    let failed = server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payouts", w.merchant("Author").id),
+        json!({}),
         201,
     );
     assert_eq!(
         (failed["status"].as_str(), failed["failure_code"].as_str()),
         (Some("failed"), Some("no_account"))
     );
-    assert_eq!(balance(&server, &w, &w.merchant), earned);
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payout_settings", w.merchant),
-        &w.merchant_key,
-        Some(json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000})),
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        earned
+    );
+    server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id),
+        json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000}),
         200,
     );
-    let paid = ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payouts", w.merchant),
-        &w.merchant_key,
-        Some(json!({})),
+    let paid = server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payouts", w.merchant("Author").id),
+        json!({}),
         201,
     );
     assert_eq!(paid["status"], "paid");
@@ -438,72 +280,58 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
         minor(&Value::String(earned.clone())) * 9 / 10,
         "10% reserve held back"
     );
-    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.000000"
+    );
     // Paid out: refunding the tip now finds the merchant's balance short.
     let tip_refunds = format!("/v1/charges/{}/refunds", tip["id"].as_str().unwrap());
     assert_eq!(
-        error_code(&server, "POST", &tip_refunds, &w.merchant_key, json!({})),
+        server
+            .with_key(&w.merchant("Author").key)
+            .error_code("POST", &tip_refunds, json!({})),
         (422, "merchant_balance_insufficient".into())
     );
 
     // Tenant isolation: another merchant cannot see the charge or the customer.
-    let other = ok(
-        &server,
-        "POST",
-        "/v1/merchants",
-        &w.op,
-        Some(json!({"name": "Other"})),
-        201,
-    );
-    let other_key = ok(
-        &server,
-        "POST",
+    let other = server
+        .with_key(&w.op)
+        .post_expect("/v1/merchants", json!({"name": "Other"}), 201);
+    let other_key = server.with_key(&w.op).post_expect(
         "/v1/api_keys",
-        &w.op,
-        Some(json!({"scope": "merchant", "merchant": other["id"]})),
+        json!({"scope": "merchant", "merchant": other["id"]}),
         201,
     );
     let other_key = other_key["secret"].as_str().unwrap();
     for path in [
         format!("/v1/charges/{}", tip["id"].as_str().unwrap()),
-        format!("/v1/customers/{}", w.customer),
+        format!("/v1/customers/{}", w.customer("Ada").id),
     ] {
-        let (status, _) = server.call("GET", &path, Some(other_key), None, &[]);
+        let (status, _) = server.with_key(other_key).get(&path);
         assert_eq!(status, 404, "{path}");
     }
     assert_eq!(
-        error_code(
-            &server,
+        server.with_key(other_key).error_code(
             "POST",
             "/v1/charges",
-            other_key,
-            json!({"customer": w.customer, "amount": "0.01", "asset": "USD"})
+            json!({"customer": w.customer("Ada").id, "amount": "0.01", "asset": "USD"})
         ),
         (404, "resource_missing".into())
     );
     // A customer token cannot use the operator/merchant endpoints.
-    let (status, _) = server.call("GET", "/v1/accounts", Some(&w.customer_token), None, &[]);
+    let (status, _) = server
+        .with_key(&w.customer("Ada").token)
+        .get("/v1/accounts");
     assert_eq!(status, 403);
 
     // The fee report agrees with what was booked: 4 charges and a tip succeeded.
-    let report = ok(
-        &server,
-        "GET",
-        &format!("/v1/reports/fees?asset=USD&merchant={}", w.merchant),
-        &w.op,
-        None,
-        200,
-    );
+    let report = server.with_key(&w.op).get_ok(&format!(
+        "/v1/reports/fees?asset=USD&merchant={}",
+        w.merchant("Author").id
+    ));
     assert_eq!(report["payments"], 5, "{report}");
     assert_eq!(report["gross_volume"], "1.200011");
-    let platform = ok(
-        &server,
-        "GET",
-        "/v1/reports/fees?asset=USD",
-        &w.op,
-        None,
-        200,
-    );
+    let platform = server.with_key(&w.op).get_ok("/v1/reports/fees?asset=USD");
     assert_eq!(
         (
             platform["processor_charges"].as_u64(),
@@ -514,13 +342,10 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
     // As five card charges: 5 × 0.30 plus 2.9% of each, rounded half-up per charge:
     // 0.0029 (0.10) + 0 (0.000011) + 0.00145 × 2 (0.05 each) + 0.029 (1) = 1.5348.
     assert_eq!(platform["processor_fees_if_each_card"], "1.534800");
-    let (status, csv, _) = server.raw(
-        "GET",
-        "/v1/reports/fees?asset=USD&format=csv",
-        Some(&w.op),
-        None,
-        &[],
-    );
+    let (status, csv, _) =
+        server
+            .with_key(&w.op)
+            .raw("GET", "/v1/reports/fees?asset=USD&format=csv", None);
     assert_eq!(status, 200);
     assert!(
         csv.lines().count() == 2 && csv.contains("platform"),
@@ -529,19 +354,16 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
     server.stop();
 }
 
-/// Minor units of a decimal amount with 6 places.
-/// A 10% fee plan (half-even rounding) for the world's merchant.
+/// A 10% fee plan (half-even rounding) for the author.
 fn ten_percent_fee(server: &Server, w: &World) {
-    ok(
-        server,
-        "POST",
-        &format!("/v1/merchants/{}/fee_plan", w.merchant),
-        &w.op,
-        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
+    server.with_key(&w.op).post_expect(
+        &format!("/v1/merchants/{}/fee_plan", w.merchant("Author").id),
+        json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"}),
         200,
     );
 }
 
+/// Minor units of a decimal amount with 6 places.
 fn minor(v: &Value) -> u128 {
     let text = v.as_str().unwrap_or("0");
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
@@ -552,20 +374,17 @@ fn minor(v: &Value) -> u128 {
 fn sixty_four_concurrent_charges_race_for_the_last_cents_and_never_overdraw() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "0.40");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "0.40");
     assert_eq!(status, 201);
     // 0.40 buys exactly 40 charges of 0.01; 64 race for them.
     let results: Vec<u16> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..64)
             .map(|_| {
                 scope.spawn(|| {
-                    let (status, _) = server.call(
-                        "POST",
+                    let (status, _) = server.with_key(&w.customer("Ada").token).post(
                         "/v1/charges",
-                        Some(&w.customer_token),
-                        Some(json!({"merchant": w.merchant, "amount": "0.01", "asset": "USD"})),
-                        &[],
+                        json!({"merchant": w.merchant("Author").id, "amount": "0.01", "asset": "USD"}),
                     );
                     status
                 })
@@ -576,30 +395,19 @@ fn sixty_four_concurrent_charges_race_for_the_last_cents_and_never_overdraw() {
     let succeeded = results.iter().filter(|s| **s == 201).count();
     let refused = results.iter().filter(|s| **s == 422).count();
     assert_eq!((succeeded, refused), (40, 24), "{results:?}");
-    assert_eq!(wallet(&server, &w), "0.000000");
-    assert_eq!(balance(&server, &w, &w.merchant), "0.400000");
+    assert_eq!(w.wallet(&server, "Ada"), "0.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.400000"
+    );
     server.stop();
 }
 
-fn payment_method(server: &Server, w: &World, card: &str) -> String {
-    let pm = ok(
-        server,
-        "POST",
-        &format!("/v1/customers/{}/payment_methods", w.customer),
-        &w.customer_token,
-        Some(json!({"card_number": card})),
-        201,
-    );
-    pm["token"].as_str().unwrap().to_string()
-}
-
 fn tab_charge(server: &Server, w: &World, amount: &str) -> (u16, String) {
-    error_code(
-        server,
+    server.with_key(&w.customer("Ada").token).error_code(
         "POST",
         "/v1/charges",
-        &w.customer_token,
-        json!({"merchant": w.merchant, "amount": amount, "asset": "USD", "source": "tab"}),
+        json!({"merchant": w.merchant("Author").id, "amount": amount, "asset": "USD", "source": "tab"}),
     )
 }
 
@@ -607,28 +415,25 @@ fn tab_charge(server: &Server, w: &World, amount: &str) -> (u16, String) {
 fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_from_declines() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
+    let w = world(&server);
     // A tab settled by a card that will be declined, limit 3, threshold 2, monthly.
-    let declining = payment_method(&server, &w, "4000000000000002");
-    let tab = ok(
-        &server,
-        "POST",
-        &format!("/v1/customers/{}/tabs", w.customer),
-        &w.customer_token,
-        Some(
-            json!({"asset": "USD", "limit": "3", "settlement_threshold": "2", "period": "month", "payment_method": declining}),
-        ),
+    let declining = w.card(&server, "Ada", "4000000000000002");
+    let tab = server.with_key(&w.customer("Ada").token).post_expect(
+        &format!("/v1/customers/{}/tabs", w.customer("Ada").id),
+        json!({"asset": "USD", "limit": "3", "settlement_threshold": "2", "period": "month", "payment_method": declining}),
         201,
     );
     let tab_path = format!("/v1/tabs/{}", tab["id"].as_str().unwrap());
     // Only the customer opens a tab.
-    let (status, _) = server.call("POST", &format!("/v1/customers/{}/tabs", w.customer), Some(&w.merchant_key),
-        Some(json!({"asset": "USD", "limit": "3", "settlement_threshold": "2", "period": "month", "payment_method": declining})), &[]);
+    let (status, _) = server.with_key(&w.merchant("Author").key).post(
+        &format!("/v1/customers/{}/tabs", w.customer("Ada").id),
+        json!({"asset": "USD", "limit": "3", "settlement_threshold": "2", "period": "month", "payment_method": declining}),
+    );
     assert_eq!(status, 403);
 
     // Charges accrue on the tab: nothing is charged to a card yet.
     assert_eq!(tab_charge(&server, &w, "1.5").0, 201);
-    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    let t = server.with_key(&w.customer("Ada").token).get_ok(&tab_path);
     assert_eq!(
         (t["owed"].as_str(), t["status"].as_str()),
         (Some("1.500000"), Some("open"))
@@ -640,22 +445,18 @@ fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_fro
     );
     // Reaching the threshold triggers ONE settlement; its card is declined: the tab freezes.
     assert_eq!(tab_charge(&server, &w, "0.5").0, 201);
-    let t = wait_for(&server, &w, &tab_path, |t| t["status"] == "frozen");
+    let t =
+        server
+            .with_key(&w.customer("Ada").token)
+            .poll_until(&tab_path, "the tab frozen", |t| t["status"] == "frozen");
     assert_eq!(t["owed"], "2.000000");
     assert_eq!(t["settlements"][0]["failure_code"], "card_declined");
     // Frozen: charges are refused until it is paid.
     assert_eq!(tab_charge(&server, &w, "0.01"), (422, "tab_frozen".into()));
     // An hour later the retry runs (same card, declined again): still frozen, two attempts.
-    let clock = ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 3601})),
-        200,
-    );
+    let clock = w.advance(&server, 3601);
     assert!(clock["jobs_run"].as_u64().unwrap() >= 1, "{clock}");
-    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    let t = server.with_key(&w.customer("Ada").token).get_ok(&tab_path);
     assert_eq!(
         (
             t["status"].as_str(),
@@ -664,13 +465,10 @@ fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_fro
         (Some("frozen"), 2)
     );
     // A working card: settled at once, unfrozen, the processor fee recorded.
-    let good = payment_method(&server, &w, "4242424242424242");
-    let t = ok(
-        &server,
-        "POST",
+    let good = w.card(&server, "Ada", "4242424242424242");
+    let t = server.with_key(&w.customer("Ada").token).post_expect(
         &format!("{tab_path}/payment_method"),
-        &w.customer_token,
-        Some(json!({"payment_method": good})),
+        json!({"payment_method": good}),
         200,
     );
     assert_eq!(
@@ -687,18 +485,14 @@ fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_fro
         (Some("succeeded"), Some("2.000000"), Some("0.358000"))
     );
     // The merchant was paid at charge time; the settlement only paid the tab back.
-    assert_eq!(balance(&server, &w, &w.merchant), "2.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "2.000000"
+    );
     // At the end of the month, what accrued since is settled as one charge.
     assert_eq!(tab_charge(&server, &w, "0.25").0, 201);
-    ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 32 * 86_400})),
-        200,
-    );
-    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    w.advance(&server, 32 * 86_400);
+    let t = server.with_key(&w.customer("Ada").token).get_ok(&tab_path);
     assert_eq!(t["owed"], "0.000000", "{t}");
     let last = t["settlements"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
@@ -706,37 +500,29 @@ fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_fro
         (Some("period_end"), Some("0.250000"))
     );
     // A daily payout schedule pays the merchant's earnings at the next day's start.
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payout_settings", w.merchant),
-        &w.merchant_key,
-        Some(json!({"asset": "USD", "bank_account": "000123456789", "schedule": "daily"})),
+    server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id),
+        json!({"asset": "USD", "bank_account": "000123456789", "schedule": "daily"}),
         200,
     );
-    assert_eq!(balance(&server, &w, &w.merchant), "2.250000");
-    ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 2 * 86_400})),
-        200,
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "2.250000"
     );
-    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
-    let payouts = ok(
-        &server,
-        "GET",
-        &format!("/v1/merchants/{}/payouts", w.merchant),
-        &w.merchant_key,
-        None,
-        200,
+    w.advance(&server, 2 * 86_400);
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.000000"
     );
+    let payouts = server.with_key(&w.merchant("Author").key).get_ok(&format!(
+        "/v1/merchants/{}/payouts",
+        w.merchant("Author").id
+    ));
     assert_eq!(payouts["data"][0]["trigger"], "schedule", "{payouts}");
     // A restart keeps the tab, its state and its schedule.
     server.stop();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let t = ok(&server, "GET", &tab_path, &w.customer_token, None, 200);
+    let t = server.with_key(&w.customer("Ada").token).get_ok(&tab_path);
     assert_eq!(
         (
             t["status"].as_str(),
@@ -747,62 +533,38 @@ fn tabs_accrue_to_their_limit_settle_at_threshold_and_period_end_and_recover_fro
     server.stop();
 }
 
-/// Polls a tab (settlements run in the background) until `done`, for at most 10 s.
-fn wait_for(server: &Server, w: &World, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..200 {
-        let t = ok(server, "GET", path, &w.customer_token, None, 200);
-        if done(&t) {
-            return t;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("{path} never reached the expected state");
-}
-
 #[test]
 fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, topup) = top_up(&server, &w, "4242424242424242", "10");
+    let w = world(&server);
+    let (status, topup) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
     ten_percent_fee(&server, &w);
     let charge = |merchant: &str, amount: &str| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.customer("Ada").token).post_expect(
             "/v1/charges",
-            &w.customer_token,
-            Some(json!({"merchant": merchant, "amount": amount, "asset": "USD"})),
+            json!({"merchant": merchant, "amount": amount, "asset": "USD"}),
             201,
         )
     };
-    let older = charge(&w.merchant, "3"); // the author nets 2.7, the platform 0.3
-    let newer = charge(&w.publisher, "2"); // no fee plan: the publisher nets 2
-                                           // The author has already been paid out: its part of a chargeback becomes its debt.
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payout_settings", w.merchant),
-        &w.merchant_key,
-        Some(json!({"asset": "USD", "bank_account": "000123456789"})),
+    let older = charge(&w.merchant("Author").id, "3"); // the author nets 2.7, the platform 0.3
+    let newer = charge(&w.merchant("Publisher").id, "2"); // no fee plan: the publisher nets 2
+                                                          // The author has already been paid out: its part of a chargeback becomes its debt.
+    server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id),
+        json!({"asset": "USD", "bank_account": "000123456789"}),
         200,
     );
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payouts", w.merchant),
-        &w.merchant_key,
-        Some(json!({})),
+    server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payouts", w.merchant("Author").id),
+        json!({}),
         201,
     );
 
-    let dispute = ok(
-        &server,
-        "POST",
+    let dispute = server.with_key(&w.op).post_expect(
         "/v1/disputes",
-        &w.op,
-        Some(json!({"topup": topup["id"], "reason": "fraudulent"})),
+        json!({"topup": topup["id"], "reason": "fraudulent"}),
         201,
     );
     // 5 was still in the wallet; the other 5 reverses the newest charge (2), then 3 of the older.
@@ -832,35 +594,32 @@ fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid(
     assert_eq!(
         debited,
         [
-            (w.publisher.as_str(), "2.000000"),
-            (w.merchant.as_str(), "2.700000")
+            (w.merchant("Publisher").id.as_str(), "2.000000"),
+            (w.merchant("Author").id.as_str(), "2.700000")
         ]
     );
-    assert_eq!(wallet(&server, &w), "0.000000");
-    assert_eq!(balance(&server, &w, &w.publisher), "0.000000");
-    // Once only: the same top-up again answers with the same dispute.
-    let (status, again) = server.call(
-        "POST",
-        "/v1/disputes",
-        Some(&w.op),
-        Some(json!({"topup": topup["id"]})),
-        &[],
+    assert_eq!(w.wallet(&server, "Ada"), "0.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Publisher").id),
+        "0.000000"
     );
+    // Once only: the same top-up again answers with the same dispute.
+    let (status, again) = server
+        .with_key(&w.op)
+        .post("/v1/disputes", json!({"topup": topup["id"]}));
     assert_eq!((status, &again["id"]), (200, &dispute["id"]));
     // A disputed charge cannot also be refunded.
     let refunds = format!("/v1/charges/{}/refunds", older["id"].as_str().unwrap());
     assert_eq!(
-        error_code(&server, "POST", &refunds, &w.merchant_key, json!({})),
+        server
+            .with_key(&w.merchant("Author").key)
+            .error_code("POST", &refunds, json!({})),
         (422, "refund_exceeds_charge".into())
     );
     // Only the operator (standing in for the processor) raises disputes.
-    let (status, _) = server.call(
-        "POST",
-        "/v1/disputes",
-        Some(&w.merchant_key),
-        Some(json!({"topup": topup["id"]})),
-        &[],
-    );
+    let (status, _) = server
+        .with_key(&w.merchant("Author").key)
+        .post("/v1/disputes", json!({"topup": topup["id"]}));
     assert_eq!(status, 403);
     server.stop();
 }
@@ -869,42 +628,29 @@ fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid(
 fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "1");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "1");
     assert_eq!(status, 201);
-    let good = payment_method(&server, &w, "4242424242424242");
-    let auto = format!("/v1/customers/{}/auto_topup", w.customer);
-    ok(
-        &server,
-        "POST",
+    let good = w.card(&server, "Ada", "4242424242424242");
+    let auto = format!("/v1/customers/{}/auto_topup", w.customer("Ada").id);
+    server.with_key(&w.customer("Ada").token).post_expect(
         &auto,
-        &w.customer_token,
-        Some(
-            json!({"asset": "USD", "threshold": "0.50", "amount": "5", "payment_method": good, "enabled": true}),
-        ),
+        json!({"asset": "USD", "threshold": "0.50", "amount": "5", "payment_method": good, "enabled": true}),
         200,
     );
     let pay = |amount: &str| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.customer("Ada").token).post_expect(
             "/v1/charges",
-            &w.customer_token,
-            Some(json!({"merchant": w.merchant, "amount": amount, "asset": "USD"})),
+            json!({"merchant": w.merchant("Author").id, "amount": amount, "asset": "USD"}),
             201,
         );
     };
+    let customer = server.with_key(&w.customer("Ada").token);
+    let wallet_path = format!("/v1/customers/{}/wallets/USD", w.customer("Ada").id);
     let wait_wallet = |expected: &str| {
-        for _ in 0..200 {
-            if wallet(&server, &w) == expected {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "the wallet never reached {expected}: {}",
-            wallet(&server, &w)
-        );
+        customer.poll_until(&wallet_path, "the wallet topped up", |v| {
+            v["available"] == expected
+        });
     };
     // Below the threshold: one top-up of 5 follows in the background.
     pay("0.60");
@@ -912,154 +658,115 @@ fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
     // Below it again the same day: no second top-up that day.
     pay("5.00");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(wallet(&server, &w), "0.400000");
+    assert_eq!(w.wallet(&server, "Ada"), "0.400000");
     // The next day, the next charge below the threshold tops up again.
-    ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 86_400})),
-        200,
-    );
+    w.advance(&server, 86_400);
     pay("0.10");
     wait_wallet("5.300000");
     // A declining card: the top-up fails, auto top-up turns itself off and says why.
-    let declining = payment_method(&server, &w, "4000000000000002");
-    ok(
-        &server,
-        "POST",
+    let declining = w.card(&server, "Ada", "4000000000000002");
+    server.with_key(&w.customer("Ada").token).post_expect(
         &auto,
-        &w.customer_token,
-        Some(
-            json!({"asset": "USD", "threshold": "5.25", "amount": "5", "payment_method": declining, "enabled": true}),
-        ),
+        json!({"asset": "USD", "threshold": "5.25", "amount": "5", "payment_method": declining, "enabled": true}),
         200,
     );
-    ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 86_400})),
-        200,
-    );
+    w.advance(&server, 86_400);
     pay("0.10");
-    let path = format!("/v1/customers/{}", w.customer);
-    for _ in 0..200 {
-        let c = ok(&server, "GET", &path, &w.customer_token, None, 200);
-        if c["auto_topup"]["enabled"] == false {
-            assert!(
-                c["auto_topup"]["disabled_reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("card_declined"),
-                "{c}"
-            );
-            assert_eq!(wallet(&server, &w), "5.200000");
-            server.stop();
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("auto top-up was not turned off after a decline");
+    let path = format!("/v1/customers/{}", w.customer("Ada").id);
+    let c = customer.poll_until(&path, "auto top-up turned off after a decline", |c| {
+        c["auto_topup"]["enabled"] == false
+    });
+    assert!(
+        c["auto_topup"]["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("card_declined"),
+        "{c}"
+    );
+    assert_eq!(w.wallet(&server, "Ada"), "5.200000");
+    server.stop();
 }
 
 #[test]
 fn consent_and_retries_hold_under_review_cases() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
+    let w = world(&server);
     // Only the customer's own token may charge the customer's card.
-    let pm = payment_method(&server, &w, "4242424242424242");
-    let (status, _) = server.call(
-        "POST",
-        &format!("/v1/customers/{}/topups", w.customer),
-        Some(&w.merchant_key),
-        Some(json!({"amount": "100", "asset": "USD", "payment_method": pm})),
-        &[],
+    let pm = w.card(&server, "Ada", "4242424242424242");
+    let (status, _) = server.with_key(&w.merchant("Author").key).post(
+        &format!("/v1/customers/{}/topups", w.customer("Ada").id),
+        json!({"amount": "100", "asset": "USD", "payment_method": pm}),
     );
     assert_eq!(status, 403);
-    let (status, _) = server.call("POST", &format!("/v1/customers/{}/auto_topup", w.customer), Some(&w.merchant_key),
-        Some(json!({"asset": "USD", "threshold": "1", "amount": "100", "payment_method": pm, "enabled": true})), &[]);
+    let (status, _) = server.with_key(&w.merchant("Author").key).post(
+        &format!("/v1/customers/{}/auto_topup", w.customer("Ada").id),
+        json!({"asset": "USD", "threshold": "1", "amount": "100", "payment_method": pm, "enabled": true}),
+    );
     assert_eq!(status, 403);
     // A charge confirmed while the wallet is short is refused; after a top-up, confirming
     // again books it (a new attempt, not the ledger's remembered refusal).
-    let asked = ok(
-        &server,
-        "POST",
+    let asked = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/charges",
-        &w.merchant_key,
-        Some(json!({"customer": w.customer, "amount": "1", "asset": "USD"})),
+        json!({"customer": w.customer("Ada").id, "amount": "1", "asset": "USD"}),
         201,
     );
     let confirm = format!("/v1/charges/{}/confirm", asked["id"].as_str().unwrap());
     assert_eq!(
-        error_code(&server, "POST", &confirm, &w.customer_token, json!({})),
+        server
+            .with_key(&w.customer("Ada").token)
+            .error_code("POST", &confirm, json!({})),
         (422, "insufficient_funds".into())
     );
-    let (status, _) = top_up(&server, &w, "4242424242424242", "5");
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "5");
     assert_eq!(status, 201);
-    let booked = ok(&server, "POST", &confirm, &w.customer_token, None, 200);
+    let booked = server
+        .with_key(&w.customer("Ada").token)
+        .expect("POST", &confirm, None, 200);
     assert_eq!(booked["status"], "succeeded");
-    assert_eq!(wallet(&server, &w), "4.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "4.000000");
     // A refund retried with its Idempotency-Key refunds once; the key with another amount is 409.
     let refunds = format!("/v1/charges/{}/refunds", asked["id"].as_str().unwrap());
-    let key = [("Idempotency-Key", "refund-1")];
-    let (s1, r1) = server.call(
-        "POST",
-        &refunds,
-        Some(&w.merchant_key),
-        Some(json!({"amount": "0.25"})),
-        &key,
-    );
-    let (s2, r2) = server.call(
-        "POST",
-        &refunds,
-        Some(&w.merchant_key),
-        Some(json!({"amount": "0.25"})),
-        &key,
-    );
+    let key = "refund-1";
+    let (s1, r1) = server
+        .with_key(&w.merchant("Author").key)
+        .idempotency_key(key)
+        .post(&refunds, json!({"amount": "0.25"}));
+    let (s2, r2) = server
+        .with_key(&w.merchant("Author").key)
+        .idempotency_key(key)
+        .post(&refunds, json!({"amount": "0.25"}));
     assert_eq!((s1, s2, &r1["id"]), (201, 200, &r2["id"]));
-    let (s3, e) = server.call(
-        "POST",
-        &refunds,
-        Some(&w.merchant_key),
-        Some(json!({"amount": "0.30"})),
-        &key,
-    );
+    let (s3, e) = server
+        .with_key(&w.merchant("Author").key)
+        .idempotency_key(key)
+        .post(&refunds, json!({"amount": "0.30"}));
     assert_eq!(
         (s3, e["error"]["type"].as_str()),
         (409, Some("idempotency_error"))
     );
-    assert_eq!(wallet(&server, &w), "4.250000");
+    assert_eq!(w.wallet(&server, "Ada"), "4.250000");
     // A payout retried with its key pays once.
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payout_settings", w.merchant),
-        &w.merchant_key,
-        Some(json!({"asset": "USD", "bank_account": "000123456789"})),
+    server.with_key(&w.merchant("Author").key).post_expect(
+        &format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id),
+        json!({"asset": "USD", "bank_account": "000123456789"}),
         200,
     );
-    let payouts = format!("/v1/merchants/{}/payouts", w.merchant);
-    let key = [("Idempotency-Key", "payout-1")];
-    let (p1, a) = server.call(
-        "POST",
-        &payouts,
-        Some(&w.merchant_key),
-        Some(json!({"amount": "0.5"})),
-        &key,
-    );
-    let (p2, b) = server.call(
-        "POST",
-        &payouts,
-        Some(&w.merchant_key),
-        Some(json!({"amount": "0.5"})),
-        &key,
-    );
+    let payouts = format!("/v1/merchants/{}/payouts", w.merchant("Author").id);
+    let key = "payout-1";
+    let (p1, a) = server
+        .with_key(&w.merchant("Author").key)
+        .idempotency_key(key)
+        .post(&payouts, json!({"amount": "0.5"}));
+    let (p2, b) = server
+        .with_key(&w.merchant("Author").key)
+        .idempotency_key(key)
+        .post(&payouts, json!({"amount": "0.5"}));
     assert_eq!((p1, p2, &a["id"]), (201, 201, &b["id"]), "{a} {b}");
-    assert_eq!(balance(&server, &w, &w.merchant), "0.250000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.250000"
+    );
     server.stop();
 }
 
@@ -1073,11 +780,11 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
     const PER_THREAD: usize = 60;
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10.00");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10.00");
     assert_eq!(status, 201);
     let body = |t: usize, i: usize| {
-        json!({"merchant": w.merchant, "amount": "0.01", "asset": "USD",
+        json!({"merchant": w.merchant("Author").id, "amount": "0.01", "asset": "USD",
                "description": format!("item {t}-{i}"), "resource_id": format!("r{t}{i}")})
     };
     let key = |t: usize, i: usize| format!("crash-{t}-{i}");
@@ -1087,17 +794,14 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
     std::thread::scope(|scope| {
         for t in 0..THREADS {
             let (server, answered, body, key) = (&server, &answered, &body, &key);
-            let token = &w.customer_token;
+            let token = &w.customer("Ada").token;
             scope.spawn(move || {
                 for i in 0..PER_THREAD {
                     let k = key(t, i);
-                    let headers = [("Idempotency-Key", k.as_str())];
-                    let sent = server.try_call(
+                    let sent = server.with_key(token).idempotency_key(k.as_str()).try_send(
                         "POST",
                         "/v1/charges",
-                        Some(token),
                         Some(body(t, i)),
-                        &headers,
                     );
                     let Some((status, charge)) = sent else {
                         return; // killed
@@ -1135,14 +839,9 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
         .expect("note count");
     assert!(notes > 0, "the store lost nothing to re-apply: {recovered}");
     for (t, i, id) in &answered {
-        let charge = ok(
-            &server,
-            "GET",
-            &format!("/v1/charges/{id}"),
-            &w.customer_token,
-            None,
-            200,
-        );
+        let charge = server
+            .with_key(&w.customer("Ada").token)
+            .get_ok(&format!("/v1/charges/{id}"));
         assert_eq!(charge["status"], "succeeded", "{charge}");
         assert_eq!(charge["description"], format!("item {t}-{i}"));
         assert_eq!(charge["amount"], "0.010000");
@@ -1153,13 +852,10 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
     for t in 0..THREADS {
         for i in 0..PER_THREAD {
             let k = key(t, i);
-            let (status, charge) = server.call(
-                "POST",
-                "/v1/charges",
-                Some(&w.customer_token),
-                Some(body(t, i)),
-                &[("Idempotency-Key", k.as_str())],
-            );
+            let (status, charge) = server
+                .with_key(&w.customer("Ada").token)
+                .idempotency_key(k.as_str())
+                .post("/v1/charges", body(t, i));
             assert!(status == 200 || status == 201, "{status} {charge}");
             assert_eq!(charge["status"], "succeeded", "{charge}");
             if let Some((_, _, id)) = answered.iter().find(|(at, ai, _)| (*at, *ai) == (t, i)) {
@@ -1170,21 +866,18 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
     }
     // A key with another request is refused and charges nothing.
     let first = key(0, 0);
-    let (status, e) = server.call(
-        "POST",
-        "/v1/charges",
-        Some(&w.customer_token),
-        Some(body(0, 1)),
-        &[("Idempotency-Key", first.as_str())],
-    );
+    let (status, e) = server
+        .with_key(&w.customer("Ada").token)
+        .idempotency_key(first.as_str())
+        .post("/v1/charges", body(0, 1));
     assert_eq!(
         (status, e["error"]["type"].as_str()),
         (409, Some("idempotency_error")),
         "{e}"
     );
     let spent = retried as u128 * 10_000;
-    assert_eq!(minor(&json!(wallet(&server, &w))), 10_000_000 - spent);
-    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    assert_eq!(minor(&json!(w.wallet(&server, "Ada"))), 10_000_000 - spent);
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
@@ -1196,28 +889,22 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
 fn a_payout_reserve_returns_to_the_earnings_after_its_days() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
-    let (status, charge) = server.call(
-        "POST",
+    let (status, charge) = server.with_key(&w.customer("Ada").token).post(
         "/v1/charges",
-        Some(&w.customer_token),
-        Some(json!({"merchant": w.merchant, "amount": "2", "asset": "USD"})),
-        &[],
+        json!({"merchant": w.merchant("Author").id, "amount": "2", "asset": "USD"}),
     );
     assert_eq!(status, 201, "{charge}");
-    let earned = minor(&json!(balance(&server, &w, &w.merchant)));
+    let earned = minor(&json!(w.merchant_balance(&server, &w.merchant("Author").id)));
     assert!(earned > 0);
-    let settings = format!("/v1/merchants/{}/payout_settings", w.merchant);
+    let settings = format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id);
     // Bad days are refused and name the field.
     for days in [0, 3651] {
-        let (status, e) = server.call(
-            "POST",
+        let (status, e) = server.with_key(&w.merchant("Author").key).post(
             &settings,
-            Some(&w.merchant_key),
-            Some(json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000, "reserve_days": days})),
-            &[],
+            json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000, "reserve_days": days}),
         );
         assert_eq!(
             (status, e["error"]["param"].as_str()),
@@ -1226,76 +913,49 @@ fn a_payout_reserve_returns_to_the_earnings_after_its_days() {
         );
     }
     // A failing bank account first: the payout fails and its reserve comes back at once.
-    let s = ok(
-        &server,
-        "POST",
+    let s = server.with_key(&w.merchant("Author").key).post_expect(
         &settings,
-        &w.merchant_key,
-        Some(
-            json!({"asset": "USD", "bank_account": "000111111116", "reserve_bps": 1000, "reserve_days": 2}),
-        ),
+        json!({"asset": "USD", "bank_account": "000111111116", "reserve_bps": 1000, "reserve_days": 2}),
         200,
     );
     assert_eq!(s["reserve_days"], 2);
-    let payouts = format!("/v1/merchants/{}/payouts", w.merchant);
-    let failed = ok(
-        &server,
-        "POST",
-        &payouts,
-        &w.merchant_key,
-        Some(json!({})),
-        201,
-    );
+    let payouts = format!("/v1/merchants/{}/payouts", w.merchant("Author").id);
+    let failed = server
+        .with_key(&w.merchant("Author").key)
+        .post_expect(&payouts, json!({}), 201);
     assert_eq!(failed["status"], "failed");
-    let balance_path = format!("/v1/merchants/{}/balance?asset=USD", w.merchant);
-    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    let balance_path = format!(
+        "/v1/merchants/{}/balance?asset=USD",
+        w.merchant("Author").id
+    );
+    let b = server.with_key(&w.op).get_ok(&balance_path);
     assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (earned, 0));
     // Now a good account: 10% is held.
-    ok(
-        &server,
-        "POST",
+    server.with_key(&w.merchant("Author").key).post_expect(
         &settings,
-        &w.merchant_key,
-        Some(
-            json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000, "reserve_days": 2}),
-        ),
+        json!({"asset": "USD", "bank_account": "000123456789", "reserve_bps": 1000, "reserve_days": 2}),
         200,
     );
-    let paid = ok(
-        &server,
-        "POST",
-        &payouts,
-        &w.merchant_key,
-        Some(json!({})),
-        201,
-    );
+    let paid = server
+        .with_key(&w.merchant("Author").key)
+        .post_expect(&payouts, json!({}), 201);
     assert_eq!(paid["status"], "paid");
     let held = earned / 10;
-    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    let b = server.with_key(&w.op).get_ok(&balance_path);
     assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (0, held));
     // A day later it is still held.
-    let advance = |seconds: u64| {
-        ok(
-            &server,
-            "POST",
-            "/v1/test_clock/advance",
-            &w.op,
-            Some(json!({ "seconds": seconds })),
-            200,
-        )
-    };
-    advance(86_400);
-    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    w.advance(&server, 86_400);
+    let b = server.with_key(&w.op).get_ok(&balance_path);
     assert_eq!(minor(&b["reserved"]), held);
     // Past two days it returns to the earnings, once: the failed payout releases nothing.
-    let clock = advance(86_401);
+    let clock = w.advance(&server, 86_401);
     assert!(clock["jobs_run"].as_u64().unwrap() >= 1, "{clock}");
-    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    let b = server.with_key(&w.op).get_ok(&balance_path);
     assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (held, 0));
-    advance(86_400 * 30);
-    let b = ok(&server, "GET", &balance_path, &w.op, None, 200);
+    w.advance(&server, 86_400 * 30);
+    let b = server.with_key(&w.op).get_ok(&balance_path);
     assert_eq!((minor(&b["available"]), minor(&b["reserved"])), (held, 0));
-    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
@@ -1307,22 +967,23 @@ fn a_payout_reserve_returns_to_the_earnings_after_its_days() {
 fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
     ten_percent_fee(&server, &w);
-    let token = w.customer_token.as_str();
+    let token = w.customer("Ada").token.as_str();
     let hold = |body: Value, key: Option<&str>| {
-        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
-        server.call("POST", "/v1/holds", Some(token), Some(body), &headers)
+        server
+            .with_key(token)
+            .idempotency_key(key)
+            .post("/v1/holds", body)
     };
     let body = |amount: &str, expiry: &str| {
-        json!({"merchant": w.merchant, "amount": amount, "asset": "USD",
+        json!({"merchant": w.merchant("Author").id, "amount": amount, "asset": "USD",
                "description": "logo design", "expires_in_seconds": 3600, "on_expiry": expiry})
     };
     let post = |path: &str, key: &str, body: Value, idem: Option<&str>| {
-        let headers: Vec<(&str, &str)> = idem.map(|k| ("Idempotency-Key", k)).into_iter().collect();
-        server.call("POST", path, Some(key), Some(body), &headers)
+        server.with_key(key).idempotency_key(idem).post(path, body)
     };
     let code = |answer: &Value| answer["error"]["code"].as_str().unwrap_or("").to_string();
 
@@ -1333,8 +994,11 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
         (a["status"].as_str(), a["held"].as_str()),
         (Some("held"), Some("6.000000"))
     );
-    assert_eq!(wallet(&server, &w), "4.000000");
-    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "4.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.000000"
+    );
     let (status, again) = hold(body("6", "release"), Some("task-a"));
     assert_eq!((status, &again["id"]), (200, &a["id"]));
     let (status, reused) = hold(body("5", "release"), Some("task-a"));
@@ -1353,11 +1017,14 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
         (Some("4.000000"), Some("2.000000"))
     );
     assert_eq!(h["captures"][0]["platform_fee"], "0.200000");
-    assert_eq!(balance(&server, &w, &w.merchant), "1.800000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "1.800000"
+    );
     let (status, h) = post(&capture_path, token, json!({"amount": "2"}), Some("m1"));
     assert_eq!((status, h["held"].as_str()), (200, Some("4.000000")));
     // Only the customer (or the operator) captures; never above what is held.
-    let (status, _) = post(&capture_path, &w.merchant_key, json!({}), None);
+    let (status, _) = post(&capture_path, &w.merchant("Author").key, json!({}), None);
     assert_eq!(status, 403);
     let (status, e) = post(&capture_path, token, json!({"amount": "5"}), None);
     assert_eq!(
@@ -1380,18 +1047,21 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
         ),
         (Some("captured"), Some("0.000000"), Some("3.000000"))
     );
-    assert_eq!(wallet(&server, &w), "7.000000");
-    assert_eq!(balance(&server, &w, &w.merchant), "2.700000");
+    assert_eq!(w.wallet(&server, "Ada"), "7.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "2.700000"
+    );
     let (status, e) = post(&capture_path, token, json!({}), None);
     assert_eq!((status, code(&e)), (422, "hold_captured".into()));
 
     // The worker cancels: released, the money stays the customer's; nothing captures it later.
     let (_, b) = hold(body("2", "release"), None);
     let b_id = b["id"].as_str().unwrap();
-    assert_eq!(wallet(&server, &w), "5.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "5.000000");
     let (status, r) = post(
         &format!("/v1/holds/{b_id}/release"),
-        &w.merchant_key,
+        &w.merchant("Author").key,
         json!({}),
         None,
     );
@@ -1400,10 +1070,10 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
         (200, Some("released")),
         "{r}"
     );
-    assert_eq!(wallet(&server, &w), "7.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "7.000000");
     let (status, r) = post(
         &format!("/v1/holds/{b_id}/release"),
-        &w.merchant_key,
+        &w.merchant("Author").key,
         json!({}),
         None,
     );
@@ -1418,30 +1088,21 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
     // Expiry (the test clock moves it): one hold releases, the other captures.
     let (_, c) = hold(body("1", "release"), None);
     let (_, d) = hold(body("1", "capture"), None);
-    assert_eq!(wallet(&server, &w), "5.000000");
-    let clock = ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 3601})),
-        200,
-    );
+    assert_eq!(w.wallet(&server, "Ada"), "5.000000");
+    let clock = w.advance(&server, 3601);
     assert!(clock["jobs_run"].as_u64().unwrap() >= 2, "{clock}");
     let get = |id: &Value| {
-        ok(
-            &server,
-            "GET",
-            &format!("/v1/holds/{}", id.as_str().unwrap()),
-            token,
-            None,
-            200,
-        )
+        server
+            .with_key(token)
+            .get_ok(&format!("/v1/holds/{}", id.as_str().unwrap()))
     };
     assert_eq!(get(&c["id"])["status"], "expired");
     assert_eq!(get(&d["id"])["status"], "captured");
-    assert_eq!(wallet(&server, &w), "6.000000");
-    assert_eq!(balance(&server, &w, &w.merchant), "3.600000");
+    assert_eq!(w.wallet(&server, "Ada"), "6.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "3.600000"
+    );
     let (status, e) = post(
         &format!("/v1/holds/{}/capture", c["id"].as_str().unwrap()),
         token,
@@ -1450,14 +1111,9 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
     );
     assert_eq!((status, code(&e)), (422, "hold_expired".into()));
     // The worker sees its holds; bad input names the field; a merchant key cannot fund one.
-    ok(
-        &server,
-        "GET",
-        &format!("/v1/holds/{id}"),
-        &w.merchant_key,
-        None,
-        200,
-    );
+    server
+        .with_key(&w.merchant("Author").key)
+        .get_ok(&format!("/v1/holds/{id}"));
     let (status, e) = hold(body("100", "release"), Some("big"));
     assert_eq!(
         (status, code(&e), e["error"]["param"].as_str()),
@@ -1474,15 +1130,11 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
         (status, e["error"]["param"].as_str()),
         (400, Some("expires_in_seconds"))
     );
-    let (status, _) = server.call(
-        "POST",
-        "/v1/holds",
-        Some(&w.merchant_key),
-        Some(body("1", "release")),
-        &[],
-    );
+    let (status, _) = server
+        .with_key(&w.merchant("Author").key)
+        .post("/v1/holds", body("1", "release"));
     assert_eq!(status, 403);
-    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
@@ -1494,84 +1146,57 @@ fn escrow_holds_capture_in_milestones_release_and_expire_exactly_once() {
 fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
+    let w = world(&server);
     ten_percent_fee(&server, &w);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
     // A second backer.
-    let b = ok(
-        &server,
-        "POST",
+    let b = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/customers",
-        &w.merchant_key,
-        Some(json!({"name": "Bo"})),
+        json!({"name": "Bo"}),
         201,
     );
     let b_token = b["token"].as_str().unwrap().to_string();
     let b_id = b["id"].as_str().unwrap().to_string();
-    let pm = ok(
-        &server,
-        "POST",
+    let pm = server.with_key(&b_token).post_expect(
         &format!("/v1/customers/{b_id}/payment_methods"),
-        &b_token,
-        Some(json!({"card_number": "4242424242424242"})),
+        json!({"card_number": "4242424242424242"}),
         201,
     );
-    ok(
-        &server,
-        "POST",
+    server.with_key(&b_token).post_expect(
         &format!("/v1/customers/{b_id}/topups"),
-        &b_token,
-        Some(json!({"amount": "10", "asset": "USD", "payment_method": pm["token"]})),
+        json!({"amount": "10", "asset": "USD", "payment_method": pm["token"]}),
         201,
     );
     let b_wallet = || {
-        ok(
-            &server,
-            "GET",
-            &format!("/v1/customers/{b_id}/wallets/USD"),
-            &b_token,
-            None,
-            200,
-        )["available"]
+        server
+            .with_key(&b_token)
+            .get_ok(&format!("/v1/customers/{b_id}/wallets/USD"))["available"]
             .as_str()
             .unwrap()
             .to_string()
     };
     let campaign = |goal: &str, mode: &str| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.merchant("Author").key).post_expect(
             "/v1/campaigns",
-            &w.merchant_key,
-            Some(
-                json!({"name": "Album", "goal": goal, "asset": "USD", "ends_in_seconds": 3600, "mode": mode}),
-            ),
+            json!({"name": "Album", "goal": goal, "asset": "USD", "ends_in_seconds": 3600, "mode": mode}),
             201,
         )
     };
     let public = |id: &Value| {
-        let (status, v) = server.call(
-            "GET",
-            &format!("/v1/campaigns/{}", id.as_str().unwrap()),
-            None,
-            None,
-            &[],
-        );
+        let (status, v) = server
+            .anonymous()
+            .get(&format!("/v1/campaigns/{}", id.as_str().unwrap()));
         assert_eq!(status, 200, "{v}");
         v
     };
     let give = |campaign: &Value, token: &str, amount: &str, key: Option<&str>| {
-        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
-        server.call(
-            "POST",
+        server.with_key(token).idempotency_key(key).post(
             &format!(
                 "/v1/campaigns/{}/contributions",
                 campaign["id"].as_str().unwrap()
             ),
-            Some(token),
-            Some(json!({"amount": amount})),
-            &headers,
+            json!({"amount": amount}),
         )
     };
 
@@ -1585,16 +1210,16 @@ fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
         ),
         (Some("active"), Some("0.000000"), Some(0))
     );
-    let (status, a1) = give(&album, &w.customer_token, "2", Some("a1"));
+    let (status, a1) = give(&album, &w.customer("Ada").token, "2", Some("a1"));
     assert_eq!(
         (status, a1["status"].as_str(), a1["counted"].as_bool()),
         (201, Some("held"), Some(true)),
         "{a1}"
     );
-    let (status, again) = give(&album, &w.customer_token, "2", Some("a1"));
+    let (status, again) = give(&album, &w.customer("Ada").token, "2", Some("a1"));
     assert_eq!((status, &again["id"]), (200, &a1["id"]));
     assert_eq!(give(&album, &b_token, "2", None).0, 201);
-    assert_eq!(give(&album, &w.customer_token, "1.5", None).0, 201);
+    assert_eq!(give(&album, &w.customer("Ada").token, "1.5", None).0, 201);
     let p = public(&album["id"]);
     assert_eq!(
         (
@@ -1605,59 +1230,63 @@ fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
         (Some("5.500000"), Some(2), Some(true))
     );
     // Held, not yet the creator's.
-    assert_eq!(wallet(&server, &w), "6.500000");
-    assert_eq!(balance(&server, &w, &w.merchant), "0.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "6.500000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.000000"
+    );
     // A backer's proof, readable without a key.
     let proof = format!(
         "/v1/campaigns/{}/contributions/{}",
         album["id"].as_str().unwrap(),
         a1["id"].as_str().unwrap()
     );
-    let (status, v) = server.call("GET", &proof, None, None, &[]);
+    let (status, v) = server.anonymous().get(&proof);
     assert_eq!(
         (status, v["counted"].as_bool(), v["amount"].as_str()),
         (200, Some(true), Some("2.000000"))
     );
 
     let short = campaign("100", "all_or_nothing");
-    assert_eq!(give(&short, &w.customer_token, "1", None).0, 201);
+    assert_eq!(give(&short, &w.customer("Ada").token, "1", None).0, 201);
     let tips = campaign("100", "keep_what_you_raise");
     let (status, paid) = give(&tips, &b_token, "1", None);
     assert_eq!((status, paid["status"].as_str()), (201, Some("paid")));
-    assert_eq!(balance(&server, &w, &w.merchant), "0.900000");
-    assert_eq!(wallet(&server, &w), "5.500000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.900000"
+    );
+    assert_eq!(w.wallet(&server, "Ada"), "5.500000");
     assert_eq!(b_wallet(), "7.000000");
     // Only a customer contributes; bad input names the field.
-    let (status, _) = give(&album, &w.merchant_key, "1", None);
+    let (status, _) = give(&album, &w.merchant("Author").key, "1", None);
     assert_eq!(status, 403);
-    let (status, e) = server.call("POST", "/v1/campaigns", Some(&w.merchant_key),
-        Some(json!({"name": "X", "goal": "1", "asset": "USD", "ends_in_seconds": 5, "mode": "all_or_nothing"})), &[]);
+    let (status, e) = server.with_key(&w.merchant("Author").key).post(
+        "/v1/campaigns",
+        json!({"name": "X", "goal": "1", "asset": "USD", "ends_in_seconds": 5, "mode": "all_or_nothing"}),
+    );
     assert_eq!(
         (status, e["error"]["param"].as_str()),
         (400, Some("ends_in_seconds"))
     );
 
     // The deadline: the album is captured (10% fee), the short one released.
-    let clock = ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 3601})),
-        200,
-    );
+    let clock = w.advance(&server, 3601);
     assert!(clock["jobs_run"].as_u64().unwrap() >= 2, "{clock}");
     let p = public(&album["id"]);
     assert_eq!(
         (p["status"].as_str(), p["raised"].as_str()),
         (Some("succeeded"), Some("5.500000"))
     );
-    let (_, v) = server.call("GET", &proof, None, None, &[]);
+    let (_, v) = server.anonymous().get(&proof);
     assert_eq!(v["status"], "captured");
-    assert_eq!(balance(&server, &w, &w.merchant), "5.850000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "5.850000"
+    );
     assert_eq!(public(&short["id"])["status"], "failed");
     assert_eq!(
-        wallet(&server, &w),
+        w.wallet(&server, "Ada"),
         "6.500000",
         "the failed campaign's hold came back"
     );
@@ -1666,14 +1295,14 @@ fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
         "failed",
         "goal missed, money kept"
     );
-    let (status, e) = give(&album, &w.customer_token, "1", None);
+    let (status, e) = give(&album, &w.customer("Ada").token, "1", None);
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (422, Some("campaign_ended"))
     );
-    let (status, _) = server.call("GET", "/v1/campaigns/cmp_nothing", None, None, &[]);
+    let (status, _) = server.anonymous().get("/v1/campaigns/cmp_nothing");
     assert_eq!(status, 404);
-    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
@@ -1685,101 +1314,72 @@ fn campaigns_capture_or_release_at_the_deadline_and_show_progress_publicly() {
 fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
+    let w = world(&server);
     ten_percent_fee(&server, &w);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
-    let token = w.customer_token.as_str();
-    let advance = |seconds: u64| {
-        ok(
-            &server,
-            "POST",
-            "/v1/test_clock/advance",
-            &w.op,
-            Some(json!({ "seconds": seconds })),
-            200,
-        )
-    };
+    let token = w.customer("Ada").token.as_str();
     let sub = |id: &Value| {
-        ok(
-            &server,
-            "GET",
-            &format!("/v1/subscriptions/{}", id.as_str().unwrap()),
-            token,
-            None,
-            200,
-        )
+        server
+            .with_key(token)
+            .get_ok(&format!("/v1/subscriptions/{}", id.as_str().unwrap()))
     };
     let act = |id: &Value, what: &str, body: Value| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(token).post_expect(
             &format!("/v1/subscriptions/{}/{what}", id.as_str().unwrap()),
-            token,
-            Some(body),
+            body,
             200,
         )
     };
-    let plan = ok(
-        &server,
-        "POST",
+    let plan = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/plans",
-        &w.merchant_key,
-        Some(json!({"name": "Newsletter", "amount": "1", "asset": "USD", "interval": "month"})),
+        json!({"name": "Newsletter", "amount": "1", "asset": "USD", "interval": "month"}),
         201,
     );
 
     // Subscribing pays the first month; a retry with the key is the same subscription.
-    let (status, s) = server.call(
-        "POST",
-        "/v1/subscriptions",
-        Some(token),
-        Some(json!({"plan": plan["id"]})),
-        &[("Idempotency-Key", "sub-1")],
-    );
+    let (status, s) = server
+        .with_key(token)
+        .idempotency_key("sub-1")
+        .post("/v1/subscriptions", json!({"plan": plan["id"]}));
     assert_eq!((status, s["status"].as_str()), (201, Some("active")), "{s}");
     assert_eq!(s["charges"].as_array().unwrap().len(), 1);
-    let (status, again) = server.call(
-        "POST",
-        "/v1/subscriptions",
-        Some(token),
-        Some(json!({"plan": plan["id"]})),
-        &[("Idempotency-Key", "sub-1")],
-    );
+    let (status, again) = server
+        .with_key(token)
+        .idempotency_key("sub-1")
+        .post("/v1/subscriptions", json!({"plan": plan["id"]}));
     assert_eq!((status, &again["id"]), (200, &s["id"]));
-    assert_eq!(wallet(&server, &w), "9.000000");
-    assert_eq!(balance(&server, &w, &w.merchant), "0.900000");
-    let first = s["charges"][0].as_str().unwrap();
-    let receipt = ok(
-        &server,
-        "GET",
-        &format!("/v1/charges/{first}"),
-        token,
-        None,
-        200,
+    assert_eq!(w.wallet(&server, "Ada"), "9.000000");
+    assert_eq!(
+        w.merchant_balance(&server, &w.merchant("Author").id),
+        "0.900000"
     );
+    let first = s["charges"][0].as_str().unwrap();
+    let receipt = server
+        .with_key(token)
+        .get_ok(&format!("/v1/charges/{first}"));
     assert_eq!(
         (receipt["status"].as_str(), receipt["platform_fee"].as_str()),
         (Some("succeeded"), Some("0.100000"))
     );
     // A month later: the second month, once.
-    advance(31 * 86_400);
-    advance(1);
+    w.advance(&server, 31 * 86_400);
+    w.advance(&server, 1);
     assert_eq!(sub(&s["id"])["charges"].as_array().unwrap().len(), 2);
-    assert_eq!(wallet(&server, &w), "8.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "8.000000");
     // Paused: nothing is charged; resumed: the due period is charged.
     assert_eq!(act(&s["id"], "pause", json!({}))["status"], "paused");
-    advance(31 * 86_400);
-    assert_eq!(wallet(&server, &w), "8.000000");
+    w.advance(&server, 31 * 86_400);
+    assert_eq!(w.wallet(&server, "Ada"), "8.000000");
     assert_eq!(act(&s["id"], "resume", json!({}))["status"], "active");
-    advance(1);
-    assert_eq!(wallet(&server, &w), "7.000000");
+    w.advance(&server, 1);
+    assert_eq!(w.wallet(&server, "Ada"), "7.000000");
     // Canceled at the period's end: no further charge.
     assert_eq!(
         act(&s["id"], "cancel", json!({}))["cancel_at_period_end"],
         true
     );
-    advance(32 * 86_400);
+    w.advance(&server, 32 * 86_400);
     let ended = sub(&s["id"]);
     assert_eq!(
         (
@@ -1788,52 +1388,41 @@ fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
         ),
         (Some("canceled"), 3)
     );
-    assert_eq!(wallet(&server, &w), "7.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "7.000000");
 
     // A trial: nothing until it ends.
-    let trial_plan = ok(
-        &server,
-        "POST",
+    let trial_plan = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/plans",
-        &w.merchant_key,
-        Some(
-            json!({"name": "Pro", "amount": "0.5", "asset": "USD", "interval": "week", "trial_days": 3}),
-        ),
+        json!({"name": "Pro", "amount": "0.5", "asset": "USD", "interval": "week", "trial_days": 3}),
         201,
     );
-    let t = ok(
-        &server,
-        "POST",
+    let t = server.with_key(token).post_expect(
         "/v1/subscriptions",
-        token,
-        Some(json!({"plan": trial_plan["id"]})),
+        json!({"plan": trial_plan["id"]}),
         201,
     );
     assert_eq!(
         (t["status"].as_str(), t["charges"].as_array().unwrap().len()),
         (Some("trialing"), 0)
     );
-    assert_eq!(wallet(&server, &w), "7.000000");
-    advance(3 * 86_400 + 1);
+    assert_eq!(w.wallet(&server, "Ada"), "7.000000");
+    w.advance(&server, 3 * 86_400 + 1);
     assert_eq!(sub(&t["id"])["status"], "active");
-    assert_eq!(wallet(&server, &w), "6.500000");
+    assert_eq!(w.wallet(&server, "Ada"), "6.500000");
     act(&t["id"], "cancel", json!({"at_period_end": false}));
     assert_eq!(sub(&t["id"])["status"], "canceled");
 
     // A pledge of 3 a week from a wallet of 6.5: two weeks paid, then it fails, retries
     // (1 h, 2 h, 4 h), goes past due, and is canceled after the fourth failure.
-    let p = ok(
-        &server,
-        "POST",
+    let p = server.with_key(token).post_expect(
         "/v1/subscriptions",
-        token,
-        Some(json!({"merchant": w.merchant, "amount": "3", "asset": "USD", "interval": "week"})),
+        json!({"merchant": w.merchant("Author").id, "amount": "3", "asset": "USD", "interval": "week"}),
         201,
     );
     assert_eq!(p["plan"], Value::Null);
-    advance(7 * 86_400);
-    assert_eq!(wallet(&server, &w), "0.500000");
-    advance(7 * 86_400);
+    w.advance(&server, 7 * 86_400);
+    assert_eq!(w.wallet(&server, "Ada"), "0.500000");
+    w.advance(&server, 7 * 86_400);
     let failing = sub(&p["id"]);
     assert_eq!(
         (
@@ -1843,10 +1432,10 @@ fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
         (Some("active"), Some(1))
     );
     assert_eq!(failing["last_failure"], "insufficient_funds");
-    advance(3601);
+    w.advance(&server, 3601);
     assert_eq!(sub(&p["id"])["status"], "past_due");
-    advance(7201);
-    advance(14_401);
+    w.advance(&server, 7201);
+    w.advance(&server, 14_401);
     let canceled = sub(&p["id"]);
     assert_eq!(
         (
@@ -1855,37 +1444,27 @@ fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
         ),
         (Some("canceled"), Some(4))
     );
-    assert_eq!(wallet(&server, &w), "0.500000");
+    assert_eq!(w.wallet(&server, "Ada"), "0.500000");
 
     // Only the customer subscribes; a plan and a pledge together, or half a pledge, are refused.
-    let (status, _) = server.call(
-        "POST",
-        "/v1/subscriptions",
-        Some(&w.merchant_key),
-        Some(json!({"plan": plan["id"]})),
-        &[],
-    );
+    let (status, _) = server
+        .with_key(&w.merchant("Author").key)
+        .post("/v1/subscriptions", json!({"plan": plan["id"]}));
     assert_eq!(status, 403);
-    let (status, e) = server.call(
-        "POST",
+    let (status, e) = server.with_key(token).post(
         "/v1/subscriptions",
-        Some(token),
-        Some(json!({"plan": plan["id"], "amount": "1"})),
-        &[],
+        json!({"plan": plan["id"], "amount": "1"}),
     );
     assert_eq!((status, e["error"]["param"].as_str()), (400, Some("plan")));
-    let (status, e) = server.call(
-        "POST",
+    let (status, e) = server.with_key(token).post(
         "/v1/subscriptions",
-        Some(token),
-        Some(json!({"merchant": w.merchant, "amount": "1", "asset": "USD"})),
-        &[],
+        json!({"merchant": w.merchant("Author").id, "amount": "1", "asset": "USD"}),
     );
     assert_eq!(
         (status, e["error"]["param"].as_str()),
         (400, Some("interval"))
     );
-    let summary = ok(&server, "GET", "/v1/ledger/summary", &w.op, None, 200);
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
     assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
     server.stop();
 }
@@ -1896,76 +1475,47 @@ fn subscriptions_renew_pause_cancel_and_retry_failed_periods_until_canceled() {
 fn resuming_a_subscription_starts_a_new_period_and_bills_no_paused_ones() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
-    let token = w.customer_token.as_str();
-    let advance = |seconds: u64| {
-        ok(
-            &server,
-            "POST",
-            "/v1/test_clock/advance",
-            &w.op,
-            Some(json!({ "seconds": seconds })),
-            200,
-        )
-    };
-    let plan = ok(
-        &server,
-        "POST",
+    let token = w.customer("Ada").token.as_str();
+    let plan = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/plans",
-        &w.merchant_key,
-        Some(
-            json!({"name": "Weekly digest", "amount": "0.05", "asset": "USD", "interval": "week"}),
-        ),
+        json!({"name": "Weekly digest", "amount": "0.05", "asset": "USD", "interval": "week"}),
         201,
     );
-    let s = ok(
-        &server,
-        "POST",
-        "/v1/subscriptions",
-        token,
-        Some(json!({"plan": plan["id"]})),
-        201,
-    );
+    let s =
+        server
+            .with_key(token)
+            .post_expect("/v1/subscriptions", json!({"plan": plan["id"]}), 201);
     let path = format!("/v1/subscriptions/{}", s["id"].as_str().unwrap());
     let charges = || {
-        ok(&server, "GET", &path, token, None, 200)["charges"]
+        server.with_key(token).get_ok(&path)["charges"]
             .as_array()
             .unwrap()
             .len()
     };
     assert_eq!(charges(), 1);
-    ok(
-        &server,
-        "POST",
-        &format!("{path}/pause"),
-        token,
-        Some(json!({})),
-        200,
-    );
-    advance(31 * 86_400);
-    ok(
-        &server,
-        "POST",
-        &format!("{path}/resume"),
-        token,
-        Some(json!({})),
-        200,
-    );
-    advance(1);
+    server
+        .with_key(token)
+        .post_expect(&format!("{path}/pause"), json!({}), 200);
+    w.advance(&server, 31 * 86_400);
+    server
+        .with_key(token)
+        .post_expect(&format!("{path}/resume"), json!({}), 200);
+    w.advance(&server, 1);
     assert_eq!(
         charges(),
         2,
         "one new period at the resume, none for the paused weeks"
     );
-    assert_eq!(wallet(&server, &w), "9.900000");
+    assert_eq!(w.wallet(&server, "Ada"), "9.900000");
     // The next period is a week after the resume.
-    advance(6 * 86_400);
+    w.advance(&server, 6 * 86_400);
     assert_eq!(charges(), 2);
-    advance(86_400);
+    w.advance(&server, 86_400);
     assert_eq!(charges(), 3);
-    assert_eq!(wallet(&server, &w), "9.850000");
+    assert_eq!(w.wallet(&server, "Ada"), "9.850000");
 }
 
 /// Regression: the test clock's offset was lost on restart, so the clock went back: a campaign
@@ -1976,59 +1526,43 @@ fn resuming_a_subscription_starts_a_new_period_and_bills_no_paused_ones() {
 fn the_test_clock_survives_a_restart_and_an_ended_campaign_takes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--test-clock"]);
-    let w = setup(&server);
-    let (status, _) = top_up(&server, &w, "4242424242424242", "10");
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
     assert_eq!(status, 201);
-    let c = ok(
-        &server,
-        "POST",
+    let c = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/campaigns",
-        &w.merchant_key,
-        Some(
-            json!({"name": "Album", "goal": "5", "asset": "USD", "ends_in_seconds": 3600, "mode": "all_or_nothing"}),
-        ),
+        json!({"name": "Album", "goal": "5", "asset": "USD", "ends_in_seconds": 3600, "mode": "all_or_nothing"}),
         201,
     );
     let path = format!("/v1/campaigns/{}", c["id"].as_str().unwrap());
-    let advanced = ok(
-        &server,
-        "POST",
-        "/v1/test_clock/advance",
-        &w.op,
-        Some(json!({"seconds": 7200})),
-        200,
-    );
+    let advanced = w.advance(&server, 7200);
     let moved_to = advanced["now"].as_str().unwrap().to_string();
     assert_eq!(
-        ok(&server, "GET", &path, &w.merchant_key, None, 200)["status"],
+        server.with_key(&w.merchant("Author").key).get_ok(&path)["status"],
         "failed"
     );
     server.stop();
 
     let server = Server::start(dir.path(), &["--test-clock"]);
     assert_eq!(
-        ok(&server, "GET", &path, &w.merchant_key, None, 200)["status"],
+        server.with_key(&w.merchant("Author").key).get_ok(&path)["status"],
         "failed",
         "the clock went back on restart"
     );
-    let after = ok(&server, "GET", "/v1/test_clock", &w.op, None, 200);
+    let after = server.with_key(&w.op).get_ok("/v1/test_clock");
     assert!(
         after["now"].as_str().unwrap() >= moved_to.as_str(),
         "{after} < {moved_to}"
     );
-    let (status, e) = server.call(
-        "POST",
-        &format!("{path}/contributions"),
-        Some(&w.customer_token),
-        Some(json!({"amount": "1"})),
-        &[],
-    );
+    let (status, e) = server
+        .with_key(&w.customer("Ada").token)
+        .post(&format!("{path}/contributions"), json!({"amount": "1"}));
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (422, Some("campaign_ended")),
         "{e}"
     );
-    assert_eq!(wallet(&server, &w), "10.000000");
+    assert_eq!(w.wallet(&server, "Ada"), "10.000000");
 }
 
 /// Regression: a maximal top-up filled the processor's clearing account, after which every
@@ -2039,8 +1573,8 @@ fn the_test_clock_survives_a_restart_and_an_ended_campaign_takes_nothing() {
 fn product_amounts_are_capped_so_one_customer_cannot_overflow_everyone() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
-    let (status, e) = top_up(&server, &w, "4242424242424242", "1000000000000.000001");
+    let w = world(&server);
+    let (status, e) = w.top_up(&server, "Ada", "4242424242424242", "1000000000000.000001");
     assert_eq!(
         (
             status,
@@ -2050,15 +1584,10 @@ fn product_amounts_are_capped_so_one_customer_cannot_overflow_everyone() {
         (400, Some("amount_too_large"), Some("amount")),
         "{e}"
     );
-    let (status, e) = server.call(
-        "POST",
-        &format!("/v1/customers/{}/allowances", w.customer),
-        Some(&w.customer_token),
-        Some(
-            json!({"merchant": w.merchant, "asset": "USD", "max_per_charge": "1",
+    let (status, e) = server.with_key(&w.customer("Ada").token).post(
+        &format!("/v1/customers/{}/allowances", w.customer("Ada").id),
+        json!({"merchant": w.merchant("Author").id, "asset": "USD", "max_per_charge": "1",
                     "max_per_period": "340282366920938463463374607431768.211455", "period": "day"}),
-        ),
-        &[],
     );
     assert_eq!(
         (
@@ -2070,33 +1599,26 @@ fn product_amounts_are_capped_so_one_customer_cannot_overflow_everyone() {
         "{e}"
     );
     // The largest top-up is taken, and others' top-ups still work after it.
-    let (status, t) = top_up(&server, &w, "4242424242424242", "1000000000000");
+    let (status, t) = w.top_up(&server, "Ada", "4242424242424242", "1000000000000");
     assert_eq!(status, 201, "{t}");
-    let other = ok(
-        &server,
-        "POST",
+    let other = server.with_key(&w.merchant("Author").key).post_expect(
         "/v1/customers",
-        &w.merchant_key,
-        Some(json!({"name": "Bo"})),
+        json!({"name": "Bo"}),
         201,
     );
-    let pm = ok(
-        &server,
-        "POST",
-        &format!(
-            "/v1/customers/{}/payment_methods",
-            other["id"].as_str().unwrap()
-        ),
-        other["token"].as_str().unwrap(),
-        Some(json!({"card_number": "4242424242424242"})),
-        201,
-    );
-    let (status, t) = server.call(
-        "POST",
+    let pm = server
+        .with_key(other["token"].as_str().unwrap())
+        .post_expect(
+            &format!(
+                "/v1/customers/{}/payment_methods",
+                other["id"].as_str().unwrap()
+            ),
+            json!({"card_number": "4242424242424242"}),
+            201,
+        );
+    let (status, t) = server.with_key(other["token"].as_str().unwrap()).post(
         &format!("/v1/customers/{}/topups", other["id"].as_str().unwrap()),
-        Some(other["token"].as_str().unwrap()),
-        Some(json!({"amount": "5", "asset": "USD", "payment_method": pm["token"]})),
-        &[],
+        json!({"amount": "5", "asset": "USD", "payment_method": pm["token"]}),
     );
     assert_eq!(status, 201, "{t}");
 }
