@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{ok, Server};
+use common::Server;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -53,23 +53,22 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         &["--test-clock", "--rate-limit-per-second", "1000000"],
     );
     let op = server.operator_key.clone().unwrap();
-    ok(
-        &server,
-        "POST",
-        "/v1/assets",
-        &op,
-        Some(json!({"code": "USD", "scale": 6})),
-        201,
-    );
+    server
+        .with_key(&op)
+        .post_expect("/v1/assets", json!({"code": "USD", "scale": 6}), 201);
     let mut rng = StdRng::seed_from_u64(SEED);
     let roundings = ["down", "up", "half_up", "half_even"];
     let merchants: Vec<String> = (0..MERCHANTS)
         .map(|i| {
-            let m = ok(&server, "POST", "/v1/merchants", &op, Some(json!({"name": format!("m{i}")})), 201);
+            let m = server.with_key(&op).post_expect(
+                "/v1/merchants",
+                json!({"name": format!("m{i}")}),
+                201,
+            );
             let id = m["id"].as_str().unwrap().to_string();
             let plan = json!({"asset": "USD", "percent_bps": rng.gen_range(0..=1500), "fixed": amount(rng.gen_range(0..=200)),
                               "rounding": roundings[rng.gen_range(0..roundings.len())]});
-            ok(&server, "POST", &format!("/v1/merchants/{id}/fee_plan"), &op, Some(plan), 200);
+            server.with_key(&op).post_expect(&format!("/v1/merchants/{id}/fee_plan"), plan, 200);
             id
         })
         .collect();
@@ -84,19 +83,32 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
                     (t..CUSTOMERS)
                         .step_by(THREADS)
                         .map(|i| {
-                            let c = ok(server, "POST", "/v1/customers", op, Some(json!({})), 201);
+                            let c = server.with_key(op).post_expect(
+                                "/v1/customers",
+                                json!({}),
+                                201,
+                            );
                             let id = c["id"].as_str().unwrap().to_string();
                             let token = c["token"].as_str().unwrap().to_string();
-                            let pm = ok(server, "POST", &format!("/v1/customers/{id}/payment_methods"), &token,
-                                Some(json!({"card_number": "4242424242424242"})), 201)["token"].clone();
+                            let pm = server.with_key(&token).post_expect(
+                                &format!("/v1/customers/{id}/payment_methods"),
+                                json!({"card_number": "4242424242424242"}),
+                                201,
+                            )["token"].clone();
                             let tab = if i % 2 == 0 {
-                                ok(server, "POST", &format!("/v1/customers/{id}/topups"), &token,
-                                    Some(json!({"amount": "10", "asset": "USD", "payment_method": pm})), 201);
+                                server.with_key(&token).post_expect(
+                                    &format!("/v1/customers/{id}/topups"),
+                                    json!({"amount": "10", "asset": "USD", "payment_method": pm}),
+                                    201,
+                                );
                                 topped_up.fetch_add(10_000_000, Ordering::Relaxed);
                                 None
                             } else {
-                                let tab = ok(server, "POST", &format!("/v1/customers/{id}/tabs"), &token,
-                                    Some(json!({"asset": "USD", "limit": "20", "settlement_threshold": "0.5", "period": "month", "payment_method": pm})), 201);
+                                let tab = server.with_key(&token).post_expect(
+                                    &format!("/v1/customers/{id}/tabs"),
+                                    json!({"asset": "USD", "limit": "20", "settlement_threshold": "0.5", "period": "month", "payment_method": pm}),
+                                    201,
+                                );
                                 Some(tab["id"].as_str().unwrap().to_string())
                             };
                             Customer { token, tab }
@@ -142,7 +154,10 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
                                 if let Some(p) = partner.filter(|p| p != m) {
                                     body["shares"] = json!([{"merchant": merchants[*m], "bps": 7000}, {"merchant": merchants[p], "bps": 3000}]);
                                 }
-                                let (status, answer) = server.call("POST", "/v1/charges", Some(&customer.token), Some(body), &[]);
+                                let (status, answer) = server.with_key(&customer.token).post(
+                                    "/v1/charges",
+                                    body,
+                                );
                                 assert!(status == 201 || status == 422, "{answer}");
                                 (status, *micros)
                             })
@@ -161,22 +176,14 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
                 charges += 1;
             }
         }
-        ok(
-            &server,
-            "POST",
-            "/v1/test_clock/advance",
-            &op,
-            Some(json!({"seconds": 86_400})),
-            200,
-        );
+        server
+            .with_key(&op)
+            .post_expect("/v1/test_clock/advance", json!({"seconds": 86_400}), 200);
     }
     // Past the month's end: every tab's period-end settlement has run.
-    ok(
-        &server,
-        "POST",
+    server.with_key(&op).post_expect(
         "/v1/test_clock/advance",
-        &op,
-        Some(json!({"seconds": 32 * 86_400})),
+        json!({"seconds": 32 * 86_400}),
         200,
     );
     assert!(
@@ -185,7 +192,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
     );
 
     // 1. The ledger balances: every transfer has both sides.
-    let summary = ok(&server, "GET", "/v1/ledger/summary", &op, None, 200);
+    let summary = server.with_key(&op).get_ok("/v1/ledger/summary");
     let usd = &summary["assets"][0];
     assert_eq!(usd["balanced"], true, "{usd}");
     let net = |code: u64| -> i128 {
@@ -201,7 +208,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         .iter()
         .filter_map(|c| c.tab.as_ref())
         .map(|tab| {
-            let t = ok(&server, "GET", &format!("/v1/tabs/{tab}"), &op, None, 200);
+            let t = server.with_key(&op).get_ok(&format!("/v1/tabs/{tab}"));
             assert_eq!(
                 (t["owed"].as_str(), t["status"].as_str()),
                 (Some("0.000000"), Some("open")),
@@ -230,7 +237,7 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         "merchants + platform fees + rounding received exactly the customers' spend"
     );
     // 3. The fee report says what the ledger says.
-    let report = ok(&server, "GET", "/v1/reports/fees?asset=USD", &op, None, 200);
+    let report = server.with_key(&op).get_ok("/v1/reports/fees?asset=USD");
     assert_eq!(report["payments"].as_u64(), Some(charges));
     assert_eq!(
         micros(report["gross_volume"].as_str().unwrap()),
@@ -250,14 +257,9 @@ fn a_month_of_activity_keeps_the_books_in_agreement() {
         .iter()
         .map(|m| {
             micros(
-                ok(
-                    &server,
-                    "GET",
-                    &format!("/v1/reports/fees?asset=USD&merchant={m}"),
-                    &op,
-                    None,
-                    200,
-                )["gross_volume"]
+                server
+                    .with_key(&op)
+                    .get_ok(&format!("/v1/reports/fees?asset=USD&merchant={m}"))["gross_volume"]
                     .as_str()
                     .unwrap(),
             )

@@ -5,89 +5,28 @@
 
 mod common;
 
-use common::{ok, verify_with_standard_webhooks, Delivery, Receiver, Server};
+use common::receiver::{verify_with_standard_webhooks, Delivery, Receiver};
+use common::world::World;
+use common::Server;
 use serde_json::{json, Value};
 
-struct World {
-    op: String,
-    merchant: String,
-    merchant_key: String,
-    customer: String,
-    token: String,
-}
-
-fn setup(server: &Server) -> World {
-    let op = server.operator_key.clone().expect("operator key");
-    ok(
-        server,
-        "POST",
-        "/v1/assets",
-        &op,
-        Some(json!({"code": "USD", "scale": 6})),
-        201,
-    );
-    let m = ok(
-        server,
-        "POST",
-        "/v1/merchants",
-        &op,
-        Some(json!({"name": "Creator"})),
-        201,
-    );
-    let merchant = m["id"].as_str().unwrap().to_string();
-    let k = ok(
-        server,
-        "POST",
-        "/v1/api_keys",
-        &op,
-        Some(json!({"scope": "merchant", "merchant": merchant})),
-        201,
-    );
-    let merchant_key = k["secret"].as_str().unwrap().to_string();
-    ok(
-        server,
-        "POST",
-        &format!("/v1/merchants/{merchant}/fee_plan"),
-        &op,
-        Some(json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"})),
-        200,
-    );
-    let c = ok(
-        server,
-        "POST",
-        "/v1/customers",
-        &merchant_key,
-        Some(json!({"name": "Ada"})),
-        201,
-    );
-    World {
-        op,
-        merchant,
-        merchant_key,
-        customer: c["id"].as_str().unwrap().to_string(),
-        token: c["token"].as_str().unwrap().to_string(),
-    }
-}
-
-fn card(server: &Server, w: &World, number: &str) -> String {
-    let pm = ok(
-        server,
-        "POST",
-        &format!("/v1/customers/{}/payment_methods", w.customer),
-        &w.token,
-        Some(json!({"card_number": number})),
-        201,
-    );
-    pm["token"].as_str().unwrap().to_string()
+/// USD; the creator, with a key and a 10% fee plan; and Ada, the creator's customer.
+fn world(server: &Server) -> World {
+    World::builder(server)
+        .asset("USD", 6)
+        .merchant("Creator")
+        .fee_plan(
+            "Creator",
+            json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"}),
+        )
+        .customer("Ada")
+        .build()
 }
 
 fn endpoint(server: &Server, key: &str, url: &str, events: Value) -> (String, String) {
-    let e = ok(
-        server,
-        "POST",
+    let e = server.with_key(key).post_expect(
         "/v1/webhook_endpoints",
-        key,
-        Some(json!({"url": url, "events": events, "description": "test"})),
+        json!({"url": url, "events": events, "description": "test"}),
         201,
     );
     assert!(e["secret"].as_str().unwrap().starts_with("whsec_"), "{e}");
@@ -95,22 +34,6 @@ fn endpoint(server: &Server, key: &str, url: &str, events: Value) -> (String, St
         e["id"].as_str().unwrap().to_string(),
         e["secret"].as_str().unwrap().to_string(),
     )
-}
-
-/// GETs `path` until `done` holds for the answer (bounded: 30 s).
-fn poll(server: &Server, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let answer = ok(server, "GET", path, key, None, 200);
-        if done(&answer) {
-            return answer;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path}: still {answer}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 fn types(deliveries: &[Delivery]) -> Vec<String> {
@@ -133,11 +56,11 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
         dir.path(),
         &["--test-clock", "--webhook-allow-addresses", "loopback"],
     );
-    let w = setup(&server);
+    let w = world(&server);
     let receiver = Receiver::start();
     let (_, merchant_secret) = endpoint(
         &server,
-        &w.merchant_key,
+        &w.merchant("Creator").key,
         &format!("{}/merchant", receiver.url),
         json!(["*"]),
     );
@@ -152,31 +75,12 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
             "tab.settlement_failed"
         ]),
     );
-    let advance = |seconds: u64| {
-        ok(
-            &server,
-            "POST",
-            "/v1/test_clock/advance",
-            &w.op,
-            Some(json!({"seconds": seconds})),
-            200,
-        );
-    };
 
     // Top-ups: operator events (a customer's card, no merchant).
-    let good = card(&server, &w, "4242424242424242");
-    let topup = |pm: &str, amount: &str| {
-        server.call(
-            "POST",
-            &format!("/v1/customers/{}/topups", w.customer),
-            Some(&w.token),
-            Some(json!({"amount": amount, "asset": "USD", "payment_method": pm})),
-            &[],
-        )
-    };
-    assert_eq!(topup(&good, "20").0, 201);
-    let declined = card(&server, &w, "4000000000000002");
-    assert_eq!(topup(&declined, "5").0, 402);
+    let good = w.card(&server, "Ada", "4242424242424242");
+    assert_eq!(w.top_up_with(&server, "Ada", &good, "20").0, 201);
+    let declined = w.card(&server, "Ada", "4000000000000002");
+    assert_eq!(w.top_up_with(&server, "Ada", &declined, "5").0, 402);
     let op = receiver.wait("/operator", "top-ups", |d| {
         has(d, "topup.succeeded") && has(d, "topup.failed")
     });
@@ -189,30 +93,19 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
     assert_eq!(succeeded["data"]["status"], "succeeded");
 
     // A charge and its refund; a charge over the wallet sends nothing.
-    let charge = ok(
-        &server,
-        "POST",
+    let charge = server.with_key(&w.customer("Ada").token).post_expect(
         "/v1/charges",
-        &w.token,
-        Some(
-            json!({"merchant": w.merchant, "amount": "2", "asset": "USD", "description": "article"}),
-        ),
+        json!({"merchant": w.merchant("Creator").id, "amount": "2", "asset": "USD", "description": "article"}),
         201,
     );
-    let (status, _) = server.call(
-        "POST",
+    let (status, _) = server.with_key(&w.customer("Ada").token).post(
         "/v1/charges",
-        Some(&w.token),
-        Some(json!({"merchant": w.merchant, "amount": "1000", "asset": "USD"})),
-        &[],
+        json!({"merchant": w.merchant("Creator").id, "amount": "1000", "asset": "USD"}),
     );
     assert_eq!(status, 422);
-    ok(
-        &server,
-        "POST",
+    server.with_key(&w.merchant("Creator").key).post_expect(
         &format!("/v1/charges/{}/refunds", charge["id"].as_str().unwrap()),
-        &w.merchant_key,
-        Some(json!({"amount": "0.5"})),
+        json!({"amount": "0.5"}),
         201,
     );
     let m = receiver.wait("/merchant", "charge events", |d| has(d, "charge.refunded"));
@@ -228,31 +121,23 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
 
     // Escrow holds: captured in part, released; another expires.
     let hold = |expiry: &str| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.customer("Ada").token).post_expect(
             "/v1/holds",
-            &w.token,
-            Some(json!({"merchant": w.merchant, "amount": "3",
-            "asset": "USD", "expires_in_seconds": 3600, "on_expiry": expiry})),
+            json!({"merchant": w.merchant("Creator").id, "amount": "3",
+            "asset": "USD", "expires_in_seconds": 3600, "on_expiry": expiry}),
             201,
         )
     };
     let a = hold("release");
     let a_id = a["id"].as_str().unwrap();
-    ok(
-        &server,
-        "POST",
+    server.with_key(&w.customer("Ada").token).post_expect(
         &format!("/v1/holds/{a_id}/capture"),
-        &w.token,
-        Some(json!({"amount": "1"})),
+        json!({"amount": "1"}),
         200,
     );
-    ok(
-        &server,
+    server.with_key(&w.merchant("Creator").key).expect(
         "POST",
         &format!("/v1/holds/{a_id}/release"),
-        &w.merchant_key,
         None,
         200,
     );
@@ -261,137 +146,98 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
 
     // Campaigns: one reaches its goal, one does not.
     let campaign = |goal: &str| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.merchant("Creator").key).post_expect(
             "/v1/campaigns",
-            &w.merchant_key,
-            Some(json!({"name": "Album",
-            "goal": goal, "asset": "USD", "ends_in_seconds": 3600, "mode": "all_or_nothing"})),
+            json!({"name": "Album",
+            "goal": goal, "asset": "USD", "ends_in_seconds": 3600, "mode": "all_or_nothing"}),
             201,
         )
     };
     let (hit, miss) = (campaign("1"), campaign("100"));
     for c in [&hit, &miss] {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.customer("Ada").token).post_expect(
             &format!("/v1/campaigns/{}/contributions", c["id"].as_str().unwrap()),
-            &w.token,
-            Some(json!({"amount": "1"})),
+            json!({"amount": "1"}),
             201,
         );
     }
 
     // A subscription paid from a wallet that then runs dry: renewed, then past due.
-    let plan = ok(
-        &server,
-        "POST",
+    let plan = server.with_key(&w.merchant("Creator").key).post_expect(
         "/v1/plans",
-        &w.merchant_key,
-        Some(json!({"name": "Letter", "amount": "1", "asset": "USD", "interval": "day"})),
+        json!({"name": "Letter", "amount": "1", "asset": "USD", "interval": "day"}),
         201,
     );
-    let sub = ok(
-        &server,
-        "POST",
+    let sub = server.with_key(&w.customer("Ada").token).post_expect(
         "/v1/subscriptions",
-        &w.token,
-        Some(json!({"plan": plan["id"]})),
+        json!({"plan": plan["id"]}),
         201,
     );
 
     // Payouts: one to a failing account, one paid.
     let settings = |account: &str| {
-        ok(
-            &server,
-            "POST",
-            &format!("/v1/merchants/{}/payout_settings", w.merchant),
-            &w.merchant_key,
-            Some(json!({"asset": "USD", "bank_account": account})),
+        server.with_key(&w.merchant("Creator").key).post_expect(
+            &format!("/v1/merchants/{}/payout_settings", w.merchant("Creator").id),
+            json!({"asset": "USD", "bank_account": account}),
             200,
         );
     };
     settings("000111111116");
-    let failed = ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payouts", w.merchant),
-        &w.merchant_key,
-        Some(json!({"amount": "0.1"})),
+    let failed = server.with_key(&w.merchant("Creator").key).post_expect(
+        &format!("/v1/merchants/{}/payouts", w.merchant("Creator").id),
+        json!({"amount": "0.1"}),
         201,
     );
     assert_eq!(failed["status"], "failed");
     settings("000123456789");
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/merchants/{}/payouts", w.merchant),
-        &w.merchant_key,
-        Some(json!({"amount": "0.1"})),
+    server.with_key(&w.merchant("Creator").key).post_expect(
+        &format!("/v1/merchants/{}/payouts", w.merchant("Creator").id),
+        json!({"amount": "0.1"}),
         201,
     );
 
     // Tabs: a settlement declined, then paid.
-    let tab = ok(
-        &server,
-        "POST",
-        &format!("/v1/customers/{}/tabs", w.customer),
-        &w.token,
-        Some(
-            json!({"asset": "USD", "limit": "3", "settlement_threshold": "1", "period": "month",
+    let tab = server.with_key(&w.customer("Ada").token).post_expect(
+        &format!("/v1/customers/{}/tabs", w.customer("Ada").id),
+        json!({"asset": "USD", "limit": "3", "settlement_threshold": "1", "period": "month",
             "payment_method": declined}),
-        ),
         201,
     );
-    let tab_charge = ok(
-        &server,
-        "POST",
+    let tab_charge = server.with_key(&w.customer("Ada").token).post_expect(
         "/v1/charges",
-        &w.token,
-        Some(json!({"merchant": w.merchant, "amount": "1", "asset": "USD", "source": "tab"})),
+        json!({"merchant": w.merchant("Creator").id, "amount": "1", "asset": "USD", "source": "tab"}),
         201,
     );
     assert_eq!(tab_charge["status"], "succeeded");
     receiver.wait("/operator", "a declined settlement", |d| {
         has(d, "tab.settlement_failed")
     });
-    ok(
-        &server,
-        "POST",
+    server.with_key(&w.customer("Ada").token).post_expect(
         &format!("/v1/tabs/{}/payment_method", tab["id"].as_str().unwrap()),
-        &w.token,
-        Some(json!({"payment_method": good})),
+        json!({"payment_method": good}),
         200,
     );
     receiver.wait("/operator", "a paid settlement", |d| has(d, "tab.settled"));
 
     // Empty the wallet so the next period fails, then move time: the hold expires, the
     // campaigns end, the subscription renews once (paid) and then goes past due.
-    let left = ok(
-        &server,
-        "GET",
-        &format!("/v1/customers/{}/wallets/USD", w.customer),
-        &w.token,
-        None,
-        200,
-    );
+    let left = server.with_key(&w.customer("Ada").token).get_ok(&format!(
+        "/v1/customers/{}/wallets/USD",
+        w.customer("Ada").id
+    ));
     let left = left["available"].as_str().unwrap().to_string();
-    ok(
-        &server,
-        "POST",
+    server.with_key(&w.customer("Ada").token).post_expect(
         "/v1/charges",
-        &w.token,
-        Some(json!({"merchant": w.merchant, "amount": left, "asset": "USD"})),
+        json!({"merchant": w.merchant("Creator").id, "amount": left, "asset": "USD"}),
         201,
     );
-    assert_eq!(topup(&good, "1").0, 201);
+    assert_eq!(w.top_up_with(&server, "Ada", &good, "1").0, 201);
     // The hold expires and the campaigns end within the first day; the expired hold and the
     // failed campaign give money back, so the subscription renews until that is spent, then a
     // period fails, is retried an hour later, and fails again: past due.
     for _ in 0..12 {
-        advance(86_400);
-        advance(3_600 + 60);
+        w.advance(&server, 86_400);
+        w.advance(&server, 3_600 + 60);
         if has(&receiver.to("/merchant"), "subscription.past_due") {
             break;
         }
@@ -473,14 +319,9 @@ fn every_product_event_is_delivered_signed_to_the_endpoints_that_want_it() {
     ids.dedup();
     assert_eq!(ids.len(), m.len(), "no event delivered twice here");
     // The event reads back by id, for its merchant.
-    let event = ok(
-        &server,
-        "GET",
-        &format!("/v1/events/{}", m[0].header("webhook-id")),
-        &w.merchant_key,
-        None,
-        200,
-    );
+    let event = server
+        .with_key(&w.merchant("Creator").key)
+        .get_ok(&format!("/v1/events/{}", m[0].header("webhook-id")));
     assert_eq!(event["type"], m[0].json()["type"]);
     server.stop();
 }
@@ -495,41 +336,22 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
         dir.path(),
         &["--test-clock", "--webhook-allow-addresses", "loopback"],
     );
-    let w = setup(&server);
+    let w = world(&server);
     let receiver = Receiver::start();
     let (id, secret) = endpoint(
         &server,
-        &w.merchant_key,
+        &w.merchant("Creator").key,
         &format!("{}/flaky", receiver.url),
         json!(["charge.succeeded"]),
     );
-    let advance = |seconds: u64| {
-        ok(
-            &server,
-            "POST",
-            "/v1/test_clock/advance",
-            &w.op,
-            Some(json!({"seconds": seconds})),
-            200,
-        );
-    };
-    let pm = card(&server, &w, "4242424242424242");
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/customers/{}/topups", w.customer),
-        &w.token,
-        Some(json!({"amount": "10", "asset": "USD", "payment_method": pm})),
-        201,
-    );
+    let pm = w.card(&server, "Ada", "4242424242424242");
+    let (status, t) = w.top_up_with(&server, "Ada", &pm, "10");
+    assert_eq!(status, 201, "{t}");
     let charge = |n: u32| {
-        ok(
-            &server,
-            "POST",
+        server.with_key(&w.customer("Ada").token).post_expect(
             "/v1/charges",
-            &w.token,
-            Some(json!({"merchant": w.merchant,
-            "amount": "0.01", "asset": "USD", "description": format!("item {n}")})),
+            json!({"merchant": w.merchant("Creator").id,
+            "amount": "0.01", "asset": "USD", "description": format!("item {n}")}),
             201,
         )
     };
@@ -544,19 +366,18 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     receiver.wait("/flaky", "first attempt", |d| !d.is_empty());
     // The second attempt is due ~5 s after the first, the third ~30 s after the second (±20%);
     // each is scheduled from the clock when its attempt started, so one step of 40 s each.
-    advance(40);
+    w.advance(&server, 40);
     receiver.wait("/flaky", "the second attempt", |d| d.len() >= 2);
-    advance(40);
+    w.advance(&server, 40);
     let got = receiver.wait("/flaky", "the third attempt", |d| d.len() >= 3);
     assert!(got
         .iter()
         .all(|d| d.header("webhook-id") == got[0].header("webhook-id")));
     let event = got[0].header("webhook-id").to_string();
     // The receiver saw the request before the server recorded its answer: wait for the log.
-    let log = poll(
-        &server,
-        &w.merchant_key,
+    let log = server.with_key(&w.merchant("Creator").key).poll_until(
         &format!("/v1/webhook_endpoints/{id}/attempts?limit=10"),
+        "the three attempts in the log",
         |log| log["data"].as_array().is_some_and(|a| a.len() == 3),
     );
     let outcomes: Vec<(&str, Option<u64>)> = log["data"]
@@ -573,26 +394,18 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
             ("failed", Some(500))
         ]
     );
-    let delivery = ok(
-        &server,
-        "GET",
-        &format!("/v1/webhook_endpoints/{id}/deliveries/{event}"),
-        &w.merchant_key,
-        None,
-        200,
-    );
+    let delivery = server
+        .with_key(&w.merchant("Creator").key)
+        .get_ok(&format!("/v1/webhook_endpoints/{id}/deliveries/{event}"));
     assert_eq!(
         (delivery["status"].as_str(), delivery["attempts"].as_u64()),
         (Some("succeeded"), Some(3))
     );
 
     // Manual redelivery: the same event, the same webhook-id, once more.
-    let (status, _) = server.call(
-        "POST",
+    let (status, _) = server.with_key(&w.merchant("Creator").key).post(
         &format!("/v1/webhook_endpoints/{id}/redeliver"),
-        Some(&w.merchant_key),
-        Some(json!({"event": event})),
-        &[],
+        json!({"event": event}),
     );
     assert_eq!(status, 202);
     let got = receiver.wait("/flaky", "the redelivery", |d| d.len() >= 4);
@@ -600,25 +413,22 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     assert_eq!(got[3].body, got[0].body, "the same bytes");
 
     // Rotation: the next delivery carries two signatures; either secret verifies it.
-    let rotated = ok(
-        &server,
-        "POST",
+    let rotated = server.with_key(&w.merchant("Creator").key).post_expect(
         &format!("/v1/webhook_endpoints/{id}/rotate_secret"),
-        &w.merchant_key,
-        Some(json!({"previous_secret_valid_seconds": 3600})),
+        json!({"previous_secret_valid_seconds": 3600}),
         200,
     );
     let new_secret = rotated["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, secret);
     // A retried rotation (same Idempotency-Key) replays the secret it made, rotating once.
     let rotate_keyed = || {
-        server.call(
-            "POST",
-            &format!("/v1/webhook_endpoints/{id}/rotate_secret"),
-            Some(&w.merchant_key),
-            Some(json!({"previous_secret_valid_seconds": 3600})),
-            &[("Idempotency-Key", "rot-1")],
-        )
+        server
+            .with_key(&w.merchant("Creator").key)
+            .idempotency_key("rot-1")
+            .post(
+                &format!("/v1/webhook_endpoints/{id}/rotate_secret"),
+                json!({"previous_secret_valid_seconds": 3600}),
+            )
     };
     let (first, second) = (rotate_keyed(), rotate_keyed());
     assert_eq!((first.0, second.0), (200, 200));
@@ -630,7 +440,7 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     verify_with_standard_webhooks(&got[4..5], &secret);
     verify_with_standard_webhooks(&got[4..5], &new_secret);
     // An hour later only the new secret signs.
-    advance(3601);
+    w.advance(&server, 3601);
     charge(3);
     let got = receiver.wait("/flaky", "a delivery after the old secret expired", |d| {
         d.len() >= 6
@@ -646,10 +456,9 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
         .insert("/flaky".into(), vec![410]);
     charge(4);
     receiver.wait("/flaky", "the 410", |d| d.len() >= 7);
-    let e = poll(
-        &server,
-        &w.merchant_key,
+    let e = server.with_key(&w.merchant("Creator").key).poll_until(
         &format!("/v1/webhook_endpoints/{id}"),
+        "the endpoint disabled by the 410",
         |e| e["status"] == "disabled",
     );
     assert!(
@@ -659,31 +468,20 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     let fifth = charge(5);
     // Reading the charge waits for its journal note, which carries its event: it was applied
     // (and skipped the disabled endpoint) before the endpoint is enabled again.
-    ok(
-        &server,
-        "GET",
-        &format!("/v1/charges/{}", fifth["id"].as_str().unwrap()),
-        &w.token,
-        None,
-        200,
-    );
-    let (status, refused) = server.call(
-        "POST",
+    server
+        .with_key(&w.customer("Ada").token)
+        .get_ok(&format!("/v1/charges/{}", fifth["id"].as_str().unwrap()));
+    let (status, refused) = server.with_key(&w.merchant("Creator").key).post(
         &format!("/v1/webhook_endpoints/{id}/redeliver"),
-        Some(&w.merchant_key),
-        Some(json!({"event": event})),
-        &[],
+        json!({"event": event}),
     );
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
         (422, Some("endpoint_disabled"))
     );
-    ok(
-        &server,
-        "POST",
+    server.with_key(&w.merchant("Creator").key).post_expect(
         &format!("/v1/webhook_endpoints/{id}"),
-        &w.merchant_key,
-        Some(json!({"enabled": true})),
+        json!({"enabled": true}),
         200,
     );
     charge(6);
@@ -697,7 +495,7 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     // An endpoint that fails everything for a day is disabled, its delivery marked failed.
     let (dead, _) = endpoint(
         &server,
-        &w.merchant_key,
+        &w.merchant("Creator").key,
         &format!("{}/dead", receiver.url),
         json!(["*"]),
     );
@@ -710,14 +508,13 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
     receiver.wait("/dead", "the first failure", |d| !d.is_empty());
     // Each step of 13 h passes the next retry's due time (at most 10 h + 20%): one attempt per
     // step. The third fails more than 24 h after the first: the endpoint is disabled.
-    advance(13 * 3600);
+    w.advance(&server, 13 * 3600);
     receiver.wait("/dead", "the second failure", |d| d.len() >= 2);
-    advance(13 * 3600);
+    w.advance(&server, 13 * 3600);
     receiver.wait("/dead", "the third failure", |d| d.len() >= 3);
-    let e = poll(
-        &server,
-        &w.merchant_key,
+    let e = server.with_key(&w.merchant("Creator").key).poll_until(
         &format!("/v1/webhook_endpoints/{dead}"),
+        "the endpoint disabled after a day of failures",
         |e| e["status"] == "disabled",
     );
     assert!(
@@ -725,7 +522,7 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
         "{e}"
     );
     // Disabled: the next retry is skipped, not sent.
-    advance(13 * 3600);
+    w.advance(&server, 13 * 3600);
     charge(8);
     receiver.wait("/flaky", "a later charge elsewhere", |d| {
         d.iter()
@@ -741,7 +538,7 @@ fn retries_the_delivery_log_redelivery_rotation_and_disabling() {
 fn the_ssrf_guard_refuses_internal_addresses_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let w = setup(&server);
+    let w = world(&server);
     for url in [
         "http://127.0.0.1:9/hook",
         "http://localhost:9/hook",
@@ -750,13 +547,9 @@ fn the_ssrf_guard_refuses_internal_addresses_unless_allowed() {
         "http://169.254.169.254/latest/meta-data",
         "http://[::ffff:127.0.0.1]/",
     ] {
-        let (status, e) = server.call(
-            "POST",
-            "/v1/webhook_endpoints",
-            Some(&w.merchant_key),
-            Some(json!({"url": url})),
-            &[],
-        );
+        let (status, e) = server
+            .with_key(&w.merchant("Creator").key)
+            .post("/v1/webhook_endpoints", json!({"url": url}));
         assert_eq!(
             (
                 status,
@@ -782,13 +575,9 @@ fn the_ssrf_guard_refuses_internal_addresses_unless_allowed() {
             "colour",
         ),
     ] {
-        let (status, e) = server.call(
-            "POST",
-            "/v1/webhook_endpoints",
-            Some(&w.merchant_key),
-            Some(body),
-            &[],
-        );
+        let (status, e) = server
+            .with_key(&w.merchant("Creator").key)
+            .post("/v1/webhook_endpoints", body);
         assert_eq!(
             (status, e["error"]["param"].as_str()),
             (400, Some(param)),
@@ -796,12 +585,9 @@ fn the_ssrf_guard_refuses_internal_addresses_unless_allowed() {
         );
     }
     // A customer token cannot register endpoints; another merchant cannot see this one.
-    let (status, _) = server.call(
-        "POST",
+    let (status, _) = server.with_key(&w.customer("Ada").token).post(
         "/v1/webhook_endpoints",
-        Some(&w.token),
-        Some(json!({"url": "https://example.com/"})),
-        &[],
+        json!({"url": "https://example.com/"}),
     );
     assert_eq!(status, 403);
     server.stop();
@@ -816,36 +602,27 @@ fn events_committed_before_a_sigkill_are_all_delivered_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--webhook-allow-addresses", "loopback"];
     let mut server = Server::start(dir.path(), &args);
-    let w = setup(&server);
+    let w = world(&server);
     let receiver = Receiver::start();
     let (_, secret) = endpoint(
         &server,
-        &w.merchant_key,
+        &w.merchant("Creator").key,
         &format!("{}/crash", receiver.url),
         json!(["charge.succeeded"]),
     );
-    let pm = card(&server, &w, "4242424242424242");
-    ok(
-        &server,
-        "POST",
-        &format!("/v1/customers/{}/topups", w.customer),
-        &w.token,
-        Some(json!({"amount": "10", "asset": "USD", "payment_method": pm})),
-        201,
-    );
+    let pm = w.card(&server, "Ada", "4242424242424242");
+    let (status, t) = w.top_up_with(&server, "Ada", &pm, "10");
+    assert_eq!(status, 201, "{t}");
     // The receiver takes requests but answers none: nothing is acknowledged before the kill.
     receiver
         .hold
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut answered = Vec::new();
     for i in 0..CHARGES {
-        let c = ok(
-            &server,
-            "POST",
+        let c = server.with_key(&w.customer("Ada").token).post_expect(
             "/v1/charges",
-            &w.token,
-            Some(json!({"merchant": w.merchant,
-            "amount": "0.01", "asset": "USD", "description": format!("crash {i}")})),
+            json!({"merchant": w.merchant("Creator").id,
+            "amount": "0.01", "asset": "USD", "description": format!("crash {i}")}),
             201,
         );
         answered.push(c["id"].as_str().unwrap().to_string());
