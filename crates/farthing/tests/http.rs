@@ -1253,6 +1253,48 @@ fn a_stalled_body_times_out_with_the_error_object() {
     assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
 }
 
+/// Regression (slowloris): a client that never finished its request head held a connection
+/// open forever. The head must now arrive within the request timeout, or the server closes the
+/// connection; a client that sends its head in time is still answered.
+#[test]
+fn a_request_head_that_never_finishes_is_disconnected() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--request-timeout-ms", "300"]);
+    let address = server.base.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    // Bounded: a server that never closes fails the read after 10 s instead of hanging.
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 1024];
+    let read = socket.read(&mut buffer);
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server should close the connection, got {read:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "closed only after {waited:?}"
+    );
+    // A head sent in time still gets its answer.
+    let (answer, _) = send_in_two_parts(
+        &server.base,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        "\r\n",
+        std::time::Duration::from_millis(50),
+    );
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+}
+
 /// A known path with a method it does not take is 405 with the error object and `Allow`;
 /// a body over the limit is 413 with the error object.
 #[test]

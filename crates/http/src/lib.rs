@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod strict;
 pub mod unread_body;
 pub mod wire;
@@ -317,20 +318,14 @@ pub async fn run(
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     state: SharedState,
 ) -> anyhow::Result<()> {
+    // A client gets as long to send its request head as a handler gets to answer; one that
+    // sends its headers slower than that (slowloris) is disconnected.
+    let header_read_timeout = Duration::from_millis(state.limits.request_timeout_ms);
     let app = router(state);
     match tls {
         None => {
             announce("http", listener.local_addr()?)?;
-            // No Nagle delay: a response must leave as soon as it is written, whatever is in
-            // flight (small writes behind an unacknowledged one would wait for a delayed ACK).
-            let listener = listener.tap_io(|stream| {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-                }
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            server::serve(listener, app, header_read_timeout, shutdown_signal()).await;
         }
         Some(tls) => {
             // Non-blocking, as axum-server needs it.
@@ -342,10 +337,9 @@ pub async fn run(
                 shutdown_signal().await;
                 stopper.graceful_shutdown(Some(Duration::from_millis(SHUTDOWN_GRACE_MS)));
             });
-            axum_server::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await?;
+            let mut server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle);
+            server::limit_header_reads(server.http_builder(), header_read_timeout);
+            server.serve(app.into_make_service()).await?;
         }
     }
     Ok(())
@@ -407,7 +401,7 @@ fn bind_address(address: std::net::SocketAddr) -> std::io::Result<tokio::net::Tc
 }
 
 /// How long in-flight requests may take to finish after SIGTERM over TLS.
-const SHUTDOWN_GRACE_MS: u64 = 30_000;
+pub const SHUTDOWN_GRACE_MS: u64 = 30_000;
 
 /// Prints the address line that scripts and tests wait for.
 fn announce(scheme: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
