@@ -8,27 +8,42 @@
 //! names one transfer forever, so a hold resolves exactly once however often (or however
 //! concurrently, or after whatever crash) an operation is retried.
 //!
+//! The API's operations: [`create`] (the customer funds a hold), [`get`], [`capture`] and
+//! [`release`], each answering the [`HoldView`].
+//!
 //! Also the chain helpers other products reuse: `split_transfers`, `link_chain` and
 //! `submit_chain`.
 
 use farthing_ledger::{
-    AccountId, Amount, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
+    AccountId, Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId,
+    TransferResult,
 };
+use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::priced;
 use crate::error::ServiceError;
-use crate::state::SharedState;
+use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::{submit_transfers, submit_transfers_noted, LedgerAccount};
 use farthing_products::accounts::{chain_id, CODE_ESCROW, CODE_ESCROW_CAPTURE};
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
-use farthing_store::records::{HoldRecord, OnExpiry, HOLDS};
+use farthing_store::records::{HoldRecord, JobKind, HOLDS};
+use farthing_store::util::{derived_id, random_id, rfc3339, sha256};
 use farthing_store::RecordWrite;
+
+/// What expiry does with what a hold still holds (a field of [`NewHold`]).
+pub use farthing_store::records::OnExpiry;
 
 /// Partial captures one hold may have (each re-holds the rest).
 const CAPTURES_MAX: u64 = 1000;
+/// A hold expires after a week unless asked otherwise.
+const EXPIRES_IN_DEFAULT_S: u64 = 7 * 86_400;
+const EXPIRES_IN_MIN_S: u64 = 60;
+/// 90 days: about as long as a card network lets money be held.
+const EXPIRES_IN_MAX_S: u64 = 90 * 86_400;
+const DESCRIPTION_BYTES_MAX: usize = 500;
 
 pub fn hold_id(hold: u128, k: u64) -> TransferId {
     TransferId(chain_id(hold, "hold", k))
@@ -385,4 +400,288 @@ pub async fn expire(state: &SharedState, hold: u128) -> Result<(), ServiceError>
             capture_now(state, &h, (None, true), h.id, EventKind::HoldExpired).await
         }
     }
+}
+
+/// A hold a customer asks for, its ids and amount parsed.
+pub struct NewHold {
+    /// The worker the task is for.
+    pub merchant: u128,
+    pub asset: Asset,
+    pub amount: Amount,
+    pub description: Option<String>,
+    /// Seconds until the hold expires (default a week).
+    pub expires_in_seconds: Option<u64>,
+    /// Default `release`.
+    pub on_expiry: Option<OnExpiry>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CaptureView {
+    pub amount: String,
+    pub platform_fee: String,
+    pub merchant_net: String,
+    pub created: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HoldView {
+    pub id: String,
+    pub object: &'static str,
+    pub customer: String,
+    pub merchant: String,
+    pub asset: String,
+    /// What the task was funded with.
+    pub amount: String,
+    /// Still held (0 once resolved).
+    pub held: String,
+    /// Captured so far, in total.
+    pub captured: String,
+    /// `held`, `captured` (fully resolved by captures), `released`, `expired`, or `failed`
+    /// (never funded: the wallet did not hold enough).
+    pub status: &'static str,
+    pub on_expiry: OnExpiry,
+    pub expires_at: String,
+    pub description: Option<String>,
+    pub captures: Vec<CaptureView>,
+    pub created: String,
+}
+
+/// The hold as it stands: its record, and its captures and status from the ledger.
+pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceError> {
+    let asset = asset_by_id(state, h.asset)?;
+    let s = asset.scale;
+    let w = walk(state, h);
+    let mut captured = 0u128;
+    let mut captures = Vec::with_capacity(w.captures.len());
+    for (amount, at, _) in &w.captures {
+        captured = captured.saturating_add(amount.0);
+        let (fee, net, _, _) = priced(state, h.merchant, &asset, *amount, &[])?;
+        captures.push(CaptureView {
+            amount: format_amount(*amount, s),
+            platform_fee: format_amount(Amount(fee), s),
+            merchant_net: format_amount(Amount(net), s),
+            created: rfc3339(*at),
+        });
+    }
+    Ok(HoldView {
+        id: encode_id(IdKind::Hold, h.id),
+        object: "hold",
+        customer: encode_id(IdKind::Customer, h.customer),
+        merchant: encode_id(IdKind::Merchant, h.merchant),
+        asset: asset.code.to_string(),
+        amount: format_amount(Amount(h.amount), s),
+        held: format_amount(w.current.map_or(Amount::ZERO, |(_, a)| a), s),
+        captured: format_amount(Amount(captured), s),
+        status: w.status,
+        on_expiry: h.on_expiry,
+        expires_at: rfc3339(h.expires_ns),
+        description: h.description.clone(),
+        captures,
+        created: rfc3339(h.created_ns),
+    })
+}
+
+/// The customer who funds a hold: only a customer's own token does.
+pub fn funder(caller: &Principal) -> Result<u128, ServiceError> {
+    caller
+        .customer()
+        .filter(|_| caller.is_customer_token())
+        .ok_or_else(|| ServiceError::forbidden("a hold is funded with the customer's own token"))
+}
+
+/// Holds `hold.amount` of `customer`'s wallet for the worker: 201 with the hold, or 200 for a
+/// retry under the same Idempotency-Key (`key`; `request` is the request's body, whose hash
+/// tells a retry from a different request).
+pub async fn create(
+    state: &SharedState,
+    customer: u128,
+    key: Option<String>,
+    request: &[u8],
+    hold: NewHold,
+) -> Result<Reply, ServiceError> {
+    if hold
+        .description
+        .as_ref()
+        .is_some_and(|d| d.len() > DESCRIPTION_BYTES_MAX)
+    {
+        return Err(ServiceError::invalid(
+            "description",
+            "too_long",
+            format!("description must be at most {DESCRIPTION_BYTES_MAX} bytes"),
+        ));
+    }
+    let expires_in = hold.expires_in_seconds.unwrap_or(EXPIRES_IN_DEFAULT_S);
+    if !(EXPIRES_IN_MIN_S..=EXPIRES_IN_MAX_S).contains(&expires_in) {
+        return Err(ServiceError::invalid(
+            "expires_in_seconds",
+            "invalid_expiry",
+            format!("expires_in_seconds must be {EXPIRES_IN_MIN_S} to {EXPIRES_IN_MAX_S}"),
+        ));
+    }
+    let NewHold {
+        merchant,
+        asset,
+        amount,
+        ..
+    } = hold;
+    let request_hash = sha256(&[b"holds", request]);
+    let id = match &key {
+        Some(key) => derived_id(customer, key, "hold", 0),
+        None => random_id(),
+    };
+    let _guard = state.products.lock(id).await;
+    let existing = state.store.record::<HoldRecord>(HOLDS, id)?;
+    if let Some(existing) = &existing {
+        if existing.request_hash != Some(request_hash) {
+            return Err(ServiceError::idempotency(
+                "this Idempotency-Key was already used with different parameters",
+            ));
+        }
+        // Funded (or resolved since): the same hold. Never funded (refused, or a crash
+        // between the record and the hold): funded now, under the same ids.
+        if walk(state, existing).status != "failed" {
+            return Ok(Reply {
+                status: 200,
+                body: to_json(&view(state, existing)?)?,
+            });
+        }
+    }
+    let retry = existing.is_some();
+    let record = match existing {
+        Some(existing) => existing,
+        None => {
+            let now = state.products.clock.now();
+            HoldRecord {
+                id,
+                customer,
+                merchant,
+                asset: asset.id.0,
+                amount: amount.0,
+                description: hold.description,
+                on_expiry: hold.on_expiry.unwrap_or(OnExpiry::Release),
+                expires_ns: now.saturating_add(expires_in.saturating_mul(1_000_000_000)),
+                created_ns: now,
+                request_hash: Some(request_hash),
+            }
+        }
+    };
+    let wallet = LedgerAccount::Wallet { customer };
+    let accounts = [
+        wallet,
+        LedgerAccount::Escrow,
+        LedgerAccount::Earnings { merchant },
+        LedgerAccount::PlatformRevenue,
+        LedgerAccount::Rounding,
+    ];
+    state
+        .products
+        .ensure_accounts(&state.engine, &accounts, asset.id)
+        .await?;
+    if retry && state.products.clock.now() >= record.expires_ns {
+        return Err(not_held("expired"));
+    }
+    // The record and its expiry job first: a crash before the hold leaves a record the ledger
+    // has no hold for, which reads as `failed` (and a retry funds it), never money held
+    // without a record. A retry writes the same again (the job may have run meanwhile).
+    state
+        .products
+        .records
+        .write(vec![
+            RecordWrite::put(HOLDS, id, &record)?,
+            crate::scheduler::job_write(JobKind::HoldExpiry { hold: id }, record.expires_ns)?,
+        ])
+        .await?;
+    let funding = Transfer {
+        id: hold_id(id, 0),
+        debit_account_id: wallet.id(asset.id),
+        credit_account_id: LedgerAccount::Escrow.id(asset.id),
+        amount,
+        pending_id: TransferId(0),
+        user_data: id,
+        timeout_s: 0,
+        asset: asset.id,
+        code: CODE_ESCROW,
+        flags: TransferFlags::PENDING,
+    };
+    match submit_transfers(&state.engine, vec![funding])
+        .await?
+        .first()
+    {
+        Some(r) if r.is_ok() || *r == TransferResult::Exists => {}
+        Some(TransferResult::ExceedsCredits) => {
+            return Err(ServiceError::refused(
+                "insufficient_funds",
+                "the customer's wallet does not hold enough",
+            )
+            .with_param("amount"))
+        }
+        Some(r) => return Err(ServiceError::from_transfer(*r, "")),
+        None => return Err(ServiceError::internal("no result")),
+    }
+    Ok(Reply {
+        status: if retry { 200 } else { 201 },
+        body: to_json(&view(state, &record)?)?,
+    })
+}
+
+/// Hold `id` if the caller may see it: its customer, its worker, the operator; otherwise 404.
+pub fn visible(
+    state: &SharedState,
+    caller: &Principal,
+    id: u128,
+) -> Result<HoldRecord, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "hold");
+    let hold: HoldRecord = state.store.record(HOLDS, id)?.ok_or_else(missing)?;
+    let visible = caller.can_see_object(hold.merchant, Some(hold.customer));
+    visible.then_some(hold).ok_or_else(missing)
+}
+
+/// Hold `id` and its captures, if the caller may see it.
+pub fn get(state: &SharedState, caller: &Principal, id: u128) -> Result<HoldView, ServiceError> {
+    view(state, &visible(state, caller, id)?)
+}
+
+/// Hold `id` if the caller may capture it: the customer's own token, or the operator.
+pub fn capturable(
+    state: &SharedState,
+    caller: &Principal,
+    id: u128,
+) -> Result<HoldRecord, ServiceError> {
+    let hold = visible(state, caller, id)?;
+    if !caller.is_operator() {
+        caller.require_customer(hold.customer)?;
+    }
+    Ok(hold)
+}
+
+/// Captures `amount` of `hold` (everything held if `None`) for the worker; `last` releases
+/// the rest. One capture per Idempotency-Key (`key`), even across crashes.
+pub async fn capture(
+    state: &SharedState,
+    hold: &HoldRecord,
+    (amount, last): (Option<Amount>, bool),
+    key: Option<String>,
+) -> Result<HoldView, ServiceError> {
+    let marker = match key {
+        Some(key) => derived_id(hold.id, &key, "capture", 0),
+        None => hold.id,
+    };
+    let _guard = state.products.lock(hold.id).await;
+    capture_now(state, hold, (amount, last), marker, EventKind::HoldCaptured).await?;
+    view(state, hold)
+}
+
+/// Releases hold `id` (what it still holds stays the customer's), if the caller may see it;
+/// releasing a released hold is a retry, not an error.
+pub async fn release(
+    state: &SharedState,
+    caller: &Principal,
+    id: u128,
+) -> Result<HoldView, ServiceError> {
+    let hold = visible(state, caller, id)?;
+    let _guard = state.products.lock(hold.id).await;
+    if walk(state, &hold).status != "released" {
+        void_now(state, &hold, "release").await?;
+    }
+    view(state, &hold)
 }
