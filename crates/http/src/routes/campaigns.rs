@@ -15,41 +15,22 @@
 //! serialized with its end, so none slips past the deadline job.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
-use farthing_ledger::{Amount, Transfer, TransferFlags, TransferId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::extract::json_response;
 use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
 use crate::routes::positive_amount;
-use farthing_products::accounts::CODE_CONTRIBUTION;
-use farthing_products::ids::{decode_id, encode_id, IdKind};
-use farthing_products::money::format_amount;
+use farthing_products::ids::{decode_id, IdKind};
 use farthing_service::assets::{asset_by_id, by_code};
-use farthing_service::campaigns::{contribution_status, funding_id, view, CampaignView};
-use farthing_service::charges::merchant_exists;
-use farthing_service::charges::priced;
-use farthing_service::holds::{link_chain, split_transfers, submit_chain};
-use farthing_service::state::to_json;
-use farthing_service::state::SharedState;
-use farthing_service::submit::LedgerAccount;
-use farthing_store::records::{
-    CampaignMode, CampaignRecord, ContributionRecord, JobKind, CAMPAIGNS, CONTRIBUTIONS,
-    CONTRIBUTIONS_BY_CAMPAIGN,
+use farthing_service::campaigns::{
+    self, CampaignMode, CampaignView, ContributionView, NewCampaign,
 };
-use farthing_store::util::derived_id;
-use farthing_store::util::random_id;
-use farthing_store::util::rfc3339;
-use farthing_store::util::sha256;
-use farthing_store::{Changes, RecordWrite, Scope};
+use farthing_service::state::SharedState;
 
-const ENDS_IN_MIN_S: u64 = 60;
-const ENDS_IN_MAX_S: u64 = 365 * 86_400;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
@@ -73,18 +54,9 @@ pub struct Contribute {
     pub amount: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ContributionView {
-    pub id: String,
-    pub object: &'static str,
-    pub campaign: String,
-    pub amount: String,
-    /// In the campaign's total (its funding transfer is in the ledger).
-    pub counted: bool,
-    /// `held`, `captured`, `released` (all-or-nothing), `paid` (keep-what-you-raise), or
-    /// `failed` (never funded).
-    pub status: &'static str,
-    pub created: String,
+/// A `cmp_…` id; anything else names no campaign (404).
+fn campaign_id(text: &str) -> Result<u128, ApiError> {
+    decode_id(IdKind::Campaign, text).ok_or_else(|| ApiError::not_found(Some("id"), "campaign"))
 }
 
 #[utoipa::path(post, path = "/v1/campaigns", operation_id = "campaigns.create", tag = "campaigns", request_body = CreateCampaign, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the campaign (a merchant key, or the operator naming the merchant)", body = CampaignView), crate::error::WriteErrors))]
@@ -95,75 +67,20 @@ pub async fn create(
     ApiJson(request, raw): ApiJson<CreateCampaign>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
-    let merchant = match (principal.merchant(), &request.merchant) {
-        (Some(own), None) => own,
-        (None, Some(text)) if principal.is_operator() => merchant_exists(&state, text, "merchant")?,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "merchant",
-                "not_allowed",
-                "a merchant key creates its own campaigns",
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "merchant",
-                "required",
-                "name the campaign's merchant",
-            ))
-        }
-    };
+    let merchant = campaigns::creator(&state, &principal, request.merchant.as_deref())?;
     crate::routes::check_name(&request.name)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let goal = positive_amount(&request.goal, &asset, "goal")?;
-    if !(ENDS_IN_MIN_S..=ENDS_IN_MAX_S).contains(&request.ends_in_seconds) {
-        return Err(ApiError::invalid(
-            "ends_in_seconds",
-            "invalid_deadline",
-            format!("ends_in_seconds must be {ENDS_IN_MIN_S} to {ENDS_IN_MAX_S}"),
-        ));
-    }
-    let state2 = state.clone();
-    state
-        .idempotent(principal.tenant(), key, "campaigns", &raw, || async move {
-            let now = state2.products.clock.now();
-            let record = CampaignRecord {
-                id: random_id(),
-                merchant,
-                name: request.name,
-                asset: asset.id.0,
-                goal: goal.0,
-                deadline_ns: now.saturating_add(request.ends_in_seconds * 1_000_000_000),
-                mode: request.mode,
-                created_ns: now,
-                ended: false,
-            };
-            let mut records = vec![RecordWrite::put(CAMPAIGNS, record.id, &record)?];
-            // Both modes end with an event; all-or-nothing also settles its holds then.
-            records.push(farthing_service::scheduler::job_write(
-                JobKind::CampaignEnd {
-                    campaign: record.id,
-                },
-                record.deadline_ns,
-            )?);
-            let body = to_json(&view(&state2, &record)?)?;
-            Ok((
-                StatusCode::CREATED,
-                body,
-                Changes {
-                    records,
-                    ..Changes::default()
-                },
-            ))
-        })
-        .await
-        .map(crate::extract::reply)
-}
-
-fn campaign(state: &SharedState, id: &str) -> Result<CampaignRecord, ApiError> {
-    let missing = || ApiError::not_found(Some("id"), "campaign");
-    let id = decode_id(IdKind::Campaign, id).ok_or_else(missing)?;
-    state.store.record(CAMPAIGNS, id)?.ok_or_else(missing)
+    let campaign = NewCampaign {
+        merchant,
+        name: request.name,
+        asset,
+        goal,
+        ends_in_seconds: request.ends_in_seconds,
+        mode: request.mode,
+    };
+    let reply = campaigns::create(&state, &principal, key, &raw, campaign).await?;
+    Ok(crate::extract::reply(reply))
 }
 
 #[utoipa::path(get, path = "/v1/campaigns/{id}", operation_id = "campaigns.get", tag = "campaigns", security(()), params(("id" = String, Path, description = "cmp_… id")), responses((status = 200, description = "the campaign's progress: public, no key needed", body = CampaignView), crate::error::ReadErrors))]
@@ -171,8 +88,7 @@ pub async fn get(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<CampaignView>, ApiError> {
-    let c = campaign(&state, &id)?;
-    Ok(axum::Json(view(&state, &c)?))
+    Ok(axum::Json(campaigns::get(&state, campaign_id(&id)?)?))
 }
 
 #[utoipa::path(get, path = "/v1/campaigns/{id}/contributions/{contribution}", operation_id = "campaigns.contributions.get", tag = "campaigns", security(()), params(("id" = String, Path, description = "cmp_… id"), ("contribution" = String, Path, description = "ctb_… id, as the backer received it")), responses((status = 200, description = "whether the contribution is counted: public, no key needed (the id is the backer's proof)", body = ContributionView), crate::error::ReadErrors))]
@@ -180,33 +96,10 @@ pub async fn get_contribution(
     State(state): State<SharedState>,
     Path((id, contribution)): Path<(String, String)>,
 ) -> Result<axum::Json<ContributionView>, ApiError> {
-    let c = campaign(&state, &id)?;
-    let missing = || ApiError::not_found(Some("contribution"), "contribution");
-    let ctb = decode_id(IdKind::Contribution, &contribution).ok_or_else(missing)?;
-    let r: ContributionRecord = state
-        .store
-        .record(CONTRIBUTIONS, ctb)?
-        .filter(|r: &ContributionRecord| r.campaign == c.id)
-        .ok_or_else(missing)?;
-    Ok(axum::Json(contribution_view(&state, &c, &r)?))
-}
-
-fn contribution_view(
-    state: &SharedState,
-    c: &CampaignRecord,
-    r: &ContributionRecord,
-) -> Result<ContributionView, ApiError> {
-    let scale = asset_by_id(state, c.asset)?.scale;
-    let status = contribution_status(state, c, r.id);
-    Ok(ContributionView {
-        id: encode_id(IdKind::Contribution, r.id),
-        object: "contribution",
-        campaign: encode_id(IdKind::Campaign, c.id),
-        amount: format_amount(Amount(r.amount), scale),
-        counted: status != "failed",
-        status,
-        created: rfc3339(r.created_ns),
-    })
+    let c = campaigns::campaign(&state, campaign_id(&id)?)?;
+    let ctb = decode_id(IdKind::Contribution, &contribution)
+        .ok_or_else(|| ApiError::not_found(Some("contribution"), "contribution"))?;
+    Ok(axum::Json(campaigns::contribution(&state, &c, ctb)?))
 }
 
 #[utoipa::path(post, path = "/v1/campaigns/{id}/contributions", operation_id = "campaigns.contributions.create", tag = "campaigns", request_body = Contribute, params(("id" = String, Path, description = "cmp_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: contributed once")), responses((status = 201, description = "the contribution (customer token only): held until the deadline (all-or-nothing) or paid (keep-what-you-raise)", body = ContributionView), (status = 200, description = "an idempotent retry", body = ContributionView), crate::error::WriteErrors))]
@@ -217,122 +110,10 @@ pub async fn contribute(
     Path(id): Path<String>,
     ApiJson(request, raw): ApiJson<Contribute>,
 ) -> Result<Response, ApiError> {
-    let customer = caller
-        .customer()
-        .filter(|_| caller.scope() == Scope::Customer)
-        .ok_or_else(|| ApiError::forbidden("a contribution is made with the customer's token"))?;
-    let c = campaign(&state, &id)?;
+    let customer = campaigns::backer(&caller)?;
+    let c = campaigns::campaign(&state, campaign_id(&id)?)?;
     let asset = asset_by_id(&state, c.asset)?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
-    let request_hash = sha256(&[b"contributions", &c.id.to_le_bytes(), &raw]);
-    let ctb = match &key {
-        Some(key) => derived_id(customer, key, "contribution", 0),
-        None => random_id(),
-    };
-    // One at a time per campaign, and never during its end.
-    let _guard = state.products.lock(c.id).await;
-    let existing = state
-        .store
-        .record::<ContributionRecord>(CONTRIBUTIONS, ctb)?;
-    if let Some(existing) = &existing {
-        if existing.request_hash != Some(request_hash) {
-            return Err(ApiError::idempotency(
-                "this Idempotency-Key was already used with different parameters",
-            ));
-        }
-        if contribution_status(&state, &c, ctb) != "failed" {
-            return Ok(json_response(
-                StatusCode::OK,
-                to_json(&contribution_view(&state, &c, existing)?)?,
-            ));
-        }
-    }
-    // Read again under the lock: the deadline job may have closed it meanwhile.
-    let ended = state
-        .store
-        .record::<CampaignRecord>(CAMPAIGNS, c.id)?
-        .is_none_or(|fresh| fresh.ended);
-    if ended || state.products.clock.now() >= c.deadline_ns {
-        return Err(ApiError::refused(
-            "campaign_ended",
-            "the campaign's deadline has passed",
-        ));
-    }
-    let retry = existing.is_some();
-    let record = existing.unwrap_or(ContributionRecord {
-        id: ctb,
-        campaign: c.id,
-        customer,
-        amount: amount.0,
-        created_ns: state.products.clock.now(),
-        request_hash: Some(request_hash),
-    });
-    let wallet = LedgerAccount::Wallet { customer };
-    let pot = LedgerAccount::Campaign { campaign: c.id };
-    state
-        .products
-        .ensure_accounts(
-            &state.engine,
-            &[
-                wallet,
-                pot,
-                LedgerAccount::Earnings {
-                    merchant: c.merchant,
-                },
-                LedgerAccount::PlatformRevenue,
-                LedgerAccount::Rounding,
-            ],
-            asset.id,
-        )
-        .await?;
-    // The record first: a contribution the ledger does not have reads as `failed`, uncounted.
-    state
-        .products
-        .records
-        .write(vec![
-            RecordWrite::put(CONTRIBUTIONS, ctb, &record)?,
-            RecordWrite::Index {
-                index: CONTRIBUTIONS_BY_CAMPAIGN,
-                parent: c.id,
-                id: ctb,
-            },
-        ])
-        .await?;
-    let mut transfers = vec![Transfer {
-        id: funding_id(ctb),
-        debit_account_id: wallet.id(asset.id),
-        credit_account_id: pot.id(asset.id),
-        amount,
-        pending_id: TransferId(0),
-        user_data: ctb,
-        timeout_s: 0,
-        asset: asset.id,
-        code: CODE_CONTRIBUTION,
-        flags: match c.mode {
-            CampaignMode::AllOrNothing => TransferFlags::PENDING,
-            CampaignMode::KeepWhatYouRaise => TransferFlags::empty(),
-        },
-    }];
-    if c.mode == CampaignMode::KeepWhatYouRaise {
-        let (fee, net, _, rounding) = priced(&state, c.merchant, &asset, amount, &[])?;
-        transfers.extend(split_transfers(
-            pot.id(asset.id),
-            c.merchant,
-            asset.id,
-            (net, fee, rounding),
-            funding_id(ctb).0,
-            ctb,
-        ));
-        link_chain(&mut transfers);
-    }
-    submit_chain(&state, transfers, None).await?;
-    let status = if retry {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok(json_response(
-        status,
-        to_json(&contribution_view(&state, &c, &record)?)?,
-    ))
+    let reply = campaigns::contribute(&state, customer, &c, amount, key, &raw).await?;
+    Ok(crate::extract::reply(reply))
 }
