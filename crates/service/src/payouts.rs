@@ -5,7 +5,7 @@
 //! payout returns it with a second chain and says why. What a payout held back returns to the
 //! earnings `reserve_days` later (`release_reserve`, a scheduled job, one chain).
 
-use farthing_ledger::{Amount, AssetId};
+use farthing_ledger::{Amount, Asset, AssetId};
 use farthing_products::fees::{mul_div, RoundingRule};
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::assets::asset_by_id;
 use crate::charges::merchant_settings;
 use crate::error::ServiceError;
-use crate::state::SharedState;
+use crate::state::{Principal, SharedState};
 use crate::submit::{
     available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role,
 };
@@ -23,13 +23,24 @@ use farthing_products::accounts::{
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
-use farthing_store::records::{JobKind, PayoutRecord, PAYOUTS, PAYOUTS_BY_MERCHANT};
-use farthing_store::util::random_id;
-use farthing_store::util::rfc3339;
-use farthing_store::RecordWrite;
+use farthing_store::records::{
+    JobKind, MerchantSettings, PayoutRecord, MERCHANT_SETTINGS, PAYOUTS, PAYOUTS_BY_MERCHANT,
+    RESERVE_DAYS_DEFAULT,
+};
+use farthing_store::util::{derived_id, random_id, rfc3339, sha256};
+use farthing_store::{Changes, RecordWrite};
+
+/// When payouts run by themselves (a field of [`PayoutTerms`]).
+pub use farthing_store::records::PayoutSchedule;
 
 /// The reserve is rounded down (named: the merchant is paid the rounding unit, not held).
 const RESERVE_ROUNDING: RoundingRule = RoundingRule::Down;
+/// The longest a reserve may be held: ten years.
+const RESERVE_DAYS_MAX: u32 = 3650;
+/// Reserve percentages are in basis points: at most all of the payout.
+const RESERVE_BPS_MAX: u32 = 10_000;
+/// The most payouts a merchant's list shows.
+const PAYOUTS_LIST_MAX: usize = 100;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PayoutView {
@@ -357,4 +368,219 @@ pub async fn maybe_threshold_payout(state: SharedState, merchant: u128, asset: A
         }
         _ => {}
     }
+}
+
+/// Merchant `id` if the caller may see it and it exists; otherwise 404.
+pub fn visible_merchant(
+    state: &SharedState,
+    principal: &Principal,
+    id: u128,
+) -> Result<u128, ServiceError> {
+    Some(id)
+        .filter(|m| principal.can_see(*m))
+        .filter(|m| matches!(state.store.merchant(*m), Ok(Some(_))))
+        .ok_or_else(|| ServiceError::not_found(Some("id"), "merchant"))
+}
+
+/// A merchant's payout terms, checked: a bank account number of 4 to 17 digits, a reserve of
+/// at most [`RESERVE_BPS_MAX`] held 1 to [`RESERVE_DAYS_MAX`] days.
+pub struct PayoutTerms {
+    bank_account: String,
+    schedule: PayoutSchedule,
+    reserve_bps: u32,
+    reserve_days: u32,
+}
+
+impl PayoutTerms {
+    /// `reserve_days` defaults to [`RESERVE_DAYS_DEFAULT`].
+    pub fn new(
+        bank_account: String,
+        schedule: PayoutSchedule,
+        reserve_bps: u32,
+        reserve_days: Option<u32>,
+    ) -> Result<PayoutTerms, ServiceError> {
+        if !(4..=17).contains(&bank_account.len())
+            || !bank_account.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ServiceError::invalid(
+                "bank_account",
+                "invalid_bank_account",
+                "bank_account must be 4 to 17 digits",
+            ));
+        }
+        if reserve_bps > RESERVE_BPS_MAX {
+            return Err(ServiceError::invalid(
+                "reserve_bps",
+                "invalid_reserve",
+                "reserve_bps must be 0 to 10000",
+            ));
+        }
+        let reserve_days = reserve_days.unwrap_or(RESERVE_DAYS_DEFAULT);
+        if !(1..=RESERVE_DAYS_MAX).contains(&reserve_days) {
+            return Err(ServiceError::invalid(
+                "reserve_days",
+                "invalid_reserve_days",
+                format!("reserve_days must be 1 to {RESERVE_DAYS_MAX}"),
+            ));
+        }
+        Ok(PayoutTerms {
+            bank_account,
+            schedule,
+            reserve_bps,
+            reserve_days,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PayoutSettingsView {
+    pub object: &'static str,
+    pub merchant: String,
+    pub asset: Option<String>,
+    pub bank_account_last4: Option<String>,
+    pub threshold: String,
+    pub schedule: PayoutSchedule,
+    pub reserve_bps: u32,
+    pub reserve_days: u32,
+}
+
+fn settings_view(
+    state: &SharedState,
+    s: &MerchantSettings,
+) -> Result<PayoutSettingsView, ServiceError> {
+    let asset = s.payout_asset.map(|a| asset_by_id(state, a)).transpose()?;
+    Ok(PayoutSettingsView {
+        object: "payout_settings",
+        merchant: encode_id(IdKind::Merchant, s.merchant),
+        asset: asset.as_ref().map(|a| a.code.to_string()),
+        bank_account_last4: s.bank_account.as_ref().map(|b| {
+            b.chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect()
+        }),
+        threshold: format_amount(Amount(s.payout_threshold), asset.map_or(0, |a| a.scale)),
+        schedule: s.payout_schedule,
+        reserve_bps: s.reserve_bps,
+        reserve_days: s.reserve_days,
+    })
+}
+
+/// Sets the merchant's payout settings: paid out in `asset`, automatically when earnings
+/// reach `threshold` (never by threshold if `None`) and on the terms' schedule, which starts
+/// at the next period's start. Holds the merchant's lock.
+pub async fn set_settings(
+    state: &SharedState,
+    merchant: u128,
+    asset: &Asset,
+    threshold: Option<Amount>,
+    terms: PayoutTerms,
+) -> Result<PayoutSettingsView, ServiceError> {
+    let _guard = state.products.lock(merchant).await;
+    let mut settings = merchant_settings(state, merchant)?;
+    settings.bank_account = Some(terms.bank_account);
+    settings.payout_asset = Some(asset.id.0);
+    settings.payout_threshold = threshold.map_or(0, |t| t.0);
+    settings.payout_schedule = terms.schedule;
+    settings.reserve_bps = terms.reserve_bps;
+    settings.reserve_days = terms.reserve_days;
+    let mut records = vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?];
+    if let Some(interval) = crate::scheduler::payout_interval(settings.payout_schedule) {
+        let next = farthing_products::schedule::next_period_start(
+            farthing_ledger::Timestamp(state.products.clock.now()),
+            interval,
+        )
+        .map_err(|e| ServiceError::internal(format!("period: {e}")))?;
+        records.push(crate::scheduler::job_write(
+            JobKind::Payout { merchant },
+            next.0,
+        )?);
+    }
+    state
+        .commit(Changes {
+            records,
+            ..Changes::default()
+        })
+        .await?;
+    state.products.cache.forget_settings(merchant);
+    settings_view(state, &settings)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BalanceView {
+    pub object: &'static str,
+    pub merchant: String,
+    pub asset: String,
+    /// Earnings that can be paid out.
+    pub available: String,
+    /// Held back as a reserve.
+    pub reserved: String,
+}
+
+/// The merchant's earnings in `asset`: what can be paid out and what a reserve holds back.
+pub fn balance(state: &SharedState, merchant: u128, asset: &Asset) -> BalanceView {
+    let earned = available(
+        &state.engine,
+        LedgerAccount::Earnings { merchant }.id(asset.id),
+    );
+    let reserved = available(
+        &state.engine,
+        LedgerAccount::Reserve { merchant }.id(asset.id),
+    );
+    BalanceView {
+        object: "balance",
+        merchant: encode_id(IdKind::Merchant, merchant),
+        asset: asset.code.to_string(),
+        available: format_amount(earned, asset.scale),
+        reserved: format_amount(reserved, asset.scale),
+    }
+}
+
+/// The asset the merchant is paid out in; an error until its payout settings are set.
+pub fn payout_asset(state: &SharedState, merchant: u128) -> Result<Asset, ServiceError> {
+    match merchant_settings(state, merchant)?.payout_asset {
+        Some(asset) => asset_by_id(state, asset),
+        None => Err(ServiceError::invalid(
+            "bank_account",
+            "payout_settings_missing",
+            "set the merchant's payout settings first",
+        )),
+    }
+}
+
+/// Pays the merchant out on demand: `requested` (or all available less the reserve). With
+/// an Idempotency-Key (`key`; `request` is the request's body) a retry gets the same payout.
+pub async fn create(
+    state: &SharedState,
+    principal: &Principal,
+    merchant: u128,
+    requested: Option<Amount>,
+    key: Option<String>,
+    request: &[u8],
+) -> Result<PayoutView, ServiceError> {
+    let keyed = key.as_ref().map(|key| {
+        (
+            derived_id(principal.tenant(), key, "payout", 0),
+            sha256(&[b"payouts", &merchant.to_le_bytes(), request]),
+        )
+    });
+    let record = pay_out(state, merchant, requested, "manual", keyed).await?;
+    payout_view(state, &record)
+}
+
+/// The merchant's payouts (the first [`PAYOUTS_LIST_MAX`]) and whether there are more.
+pub fn list(state: &SharedState, merchant: u128) -> Result<(Vec<PayoutView>, bool), ServiceError> {
+    let (ids, more) = state
+        .store
+        .indexed(PAYOUTS_BY_MERCHANT, merchant, None, PAYOUTS_LIST_MAX)?;
+    let mut data = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(p) = state.store.record::<PayoutRecord>(PAYOUTS, id)? {
+            data.push(payout_view(state, &p)?);
+        }
+    }
+    Ok((data, more))
 }
