@@ -13,6 +13,8 @@
 //! backers are summed over the contributions whose funding transfer is in the ledger (a scan:
 //! fine for thousands of contributions, not for millions). Contributions to one campaign are
 //! serialized with its end, so none slips past the deadline job.
+//!
+//! The handlers parse and render; the operations are [`farthing_service::campaigns`]'s.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
