@@ -1,32 +1,36 @@
-//! Charges: booking one (`execute`: its chain, its record and its `charge.succeeded` event,
-//! then the follow-up work it triggers: tab settlement, auto top-up, threshold payout), its
-//! status and receipt ([`ChargeView`]), the merchant settings (fee plan, payout settings)
-//! every charge and payout reads, and the price split (`priced`) every product that pays a
-//! merchant uses.
+//! Charges: making one (`create_charge`, `tip`, `confirm`: who pays whom, with whose consent),
+//! booking it (`execute`: its chain, its record and its `charge.succeeded` event, then the
+//! follow-up work it triggers: tab settlement, auto top-up, threshold payout), refunding it
+//! (`refund`), its status and receipt ([`ChargeView`]), the merchant settings (fee plan, payout
+//! settings) every charge and payout reads, and the price split (`priced`) every product that
+//! pays a merchant uses.
 
 use farthing_ledger::{Amount, Asset, AssetId, TransferResult};
-use farthing_products::fees::{split, Share};
+use farthing_products::fees::{reverse, split, FeePlan, FeePlanError, Reversal, Share};
 use farthing_products::schedule::{period_start, Interval};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::assets::asset_by_id;
 use crate::customers::{allowances_of, maybe_auto_topup};
 use crate::error::ServiceError;
-use crate::state::Principal;
 use crate::state::SharedState;
-use crate::submit::{chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role};
-use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_TIP};
+use crate::state::{to_json, Principal, Reply};
+use crate::submit::{
+    chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
+};
+use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
 use farthing_products::fees::{Destination, NetDistribution, PayeeAmount, Split};
 use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
-    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, MerchantSettings, PayeePart,
-    RefundRecord, CHARGES, REFUNDS,
+    AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, MerchantSettings,
+    PayeePart, RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
 };
 use farthing_store::util::rfc3339;
-use farthing_store::RecordWrite;
+use farthing_store::util::{derived_id, random_id, sha256, time_ordered_id};
+use farthing_store::{Changes, RecordWrite, Scope};
 
 /// A merchant's settings, or the defaults.
 pub fn merchant_settings(
@@ -525,4 +529,602 @@ pub fn part_merchant(c: &ChargeRecord, destination: &Destination) -> Option<u128
         Destination::Payee(hex) => Some(u128::from_str_radix(hex, 16).unwrap_or(c.merchant)),
         Destination::Platform | Destination::Rounding => None,
     }
+}
+
+/// Sets a merchant's fee plan for an asset, replacing the one it had, once the plan is valid.
+pub async fn set_fee_plan(
+    state: &SharedState,
+    merchant: u128,
+    asset: &Asset,
+    plan: &FeePlan,
+) -> Result<(), ServiceError> {
+    plan.validate().map_err(|e| {
+        let param = match e {
+            FeePlanError::PercentBpsOutOfRange { .. } => "percent_bps",
+            _ => "minimum",
+        };
+        ServiceError::invalid(param, "invalid_fee_plan", e.to_string())
+    })?;
+    let _guard = state.products.lock(merchant).await;
+    let mut settings = merchant_settings(state, merchant)?;
+    settings.fee_plans.retain(|(a, _)| *a != asset.id.0);
+    settings.fee_plans.push((
+        asset.id.0,
+        FeePlanRecord {
+            percent_bps: plan.percent_bps,
+            fixed: plan.fixed.0,
+            minimum: plan.minimum.map(|m| m.0.to_string()),
+            maximum: plan.maximum.map(|m| m.0.to_string()),
+            rounding: plan.rounding,
+        },
+    ));
+    state
+        .commit(Changes {
+            records: vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?],
+            ..Changes::default()
+        })
+        .await?;
+    state.products.cache.forget_settings(merchant);
+    Ok(())
+}
+
+// Where a charge's money comes from (a plain comment: a doc comment would change the schema).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeSource {
+    #[default]
+    Wallet,
+    Tab,
+}
+
+/// A charge as asked for. The customer and merchant stay text: which one is required, and what
+/// a wrong one answers, depends on who is calling.
+#[derive(Debug)]
+pub struct NewCharge {
+    /// `cus_…`; required with a merchant key.
+    pub customer: Option<String>,
+    /// `mer_…`; required with a customer token.
+    pub merchant: Option<String>,
+    pub amount: Amount,
+    pub asset: Asset,
+    pub description: String,
+    pub resource_id: Option<String>,
+    /// Revenue shares of the net: (`mer_…`, basis points).
+    pub shares: Vec<(String, u32)>,
+    pub source: ChargeSource,
+}
+
+/// A tip as asked for, its customer and merchant already known.
+#[derive(Debug)]
+pub struct NewTip {
+    pub customer: u128,
+    pub merchant: u128,
+    pub amount: Amount,
+    pub asset: Asset,
+    pub message: Option<String>,
+}
+
+/// Makes a charge. With the customer's token or an allowance it is booked now (201); from a
+/// merchant key without an allowance it waits for the customer to confirm it (201,
+/// `requires_confirmation`). A retry with the same Idempotency-Key answers the same charge (200).
+pub async fn create_charge(
+    state: &SharedState,
+    caller: &Principal,
+    new: NewCharge,
+    key: Option<String>,
+    request: &[u8],
+) -> Result<Reply, ServiceError> {
+    let (customer, merchant) = charge_parties(state, caller, &new)?;
+    let allowance = consent(state, caller, customer, merchant, &new.asset, new.amount)?;
+    let shares = share_merchants(state, &new.shares)?;
+    let (platform_fee, merchant_net, payees, rounding) =
+        priced(state, merchant, &new.asset, new.amount, &shares)?;
+    let tenant = caller.customer().unwrap_or(caller.tenant());
+    // Only a keyed request can be retried, so only it needs a fingerprint to tell a retry from a
+    // reused key.
+    let request_hash = key.is_some().then(|| sha256(&[b"charges", request]));
+    let (id, _same_key, existing) = charge_id_for(state, tenant, &key).await?;
+    if let Some(existing) = existing {
+        return replay(state, &existing, request_hash);
+    }
+    let tab = tab_source(state, new.source, customer, new.asset.id.0)?;
+    let requires_confirmation = !caller.is_customer_token() && allowance.is_none();
+    let charge = ChargeRecord {
+        id,
+        kind: ChargeKind::Charge,
+        merchant,
+        customer,
+        asset: new.asset.id.0,
+        amount: new.amount.0,
+        platform_fee,
+        merchant_net,
+        payees,
+        rounding,
+        description: new.description,
+        resource_id: new.resource_id,
+        message: None,
+        allowance: allowance.map(|a| a.id),
+        requires_confirmation,
+        created_ns: state.products.clock.now(),
+        refunds: Vec::new(),
+        request_hash,
+        tab,
+        disputed: 0,
+        attempt: 0,
+    };
+    if requires_confirmation {
+        state
+            .products
+            .records
+            .write(charge_writes(&charge)?)
+            .await?;
+        return created(&charge_view(state, &charge)?);
+    }
+    created(&execute(state, &charge).await?)
+}
+
+/// A 201 answer with `view` as its body.
+fn created<T: Serialize>(view: &T) -> Result<Reply, ServiceError> {
+    Ok(Reply {
+        status: 201,
+        body: to_json(view)?,
+    })
+}
+
+/// Who pays whom: (customer, merchant). A customer token pays a merchant it names; a merchant
+/// key charges a customer it names, as itself.
+fn charge_parties(
+    state: &SharedState,
+    caller: &Principal,
+    new: &NewCharge,
+) -> Result<(u128, u128), ServiceError> {
+    match (caller.scope(), caller.merchant()) {
+        (Scope::Customer, _) => {
+            let merchant = new.merchant.as_deref().ok_or_else(|| {
+                ServiceError::invalid(
+                    "merchant",
+                    "missing_field",
+                    "merchant is required with a customer token",
+                )
+            })?;
+            let customer = caller.customer().unwrap_or(0);
+            if new
+                .customer
+                .as_deref()
+                .is_some_and(|c| decode_id(IdKind::Customer, c) != Some(customer))
+            {
+                return Err(ServiceError::not_found(Some("customer"), "customer"));
+            }
+            Ok((customer, merchant_exists(state, merchant, "merchant")?))
+        }
+        (Scope::Merchant, Some(own)) => {
+            if new
+                .merchant
+                .as_deref()
+                .is_some_and(|m| decode_id(IdKind::Merchant, m) != Some(own))
+            {
+                return Err(ServiceError::not_found(Some("merchant"), "merchant"));
+            }
+            let text = new.customer.as_deref().ok_or_else(|| {
+                ServiceError::invalid("customer", "missing_field", "customer is required")
+            })?;
+            let id = decode_id(IdKind::Customer, text)
+                .ok_or_else(|| ServiceError::not_found(Some("customer"), "customer"))?;
+            Ok((id, own))
+        }
+        _ => Err(ServiceError::forbidden(
+            "charges are made by a merchant key or a customer's token",
+        )),
+    }
+}
+
+/// The allowance that consents to the charge: an active one of this customer to this merchant
+/// in this asset, or none (a customer token consents itself; without either, the charge waits
+/// for the customer's confirmation). Refuses an amount above the allowance's per-charge maximum.
+fn consent(
+    state: &SharedState,
+    caller: &Principal,
+    customer: u128,
+    merchant: u128,
+    asset: &Asset,
+    amount: Amount,
+) -> Result<Option<AllowanceRecord>, ServiceError> {
+    let customer_record = state
+        .products
+        .cache
+        .customer(&state.store, customer)?
+        .ok_or_else(|| ServiceError::not_found(Some("customer"), "customer"))?;
+    let allowance = if caller.is_customer_token() {
+        None
+    } else {
+        allowances_of(state, customer)?
+            .iter()
+            .find(|a| a.merchant == merchant && a.asset == asset.id.0 && a.revoked_ns.is_none())
+            .cloned()
+    };
+    // A merchant that neither created the customer nor holds an allowance cannot learn that
+    // the customer exists.
+    if caller.scope() == Scope::Merchant
+        && allowance.is_none()
+        && customer_record.creator != merchant
+    {
+        return Err(ServiceError::not_found(Some("customer"), "customer"));
+    }
+    if let Some(a) = &allowance {
+        if amount.0 > a.max_per_charge {
+            return Err(ServiceError::refused(
+                "allowance_exceeded",
+                "this charge is above the allowance's maximum per charge",
+            )
+            .with_param("amount"));
+        }
+    }
+    Ok(allowance)
+}
+
+/// The merchants of revenue shares, each named by its `mer_…` id.
+fn share_merchants(
+    state: &SharedState,
+    shares: &[(String, u32)],
+) -> Result<Vec<(u128, u32)>, ServiceError> {
+    let mut found = Vec::with_capacity(shares.len());
+    for (i, (merchant, bps)) in shares.iter().enumerate() {
+        // The parameter's name is only spelled out for the error.
+        let merchant = find_merchant(state, merchant)?.ok_or_else(|| {
+            ServiceError::not_found(Some(&format!("shares.{i}.merchant")), "merchant")
+        })?;
+        found.push((merchant, *bps));
+    }
+    Ok(found)
+}
+
+/// The tab (id, limit) a charge from `source` is paid from; `None` for the wallet.
+fn tab_source(
+    state: &SharedState,
+    source: ChargeSource,
+    customer: u128,
+    asset: u32,
+) -> Result<Option<(u128, u128)>, ServiceError> {
+    match source {
+        ChargeSource::Wallet => Ok(None),
+        ChargeSource::Tab => {
+            let tab = crate::tabs::tab_of(state, customer, asset)?
+                .ok_or_else(|| ServiceError::not_found(Some("source"), "tab"))?;
+            if tab.frozen {
+                return Err(ServiceError::refused(
+                    "tab_frozen",
+                    "the customer's tab is frozen until its last settlement is paid",
+                )
+                .with_param("source"));
+            }
+            Ok(Some((tab.id, tab.limit)))
+        }
+    }
+}
+
+/// The customer giving a tip: a tip is given only with the customer's own token.
+pub fn tipping_customer(caller: &Principal) -> Result<u128, ServiceError> {
+    caller
+        .customer()
+        .filter(|_| caller.is_customer_token())
+        .ok_or_else(|| ServiceError::forbidden("a tip is given with the customer's own token"))
+}
+
+/// Gives a tip: a charge of the customer's wallet with the merchant's fee plan applied, booked
+/// now (201). A retry with the same Idempotency-Key answers the same tip (200).
+pub async fn tip(
+    state: &SharedState,
+    tip: NewTip,
+    key: Option<String>,
+    request: &[u8],
+) -> Result<Reply, ServiceError> {
+    let (platform_fee, merchant_net, payees, rounding) =
+        priced(state, tip.merchant, &tip.asset, tip.amount, &[])?;
+    let request_hash = key.is_some().then(|| sha256(&[b"tips", request]));
+    let (id, _same_key, existing) = charge_id_for(state, tip.customer, &key).await?;
+    if let Some(existing) = existing {
+        return replay(state, &existing, request_hash);
+    }
+    let charge = ChargeRecord {
+        id,
+        kind: ChargeKind::Tip,
+        merchant: tip.merchant,
+        customer: tip.customer,
+        asset: tip.asset.id.0,
+        amount: tip.amount.0,
+        platform_fee,
+        merchant_net,
+        payees,
+        rounding,
+        description: "tip".into(),
+        resource_id: None,
+        message: tip.message,
+        allowance: None,
+        requires_confirmation: false,
+        created_ns: state.products.clock.now(),
+        refunds: Vec::new(),
+        request_hash,
+        tab: None,
+        disputed: 0,
+        attempt: 0,
+    };
+    created(&execute(state, &charge).await?)
+}
+
+/// The id of a new charge or tip: derived from the Idempotency-Key, or random. With a key, the
+/// returned guard serializes concurrent requests with that key (so only the first writes the
+/// record and books it), and the charge the key already made, if any, is returned to replay.
+async fn charge_id_for<'a>(
+    state: &'a SharedState,
+    tenant: u128,
+    key: &Option<String>,
+) -> Result<(u128, Option<ObjectGuard<'a>>, Option<ChargeRecord>), ServiceError> {
+    let Some(key) = key else {
+        // Time first, so the record appends to the charges table (see `time_ordered_id`).
+        return Ok((time_ordered_id(state.products.clock.now()), None, None));
+    };
+    let id = derived_id(tenant, key, "charge", 0);
+    let guard = state.products.lock(id).await;
+    let existing = load_charge(state, id).await?;
+    Ok((id, Some(guard), existing))
+}
+
+/// A retry with the same Idempotency-Key: the same charge if the request is the same, 409 if
+/// not.
+fn replay(
+    state: &SharedState,
+    existing: &ChargeRecord,
+    request_hash: Option<[u8; 32]>,
+) -> Result<Reply, ServiceError> {
+    if existing.request_hash != request_hash {
+        return Err(ServiceError::idempotency(
+            "this Idempotency-Key was already used with different parameters",
+        ));
+    }
+    Ok(Reply {
+        status: 200,
+        body: to_json(&charge_view(state, existing)?)?,
+    })
+}
+
+/// Confirms, with the customer's own token, a charge a merchant made, and books it. Confirming
+/// a succeeded charge again answers it as it is; after a refusal it is tried again as a new
+/// attempt.
+pub async fn confirm(
+    state: &SharedState,
+    caller: &Principal,
+    id: u128,
+) -> Result<ChargeView, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "charge");
+    let _guard = state.products.lock(id).await;
+    let mut charge = load_charge(state, id).await?.ok_or_else(missing)?;
+    if caller.customer() != Some(charge.customer) {
+        return Err(missing());
+    }
+    caller.require_customer(charge.customer)?;
+    if !charge.requires_confirmation {
+        if charge_status(state, &charge) == "succeeded" {
+            return charge_view(state, &charge);
+        }
+        charge.attempt += 1;
+    }
+    charge.requires_confirmation = false;
+    execute(state, &charge).await
+}
+
+/// The charge named `id` and its receipt, if the caller may see it.
+pub async fn get_charge(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<ChargeView, ServiceError> {
+    let charge = visible_charge(state, caller, id).await?;
+    charge_view(state, &charge)
+}
+
+/// Refunds (part of) the charge named `id` to the customer's wallet, the fees reversed by the
+/// platform's refund policy, as ONE chain (201). With an Idempotency-Key the refund's id derives
+/// from it, so a retry answers the refund it already made (200). `amount` parses the amount
+/// asked for once the charge's asset is known (`None`: all that is left), so a bad amount is
+/// reported only after what is wrong with the charge itself.
+pub async fn refund<E: From<ServiceError>>(
+    state: &SharedState,
+    principal: &Principal,
+    id: &str,
+    key: Option<String>,
+    request: &[u8],
+    amount: impl FnOnce(&Asset) -> Result<Option<Amount>, E>,
+) -> Result<Reply, E> {
+    let missing = || ServiceError::not_found(Some("id"), "charge");
+    let charge = visible_charge(state, principal, id).await?;
+    if !principal.can_see(charge.merchant) {
+        return Err(missing().into());
+    }
+    let request_hash = sha256(&[b"refunds", &charge.id.to_le_bytes(), request]);
+    let _guard = state.products.lock(charge.id).await;
+    // With a key, the refund's id derives from it: a retry finds the refund it already made.
+    let refund_id = match &key {
+        Some(key) => derived_id(principal.tenant(), key, "refund", 0),
+        None => random_id(),
+    };
+    if key.is_some() {
+        let existing = state.store.record::<RefundRecord>(REFUNDS, refund_id);
+        if let Some(existing) = existing.map_err(ServiceError::from)? {
+            return Ok(refund_replay(state, &existing, request_hash).await?);
+        }
+    }
+    let charge = load_charge(state, charge.id).await?.ok_or_else(missing)?;
+    if charge_status(state, &charge) != "succeeded" {
+        return Err(ServiceError::refused(
+            "charge_not_succeeded",
+            "only a succeeded charge can be refunded",
+        )
+        .into());
+    }
+    let asset = asset_by_id(state, charge.asset)?;
+    let refunded = reversed_so_far(state, &charge)?;
+    let remaining = Amount(charge.amount.saturating_sub(refunded.0));
+    let amount = amount(&asset)?.unwrap_or(remaining);
+    if amount > remaining || remaining.is_zero() {
+        return Err(ServiceError::refused(
+            "refund_exceeds_charge",
+            format!(
+                "at most {} of this charge is left to refund",
+                format_amount(remaining, asset.scale)
+            ),
+        )
+        .with_param("amount")
+        .into());
+    }
+    let reversal = reverse(
+        &booked_split(&charge)?,
+        refunded,
+        amount,
+        state.products.refund_policy,
+    )
+    .map_err(|e| ServiceError::internal(format!("refund split: {e}")))?;
+    let hash = key.is_some().then_some(request_hash);
+    Ok(book_refund(state, charge, &asset, refund_id, amount, &reversal, hash).await?)
+}
+
+/// A retry of a refund under the same Idempotency-Key: the refund if its chain committed, 409
+/// if the request differs, a refusal if the refund was refused (its index is spent).
+async fn refund_replay(
+    state: &SharedState,
+    existing: &RefundRecord,
+    request_hash: [u8; 32],
+) -> Result<Reply, ServiceError> {
+    if existing.request_hash != Some(request_hash) {
+        return Err(ServiceError::idempotency(
+            "this Idempotency-Key was already used with different parameters",
+        ));
+    }
+    let charge = load_charge(state, existing.charge)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(Some("id"), "charge"))?;
+    if refund_committed(state, &charge, existing) {
+        let scale = asset_by_id(state, charge.asset)?.scale;
+        return Ok(Reply {
+            status: 200,
+            body: to_json(&refund_view(state, existing, scale))?,
+        });
+    }
+    Err(ServiceError::refused(
+        "refund_not_booked",
+        "the refund with this Idempotency-Key was refused; use a new key to try again",
+    ))
+}
+
+/// Records a refund (listed on its charge) and books its chain, with its `charge.refunded`
+/// event in the same log record.
+async fn book_refund(
+    state: &SharedState,
+    mut charge: ChargeRecord,
+    asset: &Asset,
+    id: u128,
+    amount: Amount,
+    reversal: &Reversal,
+    request_hash: Option<[u8; 32]>,
+) -> Result<Reply, ServiceError> {
+    let index = charge.refunds.len() as u64;
+    let legs = refund_legs(&charge, reversal);
+    let record = RefundRecord {
+        first_leg: legs.iter().position(|l| !l.amount.is_zero()).unwrap_or(0) as u64,
+        request_hash,
+        id,
+        charge: charge.id,
+        index,
+        amount: amount.0,
+        platform_fee_returned: reversal.amount_for(&Destination::Platform).0,
+        created_ns: state.products.clock.now(),
+    };
+    // Refused refunds stay listed: their index (and chain ids) is never used again.
+    charge.refunds.push(record.id);
+    let writes = vec![
+        RecordWrite::put(REFUNDS, record.id, &record)?,
+        RecordWrite::put(CHARGES, charge.id, &charge)?,
+    ];
+    state.products.records.write(writes).await?;
+    let mut accounts: Vec<LedgerAccount> = legs.iter().flat_map(|l| [l.debit, l.credit]).collect();
+    accounts.dedup();
+    state
+        .products
+        .ensure_accounts(&state.engine, &accounts, asset.id)
+        .await?;
+    let event = event_write(
+        &state.store,
+        EventKind::ChargeRefunded,
+        Some(charge.merchant),
+        record.created_ns,
+        || refund_event(state, &charge, &record, asset),
+    )?;
+    match run_chain_recorded(
+        &state.engine,
+        &state.products.journal,
+        event.as_slice(),
+        chain_id(charge.id, "refund", index),
+        &legs,
+        asset.id,
+        record.id,
+    )
+    .await?
+    {
+        ChainOutcome::Committed { .. } => created(&refund_view(state, &record, asset.scale)),
+        ChainOutcome::Refused {
+            result: TransferResult::ExceedsCredits,
+            ..
+        } => Err(ServiceError::refused(
+            "merchant_balance_insufficient",
+            "the merchant's balance cannot cover this refund (already paid out)",
+        )
+        .with_param("amount")),
+        ChainOutcome::Refused { result, .. } => Err(ServiceError::from_transfer(result, "")),
+    }
+}
+
+/// The `charge.refunded` event's data: the refund, with whose it is.
+fn refund_event(
+    state: &SharedState,
+    charge: &ChargeRecord,
+    record: &RefundRecord,
+    asset: &Asset,
+) -> Result<serde_json::Value, ServiceError> {
+    let mut data = serde_json::to_value(refund_view(state, record, asset.scale))
+        .map_err(|e| ServiceError::internal(format!("refund event: {e}")))?;
+    if let Some(map) = data.as_object_mut() {
+        map.insert(
+            "merchant".into(),
+            encode_id(IdKind::Merchant, charge.merchant).into(),
+        );
+        map.insert(
+            "customer".into(),
+            encode_id(IdKind::Customer, charge.customer).into(),
+        );
+        map.insert("asset".into(), asset.code.to_string().into());
+    }
+    Ok(data)
+}
+
+/// A refund's legs: each part of the reversal goes from where the charge put it back to the
+/// charge's source (wallet or tab).
+fn refund_legs(c: &ChargeRecord, reversal: &Reversal) -> Vec<Leg> {
+    let wallet = c.source();
+    reversal
+        .parts()
+        .into_iter()
+        .map(|(destination, amount)| {
+            let debit = match (&destination, part_merchant(c, &destination)) {
+                (_, Some(merchant)) => LedgerAccount::Earnings { merchant },
+                (Destination::Platform, None) => LedgerAccount::PlatformRevenue,
+                _ => LedgerAccount::Rounding,
+            };
+            Leg {
+                debit,
+                credit: wallet,
+                amount,
+                code: CODE_REFUND,
+                role: Role::Payment,
+            }
+        })
+        .collect()
 }

@@ -1,56 +1,37 @@
 //! Charges (pay-per-use, per article, in-app items), tips, their receipts and refunds, and
-//! the merchants' fee plans.
+//! the merchants' fee plans: the requests and their parsing.
 //!
 //! A charge moves money from a customer's wallet to the merchant (and revenue-share payees),
 //! the platform's fee and the rounding account, as ONE linked chain. Consent comes from an
-//! allowance the customer granted the merchant (its per-charge maximum checked here, its period
-//! budget by a ledger limit account in the same chain) or from the customer's own token:
-//! either the customer creates the charge, or confirms one the merchant created.
+//! allowance the customer granted the merchant (its per-charge maximum, its period budget by a
+//! ledger limit account in the same chain) or from the customer's own token: either the
+//! customer creates the charge, or confirms one the merchant created.
 //!
-//! Booking a charge (and what it triggers) is [`farthing_service::charges`]; subscriptions book
-//! their periods through it too.
+//! Who may charge whom, consent, idempotency, booking a charge (and what it triggers) and
+//! refunds are [`farthing_service::charges`]; subscriptions book their periods through it too.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use farthing_ledger::{Amount, TransferResult};
-use farthing_products::fees::{reverse, Destination, FeePlan, RoundingRule};
+use farthing_ledger::Asset;
+use farthing_products::fees::{FeePlan, RoundingRule};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::json_response;
+use crate::extract::reply;
 use crate::extract::ApiJson;
 use crate::extract::Caller;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
 use crate::routes::positive_amount;
-use farthing_products::accounts::{chain_id, CODE_REFUND};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::{format_amount, parse_amount};
-use farthing_service::assets::{asset_by_id, by_code};
-use farthing_service::charges::{
-    booked_split, find_merchant, load_charge, merchant_exists, part_merchant, reversed_so_far,
-    visible_charge,
-};
-use farthing_service::charges::{
-    charge_status, charge_view, charge_writes, execute, merchant_settings, priced,
-    refund_committed, refund_view, ChargeView, RefundView,
-};
-use farthing_service::customers::allowances_of;
+use farthing_service::assets::by_code;
+use farthing_service::charges::{self, merchant_exists, tipping_customer};
+use farthing_service::charges::{ChargeSource, ChargeView, NewCharge, NewTip, RefundView};
 use farthing_service::state::to_json;
 use farthing_service::state::SharedState;
-use farthing_service::submit::{
-    run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
-};
-use farthing_store::outbox::{event_write, EventKind};
-use farthing_store::records::{
-    ChargeKind, ChargeRecord, FeePlanRecord, RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
-};
-use farthing_store::util::derived_id;
-use farthing_store::util::random_id;
-use farthing_store::util::sha256;
-use farthing_store::util::time_ordered_id;
-use farthing_store::{Changes, RecordWrite, Scope};
 
 const DESCRIPTION_BYTES_MAX: usize = 500;
 const RESOURCE_ID_BYTES_MAX: usize = 200;
@@ -79,6 +60,26 @@ fn zero_text() -> String {
     "0".into()
 }
 
+impl SetFeePlan {
+    /// The plan, its amounts parsed in `asset` (the rules it must satisfy are the service's).
+    fn fee_plan(&self, asset: &Asset) -> Result<FeePlan, ApiError> {
+        let amount = |text: &str, param: &str| {
+            parse_amount(text, asset.scale)
+                .map_err(|e| ApiError::invalid(param, "invalid_amount", format!("{param} {e}")))
+        };
+        let optional = |text: &Option<String>, param: &str| {
+            text.as_deref().map(|m| amount(m, param)).transpose()
+        };
+        Ok(FeePlan {
+            percent_bps: self.percent_bps,
+            fixed: amount(&self.fixed, "fixed")?,
+            minimum: optional(&self.minimum, "minimum")?,
+            maximum: optional(&self.maximum, "maximum")?,
+            rounding: self.rounding,
+        })
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FeePlanView {
     pub object: &'static str,
@@ -100,61 +101,10 @@ pub async fn set_fee_plan(
     ApiJson(request, _): ApiJson<SetFeePlan>,
 ) -> Result<Response, ApiError> {
     principal.require_operator()?;
-    let merchant = decode_id(IdKind::Merchant, &id)
-        .filter(|m| {
-            matches!(
-                state.products.cache.merchant_exists(&state.store, *m),
-                Ok(true)
-            )
-        })
-        .ok_or_else(|| ApiError::not_found(Some("id"), "merchant"))?;
+    let merchant = merchant_exists(&state, &id, "id")?;
     let asset = by_code(&state, &request.asset, "asset")?;
-    let amount = |text: &str, param: &str| {
-        parse_amount(text, asset.scale)
-            .map_err(|e| ApiError::invalid(param, "invalid_amount", format!("{param} {e}")))
-    };
-    let plan = FeePlan {
-        percent_bps: request.percent_bps,
-        fixed: amount(&request.fixed, "fixed")?,
-        minimum: request
-            .minimum
-            .as_deref()
-            .map(|m| amount(m, "minimum"))
-            .transpose()?,
-        maximum: request
-            .maximum
-            .as_deref()
-            .map(|m| amount(m, "maximum"))
-            .transpose()?,
-        rounding: request.rounding,
-    };
-    plan.validate().map_err(|e| {
-        let param = match e {
-            farthing_products::fees::FeePlanError::PercentBpsOutOfRange { .. } => "percent_bps",
-            _ => "minimum",
-        };
-        ApiError::invalid(param, "invalid_fee_plan", e.to_string())
-    })?;
-    let _guard = state.products.lock(merchant).await;
-    let mut settings = merchant_settings(&state, merchant)?;
-    settings.fee_plans.retain(|(a, _)| *a != asset.id.0);
-    settings.fee_plans.push((
-        asset.id.0,
-        FeePlanRecord {
-            percent_bps: plan.percent_bps,
-            fixed: plan.fixed.0,
-            minimum: plan.minimum.map(|m| m.0.to_string()),
-            maximum: plan.maximum.map(|m| m.0.to_string()),
-            rounding: plan.rounding,
-        },
-    ));
-    state
-        .commit(Changes {
-            records: vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?],
-            ..Changes::default()
-        })
-        .await?;
-    state.products.cache.forget_settings(merchant);
+    let plan = request.fee_plan(&asset)?;
+    charges::set_fee_plan(&state, merchant, &asset, &plan).await?;
     let view = FeePlanView {
         object: "fee_plan",
         merchant: encode_id(IdKind::Merchant, merchant),
@@ -202,14 +152,6 @@ pub struct CreateCharge {
     pub source: ChargeSource,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ChargeSource {
-    #[default]
-    Wallet,
-    Tab,
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTip {
@@ -248,184 +190,22 @@ pub async fn create(
     if let Some(r) = &request.resource_id {
         text_field(r, RESOURCE_ID_BYTES_MAX, "resource_id")?;
     }
-    let (customer, merchant) = match (caller.scope(), caller.merchant()) {
-        (Scope::Customer, _) => {
-            let merchant = request.merchant.as_deref().ok_or_else(|| {
-                ApiError::invalid(
-                    "merchant",
-                    "missing_field",
-                    "merchant is required with a customer token",
-                )
-            })?;
-            let customer = caller.customer().unwrap_or(0);
-            if request
-                .customer
-                .as_deref()
-                .is_some_and(|c| decode_id(IdKind::Customer, c) != Some(customer))
-            {
-                return Err(ApiError::not_found(Some("customer"), "customer"));
-            }
-            (customer, merchant_exists(&state, merchant, "merchant")?)
-        }
-        (Scope::Merchant, Some(own)) => {
-            if request
-                .merchant
-                .as_deref()
-                .is_some_and(|m| decode_id(IdKind::Merchant, m) != Some(own))
-            {
-                return Err(ApiError::not_found(Some("merchant"), "merchant"));
-            }
-            let text = request.customer.as_deref().ok_or_else(|| {
-                ApiError::invalid("customer", "missing_field", "customer is required")
-            })?;
-            let id = decode_id(IdKind::Customer, text)
-                .ok_or_else(|| ApiError::not_found(Some("customer"), "customer"))?;
-            (id, own)
-        }
-        _ => {
-            return Err(ApiError::forbidden(
-                "charges are made by a merchant key or a customer's token",
-            ))
-        }
-    };
-    let customer_record = state
-        .products
-        .cache
-        .customer(&state.store, customer)?
-        .ok_or_else(|| ApiError::not_found(Some("customer"), "customer"))?;
-    // Consent: the customer's token, or an active allowance of this customer to this merchant.
-    let allowance = if caller.scope() == Scope::Customer {
-        None
-    } else {
-        allowances_of(&state, customer)?
-            .iter()
-            .find(|a| a.merchant == merchant && a.asset == asset.id.0 && a.revoked_ns.is_none())
-            .cloned()
-    };
-    // A merchant that neither created the customer nor holds an allowance cannot learn that
-    // the customer exists.
-    if caller.scope() == Scope::Merchant
-        && allowance.is_none()
-        && customer_record.creator != merchant
-    {
-        return Err(ApiError::not_found(Some("customer"), "customer"));
-    }
-    if let Some(a) = &allowance {
-        if amount.0 > a.max_per_charge {
-            return Err(ApiError::refused(
-                "allowance_exceeded",
-                "this charge is above the allowance's maximum per charge",
-            )
-            .with_param("amount"));
-        }
-    }
-    let mut shares = Vec::with_capacity(request.shares.len());
-    for (i, s) in request.shares.iter().enumerate() {
-        shares.push((
-            // The parameter's name is only spelled out for the error.
-            find_merchant(&state, &s.merchant)?.ok_or_else(|| {
-                ApiError::not_found(Some(&format!("shares.{i}.merchant")), "merchant")
-            })?,
-            s.bps,
-        ));
-    }
-    let (platform_fee, merchant_net, payees, rounding) =
-        priced(&state, merchant, &asset, amount, &shares)?;
-    let tenant = caller.customer().unwrap_or(caller.tenant());
-    // Only a keyed request can be retried, so only it needs a fingerprint to tell a retry from a
-    // reused key.
-    let request_hash = key.is_some().then(|| sha256(&[b"charges", &raw]));
-    let (id, _same_key, existing) = charge_id_for(&state, tenant, &key).await?;
-    if let Some(existing) = existing {
-        return replay(&state, &existing, request_hash);
-    }
-    let tab = match request.source {
-        ChargeSource::Wallet => None,
-        ChargeSource::Tab => {
-            let tab = farthing_service::tabs::tab_of(&state, customer, asset.id.0)?
-                .ok_or_else(|| ApiError::not_found(Some("source"), "tab"))?;
-            if tab.frozen {
-                return Err(ApiError::refused(
-                    "tab_frozen",
-                    "the customer's tab is frozen until its last settlement is paid",
-                )
-                .with_param("source"));
-            }
-            Some((tab.id, tab.limit))
-        }
-    };
-    let requires_confirmation = caller.scope() != Scope::Customer && allowance.is_none();
-    let charge = ChargeRecord {
-        id,
-        kind: ChargeKind::Charge,
-        merchant,
-        customer,
-        asset: asset.id.0,
-        amount: amount.0,
-        platform_fee,
-        merchant_net,
-        payees,
-        rounding,
+    let charge = NewCharge {
+        customer: request.customer,
+        merchant: request.merchant,
+        amount,
+        asset,
         description: request.description,
         resource_id: request.resource_id,
-        message: None,
-        allowance: allowance.map(|a| a.id),
-        requires_confirmation,
-        created_ns: state.products.clock.now(),
-        refunds: Vec::new(),
-        request_hash,
-        tab,
-        disputed: 0,
-        attempt: 0,
+        shares: request
+            .shares
+            .into_iter()
+            .map(|s| (s.merchant, s.bps))
+            .collect(),
+        source: request.source,
     };
-    if requires_confirmation {
-        state
-            .products
-            .records
-            .write(charge_writes(&charge)?)
-            .await?;
-        return Ok(json_response(
-            StatusCode::CREATED,
-            to_json(&charge_view(&state, &charge)?)?,
-        ));
-    }
-    let view = execute(&state, &charge).await?;
-    Ok(json_response(StatusCode::CREATED, to_json(&view)?))
-}
-
-/// The id of a new charge or tip: derived from the Idempotency-Key, or random. With a key, the
-/// returned guard serializes concurrent requests with that key (so only the first writes the
-/// record and books it), and the charge the key already made, if any, is returned to replay.
-async fn charge_id_for<'a>(
-    state: &'a SharedState,
-    tenant: u128,
-    key: &Option<String>,
-) -> Result<(u128, Option<ObjectGuard<'a>>, Option<ChargeRecord>), ApiError> {
-    let Some(key) = key else {
-        // Time first, so the record appends to the charges table (see `time_ordered_id`).
-        return Ok((time_ordered_id(state.products.clock.now()), None, None));
-    };
-    let id = derived_id(tenant, key, "charge", 0);
-    let guard = state.products.lock(id).await;
-    let existing = load_charge(state, id).await?;
-    Ok((id, Some(guard), existing))
-}
-
-/// A retry with the same Idempotency-Key: the same charge if the request is the same, 409 if
-/// not. A charge whose chain never committed (a crash) is booked now.
-fn replay(
-    state: &SharedState,
-    existing: &ChargeRecord,
-    request_hash: Option<[u8; 32]>,
-) -> Result<Response, ApiError> {
-    if existing.request_hash != request_hash {
-        return Err(ApiError::idempotency(
-            "this Idempotency-Key was already used with different parameters",
-        ));
-    }
-    Ok(json_response(
-        StatusCode::OK,
-        to_json(&charge_view(state, existing)?)?,
+    Ok(reply(
+        charges::create_charge(&state, &caller, charge, key, &raw).await?,
     ))
 }
 
@@ -435,26 +215,9 @@ pub async fn confirm(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let missing = || ApiError::not_found(Some("id"), "charge");
-    let id = decode_id(IdKind::Charge, &id).ok_or_else(missing)?;
-    let _guard = state.products.lock(id).await;
-    let mut charge = load_charge(&state, id).await?.ok_or_else(missing)?;
-    if caller.customer() != Some(charge.customer) {
-        return Err(missing());
-    }
-    caller.require_customer(charge.customer)?;
-    if !charge.requires_confirmation {
-        // Already confirmed: answer as before; after a refusal, try again as a new attempt.
-        if charge_status(&state, &charge) == "succeeded" {
-            return Ok(json_response(
-                StatusCode::OK,
-                to_json(&charge_view(&state, &charge)?)?,
-            ));
-        }
-        charge.attempt += 1;
-    }
-    charge.requires_confirmation = false;
-    let view = execute(&state, &charge).await?;
+    let id =
+        decode_id(IdKind::Charge, &id).ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
+    let view = charges::confirm(&state, &caller, id).await?;
     Ok(json_response(StatusCode::OK, to_json(&view)?))
 }
 
@@ -465,48 +228,21 @@ pub async fn tip(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(request, raw): ApiJson<CreateTip>,
 ) -> Result<Response, ApiError> {
-    let customer = caller
-        .customer()
-        .filter(|_| caller.scope() == Scope::Customer)
-        .ok_or_else(|| ApiError::forbidden("a tip is given with the customer's own token"))?;
+    let customer = tipping_customer(&caller)?;
     let merchant = merchant_exists(&state, &request.merchant, "merchant")?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
     if let Some(m) = &request.message {
         text_field(m, MESSAGE_BYTES_MAX, "message")?;
     }
-    let (platform_fee, merchant_net, payees, rounding) =
-        priced(&state, merchant, &asset, amount, &[])?;
-    let request_hash = key.is_some().then(|| sha256(&[b"tips", &raw]));
-    let (id, _same_key, existing) = charge_id_for(&state, customer, &key).await?;
-    if let Some(existing) = existing {
-        return replay(&state, &existing, request_hash);
-    }
-    let charge = ChargeRecord {
-        id,
-        kind: ChargeKind::Tip,
-        merchant,
+    let tip = NewTip {
         customer,
-        asset: asset.id.0,
-        amount: amount.0,
-        platform_fee,
-        merchant_net,
-        payees,
-        rounding,
-        description: "tip".into(),
-        resource_id: None,
+        merchant,
+        amount,
+        asset,
         message: request.message,
-        allowance: None,
-        requires_confirmation: false,
-        created_ns: state.products.clock.now(),
-        refunds: Vec::new(),
-        request_hash,
-        tab: None,
-        disputed: 0,
-        attempt: 0,
     };
-    let view = execute(&state, &charge).await?;
-    Ok(json_response(StatusCode::CREATED, to_json(&view)?))
+    Ok(reply(charges::tip(&state, tip, key, &raw).await?))
 }
 
 #[utoipa::path(get, path = "/v1/charges/{id}", operation_id = "charges.get", tag = "charges", params(("id" = String, Path, description = "ch_… id")), responses((status = 200, description = "the charge and its receipt", body = ChargeView), crate::error::ReadErrors))]
@@ -515,8 +251,7 @@ pub async fn get(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ChargeView>, ApiError> {
-    let charge = visible_charge(&state, &caller, &id).await?;
-    Ok(axum::Json(charge_view(&state, &charge)?))
+    Ok(axum::Json(charges::get_charge(&state, &caller, &id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -525,28 +260,6 @@ pub struct CreateRefund {
     /// How much to refund (default: all that is left).
     #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "0.001")]
     pub amount: Option<String>,
-}
-
-fn refund_legs(c: &ChargeRecord, reversal: &farthing_products::fees::Reversal) -> Vec<Leg> {
-    let wallet = c.source();
-    reversal
-        .parts()
-        .into_iter()
-        .map(|(destination, amount)| {
-            let debit = match (&destination, part_merchant(c, &destination)) {
-                (_, Some(merchant)) => LedgerAccount::Earnings { merchant },
-                (Destination::Platform, None) => LedgerAccount::PlatformRevenue,
-                _ => LedgerAccount::Rounding,
-            };
-            Leg {
-                debit,
-                credit: wallet,
-                amount,
-                code: CODE_REFUND,
-                role: Role::Payment,
-            }
-        })
-        .collect()
 }
 
 #[utoipa::path(post, path = "/v1/charges/{id}/refunds", operation_id = "charges.refunds.create", tag = "charges", request_body = CreateRefund, params(("id" = String, Path, description = "ch_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: refunded once")), responses((status = 201, description = "the refund, back to the customer's wallet; fees reversed pro rata", body = RefundView), crate::error::WriteErrors))]
@@ -558,144 +271,13 @@ pub async fn refund(
     ApiJson(request, raw): ApiJson<CreateRefund>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
-    let charge = visible_charge(&state, &principal, &id).await?;
-    if !principal.can_see(charge.merchant) {
-        return Err(ApiError::not_found(Some("id"), "charge"));
-    }
-    let request_hash = sha256(&[b"refunds", &charge.id.to_le_bytes(), &raw]);
-    let _guard = state.products.lock(charge.id).await;
-    // With a key, the refund's id derives from it: a retry finds the refund it already made.
-    let refund_id = match &key {
-        Some(key) => derived_id(principal.tenant(), key, "refund", 0),
-        None => random_id(),
+    // The amount is parsed once the charge's asset is known.
+    let amount = |asset: &Asset| {
+        let text = request.amount.as_deref();
+        text.map(|t| positive_amount(t, asset, "amount"))
+            .transpose()
     };
-    if let Some(existing) = match key {
-        Some(_) => state.store.record::<RefundRecord>(REFUNDS, refund_id)?,
-        None => None,
-    } {
-        if existing.request_hash != Some(request_hash) {
-            return Err(ApiError::idempotency(
-                "this Idempotency-Key was already used with different parameters",
-            ));
-        }
-        let charge = load_charge(&state, existing.charge)
-            .await?
-            .ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
-        if refund_committed(&state, &charge, &existing) {
-            let scale = asset_by_id(&state, charge.asset)?.scale;
-            return Ok(json_response(
-                StatusCode::OK,
-                to_json(&refund_view(&state, &existing, scale))?,
-            ));
-        }
-        return Err(ApiError::refused(
-            "refund_not_booked",
-            "the refund with this Idempotency-Key was refused; use a new key to try again",
-        ));
-    }
-    let mut charge = load_charge(&state, charge.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(Some("id"), "charge"))?;
-    if charge_status(&state, &charge) != "succeeded" {
-        return Err(ApiError::refused(
-            "charge_not_succeeded",
-            "only a succeeded charge can be refunded",
-        ));
-    }
-    let asset = asset_by_id(&state, charge.asset)?;
-    let refunded = reversed_so_far(&state, &charge)?;
-    let remaining = Amount(charge.amount.saturating_sub(refunded.0));
-    let amount = match &request.amount {
-        Some(text) => positive_amount(text, &asset, "amount")?,
-        None => remaining,
-    };
-    if amount > remaining || remaining.is_zero() {
-        return Err(ApiError::refused(
-            "refund_exceeds_charge",
-            format!(
-                "at most {} of this charge is left to refund",
-                format_amount(remaining, asset.scale)
-            ),
-        )
-        .with_param("amount"));
-    }
-    let reversal = reverse(
-        &booked_split(&charge)?,
-        refunded,
-        amount,
-        state.products.refund_policy,
-    )
-    .map_err(|e| ApiError::internal(format!("refund split: {e}")))?;
-    let index = charge.refunds.len() as u64;
-    let legs = refund_legs(&charge, &reversal);
-    let record = RefundRecord {
-        first_leg: legs.iter().position(|l| !l.amount.is_zero()).unwrap_or(0) as u64,
-        request_hash: key.as_ref().map(|_| request_hash),
-        id: refund_id,
-        charge: charge.id,
-        index,
-        amount: amount.0,
-        platform_fee_returned: reversal.amount_for(&Destination::Platform).0,
-        created_ns: state.products.clock.now(),
-    };
-    // Refused refunds stay listed: their index (and chain ids) is never used again.
-    charge.refunds.push(record.id);
-    let mut writes = vec![RecordWrite::put(REFUNDS, record.id, &record)?];
-    writes.push(RecordWrite::put(CHARGES, charge.id, &charge)?);
-    state.products.records.write(writes).await?;
-    let mut accounts: Vec<LedgerAccount> = legs.iter().flat_map(|l| [l.debit, l.credit]).collect();
-    accounts.dedup();
-    state
-        .products
-        .ensure_accounts(&state.engine, &accounts, asset.id)
-        .await?;
-    // The refund, with whose it is (built only if some endpoint wants it).
-    let refund_event = || {
-        let mut data = serde_json::to_value(refund_view(&state, &record, asset.scale))
-            .map_err(|e| ApiError::internal(format!("refund event: {e}")))?;
-        if let Some(map) = data.as_object_mut() {
-            map.insert(
-                "merchant".into(),
-                encode_id(IdKind::Merchant, charge.merchant).into(),
-            );
-            map.insert(
-                "customer".into(),
-                encode_id(IdKind::Customer, charge.customer).into(),
-            );
-            map.insert("asset".into(), asset.code.to_string().into());
-        }
-        Ok::<_, ApiError>(data)
-    };
-    let event = event_write(
-        &state.store,
-        EventKind::ChargeRefunded,
-        Some(charge.merchant),
-        record.created_ns,
-        refund_event,
-    )?;
-    match run_chain_recorded(
-        &state.engine,
-        &state.products.journal,
-        event.as_slice(),
-        chain_id(charge.id, "refund", index),
-        &legs,
-        asset.id,
-        record.id,
-    )
-    .await?
-    {
-        ChainOutcome::Committed { .. } => Ok(json_response(
-            StatusCode::CREATED,
-            to_json(&refund_view(&state, &record, asset.scale))?,
-        )),
-        ChainOutcome::Refused {
-            result: TransferResult::ExceedsCredits,
-            ..
-        } => Err(ApiError::refused(
-            "merchant_balance_insufficient",
-            "the merchant's balance cannot cover this refund (already paid out)",
-        )
-        .with_param("amount")),
-        ChainOutcome::Refused { result, .. } => Err(ApiError::from_transfer(result, "")),
-    }
+    Ok(reply(
+        charges::refund(&state, &principal, &id, key, &raw, amount).await?,
+    ))
 }
