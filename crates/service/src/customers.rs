@@ -1,26 +1,396 @@
-//! Customers' money: wallet top-ups through the card processor (`run_topup`), automatic
+//! Customers (end users) and what they own: creating one with its token, payment methods,
+//! prepaid wallets, wallet top-ups through the card processor ([`run_topup`]), automatic
 //! top-ups after a charge ([`maybe_auto_topup`]), and the allowances charges consent by.
+//!
+//! Only the customer's own token tops up its wallet, sets its auto top-up, or grants and
+//! revokes an allowance ([`own_customer`]): a merchant key alone never moves a customer's money.
 
 use farthing_ledger::{Amount, Asset, AssetId};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::assets::asset_by_id;
+use crate::assets::{asset_by_id, by_code};
 use crate::error::ServiceError;
 use crate::state::Principal;
 use crate::state::SharedState;
+use crate::state::{to_json, Reply};
 use crate::submit::{available, LedgerAccount};
 use farthing_products::accounts::{chain_id, CODE_TOPUP};
 use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
+pub use farthing_store::records::AllowancePeriod;
 use farthing_store::records::{
-    AllowanceRecord, CustomerRecord, TopupRecord, CUSTOMERS, TOPUPS, TOPUPS_ALL, TOPUPS_BY_CUSTOMER,
+    AllowanceRecord, AutoTopupRecord, CustomerRecord, MonthlyCap, PaymentMethodRecord, TopupRecord,
+    ALLOWANCES, ALLOWANCES_BY_CUSTOMER, CUSTOMERS, CUSTOMERS_BY_CREATOR, TOPUPS, TOPUPS_ALL,
+    TOPUPS_BY_CUSTOMER,
 };
 use farthing_store::util::derived_id;
 use farthing_store::util::rfc3339;
-use farthing_store::{Changes, RecordWrite};
+use farthing_store::util::{now_ns, random_id};
+use farthing_store::{Changes, RecordWrite, Scope};
+
+/// Payment methods one customer may store.
+const PAYMENT_METHODS_MAX: usize = 10;
+/// Allowances one customer may hold (active or revoked).
+const ALLOWANCES_MAX: usize = 1000;
+
+/// An amount in an asset, as exact decimal text.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Money {
+    #[schema(pattern = r"^[0-9]{1,39}(\.[0-9]{1,18})?$", example = "5.00")]
+    pub amount: String,
+    #[schema(pattern = r"^[A-Z0-9_]{1,15}$", example = "USD")]
+    pub asset: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PaymentMethodView {
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AutoTopupView {
+    pub asset: String,
+    pub threshold: String,
+    pub amount: String,
+    pub payment_method: String,
+    pub enabled: bool,
+    /// Why it was turned off (a declined top-up).
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomerView {
+    pub id: String,
+    pub object: &'static str,
+    pub name: String,
+    pub created: String,
+    pub monthly_cap: Option<Money>,
+    pub payment_methods: Vec<PaymentMethodView>,
+    pub auto_topup: Option<AutoTopupView>,
+    /// The customer's token (`fk_cu_…`), only in the response that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+pub fn customer_view(
+    state: &SharedState,
+    c: &CustomerRecord,
+    token: Option<String>,
+) -> Result<CustomerView, ServiceError> {
+    let monthly_cap = match &c.monthly_cap {
+        Some(cap) => {
+            let asset = asset_by_id(state, cap.asset)?;
+            Some(Money {
+                amount: format_amount(Amount(cap.amount), asset.scale),
+                asset: asset.code.to_string(),
+            })
+        }
+        None => None,
+    };
+    let auto_topup = match &c.auto_topup {
+        Some(a) => {
+            let asset = asset_by_id(state, a.asset)?;
+            Some(AutoTopupView {
+                asset: asset.code.to_string(),
+                threshold: format_amount(Amount(a.threshold), asset.scale),
+                amount: format_amount(Amount(a.amount), asset.scale),
+                payment_method: a.payment_method.clone(),
+                enabled: a.enabled,
+                disabled_reason: a.disabled_reason.clone(),
+            })
+        }
+        None => None,
+    };
+    Ok(CustomerView {
+        id: encode_id(IdKind::Customer, c.id),
+        object: "customer",
+        name: c.name.clone(),
+        created: rfc3339(c.created_ns),
+        monthly_cap,
+        payment_methods: c
+            .payment_methods
+            .iter()
+            .map(|p| PaymentMethodView {
+                token: p.token.clone(),
+                brand: p.brand.clone(),
+                last4: p.last4.clone(),
+            })
+            .collect(),
+        auto_topup,
+        token,
+    })
+}
+
+/// A customer to create: its name (checked by the caller's parser) and the most it may spend
+/// in one calendar month (UTC) across all merchants.
+pub struct NewCustomer {
+    pub name: String,
+    pub monthly_cap: Option<(AssetId, Amount)>,
+}
+
+/// Creates a customer of the caller's tenant, with its token; the answer (201, the customer
+/// with its token, shown once) is stored under the Idempotency-Key `key`.
+pub async fn create(
+    state: &SharedState,
+    principal: &Principal,
+    key: Option<String>,
+    request: &[u8],
+    customer: NewCustomer,
+) -> Result<Reply, ServiceError> {
+    let creator = principal.tenant();
+    state
+        .idempotent(creator, key, "customers", request, || async move {
+            let record = CustomerRecord {
+                id: random_id(),
+                name: customer.name,
+                creator,
+                created_ns: now_ns(),
+                monthly_cap: customer.monthly_cap.map(|(asset, amount)| MonthlyCap {
+                    asset: asset.0,
+                    amount: amount.0,
+                }),
+                payment_methods: Vec::new(),
+                auto_topup: None,
+            };
+            let (token, secret) = crate::keys::issue_token(Scope::Customer, None, Some(record.id));
+            state.remember_key(token.clone());
+            let body = to_json(&customer_view(state, &record, Some(secret))?)?;
+            Ok((
+                201u16,
+                body,
+                Changes {
+                    api_key: Some(token),
+                    records: vec![
+                        RecordWrite::put(CUSTOMERS, record.id, &record)?,
+                        RecordWrite::Index {
+                            index: CUSTOMERS_BY_CREATOR,
+                            parent: creator,
+                            id: record.id,
+                        },
+                    ],
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await
+}
+
+/// The customer `id`, if the caller may see it.
+pub fn get(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<CustomerView, ServiceError> {
+    customer_view(state, &visible_customer(state, caller, id, "id")?, None)
+}
+
+/// The customer `id` for an operation only its own token may do (consent is the customer's):
+/// 404 if the caller may not see it, 403 if it is not the customer's token.
+pub fn own_customer(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<CustomerRecord, ServiceError> {
+    let customer = visible_customer(state, caller, id, "id")?;
+    caller.require_customer(customer.id)?;
+    Ok(customer)
+}
+
+/// The customer's record as stored now: read again under its lock before changing it, since
+/// another request may have changed it meanwhile.
+fn reload(state: &SharedState, id: u128) -> Result<CustomerRecord, ServiceError> {
+    state
+        .store
+        .record(CUSTOMERS, id)?
+        .ok_or_else(|| ServiceError::not_found(Some("id"), "customer"))
+}
+
+/// Writes a customer record back (changed payment methods or auto top-up).
+async fn save_customer(state: &SharedState, customer: &CustomerRecord) -> Result<(), ServiceError> {
+    let saved = state
+        .commit(Changes {
+            records: vec![RecordWrite::put(CUSTOMERS, customer.id, customer)?],
+            ..Changes::default()
+        })
+        .await;
+    state.products.cache.forget_customer(customer.id);
+    saved
+}
+
+/// Stores a card as a payment method of customer `id` (its token; the number is not kept).
+/// Adding a card already stored changes nothing.
+pub async fn add_payment_method(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+    card_number: &str,
+) -> Result<PaymentMethodView, ServiceError> {
+    caller.require_write()?;
+    let customer = visible_customer(state, caller, id, "id")?;
+    let _guard = state.products.lock(customer.id).await;
+    let mut customer = reload(state, customer.id)?;
+    let method =
+        state.products.sandbox.tokenize(card_number).map_err(|e| {
+            ServiceError::invalid("card_number", "invalid_card_number", e.to_string())
+        })?;
+    let view = PaymentMethodView {
+        token: method.token.clone(),
+        brand: format!("{:?}", method.brand).to_lowercase(),
+        last4: method.last4.clone(),
+    };
+    if !customer
+        .payment_methods
+        .iter()
+        .any(|p| p.token == method.token)
+    {
+        if customer.payment_methods.len() >= PAYMENT_METHODS_MAX {
+            return Err(ServiceError::invalid(
+                "card_number",
+                "too_many_payment_methods",
+                format!("a customer stores at most {PAYMENT_METHODS_MAX} payment methods"),
+            ));
+        }
+        customer.payment_methods.push(PaymentMethodRecord {
+            token: view.token.clone(),
+            brand: view.brand.clone(),
+            last4: view.last4.clone(),
+        });
+        save_customer(state, &customer).await?;
+    }
+    Ok(view)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WalletView {
+    pub object: &'static str,
+    pub customer: String,
+    pub asset: String,
+    /// What the customer can spend now.
+    pub available: String,
+}
+
+/// Customer `id`'s prepaid wallet in the asset with code `asset`.
+pub fn wallet(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+    asset: &str,
+) -> Result<WalletView, ServiceError> {
+    let customer = visible_customer(state, caller, id, "id")?;
+    let asset = by_code(state, asset, "asset")?;
+    let balance = available(
+        &state.engine,
+        LedgerAccount::Wallet {
+            customer: customer.id,
+        }
+        .id(asset.id),
+    );
+    Ok(WalletView {
+        object: "wallet",
+        customer: encode_id(IdKind::Customer, customer.id),
+        asset: asset.code.to_string(),
+        available: format_amount(balance, asset.scale),
+    })
+}
+
+/// A wallet top-up the customer asked for: `amount` of `asset`, charged to `payment_method`.
+pub struct NewTopup {
+    pub asset: Asset,
+    pub amount: Amount,
+    pub payment_method: String,
+}
+
+/// Tops up the wallet of `customer` (from [`own_customer`]) by charging its card once per
+/// Idempotency-Key: 201 with the top-up; a decline is kept (for the customer's history) and
+/// answered as `card_declined`.
+pub async fn topup(
+    state: &SharedState,
+    caller: &Principal,
+    key: Option<String>,
+    request: &[u8],
+    customer: CustomerRecord,
+    topup: NewTopup,
+) -> Result<Reply, ServiceError> {
+    require_payment_method(&customer, &topup.payment_method)?;
+    let topup_id = match &key {
+        Some(key) => derived_id(caller.tenant() ^ customer.id, key, "topup", 0),
+        None => random_id(),
+    };
+    let tenant = caller.customer().unwrap_or(caller.tenant());
+    state
+        .idempotent(tenant, key, "topups", request, || async move {
+            let record = run_topup(
+                state,
+                &customer,
+                &topup.asset,
+                topup.amount,
+                &topup.payment_method,
+                topup_id,
+                false,
+            )
+            .await?;
+            if record.status != "succeeded" {
+                // Declines are kept too (for the customer's history), then answered with 402.
+                state
+                    .commit(Changes {
+                        records: topup_writes(state, &record)?,
+                        ..Changes::default()
+                    })
+                    .await?;
+                return Err(ServiceError::card_declined(
+                    record.failure_code.as_deref().unwrap_or("card_declined"),
+                    record.failure_message.clone().unwrap_or_default(),
+                ));
+            }
+            let body = to_json(&topup_view(state, &record)?)?;
+            Ok((
+                201u16,
+                body,
+                Changes {
+                    records: topup_writes(state, &record)?,
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await
+}
+
+/// A customer's auto top-up: below `threshold` of `asset`, top up `amount` from
+/// `payment_method`.
+pub struct AutoTopup {
+    pub asset: AssetId,
+    pub threshold: Amount,
+    pub amount: Amount,
+    pub payment_method: String,
+    pub enabled: bool,
+}
+
+/// Sets the auto top-up of `customer` (from [`own_customer`]); answers the customer.
+pub async fn set_auto_topup(
+    state: &SharedState,
+    customer: &CustomerRecord,
+    settings: AutoTopup,
+) -> Result<CustomerView, ServiceError> {
+    let _guard = state.products.lock(customer.id).await;
+    let mut customer = reload(state, customer.id)?;
+    require_payment_method(&customer, &settings.payment_method)?;
+    customer.auto_topup = Some(AutoTopupRecord {
+        asset: settings.asset.0,
+        threshold: settings.threshold.0,
+        amount: settings.amount.0,
+        payment_method: settings.payment_method,
+        enabled: settings.enabled,
+        disabled_reason: None,
+    });
+    save_customer(state, &customer).await?;
+    customer_view(state, &customer, None)
+}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopupView {
@@ -280,4 +650,179 @@ pub fn require_payment_method(customer: &CustomerRecord, token: &str) -> Result<
         ));
     }
     Ok(())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AllowanceView {
+    pub id: String,
+    pub object: &'static str,
+    pub customer: String,
+    pub merchant: String,
+    pub asset: String,
+    pub max_per_charge: String,
+    pub max_per_period: String,
+    pub period: AllowancePeriod,
+    /// `active` or `revoked`.
+    pub status: &'static str,
+    pub created: String,
+}
+
+pub fn allowance_view(
+    state: &SharedState,
+    a: &AllowanceRecord,
+) -> Result<AllowanceView, ServiceError> {
+    let asset = asset_by_id(state, a.asset)?;
+    Ok(AllowanceView {
+        id: encode_id(IdKind::Allowance, a.id),
+        object: "allowance",
+        customer: encode_id(IdKind::Customer, a.customer),
+        merchant: encode_id(IdKind::Merchant, a.merchant),
+        asset: asset.code.to_string(),
+        max_per_charge: format_amount(Amount(a.max_per_charge), asset.scale),
+        max_per_period: format_amount(Amount(a.max_per_period), asset.scale),
+        period: a.period,
+        status: if a.revoked_ns.is_some() {
+            "revoked"
+        } else {
+            "active"
+        },
+        created: rfc3339(a.created_ns),
+    })
+}
+
+/// An allowance the customer grants: `merchant` may charge up to `max_per_charge` at a time
+/// and `max_per_period` per `period` without asking each time.
+pub struct NewAllowance {
+    pub merchant: u128,
+    pub asset: Asset,
+    pub max_per_charge: Amount,
+    pub max_per_period: Amount,
+    pub period: AllowancePeriod,
+}
+
+/// Grants an allowance of `customer` (from [`own_customer`]): 201 with the allowance, stored
+/// under the Idempotency-Key `key`.
+pub async fn create_allowance(
+    state: &SharedState,
+    key: Option<String>,
+    request: &[u8],
+    customer: &CustomerRecord,
+    allowance: NewAllowance,
+) -> Result<Reply, ServiceError> {
+    if allowance.max_per_charge > allowance.max_per_period {
+        return Err(ServiceError::invalid(
+            "max_per_charge",
+            "max_per_charge_above_period",
+            "max_per_charge must not exceed max_per_period",
+        ));
+    }
+    let (existing, _) =
+        state
+            .store
+            .indexed(ALLOWANCES_BY_CUSTOMER, customer.id, None, ALLOWANCES_MAX)?;
+    if existing.len() >= ALLOWANCES_MAX {
+        return Err(ServiceError::invalid(
+            "merchant",
+            "too_many_allowances",
+            format!("a customer holds at most {ALLOWANCES_MAX} allowances"),
+        ));
+    }
+    let customer = customer.id;
+    let reply = state
+        .idempotent(customer, key, "allowances", request, || async move {
+            let record = AllowanceRecord {
+                id: random_id(),
+                customer,
+                merchant: allowance.merchant,
+                asset: allowance.asset.id.0,
+                max_per_charge: allowance.max_per_charge.0,
+                max_per_period: allowance.max_per_period.0,
+                period: allowance.period,
+                created_ns: now_ns(),
+                revoked_ns: None,
+            };
+            let body = to_json(&allowance_view(state, &record)?)?;
+            Ok((
+                201u16,
+                body,
+                Changes {
+                    records: vec![
+                        RecordWrite::put(ALLOWANCES, record.id, &record)?,
+                        RecordWrite::Index {
+                            index: ALLOWANCES_BY_CUSTOMER,
+                            parent: customer,
+                            id: record.id,
+                        },
+                    ],
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await;
+    state.products.cache.forget_allowances(customer);
+    reply
+}
+
+/// Customer `id`'s allowances the caller may see: all of them for the customer and whoever
+/// may see the customer; a merchant the customer granted an allowance sees its own.
+pub fn list_allowances(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<Vec<AllowanceView>, ServiceError> {
+    let customer = match visible_customer(state, caller, id, "id") {
+        Ok(c) => c,
+        // A merchant the customer granted an allowance may list its own allowances.
+        Err(e) => {
+            let merchant = caller.merchant().ok_or(e.clone())?;
+            let cid = decode_id(IdKind::Customer, id).ok_or(e.clone())?;
+            if !allowances_of(state, cid)?
+                .iter()
+                .any(|a| a.merchant == merchant)
+            {
+                return Err(e);
+            }
+            state
+                .store
+                .record::<CustomerRecord>(CUSTOMERS, cid)?
+                .ok_or(e)?
+        }
+    };
+    allowances_of(state, customer.id)?
+        .iter()
+        .filter(|a| {
+            caller.scope() == Scope::Customer
+                || caller.can_see(a.merchant)
+                || caller.can_see(customer.creator)
+        })
+        .map(|a| allowance_view(state, a))
+        .collect()
+}
+
+/// Revokes allowance `id` (its customer's token only): charges under it are refused from now
+/// on. Revoking a revoked allowance changes nothing.
+pub async fn revoke_allowance(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<AllowanceView, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "allowance");
+    let id = decode_id(IdKind::Allowance, id).ok_or_else(missing)?;
+    let _guard = state.products.lock(id).await;
+    let mut allowance: AllowanceRecord = state.store.record(ALLOWANCES, id)?.ok_or_else(missing)?;
+    if caller.customer() != Some(allowance.customer) {
+        return Err(missing());
+    }
+    if allowance.revoked_ns.is_none() {
+        allowance.revoked_ns = Some(now_ns());
+        let saved = state
+            .commit(Changes {
+                records: vec![RecordWrite::put(ALLOWANCES, id, &allowance)?],
+                ..Changes::default()
+            })
+            .await;
+        state.products.cache.forget_allowances(allowance.customer);
+        saved?;
+    }
+    allowance_view(state, &allowance)
 }
