@@ -1,15 +1,32 @@
-//! Post-pay tabs: what a tab's settlement looks like in its events, and which tab a customer
-//! has. Settling itself is time-driven work (`products::scheduler::settle_tab`).
+//! Post-pay tabs (the carrier-billing model): opening one ([`open`]), what it owes and its
+//! settlements ([`TabView`]), changing its card, what a settlement looks like in its events,
+//! and which tab a customer has. Settling itself is time-driven work
+//! ([`crate::scheduler::settle_tab`]). The test clock that drives that work in tests
+//! ([`advance_test_clock`]) is here too.
 
-use farthing_ledger::Amount;
+use farthing_ledger::{Amount, Asset};
 use serde::Serialize;
 
+use crate::assets::asset_by_id;
+use crate::customers::{require_payment_method, visible_customer};
 use crate::error::ServiceError;
-use crate::state::SharedState;
-use farthing_products::ids::{encode_id, IdKind};
+use crate::scheduler::{job_write, period_end, settle_tab, tab_owed};
+use crate::state::{Principal, SharedState};
+use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
-use farthing_store::records::{SettlementRecord, TabRecord, TABS, TABS_BY_CUSTOMER};
-use farthing_store::util::rfc3339;
+pub use farthing_store::records::TabPeriod;
+use farthing_store::records::{
+    CustomerRecord, JobKind, SettlementRecord, TabRecord, CUSTOMERS, SETTLEMENTS,
+    SETTLEMENTS_BY_TAB, TABS, TABS_BY_CUSTOMER,
+};
+use farthing_store::util::{random_id, rfc3339};
+use farthing_store::{Changes, RecordWrite};
+
+/// The most one call may move the test clock.
+const ADVANCE_SECONDS_MAX: u64 = 10 * 365 * 86_400;
+
+/// The object lock that serializes test clock moves (0 is never an object's id).
+const TEST_CLOCK_LOCK: u128 = 0;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SettlementView {
@@ -40,7 +57,7 @@ pub fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
 pub fn settlement_event(
     tab: &TabRecord,
     record: &SettlementRecord,
-    asset: &farthing_ledger::Asset,
+    asset: &Asset,
 ) -> serde_json::Value {
     let mut data = serde_json::to_value(settlement_view(record, asset.scale)).unwrap_or_default();
     if let Some(map) = data.as_object_mut() {
@@ -70,4 +87,244 @@ pub fn tab_of(
         }
     }
     Ok(None)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TabView {
+    pub id: String,
+    pub object: &'static str,
+    pub customer: String,
+    pub asset: String,
+    pub limit: String,
+    pub settlement_threshold: String,
+    pub period: TabPeriod,
+    /// What the tab owes now.
+    pub owed: String,
+    /// `open`, or `frozen` after a declined settlement (charges are refused until it is paid).
+    pub status: &'static str,
+    pub frozen_reason: Option<String>,
+    pub settlements: Vec<SettlementView>,
+    pub created: String,
+}
+
+pub fn tab_view(state: &SharedState, tab: &TabRecord) -> Result<TabView, ServiceError> {
+    let asset = asset_by_id(state, tab.asset)?;
+    let s = asset.scale;
+    let (ids, _) = state.store.indexed(SETTLEMENTS_BY_TAB, tab.id, None, 100)?;
+    let mut settlements = Vec::new();
+    for id in ids {
+        if let Some(r) = state.store.record::<SettlementRecord>(SETTLEMENTS, id)? {
+            settlements.push(r);
+        }
+    }
+    settlements.sort_by_key(|r| r.created_ns);
+    Ok(TabView {
+        id: encode_id(IdKind::Tab, tab.id),
+        object: "tab",
+        customer: encode_id(IdKind::Customer, tab.customer),
+        asset: asset.code.to_string(),
+        limit: format_amount(Amount(tab.limit), s),
+        settlement_threshold: format_amount(Amount(tab.threshold), s),
+        period: tab.period,
+        owed: format_amount(tab_owed(state, tab), s),
+        status: if tab.frozen { "frozen" } else { "open" },
+        frozen_reason: tab.frozen_reason.clone(),
+        settlements: settlements.iter().map(|r| settlement_view(r, s)).collect(),
+        created: rfc3339(tab.created_ns),
+    })
+}
+
+/// A tab to open: it may owe up to `limit` of `asset`, and is settled to `payment_method` when
+/// it owes `threshold` and at the end of every `period`.
+pub struct NewTab {
+    pub asset: Asset,
+    pub limit: Amount,
+    pub threshold: Amount,
+    pub period: TabPeriod,
+    pub payment_method: String,
+}
+
+/// Opens a tab for `customer` (from [`crate::customers::own_customer`]): one per asset.
+pub async fn open(
+    state: &SharedState,
+    customer: &CustomerRecord,
+    new: NewTab,
+) -> Result<TabView, ServiceError> {
+    if new.threshold > new.limit {
+        return Err(ServiceError::invalid(
+            "settlement_threshold",
+            "threshold_above_limit",
+            "settlement_threshold must not exceed limit",
+        ));
+    }
+    require_payment_method(customer, &new.payment_method)?;
+    let _guard = state.products.lock(customer.id).await;
+    if tab_of(state, customer.id, new.asset.id.0)?.is_some() {
+        return Err(ServiceError::refused(
+            "tab_exists",
+            "the customer already has a tab in this asset",
+        )
+        .with_param("asset"));
+    }
+    let now = state.products.clock.now();
+    let tab = TabRecord {
+        id: random_id(),
+        customer: customer.id,
+        asset: new.asset.id.0,
+        limit: new.limit.0,
+        threshold: new.threshold.0,
+        period: new.period,
+        payment_method: new.payment_method,
+        frozen: false,
+        frozen_reason: None,
+        failed_attempts: 0,
+        settled: 0,
+        created_ns: now,
+    };
+    state
+        .products
+        .ensure_accounts(&state.engine, &[tab.account()], new.asset.id)
+        .await?;
+    state
+        .commit(Changes {
+            records: vec![
+                RecordWrite::put(TABS, tab.id, &tab)?,
+                RecordWrite::Index {
+                    index: TABS_BY_CUSTOMER,
+                    parent: customer.id,
+                    id: tab.id,
+                },
+                job_write(
+                    JobKind::TabPeriodEnd { tab: tab.id },
+                    period_end(tab.period, now)?,
+                )?,
+            ],
+            ..Changes::default()
+        })
+        .await?;
+    tab_view(state, &tab)
+}
+
+/// The tab `id` if the caller may see it: its customer, the customer's creator, the operator.
+pub fn visible_tab(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<TabRecord, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "tab");
+    let id = decode_id(IdKind::Tab, id).ok_or_else(missing)?;
+    let tab: TabRecord = state.store.record(TABS, id)?.ok_or_else(missing)?;
+    let customer: CustomerRecord = state
+        .store
+        .record(CUSTOMERS, tab.customer)?
+        .ok_or_else(missing)?;
+    let visible = caller.can_see_object(customer.creator, Some(tab.customer));
+    if !visible {
+        return Err(missing());
+    }
+    Ok(tab)
+}
+
+/// The tab `id`, what it owes and its settlements, if the caller may see it.
+pub fn get(state: &SharedState, caller: &Principal, id: &str) -> Result<TabView, ServiceError> {
+    tab_view(state, &visible_tab(state, caller, id)?)
+}
+
+/// Changes the card tab `id` is settled to (its customer's token only); a frozen tab is
+/// settled again at once with the new card.
+pub async fn set_payment_method(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+    payment_method: String,
+) -> Result<TabView, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "tab");
+    let tab = visible_tab(state, caller, id)?;
+    caller.require_customer(tab.customer)?;
+    let customer = visible_customer(
+        state,
+        caller,
+        &encode_id(IdKind::Customer, tab.customer),
+        "id",
+    )?;
+    require_payment_method(&customer, &payment_method)?;
+    let frozen = {
+        let _guard = state.products.lock(tab.id).await;
+        let mut tab: TabRecord = state.store.record(TABS, tab.id)?.ok_or_else(missing)?;
+        tab.payment_method = payment_method;
+        state
+            .commit(Changes {
+                records: vec![RecordWrite::put(TABS, tab.id, &tab)?],
+                ..Changes::default()
+            })
+            .await?;
+        tab.frozen
+    };
+    if frozen {
+        settle_tab(state, tab.id, "payment_method_updated").await?;
+    }
+    let tab: TabRecord = state.store.record(TABS, tab.id)?.ok_or_else(missing)?;
+    tab_view(state, &tab)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClockView {
+    pub object: &'static str,
+    pub now: String,
+    /// Jobs that ran because they became due.
+    pub jobs_run: usize,
+}
+
+/// The test clock is the operator's, and exists only with `farthing serve --test-clock`.
+fn require_test_clock(state: &SharedState, principal: &Principal) -> Result<(), ServiceError> {
+    principal.require_operator()?;
+    if !state.products.clock.settable {
+        return Err(ServiceError::not_found(
+            None,
+            "test clock (start with --test-clock)",
+        ));
+    }
+    Ok(())
+}
+
+/// The products' clock now (`jobs_run` is 0).
+pub fn test_clock(state: &SharedState, principal: &Principal) -> Result<ClockView, ServiceError> {
+    require_test_clock(state, principal)?;
+    Ok(ClockView {
+        object: "test_clock",
+        now: rfc3339(state.products.clock.now()),
+        jobs_run: 0,
+    })
+}
+
+/// Moves the products' clock forward by `seconds` (durably) and runs the work now due.
+pub async fn advance_test_clock(
+    state: &SharedState,
+    principal: &Principal,
+    seconds: u64,
+) -> Result<ClockView, ServiceError> {
+    require_test_clock(state, principal)?;
+    if seconds > ADVANCE_SECONDS_MAX {
+        return Err(ServiceError::invalid(
+            "seconds",
+            "out_of_range",
+            format!("seconds must be at most {ADVANCE_SECONDS_MAX}"),
+        ));
+    }
+    {
+        // One advance at a time, so the stored offset is the latest; durable before answering.
+        let _advancing = state.products.lock(TEST_CLOCK_LOCK).await;
+        state.products.clock.advance(seconds);
+        state
+            .store
+            .set_test_clock_offset(state.products.clock.offset_ns())?;
+    }
+    // Retries of webhook deliveries may be due now.
+    state.store.outbox_ready.notify_one();
+    let jobs_run = crate::scheduler::run_due(state).await?;
+    Ok(ClockView {
+        object: "test_clock",
+        now: rfc3339(state.products.clock.now()),
+        jobs_run,
+    })
 }
