@@ -1,31 +1,36 @@
-//! Subscriptions and pledges: charging a period (`charge_period`, one charge through
-//! [`crate::charges`], its id derived from the subscription and the period) and the
-//! renewal job (`renew`): the next period, a retry with backoff, `past_due` after
-//! [`PAST_DUE_AFTER`] failed tries, `canceled` after [`CANCEL_AFTER`] or at the end of the paid
-//! period. The subscription is written with its next job, and the job's events with it.
+//! Plans, subscriptions and pledges: creating a plan ([`create_plan`]), subscribing
+//! ([`subscribe`]: the first period charged up front, or a trial), pausing, resuming and
+//! canceling; charging a period (`charge_period`, one charge through [`crate::charges`], its id
+//! derived from the subscription and the period) and the renewal job (`renew`): the next
+//! period, a retry with backoff, `past_due` after [`PAST_DUE_AFTER`] failed tries, `canceled`
+//! after [`CANCEL_AFTER`] or at the end of the paid period. The subscription is written with
+//! its next job, and the job's events with it.
 
-use farthing_ledger::{Amount, Timestamp};
+use farthing_ledger::{Amount, Asset, Timestamp};
 use farthing_products::schedule::{add_interval, Backoff, Interval};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::{execute, priced};
 use crate::error::ServiceError;
-use crate::state::SharedState;
-use farthing_products::ids::{encode_id, IdKind};
+use crate::state::{to_json, Principal, Reply, SharedState};
+use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
+pub use farthing_store::records::BillingInterval;
 use farthing_store::records::{
-    BillingInterval, ChargeKind, ChargeRecord, JobKind, SubscriptionRecord, JOBS, SUBSCRIPTIONS,
+    ChargeKind, ChargeRecord, JobKind, PlanRecord, SubscriptionRecord, JOBS, PLANS, SUBSCRIPTIONS,
 };
-use farthing_store::util::derived_id;
 use farthing_store::util::rfc3339;
-use farthing_store::RecordWrite;
+use farthing_store::util::{derived_id, random_id, sha256};
+use farthing_store::{Changes, RecordWrite, Scope};
 
 /// Failed tries after which a subscription is past due.
 pub const PAST_DUE_AFTER: u32 = 2;
 /// Failed tries after which it is canceled.
 pub const CANCEL_AFTER: u32 = 4;
+/// The longest free trial a plan may give.
+const TRIAL_DAYS_MAX: u32 = 365;
 
 fn retry_backoff() -> Result<Backoff, ServiceError> {
     Backoff::new(3600, 2, 86_400, CANCEL_AFTER)
@@ -261,4 +266,341 @@ async fn save_noting(
         )?);
     }
     Ok(state.products.records.write(records).await?)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlanView {
+    pub id: String,
+    pub object: &'static str,
+    pub merchant: String,
+    pub name: String,
+    pub amount: String,
+    pub asset: String,
+    pub interval: BillingInterval,
+    pub trial_days: u32,
+}
+
+pub fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, ServiceError> {
+    let asset = asset_by_id(state, p.asset)?;
+    Ok(PlanView {
+        id: encode_id(IdKind::Plan, p.id),
+        object: "plan",
+        merchant: encode_id(IdKind::Merchant, p.merchant),
+        name: p.name.clone(),
+        amount: format_amount(Amount(p.amount), asset.scale),
+        asset: asset.code.to_string(),
+        interval: p.interval,
+        trial_days: p.trial_days,
+    })
+}
+
+/// The merchant a plan is created for: the caller's, which must be a merchant key that writes.
+pub fn plan_merchant(principal: &Principal) -> Result<u128, ServiceError> {
+    principal.require_write()?;
+    principal
+        .merchant()
+        .ok_or_else(|| ServiceError::forbidden("a plan is created with the merchant's key"))
+}
+
+/// A plan to create: `amount` of `asset` every `interval`, after `trial_days` free days.
+pub struct NewPlan {
+    /// From [`plan_merchant`].
+    pub merchant: u128,
+    pub name: String,
+    pub asset: Asset,
+    pub amount: Amount,
+    pub interval: BillingInterval,
+    pub trial_days: u32,
+}
+
+/// Creates a plan: 201 with the plan, stored under the merchant's Idempotency-Key `key`.
+pub async fn create_plan(
+    state: &SharedState,
+    key: Option<String>,
+    request: &[u8],
+    plan: NewPlan,
+) -> Result<Reply, ServiceError> {
+    if plan.trial_days > TRIAL_DAYS_MAX {
+        return Err(ServiceError::invalid(
+            "trial_days",
+            "invalid_trial",
+            format!("trial_days must be 0 to {TRIAL_DAYS_MAX}"),
+        ));
+    }
+    state
+        .idempotent(plan.merchant, key, "plans", request, || async move {
+            let plan = PlanRecord {
+                id: random_id(),
+                merchant: plan.merchant,
+                name: plan.name,
+                asset: plan.asset.id.0,
+                amount: plan.amount.0,
+                interval: plan.interval,
+                trial_days: plan.trial_days,
+                created_ns: state.products.clock.now(),
+            };
+            let body = to_json(&plan_view(state, &plan)?)?;
+            Ok((
+                201u16,
+                body,
+                Changes {
+                    records: vec![RecordWrite::put(PLANS, plan.id, &plan)?],
+                    ..Changes::default()
+                },
+            ))
+        })
+        .await
+}
+
+/// The customer who subscribes: only the customer's own token does (consent is the customer's).
+pub fn subscriber(principal: &Principal) -> Result<u128, ServiceError> {
+    principal
+        .customer()
+        .filter(|_| principal.scope() == Scope::Customer)
+        .ok_or_else(|| ServiceError::forbidden("a subscription is made with the customer's token"))
+}
+
+/// What a subscription charges: a plan's terms, or a pledge's (no plan, no trial).
+pub struct Terms {
+    pub plan: Option<u128>,
+    pub merchant: u128,
+    pub asset: Asset,
+    pub amount: Amount,
+    pub interval: BillingInterval,
+    pub trial_days: u32,
+}
+
+impl Terms {
+    /// A pledge: a customer-chosen `amount` to `merchant` every `interval`.
+    pub fn pledge(
+        merchant: u128,
+        asset: Asset,
+        amount: Amount,
+        interval: BillingInterval,
+    ) -> Terms {
+        Terms {
+            plan: None,
+            merchant,
+            asset,
+            amount,
+            interval,
+            trial_days: 0,
+        }
+    }
+}
+
+/// The terms of plan `id` (`plan_…`), or 404 naming `plan`.
+pub fn plan_terms(state: &SharedState, id: &str) -> Result<Terms, ServiceError> {
+    let missing = || ServiceError::not_found(Some("plan"), "plan");
+    let id = decode_id(IdKind::Plan, id).ok_or_else(missing)?;
+    let p: PlanRecord = state.store.record(PLANS, id)?.ok_or_else(missing)?;
+    Ok(Terms {
+        plan: Some(p.id),
+        merchant: p.merchant,
+        asset: asset_by_id(state, p.asset)?,
+        amount: Amount(p.amount),
+        interval: p.interval,
+        trial_days: p.trial_days,
+    })
+}
+
+/// Where a subscription's periods are paid from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The customer's prepaid wallet.
+    Wallet,
+    /// The customer's tab in the asset (it must have one).
+    Tab,
+}
+
+/// Subscribes `customer` (from [`subscriber`]) on `terms`: the first period is charged now (a
+/// refusal leaves a canceled subscription and answers the refusal), or a trial starts. 201
+/// with the subscription; a retry with the same Idempotency-Key `key` and the same `request`
+/// gets it again with 200.
+pub async fn subscribe(
+    state: &SharedState,
+    customer: u128,
+    key: Option<String>,
+    request: &[u8],
+    terms: Terms,
+    source: Source,
+) -> Result<Reply, ServiceError> {
+    let tab = match source {
+        Source::Wallet => None,
+        Source::Tab => {
+            let t = crate::tabs::tab_of(state, customer, terms.asset.id.0)?
+                .ok_or_else(|| ServiceError::not_found(Some("source"), "tab"))?;
+            Some((t.id, t.limit))
+        }
+    };
+    let request_hash = sha256(&[b"subscriptions", request]);
+    let id = match &key {
+        Some(key) => derived_id(customer, key, "subscription", 0),
+        None => random_id(),
+    };
+    let _guard = state.products.lock(id).await;
+    if let Some(existing) = state
+        .store
+        .record::<SubscriptionRecord>(SUBSCRIPTIONS, id)?
+    {
+        if existing.request_hash != Some(request_hash) {
+            return Err(ServiceError::idempotency(
+                "this Idempotency-Key was already used with different parameters",
+            ));
+        }
+        return Ok(Reply {
+            status: 200,
+            body: to_json(&view(state, &existing)?)?,
+        });
+    }
+    let now = state.products.clock.now();
+    let anchor = now.saturating_add(u64::from(terms.trial_days) * 86_400_000_000_000);
+    let mut s = SubscriptionRecord {
+        id,
+        customer,
+        merchant: terms.merchant,
+        plan: terms.plan,
+        asset: terms.asset.id.0,
+        amount: terms.amount.0,
+        interval: terms.interval,
+        tab,
+        status: if terms.trial_days > 0 {
+            "trialing"
+        } else {
+            "active"
+        }
+        .into(),
+        cancel_at_period_end: false,
+        anchor_ns: anchor,
+        anchor_period: 0,
+        next_period: 0,
+        next_charge_ns: anchor,
+        failed_attempts: 0,
+        last_failure: None,
+        charges: Vec::new(),
+        created_ns: now,
+        request_hash: Some(request_hash),
+    };
+    if terms.trial_days == 0 {
+        // The first period is paid up front; a refusal leaves a canceled subscription.
+        match charge_period(state, &s).await {
+            Ok(charge) => advance(&mut s, charge)?,
+            Err(error) => {
+                s.status = "canceled".into();
+                s.last_failure = Some(error.code.to_string());
+                save(state, &s).await?;
+                return Err(error);
+            }
+        }
+    }
+    save(state, &s).await?;
+    Ok(Reply {
+        status: 201,
+        body: to_json(&view(state, &s)?)?,
+    })
+}
+
+/// The subscription `id` if the caller may see it: its customer, its merchant, the operator.
+fn visible(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<SubscriptionRecord, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "subscription");
+    let id = decode_id(IdKind::Subscription, id).ok_or_else(missing)?;
+    let s: SubscriptionRecord = state.store.record(SUBSCRIPTIONS, id)?.ok_or_else(missing)?;
+    let ok = caller.can_see_object(s.merchant, Some(s.customer));
+    ok.then_some(s).ok_or_else(missing)
+}
+
+/// The subscription `id`, if the caller may see it.
+pub fn get(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<SubscriptionView, ServiceError> {
+    view(state, &visible(state, caller, id)?)
+}
+
+/// Changes subscription `id`'s state under its lock (the customer, its merchant or the
+/// operator), then writes it with its job. A canceled subscription changes no more.
+async fn change(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+    apply: impl FnOnce(&mut SubscriptionRecord, u64) -> Result<(), ServiceError>,
+) -> Result<SubscriptionView, ServiceError> {
+    caller.require_write()?;
+    let s = visible(state, caller, id)?;
+    let _guard = state.products.lock(s.id).await;
+    let mut s: SubscriptionRecord = state
+        .store
+        .record(SUBSCRIPTIONS, s.id)?
+        .ok_or_else(|| ServiceError::not_found(Some("id"), "subscription"))?;
+    if s.status == "canceled" {
+        return Err(ServiceError::refused(
+            "subscription_canceled",
+            "the subscription is canceled",
+        ));
+    }
+    apply(&mut s, state.products.clock.now())?;
+    save(state, &s).await?;
+    view(state, &s)
+}
+
+/// Pauses subscription `id`: nothing is charged until it resumes.
+pub async fn pause(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<SubscriptionView, ServiceError> {
+    change(state, caller, id, |s, _| {
+        s.status = "paused".into();
+        Ok(())
+    })
+    .await
+}
+
+/// Resumes paused subscription `id` (see [`resume_at`]): the next period is charged when due,
+/// at once if it already is.
+pub async fn resume(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<SubscriptionView, ServiceError> {
+    change(state, caller, id, |s, now| {
+        if s.status != "paused" {
+            return Err(ServiceError::refused(
+                "subscription_not_paused",
+                "only a paused subscription resumes",
+            ));
+        }
+        s.status = if s.next_period == 0 && now < s.anchor_ns {
+            "trialing"
+        } else {
+            "active"
+        }
+        .into();
+        resume_at(s, now);
+        Ok(())
+    })
+    .await
+}
+
+/// Cancels subscription `id`: at the end of the paid period, or now.
+pub async fn cancel(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+    at_period_end: bool,
+) -> Result<SubscriptionView, ServiceError> {
+    change(state, caller, id, |s, _| {
+        if at_period_end {
+            s.cancel_at_period_end = true;
+        } else {
+            s.status = "canceled".into();
+        }
+        Ok(())
+    })
+    .await
 }
