@@ -1,11 +1,84 @@
-//! Assets as the services name them: by code (what requests say) or by id (what records
-//! keep), through [`KnownAssets`], a lock-free copy of the ledger's asset list.
+//! Assets: creating one (the operator) and listing them ([`create`], [`list`]); and assets as
+//! the services name them: by code (what requests say) or by id (what records keep), through
+//! [`KnownAssets`], a lock-free copy of the ledger's asset list.
 
 use farthing_engine::Engine;
-use farthing_ledger::{Asset, AssetId};
+use farthing_ledger::{Asset, AssetCode, AssetId, BatchResults, Operation};
+use serde::Serialize;
 
 use crate::error::ServiceError;
-use crate::state::SharedState;
+use crate::state::{to_json, Principal, Reply, SharedState};
+use farthing_store::Changes;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AssetView {
+    pub object: &'static str,
+    pub code: String,
+    pub scale: u8,
+}
+
+pub fn view(asset: &Asset) -> AssetView {
+    AssetView {
+        object: "asset",
+        code: asset.code.to_string(),
+        scale: asset.scale,
+    }
+}
+
+/// Creates the asset `code` with `scale` decimal places (operator only), at most once per
+/// Idempotency-Key. The ledger assigns nothing: ids are the next free one, in order.
+pub async fn create(
+    state: &SharedState,
+    principal: &Principal,
+    key: Option<String>,
+    request: &[u8],
+    code: &str,
+    scale: u8,
+) -> Result<Reply, ServiceError> {
+    principal.require_operator()?;
+    let code = AssetCode::new(code)
+        .map_err(|e| ServiceError::invalid("code", "invalid_code", e.to_string()))?;
+    if scale > farthing_ledger::ASSET_SCALE_MAX {
+        return Err(ServiceError::invalid(
+            "scale",
+            "scale_out_of_range",
+            "scale must be 0 to 18",
+        ));
+    }
+    state
+        .idempotent(principal.tenant(), key, "assets", request, || async move {
+            // Ids are assigned in order; one creation at a time keeps them unique.
+            let _guard = state.asset_lock.lock().await;
+            let next = state
+                .engine
+                .read(|l| l.assets().iter().map(|a| a.id.0).max().unwrap_or(0))
+                + 1;
+            let asset = Asset {
+                id: AssetId(next),
+                code,
+                scale,
+            };
+            let outcome = state
+                .engine
+                .submit_async(Operation::CreateAssets(vec![asset]))?
+                .await
+                .map_err(|_| ServiceError::unavailable("ledger stopped"))??;
+            let BatchResults::Assets(results) = outcome.results else {
+                return Err(ServiceError::internal("unexpected results"));
+            };
+            match results.first() {
+                Some(r) if r.is_ok() => Ok((201_u16, to_json(&view(&asset))?, Changes::default())),
+                Some(r) => Err(ServiceError::from_asset(*r)),
+                None => Err(ServiceError::internal("no result")),
+            }
+        })
+        .await
+}
+
+/// Every asset.
+pub fn list(state: &SharedState) -> Vec<AssetView> {
+    state.engine.read(|l| l.assets().iter().map(view).collect())
+}
 
 /// The asset with this code, or 404 naming `param`.
 pub fn by_code(state: &SharedState, code: &str, param: &str) -> Result<Asset, ServiceError> {

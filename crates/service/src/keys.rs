@@ -1,12 +1,21 @@
-//! API key secrets: `fk_<scope>_<26 base32 chars>`. Only a key's SHA-256 is stored; the
-//! secret exists once, in what [`issue_key`] or [`issue_token`] returns.
+//! API keys: creating ([`create`]), listing ([`list`]) and revoking ([`revoke`]) them. A key's
+//! secret is `fk_<scope>_<26 base32 chars>`; only its SHA-256 is stored, and the secret exists
+//! once, in what [`issue_key`] or [`issue_token`] returns (and so in the answer that creates it).
 
 use data_encoding::BASE32_NOPAD;
+use serde::Serialize;
 
+use crate::error::ServiceError;
+use crate::state::{to_json, Principal, Reply, SharedState};
+use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_store::util::now_ns;
 use farthing_store::util::random_id;
+use farthing_store::util::rfc3339;
 use farthing_store::util::sha256;
-use farthing_store::{ApiKeyRecord, Scope};
+use farthing_store::{ApiKeyRecord, Changes};
+
+/// What a key may do; requests name it (`operator`, `merchant`, `read_only`, `customer`).
+pub use farthing_store::Scope;
 
 /// Every secret starts with this, so leaked keys are easy to recognise and scan for.
 pub const KEY_PREFIX: &str = "fk_";
@@ -68,4 +77,139 @@ pub async fn mint_operator_key(
         .await?;
     state.remember_key(record);
     Ok(Some(secret))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub object: &'static str,
+    pub scope: Scope,
+    pub merchant: Option<String>,
+    pub created: String,
+    pub revoked: bool,
+    /// Only in the response that creates the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
+    KeyView {
+        id: encode_id(IdKind::ApiKey, key.id),
+        object: "api_key",
+        scope: key.scope,
+        merchant: key.merchant.map(|m| encode_id(IdKind::Merchant, m)),
+        created: rfc3339(key.created_ns),
+        revoked: key.revoked,
+        secret,
+    }
+}
+
+/// Issues a key of `scope` for `merchant` (a `mer_…` id; merchant keys may omit it, meaning
+/// their own, but not name another), at most once per Idempotency-Key. Operator keys and
+/// global read-only keys need an operator; customer tokens come from the customer endpoints.
+pub async fn create(
+    state: &SharedState,
+    principal: &Principal,
+    key: Option<String>,
+    request: &[u8],
+    scope: Scope,
+    merchant: Option<&str>,
+) -> Result<Reply, ServiceError> {
+    principal.require_write()?;
+    let merchant = match merchant {
+        Some(text) => Some(decode_id(IdKind::Merchant, text).ok_or_else(|| {
+            ServiceError::invalid("merchant", "invalid_id", "merchant must be a mer_… id")
+        })?),
+        None => principal.merchant(),
+    };
+    if let Some(merchant) = merchant {
+        if !principal.can_see(merchant) || state.store.merchant(merchant)?.is_none() {
+            return Err(ServiceError::not_found(Some("merchant"), "merchant"));
+        }
+    }
+    match (scope, merchant) {
+        (Scope::Operator, _) => principal.require_operator()?,
+        (Scope::Merchant, None) => {
+            return Err(ServiceError::invalid(
+                "merchant",
+                "merchant_required",
+                "a merchant key needs a merchant",
+            ))
+        }
+        (Scope::ReadOnly, None) => principal.require_operator()?,
+        (Scope::Customer, _) => {
+            return Err(ServiceError::invalid(
+                "scope",
+                "customer_scope",
+                "customer tokens are issued by POST /v1/customers",
+            ))
+        }
+        _ => {}
+    }
+    state
+        .idempotent(
+            principal.tenant(),
+            key,
+            "api_keys",
+            request,
+            || async move {
+                let (record, secret) = issue_key(scope, merchant);
+                state.remember_key(record.clone());
+                let body = to_json(&view(&record, Some(secret)))?;
+                Ok((
+                    201_u16,
+                    body,
+                    Changes {
+                        api_key: Some(record),
+                        ..Changes::default()
+                    },
+                ))
+            },
+        )
+        .await
+}
+
+/// The keys the caller may see: a merchant's own, or all of them for the operator and global
+/// read-only keys.
+pub fn list(state: &SharedState, principal: &Principal) -> Result<Vec<KeyView>, ServiceError> {
+    Ok(state
+        .store
+        .api_keys()?
+        .iter()
+        .filter(|k| match principal.merchant() {
+            Some(merchant) => k.merchant == Some(merchant),
+            None => principal.is_operator() || principal.scope() == Scope::ReadOnly,
+        })
+        .map(|k| view(k, None))
+        .collect())
+}
+
+/// Revokes the key `id` (a `key_…` id the caller may see); operator keys and global keys only
+/// by an operator. Returns the revoked key.
+pub async fn revoke(
+    state: &SharedState,
+    principal: &Principal,
+    id: &str,
+) -> Result<KeyView, ServiceError> {
+    principal.require_write()?;
+    let missing = || ServiceError::not_found(Some("id"), "api key");
+    let id = decode_id(IdKind::ApiKey, id).ok_or_else(missing)?;
+    let mut key = state
+        .store
+        .api_keys()?
+        .into_iter()
+        .find(|k| k.id == id && principal.can_see(k.merchant.unwrap_or(0)))
+        .ok_or_else(missing)?;
+    if key.scope == Scope::Operator || key.merchant.is_none() {
+        principal.require_operator()?;
+    }
+    key.revoked = true;
+    state
+        .commit(Changes {
+            api_key: Some(key.clone()),
+            ..Changes::default()
+        })
+        .await?;
+    state.remember_key(key.clone());
+    Ok(view(&key, None))
 }
