@@ -60,7 +60,7 @@ pub struct FeeReportQuery<'a> {
 /// A fee report in the format asked for.
 #[derive(Debug)]
 pub enum FeeReportAnswer {
-    Json(FeeReportView),
+    Json(Box<FeeReportView>),
     Csv(String),
 }
 
@@ -120,7 +120,9 @@ pub async fn fees(
     if csv {
         return Ok(FeeReportAnswer::Csv(to_csv([(scope.as_str(), &report)])));
     }
-    Ok(FeeReportAnswer::Json(view(scope, &asset, &report)))
+    Ok(FeeReportAnswer::Json(Box::new(view(
+        scope, &asset, &report,
+    ))))
 }
 
 /// The report of `merchant` (or the platform) in `asset` over `from..to` (nanoseconds).
