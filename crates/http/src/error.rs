@@ -135,24 +135,6 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-impl From<farthing_store::StoreError> for ApiError {
-    fn from(error: farthing_store::StoreError) -> ApiError {
-        ServiceError::from(error).into()
-    }
-}
-
-impl From<redb::Error> for ApiError {
-    fn from(error: redb::Error) -> ApiError {
-        ServiceError::from(error).into()
-    }
-}
-
-impl From<farthing_engine::SubmitError> for ApiError {
-    fn from(error: farthing_engine::SubmitError) -> ApiError {
-        ServiceError::from(error).into()
-    }
-}
-
 /// The service's constructors, for errors the HTTP layer finds itself (a bad header, a body
 /// that does not parse): each builds the [`ServiceError`] and its status.
 impl ApiError {

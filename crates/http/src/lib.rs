@@ -1,9 +1,13 @@
-//! `farthing serve`: the HTTP API over the embedded engine.
+//! farthing's HTTP API: the v1 routes ([`routes`]) over the service layer
+//! (`farthing-service`), with API-key auth ([`extract::Key`], [`extract::Caller`]), bodies
+//! whose errors name the field ([`extract::ApiJson`], [`strict`]), Stripe-style errors
+//! ([`error::ApiError`], the one mapping from `ServiceError`), the OpenAPI document
+//! ([`openapi`]), the binary batch encoding ([`wire`]) and the server loop ([`run`],
+//! [`server`]). `farthing serve` (in the binary) wires it to the engine and the store.
 //!
-//! [`serve`] opens the [`farthing_engine::Engine`] and the metadata [`store::Store`] in the
-//! data directory, bootstraps an operator key, and serves the v1 routes ([`routes`]) with
-//! API-key auth and tenant isolation ([`app::Principal`]), exact decimal amounts ([`money`]),
-//! prefixed ids ([`ids`]), Stripe-style errors ([`error::ApiError`]) and idempotency.
+//! **Architecture Invariant:** this crate depends on the service, the pure product rules and
+//! the ledger's types only, never on the store or the engine: a handler parses, calls the
+//! service and renders (`tests/layers.rs` reads the manifest).
 
 pub mod error;
 pub mod extract;
@@ -24,7 +28,6 @@ use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{self, MethodRouter};
-use axum::serve::ListenerExt;
 use axum::Router;
 
 use farthing_service::state::SharedState;

@@ -4,6 +4,8 @@
 //! themselves:
 //! - no crate depends on a farthing crate of a higher layer;
 //! - below `http`, no source names axum, hyper, tower or HTTP types;
+//! - `http` depends on the service, the pure product rules and the ledger's types, never on the
+//!   store or the engine;
 //! - inside `http`, only the router (`lib.rs`) and the OpenAPI document (`openapi.rs`) name
 //!   `routes`.
 
@@ -108,6 +110,17 @@ fn the_service_layer_sits_on_store_products_and_engine_only() {
             "farthing-products",
             "farthing-store"
         ]
+    );
+}
+
+#[test]
+fn http_reaches_the_store_and_engine_only_through_the_service() {
+    let http = workspace().join("http/Cargo.toml");
+    let mut dependencies = farthing_dependencies(&http);
+    dependencies.sort();
+    assert_eq!(
+        dependencies,
+        ["farthing-ledger", "farthing-products", "farthing-service"]
     );
 }
 
