@@ -324,28 +324,7 @@ pub async fn submit_transfers_noted(
     }
 }
 
-/// One leg of a product chain and what its failure means to the caller.
-#[derive(Clone, Copy, Debug)]
-pub struct Leg {
-    pub debit: LedgerAccount,
-    pub credit: LedgerAccount,
-    pub amount: Amount,
-    pub code: u16,
-    pub role: Role,
-}
-
-/// Why a leg exists, to explain a refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Money leaves the paying account (wallet, tab, merchant balance).
-    Payment,
-    /// The allowance's period budget.
-    Allowance,
-    /// The customer's monthly spending cap.
-    MonthlyCap,
-    /// Any other leg (fees, shares, rounding, clearing).
-    Other,
-}
+pub use farthing_products::rules::{Leg, Role};
 
 /// The outcome of a chain: committed (or already committed: a retry), or refused with the
 /// failing leg's role and the ledger's reason.

@@ -16,7 +16,7 @@
 
 use farthing_ledger::{Amount, AssetId, Timestamp, TransferResult};
 
-use super::LegRole;
+use super::Role;
 use crate::schedule::{period_start, Interval, ScheduleError};
 
 /// Who asks for the charge. (The API refuses any other caller, `insufficient_scope`, before
@@ -241,20 +241,18 @@ impl ChargeRefusal {
     /// not a charge refusal (the API reports those as the ledger's own error).
     ///
     /// Today: `service/charges.rs: refusal`.
-    pub fn from_ledger(role: LegRole, result: TransferResult) -> Option<ChargeRefusal> {
+    pub fn from_ledger(role: Role, result: TransferResult) -> Option<ChargeRefusal> {
         match (role, result) {
-            (LegRole::Allowance, TransferResult::ExceedsCredits) => {
+            (Role::Allowance, TransferResult::ExceedsCredits) => {
                 Some(ChargeRefusal::AllowanceBudgetExceeded)
             }
-            (LegRole::MonthlyCap, TransferResult::ExceedsCredits) => {
+            (Role::MonthlyCap, TransferResult::ExceedsCredits) => {
                 Some(ChargeRefusal::MonthlyCapExceeded)
             }
-            (LegRole::Payment, TransferResult::ExceedsCredits) => {
+            (Role::Payment, TransferResult::ExceedsCredits) => {
                 Some(ChargeRefusal::InsufficientFunds)
             }
-            (LegRole::Payment, TransferResult::ExceedsLimit) => {
-                Some(ChargeRefusal::TabLimitExceeded)
-            }
+            (Role::Payment, TransferResult::ExceedsLimit) => Some(ChargeRefusal::TabLimitExceeded),
             _ => None,
         }
     }
@@ -447,23 +445,23 @@ mod tests {
         use ChargeRefusal::*;
         let map = |role, result| ChargeRefusal::from_ledger(role, result);
         assert_eq!(
-            map(LegRole::Allowance, TransferResult::ExceedsCredits),
+            map(Role::Allowance, TransferResult::ExceedsCredits),
             Some(AllowanceBudgetExceeded)
         );
         assert_eq!(
-            map(LegRole::MonthlyCap, TransferResult::ExceedsCredits),
+            map(Role::MonthlyCap, TransferResult::ExceedsCredits),
             Some(MonthlyCapExceeded)
         );
         assert_eq!(
-            map(LegRole::Payment, TransferResult::ExceedsCredits),
+            map(Role::Payment, TransferResult::ExceedsCredits),
             Some(InsufficientFunds)
         );
         assert_eq!(
-            map(LegRole::Payment, TransferResult::ExceedsLimit),
+            map(Role::Payment, TransferResult::ExceedsLimit),
             Some(TabLimitExceeded)
         );
-        assert_eq!(map(LegRole::Other, TransferResult::ExceedsCredits), None);
-        assert_eq!(map(LegRole::Payment, TransferResult::Overflow), None);
+        assert_eq!(map(Role::Other, TransferResult::ExceedsCredits), None);
+        assert_eq!(map(Role::Payment, TransferResult::Overflow), None);
     }
 
     proptest! {

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use farthing_ledger::{Amount, Timestamp};
 
 use super::charge::{price, ChargeSplit, PriceError};
-use super::{Account, Leg, LegKind, LegRole};
+use super::{LedgerAccount, Leg, Role};
 use crate::fees::FeePlan;
 
 /// How a campaign treats contributions.
@@ -163,21 +163,21 @@ impl EndStep {
             return Vec::new();
         };
         let leg = |credit, amount| Leg {
-            debit: Account::Campaign { campaign },
+            debit: LedgerAccount::Campaign { campaign },
             credit,
             amount,
-            kind: LegKind::EscrowCapture,
-            role: LegRole::Other,
+            code: crate::accounts::CODE_ESCROW_CAPTURE,
+            role: Role::Other,
         };
         vec![
             leg(
-                Account::Earnings {
+                LedgerAccount::Earnings {
                     merchant: split.merchant(),
                 },
                 split.merchant_net(),
             ),
-            leg(Account::PlatformRevenue, split.platform_fee()),
-            leg(Account::Rounding, split.rounding()),
+            leg(LedgerAccount::PlatformRevenue, split.platform_fee()),
+            leg(LedgerAccount::Rounding, split.rounding()),
         ]
     }
 }
@@ -331,18 +331,18 @@ mod tests {
         )
         .unwrap();
         let legs = end.steps[0].split_legs(9);
-        let got: Vec<(Account, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
+        let got: Vec<(LedgerAccount, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
         assert_eq!(
             got,
             [
-                (Account::Earnings { merchant: CREATOR }, 950),
-                (Account::PlatformRevenue, 50),
-                (Account::Rounding, 0),
+                (LedgerAccount::Earnings { merchant: CREATOR }, 950),
+                (LedgerAccount::PlatformRevenue, 50),
+                (LedgerAccount::Rounding, 0),
             ]
         );
         assert!(legs
             .iter()
-            .all(|l| l.debit == Account::Campaign { campaign: 9 }));
+            .all(|l| l.debit == LedgerAccount::Campaign { campaign: 9 }));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use farthing_ledger::Amount;
 
-use super::{Account, Leg, LegKind, LegRole};
+use super::{LedgerAccount, Leg, Role};
 use crate::fees::{
     self, Destination, FeeError, FeePlan, FeeRefundPolicy, NetDistribution, PayeeAmount,
     RefundError, Reversal, Share, Split,
@@ -206,11 +206,11 @@ impl ChargeSplit {
 
     /// The account that gives back `destination`'s part of a reversal: the merchant's
     /// earnings, the platform's revenue, or the rounding account.
-    pub fn part_account(&self, destination: &Destination) -> Account {
+    pub fn part_account(&self, destination: &Destination) -> LedgerAccount {
         match (destination, self.part_merchant(destination)) {
-            (_, Some(merchant)) => Account::Earnings { merchant },
-            (Destination::Platform, None) => Account::PlatformRevenue,
-            _ => Account::Rounding,
+            (_, Some(merchant)) => LedgerAccount::Earnings { merchant },
+            (Destination::Platform, None) => LedgerAccount::PlatformRevenue,
+            _ => LedgerAccount::Rounding,
         }
     }
 }
@@ -230,10 +230,10 @@ impl ChargeKind {
         }
     }
 
-    fn leg_kind(self) -> LegKind {
+    fn transfer_code(self) -> u16 {
         match self {
-            ChargeKind::Charge => LegKind::Charge,
-            ChargeKind::Tip => LegKind::Tip,
+            ChargeKind::Charge => crate::accounts::CODE_CHARGE,
+            ChargeKind::Tip => crate::accounts::CODE_TIP,
         }
     }
 }
@@ -251,46 +251,46 @@ impl ChargeKind {
 pub fn charge_legs(
     split: &ChargeSplit,
     kind: ChargeKind,
-    source: Account,
-    allowance_period: Option<Account>,
-    monthly_cap: Option<Account>,
+    source: LedgerAccount,
+    allowance_period: Option<LedgerAccount>,
+    monthly_cap: Option<LedgerAccount>,
 ) -> Vec<Leg> {
     let pay = |credit, amount| Leg {
         debit: source,
         credit,
         amount,
-        kind: kind.leg_kind(),
-        role: LegRole::Payment,
+        code: kind.transfer_code(),
+        role: Role::Payment,
     };
     let mut legs = Vec::with_capacity(split.payees.len() + 5);
     legs.push(pay(
-        Account::Earnings {
+        LedgerAccount::Earnings {
             merchant: split.merchant,
         },
         split.merchant_net,
     ));
-    legs.push(pay(Account::PlatformRevenue, split.platform_fee));
+    legs.push(pay(LedgerAccount::PlatformRevenue, split.platform_fee));
     for p in &split.payees {
         legs.push(pay(
-            Account::Earnings {
+            LedgerAccount::Earnings {
                 merchant: p.merchant,
             },
             p.amount,
         ));
     }
-    legs.push(pay(Account::Rounding, split.rounding));
+    legs.push(pay(LedgerAccount::Rounding, split.rounding));
     let limit = |debit, role| Leg {
         debit,
-        credit: Account::LimitSink,
+        credit: LedgerAccount::LimitSink,
         amount: split.gross,
-        kind: LegKind::LimitUse,
+        code: crate::accounts::CODE_LIMIT_USE,
         role,
     };
     if let Some(account) = allowance_period {
-        legs.push(limit(account, LegRole::Allowance));
+        legs.push(limit(account, Role::Allowance));
     }
     if let Some(account) = monthly_cap {
-        legs.push(limit(account, LegRole::MonthlyCap));
+        legs.push(limit(account, Role::MonthlyCap));
     }
     legs
 }
@@ -367,7 +367,7 @@ impl RefundRefusal {
 pub fn plan_refund(
     split: &ChargeSplit,
     status: ChargeStatus,
-    source: Account,
+    source: LedgerAccount,
     reversed_so_far: Amount,
     requested: Option<Amount>,
     policy: FeeRefundPolicy,
@@ -381,7 +381,7 @@ pub fn plan_refund(
         return Err(RefundRefusal::ExceedsCharge { remaining });
     }
     let reversal = fees::reverse(&split.to_fee_split()?, reversed_so_far, amount, policy)?;
-    let legs = reversal_legs(split, &reversal, source, LegKind::Refund);
+    let legs = reversal_legs(split, &reversal, source, crate::accounts::CODE_REFUND);
     Ok(RefundPlan {
         amount,
         first_leg: legs.iter().position(|l| !l.amount.is_zero()).unwrap_or(0) as u64,
@@ -394,8 +394,8 @@ pub fn plan_refund(
 fn reversal_legs(
     split: &ChargeSplit,
     reversal: &Reversal,
-    credit: Account,
-    kind: LegKind,
+    credit: LedgerAccount,
+    code: u16,
 ) -> Vec<Leg> {
     reversal
         .parts()
@@ -404,8 +404,8 @@ fn reversal_legs(
             debit: split.part_account(&destination),
             credit,
             amount,
-            kind,
-            role: LegRole::Payment,
+            code,
+            role: Role::Payment,
         })
         .collect()
 }
@@ -418,7 +418,7 @@ mod tests {
     use proptest::prelude::*;
 
     const MERCHANT: u128 = 7;
-    const WALLET: Account = Account::Wallet { customer: 1 };
+    const WALLET: LedgerAccount = LedgerAccount::Wallet { customer: 1 };
 
     fn plan(percent_bps: u32) -> FeePlan {
         FeePlan {
@@ -430,20 +430,25 @@ mod tests {
         }
     }
 
-    fn earnings(merchant: u128) -> Account {
-        Account::Earnings { merchant }
+    fn earnings(merchant: u128) -> LedgerAccount {
+        LedgerAccount::Earnings { merchant }
     }
 
     /// Prices `gross` at `percent_bps` with `shares` and checks the payment legs' (credit,
     /// amount) in booking order.
-    fn check(gross: u128, percent_bps: u32, shares: &[(u128, u32)], expected: &[(Account, u128)]) {
+    fn check(
+        gross: u128,
+        percent_bps: u32,
+        shares: &[(u128, u32)],
+        expected: &[(LedgerAccount, u128)],
+    ) {
         let split = price(Amount(gross), &plan(percent_bps), MERCHANT, shares).unwrap();
         let legs = charge_legs(&split, ChargeKind::Charge, WALLET, None, None);
-        let got: Vec<(Account, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
+        let got: Vec<(LedgerAccount, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
         assert_eq!(got, expected);
         assert!(legs
             .iter()
-            .all(|l| l.debit == WALLET && l.kind == LegKind::Charge));
+            .all(|l| l.debit == WALLET && l.code == crate::accounts::CODE_CHARGE));
         assert_eq!(legs_total(&legs), Some(Amount(gross)));
     }
 
@@ -455,8 +460,8 @@ mod tests {
             &[],
             &[
                 (earnings(MERCHANT), 975),
-                (Account::PlatformRevenue, 25),
-                (Account::Rounding, 0),
+                (LedgerAccount::PlatformRevenue, 25),
+                (LedgerAccount::Rounding, 0),
             ],
         );
     }
@@ -470,10 +475,10 @@ mod tests {
             &[(20, 7_000), (30, 3_000)],
             &[
                 (earnings(MERCHANT), 0),
-                (Account::PlatformRevenue, 50),
+                (LedgerAccount::PlatformRevenue, 50),
                 (earnings(20), 665),
                 (earnings(30), 285),
-                (Account::Rounding, 1),
+                (LedgerAccount::Rounding, 1),
             ],
         );
     }
@@ -489,26 +494,30 @@ mod tests {
     #[test]
     fn budgets_draw_the_gross_after_the_payment_legs() {
         let split = price(Amount(300), &plan(1_000), MERCHANT, &[]).unwrap();
-        let period = Account::AllowancePeriod {
+        let period = LedgerAccount::AllowancePeriod {
             allowance: 3,
             period: 0,
         };
-        let cap = Account::MonthlyCap {
+        let cap = LedgerAccount::MonthlyCap {
             customer: 1,
             month: 0,
         };
         let legs = charge_legs(&split, ChargeKind::Tip, WALLET, Some(period), Some(cap));
         assert_eq!(legs.len(), 5);
-        assert!(legs[..3].iter().all(|l| l.kind == LegKind::Tip));
+        assert!(legs[..3]
+            .iter()
+            .all(|l| l.code == crate::accounts::CODE_TIP));
         assert_eq!(
             (legs[3].debit, legs[3].amount, legs[3].role),
-            (period, Amount(300), LegRole::Allowance)
+            (period, Amount(300), Role::Allowance)
         );
         assert_eq!(
             (legs[4].debit, legs[4].amount, legs[4].role),
-            (cap, Amount(300), LegRole::MonthlyCap)
+            (cap, Amount(300), Role::MonthlyCap)
         );
-        assert!(legs[3..].iter().all(|l| l.credit == Account::LimitSink));
+        assert!(legs[3..]
+            .iter()
+            .all(|l| l.credit == LedgerAccount::LimitSink));
     }
 
     #[test]
@@ -543,9 +552,9 @@ mod tests {
     #[test]
     fn a_refund_gives_back_each_part_to_the_source() {
         let split = price(Amount(1_000), &plan(1_000), MERCHANT, &[]).unwrap();
-        let tab = Account::Tab {
+        let tab = LedgerAccount::Tab {
             tab: 4,
-            limit: Amount(5_000),
+            limit: 5_000,
         };
         let plan = plan_refund(
             &split,
@@ -556,15 +565,19 @@ mod tests {
             FeeRefundPolicy::Proportional,
         )
         .unwrap();
-        let got: Vec<(Account, u128)> = plan.legs.iter().map(|l| (l.debit, l.amount.0)).collect();
+        let got: Vec<(LedgerAccount, u128)> =
+            plan.legs.iter().map(|l| (l.debit, l.amount.0)).collect();
         assert_eq!(
             got,
-            [(Account::PlatformRevenue, 50), (earnings(MERCHANT), 450)]
+            [
+                (LedgerAccount::PlatformRevenue, 50),
+                (earnings(MERCHANT), 450)
+            ]
         );
         assert!(plan
             .legs
             .iter()
-            .all(|l| l.credit == tab && l.kind == LegKind::Refund));
+            .all(|l| l.credit == tab && l.code == crate::accounts::CODE_REFUND));
         assert_eq!(plan.platform_fee_returned, Amount(50));
         assert_eq!(plan.first_leg, 0);
     }
@@ -655,7 +668,7 @@ mod tests {
             ).unwrap();
             let a = refund(0, Some(first));
             prop_assert_eq!(legs_total(&a.legs), Some(Amount(first)));
-            let mut given_back = std::collections::HashMap::<Account, u128>::new();
+            let mut given_back = std::collections::HashMap::<LedgerAccount, u128>::new();
             for leg in &a.legs {
                 *given_back.entry(leg.debit).or_default() += leg.amount.0;
             }
@@ -667,7 +680,7 @@ mod tests {
                     *given_back.entry(leg.debit).or_default() += leg.amount.0;
                 }
             }
-            let mut booked = std::collections::HashMap::<Account, u128>::new();
+            let mut booked = std::collections::HashMap::<LedgerAccount, u128>::new();
             for leg in legs.iter().filter(|l| !l.amount.is_zero()) {
                 *booked.entry(leg.credit).or_default() += leg.amount.0;
             }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use farthing_ledger::Amount;
 
 use super::charge::ChargeSplit;
-use super::{Account, Leg, LegKind, LegRole};
+use super::{LedgerAccount, Leg, Role};
 use crate::fees::{reverse, FeeError, FeeRefundPolicy, RefundError};
 
 /// The refund policy a dispute reverses charges by: every part gives back pro rata.
@@ -113,7 +113,7 @@ pub fn plan_dispute(
     if let Some(available) = disputed.wallet_available {
         from_wallet = needed.min(available.0);
         needed -= from_wallet;
-        let wallet = Account::Wallet {
+        let wallet = LedgerAccount::Wallet {
             customer: disputed.customer,
         };
         legs.push(chargeback(wallet, from_wallet));
@@ -155,9 +155,9 @@ pub fn plan_dispute(
                 .or_insert_with(|| earnings.get(&merchant).map_or(0, |a| a.0));
             let covered = amount.0.min(*left);
             *left -= covered;
-            legs.push(chargeback(Account::Earnings { merchant }, covered));
+            legs.push(chargeback(LedgerAccount::Earnings { merchant }, covered));
             legs.push(chargeback(
-                Account::MerchantDebt { merchant },
+                LedgerAccount::MerchantDebt { merchant },
                 amount.0 - covered,
             ));
             match merchants.iter_mut().find(|(m, _)| *m == merchant) {
@@ -168,7 +168,7 @@ pub fn plan_dispute(
         needed -= take;
         reversed.push((charge.id, Amount(take)));
     }
-    legs.push(chargeback(Account::DisputeLosses, needed));
+    legs.push(chargeback(LedgerAccount::DisputeLosses, needed));
     let plan = DisputePlan {
         legs,
         from_wallet: Amount(from_wallet),
@@ -185,13 +185,13 @@ pub fn plan_dispute(
 }
 
 /// A leg that returns `amount` from `debit` to the processor.
-fn chargeback(debit: Account, amount: u128) -> Leg {
+fn chargeback(debit: LedgerAccount, amount: u128) -> Leg {
     Leg {
         debit,
-        credit: Account::ProcessorClearing,
+        credit: LedgerAccount::ProcessorClearing,
         amount: Amount(amount),
-        kind: LegKind::Chargeback,
-        role: LegRole::Other,
+        code: crate::accounts::CODE_CHARGEBACK,
+        role: Role::Other,
     }
 }
 
@@ -203,7 +203,7 @@ mod tests {
     use proptest::prelude::*;
 
     const CUSTOMER: u128 = 1;
-    const WALLET: Account = Account::Wallet { customer: CUSTOMER };
+    const WALLET: LedgerAccount = LedgerAccount::Wallet { customer: CUSTOMER };
 
     fn charge(
         id: u128,
@@ -242,7 +242,7 @@ mod tests {
     }
 
     /// The non-zero legs as (debit, amount).
-    fn debits(plan: &DisputePlan) -> Vec<(Account, u128)> {
+    fn debits(plan: &DisputePlan) -> Vec<(LedgerAccount, u128)> {
         plan.legs
             .iter()
             .filter(|l| !l.amount.is_zero())
@@ -261,7 +261,7 @@ mod tests {
         assert!(p
             .legs
             .iter()
-            .all(|l| l.credit == Account::ProcessorClearing));
+            .all(|l| l.credit == LedgerAccount::ProcessorClearing));
     }
 
     #[test]
@@ -273,10 +273,10 @@ mod tests {
             debits(&p),
             [
                 (WALLET, 20),
-                (Account::PlatformRevenue, 5),
-                (Account::Earnings { merchant: 5 }, 45),
-                (Account::PlatformRevenue, 3),
-                (Account::Earnings { merchant: 6 }, 27),
+                (LedgerAccount::PlatformRevenue, 5),
+                (LedgerAccount::Earnings { merchant: 5 }, 45),
+                (LedgerAccount::PlatformRevenue, 3),
+                (LedgerAccount::Earnings { merchant: 6 }, 27),
             ]
         );
         assert_eq!(p.charges, [(2, Amount(50)), (1, Amount(30))]);
@@ -292,9 +292,9 @@ mod tests {
         assert_eq!(
             debits(&p),
             [
-                (Account::Earnings { merchant: 5 }, 30),
-                (Account::MerchantDebt { merchant: 5 }, 10),
-                (Account::MerchantDebt { merchant: 5 }, 40),
+                (LedgerAccount::Earnings { merchant: 5 }, 30),
+                (LedgerAccount::MerchantDebt { merchant: 5 }, 10),
+                (LedgerAccount::MerchantDebt { merchant: 5 }, 40),
             ]
         );
         assert_eq!(p.merchants, [(5, Amount(80))]);
@@ -308,8 +308,8 @@ mod tests {
         assert_eq!(
             debits(&p),
             [
-                (Account::MerchantDebt { merchant: 5 }, 15),
-                (Account::DisputeLosses, 85),
+                (LedgerAccount::MerchantDebt { merchant: 5 }, 15),
+                (LedgerAccount::DisputeLosses, 85),
             ]
         );
         assert_eq!(p.charges, [(1, Amount(15))]);
@@ -345,7 +345,7 @@ mod tests {
             }
             for (merchant, available) in &earnings {
                 let debited: u128 = p.legs.iter()
-                    .filter(|l| l.debit == Account::Earnings { merchant: *merchant })
+                    .filter(|l| l.debit == LedgerAccount::Earnings { merchant: *merchant })
                     .map(|l| l.amount.0)
                     .sum();
                 prop_assert!(debited <= *available);

@@ -14,7 +14,7 @@
 use farthing_ledger::Amount;
 
 use super::charge::{price, ChargeSplit, PriceError};
-use super::{Account, Leg, LegKind, LegRole};
+use super::{LedgerAccount, Leg, Role};
 use crate::fees::FeePlan;
 
 /// Holds one hold may go through (each partial capture re-holds the rest as the next one).
@@ -134,21 +134,21 @@ impl CapturePlan {
     /// chain they follow the post (and the re-hold, which has its own id).
     pub fn split_legs(&self) -> [Leg; 3] {
         let leg = |credit, amount| Leg {
-            debit: Account::Escrow,
+            debit: LedgerAccount::Escrow,
             credit,
             amount,
-            kind: LegKind::EscrowCapture,
-            role: LegRole::Other,
+            code: crate::accounts::CODE_ESCROW_CAPTURE,
+            role: Role::Other,
         };
         [
             leg(
-                Account::Earnings {
+                LedgerAccount::Earnings {
                     merchant: self.split.merchant(),
                 },
                 self.split.merchant_net(),
             ),
-            leg(Account::PlatformRevenue, self.split.platform_fee()),
-            leg(Account::Rounding, self.split.rounding()),
+            leg(LedgerAccount::PlatformRevenue, self.split.platform_fee()),
+            leg(LedgerAccount::Rounding, self.split.rounding()),
         ]
     }
 }
@@ -371,16 +371,16 @@ mod tests {
             panic!("planned");
         };
         let legs = plan.split_legs();
-        let got: Vec<(Account, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
+        let got: Vec<(LedgerAccount, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
         assert_eq!(
             got,
             [
-                (Account::Earnings { merchant: WORKER }, 225),
-                (Account::PlatformRevenue, 25),
-                (Account::Rounding, 0),
+                (LedgerAccount::Earnings { merchant: WORKER }, 225),
+                (LedgerAccount::PlatformRevenue, 25),
+                (LedgerAccount::Rounding, 0),
             ]
         );
-        assert!(legs.iter().all(|l| l.debit == Account::Escrow));
+        assert!(legs.iter().all(|l| l.debit == LedgerAccount::Escrow));
     }
 
     #[test]

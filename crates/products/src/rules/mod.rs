@@ -37,80 +37,11 @@ pub mod tab;
 
 use farthing_ledger::Amount;
 
-/// A product ledger account, named by what it is for. The API derives the ledger's account id
-/// from it (`LedgerAccount` in `crates/api`, one variant per variant here).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Account {
-    /// A customer's prepaid wallet: never negative.
-    Wallet { customer: u128 },
-    /// A customer's post-pay tab: may owe up to `limit`.
-    Tab { tab: u128, limit: Amount },
-    /// A merchant's earnings, available for payout: never negative.
-    Earnings { merchant: u128 },
-    /// What a merchant owes the platform (chargebacks its earnings could not cover).
-    MerchantDebt { merchant: u128 },
-    /// The part of a merchant's earnings held back as a reserve.
-    Reserve { merchant: u128 },
-    /// Platform fees earned.
-    PlatformRevenue,
-    /// Remainders of splits that no payee's share could take.
-    Rounding,
-    /// Money in transit with the card processor.
-    ProcessorClearing,
-    /// Chargebacks no charge could cover: the platform's loss.
-    DisputeLosses,
-    /// Money sent to merchants' bank accounts.
-    PayoutClearing,
-    /// Where a captured escrow hold passes on its way to the worker and the platform.
-    Escrow,
-    /// A crowdfunding campaign's pot.
-    Campaign { campaign: u128 },
-    /// Where limit budgets go when used: a memo account, not money.
-    LimitSink,
-    /// An allowance's budget for one period (keyed by the period's start, nanoseconds).
-    AllowancePeriod { allowance: u128, period: u64 },
-    /// A customer's spending budget for one calendar month (keyed by the month's start).
-    MonthlyCap { customer: u128, month: u64 },
-}
-
-/// What a leg's transfer is, as the ledger's transfer `code`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum LegKind {
-    Charge,
-    Tip,
-    Refund,
-    Payout,
-    PayoutReturn,
-    LimitUse,
-    ReserveHold,
-    Chargeback,
-    ReserveRelease,
-    /// A capture's split from escrow (or a campaign's pot) to the merchant, the platform and
-    /// rounding.
-    EscrowCapture,
-}
-
-impl LegKind {
-    /// The ledger transfer code (the API's `CODE_*` constants in `products/ledger.rs`).
-    pub const fn transfer_code(self) -> u16 {
-        match self {
-            LegKind::Charge => 1,
-            LegKind::Tip => 2,
-            LegKind::Refund => 5,
-            LegKind::Payout => 6,
-            LegKind::PayoutReturn => 7,
-            LegKind::LimitUse => 9,
-            LegKind::ReserveHold => 10,
-            LegKind::Chargeback => 12,
-            LegKind::ReserveRelease => 13,
-            LegKind::EscrowCapture => 15,
-        }
-    }
-}
+pub use crate::accounts::LedgerAccount;
 
 /// Why a leg exists, so a refusal of it can be explained.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum LegRole {
+pub enum Role {
     /// Money leaves the paying account (wallet, tab, merchant earnings).
     Payment,
     /// The allowance's period budget.
@@ -124,11 +55,12 @@ pub enum LegRole {
 /// One transfer of a plan: `amount` from `debit` to `credit`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Leg {
-    pub debit: Account,
-    pub credit: Account,
+    pub debit: LedgerAccount,
+    pub credit: LedgerAccount,
     pub amount: Amount,
-    pub kind: LegKind,
-    pub role: LegRole,
+    /// The ledger transfer code (`crate::accounts::CODE_*`).
+    pub code: u16,
+    pub role: Role,
 }
 
 /// The sum of the legs' amounts, or `None` if it overflows. For the conservation checks of

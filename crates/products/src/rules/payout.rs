@@ -15,7 +15,7 @@
 
 use farthing_ledger::{Amount, Timestamp};
 
-use super::{Account, Leg, LegKind, LegRole};
+use super::{LedgerAccount, Leg, Role};
 use crate::fees::{mul_div, RoundingRule, BPS_PER_WHOLE};
 use crate::schedule::NANOS_PER_DAY;
 
@@ -207,21 +207,21 @@ impl PayoutPlan {
     /// the reserve from the earnings to the reserve account. Leg 1 is the reserve hold (the
     /// release looks for it).
     pub fn legs(&self, merchant: u128) -> [Leg; 2] {
-        let earnings = Account::Earnings { merchant };
+        let earnings = LedgerAccount::Earnings { merchant };
         [
             Leg {
                 debit: earnings,
-                credit: Account::PayoutClearing,
+                credit: LedgerAccount::PayoutClearing,
                 amount: self.amount,
-                kind: LegKind::Payout,
-                role: LegRole::Payment,
+                code: crate::accounts::CODE_PAYOUT,
+                role: Role::Payment,
             },
             Leg {
                 debit: earnings,
-                credit: Account::Reserve { merchant },
+                credit: LedgerAccount::Reserve { merchant },
                 amount: self.reserve,
-                kind: LegKind::ReserveHold,
-                role: LegRole::Payment,
+                code: crate::accounts::CODE_RESERVE_HOLD,
+                role: Role::Payment,
             },
         ]
     }
@@ -229,21 +229,21 @@ impl PayoutPlan {
     /// The chain that gives both back when the rail refuses the payout. Leg 1 returns the
     /// reserve (the release looks for it).
     pub fn return_legs(&self, merchant: u128) -> [Leg; 2] {
-        let earnings = Account::Earnings { merchant };
+        let earnings = LedgerAccount::Earnings { merchant };
         [
             Leg {
-                debit: Account::PayoutClearing,
+                debit: LedgerAccount::PayoutClearing,
                 credit: earnings,
                 amount: self.amount,
-                kind: LegKind::PayoutReturn,
-                role: LegRole::Other,
+                code: crate::accounts::CODE_PAYOUT_RETURN,
+                role: Role::Other,
             },
             Leg {
-                debit: Account::Reserve { merchant },
+                debit: LedgerAccount::Reserve { merchant },
                 credit: earnings,
                 amount: self.reserve,
-                kind: LegKind::PayoutReturn,
-                role: LegRole::Other,
+                code: crate::accounts::CODE_PAYOUT_RETURN,
+                role: Role::Other,
             },
         ]
     }
@@ -266,11 +266,11 @@ pub fn threshold_payout_due(terms: &PayoutTerms, in_payout_asset: bool, availabl
 pub fn reserve_release(merchant: u128, held: Option<Amount>, returned: bool) -> Option<Leg> {
     let held = held.filter(|_| !returned)?;
     Some(Leg {
-        debit: Account::Reserve { merchant },
-        credit: Account::Earnings { merchant },
+        debit: LedgerAccount::Reserve { merchant },
+        credit: LedgerAccount::Earnings { merchant },
         amount: held,
-        kind: LegKind::ReserveRelease,
-        role: LegRole::Other,
+        code: crate::accounts::CODE_RESERVE_RELEASE,
+        role: Role::Other,
     })
 }
 
@@ -372,8 +372,8 @@ mod tests {
         assert_eq!(
             (release.debit, release.credit, release.amount),
             (
-                Account::Reserve { merchant: 3 },
-                Account::Earnings { merchant: 3 },
+                LedgerAccount::Reserve { merchant: 3 },
+                LedgerAccount::Earnings { merchant: 3 },
                 Amount(10)
             )
         );
