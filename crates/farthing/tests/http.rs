@@ -233,6 +233,11 @@ fn a_merchant_cannot_see_or_touch_another_merchants_objects() {
         t["id"].as_str().unwrap().to_string(),
         hold["id"].as_str().unwrap().to_string(),
     );
+    // The platform's metrics are not a merchant's to read.
+    let (status, body, _) = server
+        .with_key(&w.merchant("B").key)
+        .raw("GET", "/metrics", None);
+    assert_eq!(status, 403, "{body}");
     // Every endpoint that names merchant A's objects, called with merchant B's key.
     let sweep: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", format!("/v1/accounts/{}", w.account("wallet")), None),
@@ -668,7 +673,11 @@ fn health_metrics_request_ids_and_rate_limits() {
         .with_key(&op)
         .post("/v1/assets", json!({"code": "EUR", "scale": 2}));
     assert_eq!(status, 201);
-    let (status, metrics, _) = server.anonymous().raw("GET", "/metrics", None);
+    // The platform's metrics are the operator's: no key 401 (a merchant's key: 403, in
+    // a_merchant_cannot_see_or_touch_another_merchants_objects).
+    let (status, _, _) = server.anonymous().raw("GET", "/metrics", None);
+    assert_eq!(status, 401);
+    let (status, metrics, _) = server.with_key(&op).raw("GET", "/metrics", None);
     assert_eq!(status, 200);
     for name in [
         "farthing_http_requests_total",

@@ -100,8 +100,17 @@ pub fn readiness(state: &SharedState) -> Result<(), String> {
     }
 }
 
-/// The Prometheus text exposition, with the engine's counters brought up to date first.
-pub fn metrics_text(state: &SharedState) -> String {
+/// The Prometheus text exposition, with the engine's counters brought up to date first. Only
+/// for the operator's keys (an operator key, or a read-only key of no merchant, which a
+/// monitoring system should use): the figures are the whole platform's.
+pub fn metrics_text(state: &SharedState, principal: &Principal) -> Result<String, ServiceError> {
+    if !principal.is_operator()
+        && !(principal.scope() == Scope::ReadOnly && principal.merchant().is_none())
+    {
+        return Err(ServiceError::forbidden(
+            "metrics need an operator key or a read-only key of no merchant",
+        ));
+    }
     let stats = state.engine.stats();
     metrics::gauge!("farthing_engine_queue_depth").set(stats.queue_depth as f64);
     metrics::gauge!("farthing_engine_commits_total").set(stats.commits as f64);
@@ -111,5 +120,5 @@ pub fn metrics_text(state: &SharedState) -> String {
     metrics::gauge!("farthing_engine_fsync_seconds_max").set(stats.fsync_nanos_max as f64 / 1e9);
     metrics::gauge!("farthing_engine_batches_per_commit")
         .set(stats.batches as f64 / stats.commits.max(1) as f64);
-    state.metrics.render()
+    Ok(state.metrics.render())
 }
