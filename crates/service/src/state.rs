@@ -350,6 +350,16 @@ impl Principal {
         self.customer
     }
 
+    /// Whether the caller may read what concerns the whole platform (metrics, the ledger's
+    /// totals): an operator key, or a read-only key of no merchant.
+    pub fn reads_the_platform(&self) -> bool {
+        match self.scope {
+            Scope::Operator => true,
+            Scope::ReadOnly => self.merchant.is_none(),
+            Scope::Merchant | Scope::Customer => false,
+        }
+    }
+
     pub fn is_customer_token(&self) -> bool {
         self.scope == Scope::Customer
     }
