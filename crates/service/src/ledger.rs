@@ -104,9 +104,7 @@ pub fn readiness(state: &SharedState) -> Result<(), String> {
 /// for the operator's keys (an operator key, or a read-only key of no merchant, which a
 /// monitoring system should use): the figures are the whole platform's.
 pub fn metrics_text(state: &SharedState, principal: &Principal) -> Result<String, ServiceError> {
-    if !principal.is_operator()
-        && !(principal.scope() == Scope::ReadOnly && principal.merchant().is_none())
-    {
+    if !principal.reads_the_platform() {
         return Err(ServiceError::forbidden(
             "metrics need an operator key or a read-only key of no merchant",
         ));
