@@ -3,20 +3,30 @@
 //! keep-what-you-raise contribution is paid at once. Raised and backers are summed over the
 //! contributions whose funding transfer is in the ledger.
 //!
+//! The decisions (what the deadline does, progress, status, whether a contribution is taken)
+//! are the pure rules of [`farthing_products::rules::campaign`]; this module reads the
+//! contributions from the store and the ledger, calls them and submits what they planned.
+//!
 //! The API's operations: [`create`], [`get`], [`contribute`] and [`contribution`].
 
-use farthing_ledger::{Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId};
+use farthing_ledger::{
+    Amount, Asset, AssetId, PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
+};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
-use crate::charges::{merchant_exists, priced};
+use crate::charges::merchant_exists;
 use crate::error::ServiceError;
-use crate::holds::{link_chain, split_transfers, submit_chain};
+use crate::holds::{fee_plan, leg_transfers, link_chain, price_refused, submit_chain};
 use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::LedgerAccount;
 use farthing_products::accounts::{chain_id, CODE_CONTRIBUTION};
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
+use farthing_products::rules::campaign::{
+    self as rule, CampaignEnded, Contribution, ContributionStatus, EndStep,
+};
+use farthing_products::rules::charge::price;
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
     CampaignRecord, ContributionRecord, JobKind, CAMPAIGNS, CONTRIBUTIONS,
@@ -57,23 +67,27 @@ pub fn funding_id(contribution: u128) -> TransferId {
 }
 
 /// A contribution's status from the ledger.
-pub fn contribution_status(state: &SharedState, c: &CampaignRecord, ctb: u128) -> &'static str {
+pub fn contribution_status(
+    state: &SharedState,
+    c: &CampaignRecord,
+    ctb: u128,
+) -> ContributionStatus {
     let Some(t) = state.engine.lookup_transfer(funding_id(ctb)) else {
-        return "failed";
+        return ContributionStatus::Failed;
     };
     match (c.mode, t.hold_status) {
-        (CampaignMode::KeepWhatYouRaise, _) => "paid",
-        (_, Some(PendingStatus::Pending)) => "held",
-        (_, Some(PendingStatus::Posted)) => "captured",
-        _ => "released",
+        (CampaignMode::KeepWhatYouRaise, _) => ContributionStatus::Paid,
+        (_, Some(PendingStatus::Pending)) => ContributionStatus::Held,
+        (_, Some(PendingStatus::Posted)) => ContributionStatus::Captured,
+        _ => ContributionStatus::Released,
     }
 }
 
-/// The campaign's contributions and which of them count.
+/// The campaign's contributions, each with its status from the ledger.
 fn contributions(
     state: &SharedState,
     c: &CampaignRecord,
-) -> Result<Vec<(ContributionRecord, &'static str)>, ServiceError> {
+) -> Result<Vec<Contribution>, ServiceError> {
     let (ids, _) = state
         .store
         .indexed(CONTRIBUTIONS_BY_CAMPAIGN, c.id, None, CONTRIBUTIONS_MAX)?;
@@ -83,34 +97,27 @@ fn contributions(
             .store
             .record::<ContributionRecord>(CONTRIBUTIONS, id)?
         {
-            let status = contribution_status(state, c, id);
-            out.push((r, status));
+            out.push(Contribution {
+                id: r.id,
+                customer: r.customer,
+                amount: Amount(r.amount),
+                status: contribution_status(state, c, id),
+            });
         }
     }
     Ok(out)
 }
 
-/// Raised (funded contributions, released ones included: what the backers pledged) and
-/// distinct backers.
-fn progress(list: &[(ContributionRecord, &'static str)]) -> (u128, u64) {
-    let counted = list.iter().filter(|(_, s)| *s != "failed");
-    let raised = counted
-        .clone()
-        .fold(0u128, |sum, (r, _)| sum.saturating_add(r.amount));
-    let backers: std::collections::HashSet<u128> = counted.map(|(r, _)| r.customer).collect();
-    (raised, backers.len() as u64)
-}
-
 pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, ServiceError> {
     let asset = asset_by_id(state, c.asset)?;
-    let (raised, backers) = progress(&contributions(state, c)?);
-    let now = state.products.clock.now();
-    let goal_reached = raised >= c.goal;
-    let status = match (now < c.deadline_ns && !c.ended, goal_reached) {
-        (true, _) => "active",
-        (false, true) => "succeeded",
-        (false, false) => "failed",
-    };
+    let (raised, backers) = rule::progress(&contributions(state, c)?);
+    let status = rule::status(
+        Timestamp(state.products.clock.now()),
+        Timestamp(c.deadline_ns),
+        c.ended,
+        raised,
+        Amount(c.goal),
+    );
     Ok(CampaignView {
         id: encode_id(IdKind::Campaign, c.id),
         object: "campaign",
@@ -118,11 +125,11 @@ pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, Ser
         merchant: encode_id(IdKind::Merchant, c.merchant),
         asset: asset.code.to_string(),
         goal: format_amount(Amount(c.goal), asset.scale),
-        raised: format_amount(Amount(raised), asset.scale),
+        raised: format_amount(raised, asset.scale),
         backers,
-        goal_reached,
+        goal_reached: raised.0 >= c.goal,
         mode: c.mode,
-        status,
+        status: status.code(),
         deadline: rfc3339(c.deadline_ns),
         created: rfc3339(c.created_ns),
     })
@@ -147,55 +154,56 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
             .store
             .write_records(&[RecordWrite::put(CAMPAIGNS, c.id, &closed)?])?;
     }
-    let list = contributions(state, &c)?;
-    // Held and captured count alike, so the decision survives a partial earlier run.
-    let pledged: u128 = list
-        .iter()
-        .filter(|(_, s)| *s == "held" || *s == "captured")
-        .fold(0u128, |sum, (r, _)| sum.saturating_add(r.amount));
-    let succeeded = pledged >= c.goal;
     let asset = asset_by_id(state, c.asset)?;
-    let pot = LedgerAccount::Campaign { campaign: c.id }.id(asset.id);
-    for (r, status) in list.iter().filter(|(_, s)| *s == "held") {
-        debug_assert_eq!(*status, "held");
-        let mut transfers = if succeeded {
-            let first = chain_id(r.id, "capture", 0);
-            let post = Transfer {
-                id: TransferId(first),
-                debit_account_id: farthing_ledger::AccountId(0),
-                credit_account_id: farthing_ledger::AccountId(0),
-                amount: Amount(r.amount),
-                pending_id: funding_id(r.id),
-                user_data: r.id,
-                timeout_s: 0,
-                asset: AssetId(0),
-                code: CODE_CONTRIBUTION,
-                flags: TransferFlags::POST_PENDING,
-            };
-            let (fee, net, _, rounding) = priced(state, c.merchant, &asset, Amount(r.amount), &[])?;
-            let mut chain = vec![post];
-            chain.extend(split_transfers(
-                pot,
-                c.merchant,
-                asset.id,
-                (net, fee, rounding),
-                first,
-                r.id,
-            ));
-            chain
-        } else {
-            vec![Transfer {
-                id: TransferId(chain_id(r.id, "release", 0)),
+    let plan = fee_plan(state, c.merchant, &asset)?;
+    let outcome = rule::plan_end(
+        Amount(c.goal),
+        (&plan, c.merchant),
+        &contributions(state, &c)?,
+    )
+    .map_err(price_refused)?;
+    for step in &outcome.steps {
+        let mut transfers = match step {
+            EndStep::Capture {
+                contribution,
+                amount,
+                ..
+            } => {
+                let first = chain_id(*contribution, "capture", 0);
+                let post = Transfer {
+                    id: TransferId(first),
+                    debit_account_id: farthing_ledger::AccountId(0),
+                    credit_account_id: farthing_ledger::AccountId(0),
+                    amount: *amount,
+                    pending_id: funding_id(*contribution),
+                    user_data: *contribution,
+                    timeout_s: 0,
+                    asset: AssetId(0),
+                    code: CODE_CONTRIBUTION,
+                    flags: TransferFlags::POST_PENDING,
+                };
+                let mut chain = vec![post];
+                // The split's ids follow the post's.
+                chain.extend(leg_transfers(
+                    &step.split_legs(c.id),
+                    asset.id,
+                    first.wrapping_add(1),
+                    *contribution,
+                ));
+                chain
+            }
+            EndStep::Release { contribution } => vec![Transfer {
+                id: TransferId(chain_id(*contribution, "release", 0)),
                 debit_account_id: farthing_ledger::AccountId(0),
                 credit_account_id: farthing_ledger::AccountId(0),
                 amount: Amount::ZERO,
-                pending_id: funding_id(r.id),
-                user_data: r.id,
+                pending_id: funding_id(*contribution),
+                user_data: *contribution,
                 timeout_s: 0,
                 asset: AssetId(0),
                 code: CODE_CONTRIBUTION,
                 flags: TransferFlags::VOID_PENDING,
-            }]
+            }],
         };
         link_chain(&mut transfers);
         submit_chain(state, transfers, None).await?;
@@ -203,7 +211,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
     // The outcome's event commits with the job's deletion: a rerun after a crash emits it
     // once, when it finishes.
     let view = view(state, &c)?;
-    let kind = if view.goal_reached {
+    let kind = if outcome.goal_reached {
         EventKind::CampaignSucceeded
     } else {
         EventKind::CampaignFailed
@@ -340,8 +348,8 @@ fn contribution_view(
         object: "contribution",
         campaign: encode_id(IdKind::Campaign, c.id),
         amount: format_amount(Amount(r.amount), scale),
-        counted: status != "failed",
-        status,
+        counted: status.counted(),
+        status: status.code(),
         created: rfc3339(r.created_ns),
     })
 }
@@ -360,6 +368,11 @@ pub fn contribution(
         .filter(|r: &ContributionRecord| r.campaign == c.id)
         .ok_or_else(missing)?;
     contribution_view(state, c, &r)
+}
+
+/// The API's error for a contribution after the campaign closed.
+fn ended_refused(ended: CampaignEnded) -> ServiceError {
+    ServiceError::refused(ended.code(), ended.to_string())
 }
 
 /// The customer who contributes: only a customer's own token does.
@@ -398,7 +411,7 @@ pub async fn contribute(
                 "this Idempotency-Key was already used with different parameters",
             ));
         }
-        if contribution_status(state, c, ctb) != "failed" {
+        if contribution_status(state, c, ctb).counted() {
             return Ok(Reply {
                 status: 200,
                 body: to_json(&contribution_view(state, c, existing)?)?,
@@ -410,12 +423,12 @@ pub async fn contribute(
         .store
         .record::<CampaignRecord>(CAMPAIGNS, c.id)?
         .is_none_or(|fresh| fresh.ended);
-    if ended || state.products.clock.now() >= c.deadline_ns {
-        return Err(ServiceError::refused(
-            "campaign_ended",
-            "the campaign's deadline has passed",
-        ));
-    }
+    rule::accepts_contributions(
+        Timestamp(state.products.clock.now()),
+        Timestamp(c.deadline_ns),
+        ended,
+    )
+    .map_err(ended_refused)?;
     let retry = existing.is_some();
     let record = existing.unwrap_or(ContributionRecord {
         id: ctb,
@@ -472,13 +485,13 @@ pub async fn contribute(
         },
     }];
     if c.mode == CampaignMode::KeepWhatYouRaise {
-        let (fee, net, _, rounding) = priced(state, c.merchant, &asset, amount, &[])?;
-        transfers.extend(split_transfers(
-            pot.id(asset.id),
-            c.merchant,
+        let plan = fee_plan(state, c.merchant, &asset)?;
+        let split = price(amount, &plan, c.merchant, &[]).map_err(price_refused)?;
+        // The split's ids follow the funding transfer's.
+        transfers.extend(leg_transfers(
+            &rule::pot_split_legs(c.id, &split),
             asset.id,
-            (net, fee, rounding),
-            funding_id(ctb).0,
+            funding_id(ctb).0.wrapping_add(1),
             ctb,
         ));
         link_chain(&mut transfers);

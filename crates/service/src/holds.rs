@@ -8,26 +8,33 @@
 //! names one transfer forever, so a hold resolves exactly once however often (or however
 //! concurrently, or after whatever crash) an operation is retried.
 //!
+//! What a capture, a release and an expiry do is decided by the pure rules in
+//! [`farthing_products::rules::hold`]; this module reads where the hold stands, calls the rule
+//! and submits the chain it planned.
+//!
 //! The API's operations: [`create`] (the customer funds a hold), [`get`], [`capture`] and
 //! [`release`], each answering the [`HoldView`].
 //!
-//! Also the chain helpers other products reuse: `split_transfers`, `link_chain` and
-//! `submit_chain`.
+//! Also the chain helpers other products reuse: `leg_transfers`, `link_chain`,
+//! `submit_chain`, `fee_plan` and `price_refused`.
 
 use farthing_ledger::{
-    AccountId, Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId,
-    TransferResult,
+    Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
 };
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
-use crate::charges::priced;
 use crate::error::ServiceError;
 use crate::state::{to_json, Principal, Reply, SharedState};
-use crate::submit::{submit_transfers, submit_transfers_noted, LedgerAccount};
-use farthing_products::accounts::{chain_id, CODE_ESCROW, CODE_ESCROW_CAPTURE};
+use crate::submit::{submit_transfers, submit_transfers_noted, LedgerAccount, Leg};
+use farthing_products::accounts::{chain_id, CODE_ESCROW};
+use farthing_products::fees::FeePlan;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
+use farthing_products::rules::charge::{price, PriceError};
+use farthing_products::rules::hold::{
+    self as rule, Capture, CaptureError, CaptureRequest, ExpiryAction, HoldRefusal, HoldStatus,
+};
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{HoldRecord, JobKind, HOLDS};
 use farthing_store::util::{derived_id, random_id, rfc3339, sha256};
@@ -36,8 +43,6 @@ use farthing_store::RecordWrite;
 /// What expiry does with what a hold still holds (a field of [`NewHold`]).
 pub use farthing_store::records::OnExpiry;
 
-/// Partial captures one hold may have (each re-holds the rest).
-const CAPTURES_MAX: u64 = 1000;
 /// A hold expires after a week unless asked otherwise.
 const EXPIRES_IN_DEFAULT_S: u64 = 7 * 86_400;
 const EXPIRES_IN_MIN_S: u64 = 60;
@@ -51,9 +56,8 @@ pub fn hold_id(hold: u128, k: u64) -> TransferId {
 
 /// Where a hold stands, from the ledger.
 pub struct Walk {
-    pub status: &'static str,
-    /// The current hold's index and amount, while `held`.
-    pub current: Option<(u64, Amount)>,
+    /// The current hold's index and amount while it is held.
+    pub status: HoldStatus,
     /// (amount posted, timestamp, the post's `user_data`: the capture's Idempotency-Key
     /// marker) of each capture.
     pub captures: Vec<(Amount, u64, u128)>,
@@ -64,12 +68,12 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
     let mut k = 0;
     loop {
         let Some(hold) = state.engine.lookup_transfer(hold_id(h.id, k)) else {
-            let status = if k == 0 { "failed" } else { "captured" };
-            return Walk {
-                status,
-                current: None,
-                captures,
+            let status = if k == 0 {
+                HoldStatus::Failed
+            } else {
+                HoldStatus::Captured
             };
+            return Walk { status, captures };
         };
         let resolved = |purpose: &str| {
             state
@@ -79,8 +83,10 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
         match hold.hold_status {
             Some(PendingStatus::Pending) => {
                 return Walk {
-                    status: "held",
-                    current: Some((k, hold.amount)),
+                    status: HoldStatus::Held {
+                        index: k,
+                        amount: hold.amount,
+                    },
                     captures,
                 }
             }
@@ -92,22 +98,19 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
             }
             Some(PendingStatus::Voided) if resolved("expire").is_some() => {
                 return Walk {
-                    status: "expired",
-                    current: None,
+                    status: HoldStatus::Expired,
                     captures,
                 }
             }
             Some(PendingStatus::Expired) => {
                 return Walk {
-                    status: "expired",
-                    current: None,
+                    status: HoldStatus::Expired,
                     captures,
                 }
             }
             _ => {
                 return Walk {
-                    status: "released",
-                    current: None,
+                    status: HoldStatus::Released,
                     captures,
                 }
             }
@@ -115,53 +118,75 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
     }
 }
 
-/// Why a hold that is not `held` cannot be captured or released.
-pub fn not_held(status: &str) -> ServiceError {
-    match status {
-        "released" => ServiceError::refused("hold_released", "the hold was released"),
-        "expired" => ServiceError::refused("hold_expired", "the hold expired"),
-        "failed" => ServiceError::refused("hold_not_funded", "the hold was never funded"),
-        _ => ServiceError::refused("hold_captured", "the hold was captured in full"),
+/// The API's error for a hold rule's refusal; amounts are written in `asset`'s scale.
+fn refused(refusal: HoldRefusal, asset: &Asset) -> ServiceError {
+    match refusal {
+        HoldRefusal::AmountExceedsHold { held } => ServiceError::refused(
+            refusal.code(),
+            format!("the hold holds {}", format_amount(held, asset.scale)),
+        )
+        .with_param("amount"),
+        other => ServiceError::refused(other.code(), other.to_string()),
     }
 }
 
-/// Captures `amount` (everything held if `None`) of the current hold; `last` releases the
-/// rest. One linked chain; refused as a whole. `marker` (derived from the request's
-/// Idempotency-Key) is kept in the capture's post: a capture whose marker is already there was
-/// made, and is not made again. `kind` is the event it emits: `hold.captured`, or
-/// `hold.expired` for a capture at expiry.
+fn capture_refused(error: CaptureError, asset: &Asset) -> ServiceError {
+    match error {
+        CaptureError::Refused(refusal) => refused(refusal, asset),
+        CaptureError::Price(error) => price_refused(error),
+        other => ServiceError::refused(other.code(), other.to_string()),
+    }
+}
+
+/// The API's error for a fee plan that cannot price an amount: `invalid_split` on `shares`.
+pub fn price_refused(error: PriceError) -> ServiceError {
+    ServiceError::invalid("shares", error.code(), error.to_string())
+}
+
+/// `merchant`'s fee plan for `asset`.
+pub fn fee_plan(
+    state: &SharedState,
+    merchant: u128,
+    asset: &Asset,
+) -> Result<FeePlan, ServiceError> {
+    let settings = state.products.cache.settings(&state.store, merchant)?;
+    Ok(settings.fee_plan(asset.id.0))
+}
+
+/// Captures what `request` asks of the current hold (see [`rule::plan_capture`]). One linked
+/// chain; refused as a whole. `marker` (derived from the request's Idempotency-Key) is kept in
+/// the capture's post: a capture whose marker is already there was made, and is not made
+/// again. `kind` is the event it emits: `hold.captured`, or `hold.expired` for a capture at
+/// expiry.
 pub async fn capture_now(
     state: &SharedState,
     h: &HoldRecord,
-    (amount, last): (Option<Amount>, bool),
+    request: CaptureRequest,
     marker: u128,
     kind: EventKind,
 ) -> Result<(), ServiceError> {
     let w = walk(state, h);
-    if marker != h.id && w.captures.iter().any(|(_, _, m)| *m == marker) {
-        return Ok(());
-    }
     let asset = asset_by_id(state, h.asset)?;
-    let Some((k, held)) = w.current else {
-        return Err(not_held(w.status));
+    let plan = fee_plan(state, h.merchant, &asset)?;
+    let earlier: Vec<u128> = w.captures.iter().map(|(_, _, m)| *m).collect();
+    let capture = rule::plan_capture(
+        h.id,
+        w.status,
+        request,
+        (marker, &earlier),
+        (&plan, h.merchant),
+    )
+    .map_err(|e| capture_refused(e, &asset))?;
+    let Capture::Plan(capture) = capture else {
+        return Ok(());
     };
-    let amount = amount.unwrap_or(held);
-    if amount > held {
-        return Err(ServiceError::refused(
-            "amount_exceeds_hold",
-            format!("the hold holds {}", format_amount(held, asset.scale)),
-        )
-        .with_param("amount"));
-    }
-    let rest = Amount(held.0 - amount.0);
-    let (fee, net, _, rounding) = priced(state, h.merchant, &asset, amount, &[])?;
+    let k = capture.index;
     let first = chain_id(h.id, "capture", k);
-    let escrow = LedgerAccount::Escrow.id(asset.id);
     let mut transfers = vec![Transfer {
         id: TransferId(first),
         debit_account_id: farthing_ledger::AccountId(0),
         credit_account_id: farthing_ledger::AccountId(0),
-        amount,
+        amount: capture.captured,
         pending_id: hold_id(h.id, k),
         user_data: marker,
         timeout_s: 0,
@@ -169,14 +194,14 @@ pub async fn capture_now(
         code: CODE_ESCROW,
         flags: TransferFlags::POST_PENDING,
     }];
-    if !last && !rest.is_zero() && k + 1 < CAPTURES_MAX {
+    if let Some(rest) = capture.rehold {
         transfers.push(Transfer {
             id: hold_id(h.id, k + 1),
             debit_account_id: LedgerAccount::Wallet {
                 customer: h.customer,
             }
             .id(asset.id),
-            credit_account_id: escrow,
+            credit_account_id: LedgerAccount::Escrow.id(asset.id),
             amount: rest,
             pending_id: TransferId(0),
             user_data: h.id,
@@ -186,30 +211,24 @@ pub async fn capture_now(
             flags: TransferFlags::PENDING,
         });
     }
-    transfers.extend(split_transfers(
-        escrow,
-        h.merchant,
+    // The split's ids follow the post's (the re-hold has its own).
+    transfers.extend(leg_transfers(
+        &capture.split_legs(),
         asset.id,
-        (net, fee, rounding),
-        first,
+        first.wrapping_add(1),
         h.id,
     ));
     link_chain(&mut transfers);
-    let released = if last || k + 1 >= CAPTURES_MAX {
-        rest
-    } else {
-        Amount::ZERO
-    };
     let step = match kind {
         EventKind::HoldExpired => "expire",
         _ => "capture",
     };
     let moved = Moved {
-        captured: amount,
-        platform_fee: Amount(fee),
-        merchant_net: Amount(net),
-        released,
-        held: Amount(rest.0 - released.0),
+        captured: capture.captured,
+        platform_fee: capture.split.platform_fee(),
+        merchant_net: capture.split.merchant_net(),
+        released: capture.released,
+        held: capture.still_held,
     };
     let event = event_write(
         &state.store,
@@ -273,36 +292,22 @@ async fn submit_with_event(
     }
 }
 
-/// The transfers that split `(net, fee, rounding)` from `from` to the merchant's earnings, the
-/// platform's revenue and the rounding account, with ids `first + 1`, `+ 2`, `+ 3` (`first`
-/// is the chain's own first transfer); zero parts are left out.
-pub fn split_transfers(
-    from: AccountId,
-    merchant: u128,
-    asset: AssetId,
-    (net, fee, rounding): (u128, u128, u128),
-    first: u128,
-    user_data: u128,
-) -> Vec<Transfer> {
-    let parts = [
-        (LedgerAccount::Earnings { merchant }, net),
-        (LedgerAccount::PlatformRevenue, fee),
-        (LedgerAccount::Rounding, rounding),
-    ];
-    parts
-        .iter()
+/// The transfers of `legs`, with ids `first`, `first + 1`, ... by position; zero legs are
+/// left out but keep their ids (see [`farthing_products::rules`]). Not yet linked.
+pub fn leg_transfers(legs: &[Leg], asset: AssetId, first: u128, user_data: u128) -> Vec<Transfer> {
+    legs.iter()
         .enumerate()
-        .filter(|(_, (_, part))| *part > 0)
-        .map(|(i, (credit, part))| Transfer {
-            id: TransferId(first.wrapping_add(1 + i as u128)),
-            debit_account_id: from,
-            credit_account_id: credit.id(asset),
-            amount: Amount(*part),
+        .filter(|(_, leg)| !leg.amount.is_zero())
+        .map(|(i, leg)| Transfer {
+            id: TransferId(first.wrapping_add(i as u128)),
+            debit_account_id: leg.debit.id(asset),
+            credit_account_id: leg.credit.id(asset),
+            amount: leg.amount,
             pending_id: TransferId(0),
             user_data,
             timeout_s: 0,
             asset,
-            code: CODE_ESCROW_CAPTURE,
+            code: leg.code,
             flags: TransferFlags::empty(),
         })
         .collect()
@@ -339,16 +344,13 @@ pub async fn submit_chain(
     }
 }
 
-/// Voids the current hold with the chain of `purpose` (`release` or `expire`).
-pub async fn void_now(
+/// Voids hold `k`, which holds `held`, with the chain of `purpose` (`release` or `expire`).
+async fn void_now(
     state: &SharedState,
     h: &HoldRecord,
     purpose: &str,
+    (k, held): (u64, Amount),
 ) -> Result<(), ServiceError> {
-    let w = walk(state, h);
-    let Some((k, held)) = w.current else {
-        return Err(not_held(w.status));
-    };
     let void = Transfer {
         id: TransferId(chain_id(h.id, purpose, k)),
         debit_account_id: farthing_ledger::AccountId(0),
@@ -390,14 +392,19 @@ pub async fn expire(state: &SharedState, hold: u128) -> Result<(), ServiceError>
         return Ok(());
     };
     let _guard = state.products.lock(h.id).await;
-    if walk(state, &h).current.is_none() {
-        return Ok(());
-    }
-    match h.on_expiry {
-        OnExpiry::Release => void_now(state, &h, "expire").await,
-        // What the expiry captures is announced as the expiry.
-        OnExpiry::Capture => {
-            capture_now(state, &h, (None, true), h.id, EventKind::HoldExpired).await
+    let status = walk(state, &h).status;
+    let on_expiry = match h.on_expiry {
+        OnExpiry::Release => rule::OnExpiry::Release,
+        OnExpiry::Capture => rule::OnExpiry::Capture,
+    };
+    match rule::expiry_action(status, on_expiry) {
+        ExpiryAction::Nothing => Ok(()),
+        ExpiryAction::Release { index } => {
+            void_now(state, &h, "expire", (index, status.held())).await
+        }
+        // What the expiry captures is announced as the expiry; marked with the hold's own id.
+        ExpiryAction::CaptureAll(request) => {
+            capture_now(state, &h, request, h.id, EventKind::HoldExpired).await
         }
     }
 }
@@ -451,15 +458,16 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
     let asset = asset_by_id(state, h.asset)?;
     let s = asset.scale;
     let w = walk(state, h);
+    let plan = fee_plan(state, h.merchant, &asset)?;
     let mut captured = 0u128;
     let mut captures = Vec::with_capacity(w.captures.len());
     for (amount, at, _) in &w.captures {
         captured = captured.saturating_add(amount.0);
-        let (fee, net, _, _) = priced(state, h.merchant, &asset, *amount, &[])?;
+        let split = price(*amount, &plan, h.merchant, &[]).map_err(price_refused)?;
         captures.push(CaptureView {
             amount: format_amount(*amount, s),
-            platform_fee: format_amount(Amount(fee), s),
-            merchant_net: format_amount(Amount(net), s),
+            platform_fee: format_amount(split.platform_fee(), s),
+            merchant_net: format_amount(split.merchant_net(), s),
             created: rfc3339(*at),
         });
     }
@@ -470,9 +478,9 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
         merchant: encode_id(IdKind::Merchant, h.merchant),
         asset: asset.code.to_string(),
         amount: format_amount(Amount(h.amount), s),
-        held: format_amount(w.current.map_or(Amount::ZERO, |(_, a)| a), s),
+        held: format_amount(w.status.held(), s),
         captured: format_amount(Amount(captured), s),
-        status: w.status,
+        status: w.status.code(),
         on_expiry: h.on_expiry,
         expires_at: rfc3339(h.expires_ns),
         description: h.description.clone(),
@@ -539,7 +547,7 @@ pub async fn create(
         }
         // Funded (or resolved since): the same hold. Never funded (refused, or a crash
         // between the record and the hold): funded now, under the same ids.
-        if walk(state, existing).status != "failed" {
+        if walk(state, existing).status != HoldStatus::Failed {
             return Ok(Reply {
                 status: 200,
                 body: to_json(&view(state, existing)?)?,
@@ -578,7 +586,7 @@ pub async fn create(
         .ensure_accounts(&state.engine, &accounts, asset.id)
         .await?;
     if retry && state.products.clock.now() >= record.expires_ns {
-        return Err(not_held("expired"));
+        return Err(refused(HoldRefusal::Expired, &asset));
     }
     // The record and its expiry job first: a crash before the hold leaves a record the ledger
     // has no hold for, which reads as `failed` (and a retry funds it), never money held
@@ -667,7 +675,8 @@ pub async fn capture(
         None => hold.id,
     };
     let _guard = state.products.lock(hold.id).await;
-    capture_now(state, hold, (amount, last), marker, EventKind::HoldCaptured).await?;
+    let request = CaptureRequest { amount, last };
+    capture_now(state, hold, request, marker, EventKind::HoldCaptured).await?;
     view(state, hold)
 }
 
@@ -679,9 +688,12 @@ pub async fn release(
     id: u128,
 ) -> Result<HoldView, ServiceError> {
     let hold = visible(state, caller, id)?;
+    let asset = asset_by_id(state, hold.asset)?;
     let _guard = state.products.lock(hold.id).await;
-    if walk(state, &hold).status != "released" {
-        void_now(state, &hold, "release").await?;
+    let status = walk(state, &hold).status;
+    // Releasing a released hold is a retry: nothing to void.
+    if let Some(index) = rule::release(status).map_err(|r| refused(r, &asset))? {
+        void_now(state, &hold, "release", (index, status.held())).await?;
     }
     view(state, &hold)
 }

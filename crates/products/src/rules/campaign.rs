@@ -68,7 +68,7 @@ pub struct Contribution {
 /// What was raised (funded contributions, released ones included, saturating) and how many
 /// distinct backers.
 ///
-/// Today: `service/campaigns.rs: progress`.
+/// Used by `service/campaigns.rs: view`.
 pub fn progress(contributions: &[Contribution]) -> (Amount, u64) {
     let counted = contributions.iter().filter(|c| c.status.counted());
     let raised = counted
@@ -98,7 +98,7 @@ impl CampaignStatus {
 
 /// `active` before the deadline unless closed, then whether what was raised reached the goal.
 ///
-/// Today: `service/campaigns.rs: view`.
+/// Used by `service/campaigns.rs: view`.
 pub fn status(
     now: Timestamp,
     deadline: Timestamp,
@@ -129,7 +129,7 @@ impl CampaignEnded {
 /// Whether a contribution at `now` is taken: not once the campaign is closed or its deadline
 /// has come (a closed campaign refuses even if the clock reads before its deadline).
 ///
-/// Today: `routes/campaigns.rs: contribute`, the check after "Read again under the lock".
+/// Used by `service/campaigns.rs: contribute`, under the campaign's lock.
 pub fn accepts_contributions(
     now: Timestamp,
     deadline: Timestamp,
@@ -155,31 +155,37 @@ pub enum EndStep {
 }
 
 impl EndStep {
-    /// A capture's split, positional: from the campaign's pot to the creator's earnings (net),
-    /// the platform's revenue (fee) and rounding; they sum to the contribution. Empty for a
-    /// release.
+    /// A capture's split (see [`pot_split_legs`]); empty for a release.
     pub fn split_legs(&self, campaign: u128) -> Vec<Leg> {
-        let EndStep::Capture { split, .. } = self else {
-            return Vec::new();
-        };
-        let leg = |credit, amount| Leg {
-            debit: LedgerAccount::Campaign { campaign },
-            credit,
-            amount,
-            code: crate::accounts::CODE_ESCROW_CAPTURE,
-            role: Role::Other,
-        };
-        vec![
-            leg(
-                LedgerAccount::Earnings {
-                    merchant: split.merchant(),
-                },
-                split.merchant_net(),
-            ),
-            leg(LedgerAccount::PlatformRevenue, split.platform_fee()),
-            leg(LedgerAccount::Rounding, split.rounding()),
-        ]
+        match self {
+            EndStep::Capture { split, .. } => pot_split_legs(campaign, split).to_vec(),
+            EndStep::Release { .. } => Vec::new(),
+        }
     }
+}
+
+/// A contribution's split, positional: from the campaign's pot to the creator's earnings
+/// (net), the platform's revenue (fee) and rounding; they sum to the contribution. Booked when
+/// an all-or-nothing contribution is captured at the deadline, and at once for a
+/// keep-what-you-raise contribution (after its funding transfer).
+pub fn pot_split_legs(campaign: u128, split: &ChargeSplit) -> [Leg; 3] {
+    let leg = |credit, amount| Leg {
+        debit: LedgerAccount::Campaign { campaign },
+        credit,
+        amount,
+        code: crate::accounts::CODE_ESCROW_CAPTURE,
+        role: Role::Other,
+    };
+    [
+        leg(
+            LedgerAccount::Earnings {
+                merchant: split.merchant(),
+            },
+            split.merchant_net(),
+        ),
+        leg(LedgerAccount::PlatformRevenue, split.platform_fee()),
+        leg(LedgerAccount::Rounding, split.rounding()),
+    ]
 }
 
 /// The deadline's plan.
@@ -197,7 +203,7 @@ pub struct CampaignEnd {
 /// Plans the deadline of a campaign with `goal`, whose creator `merchant` prices captures by
 /// its fee `plan`.
 ///
-/// Today: `service/campaigns.rs: end`, from `pledged` to the outcome's event kind.
+/// Used by `service/campaigns.rs: end` (the campaign's deadline job).
 pub fn plan_end(
     goal: Amount,
     (plan, merchant): (&FeePlan, u128),

@@ -46,6 +46,14 @@ impl HoldStatus {
             HoldStatus::Failed => "failed",
         }
     }
+
+    /// What is still held: the current hold's amount, zero once resolved.
+    pub const fn held(&self) -> Amount {
+        match self {
+            HoldStatus::Held { amount, .. } => *amount,
+            _ => Amount::ZERO,
+        }
+    }
 }
 
 /// Why a hold cannot be captured or released.
@@ -82,7 +90,7 @@ impl HoldRefusal {
 
     /// Why a hold that is not held cannot be captured or released; `None` while it is held.
     ///
-    /// Today: `service/holds.rs: not_held`.
+    /// Used by `service/holds.rs` for every capture and release.
     pub fn not_held(status: HoldStatus) -> Option<HoldRefusal> {
         match status {
             HoldStatus::Held { .. } => None,
@@ -158,7 +166,7 @@ impl CapturePlan {
 /// captures already made. The captured amount is split by the worker's fee `plan` (see
 /// [`super::charge::price`]; no shares).
 ///
-/// Today: `service/holds.rs: capture_now`, up to `submit_chain`.
+/// Used by `service/holds.rs: capture_now`, which books the plan as one chain.
 pub fn plan_capture(
     hold: u128,
     status: HoldStatus,
@@ -233,19 +241,19 @@ pub enum OnExpiry {
 pub enum ExpiryAction {
     /// Nothing is held any more.
     Nothing,
-    /// Void the current hold (announced as `hold.expired`).
-    Release,
+    /// Void the current hold, hold `index` (announced as `hold.expired`).
+    Release { index: u64 },
     /// Capture everything still held as a final capture, marked with the hold's own id.
     CaptureAll(CaptureRequest),
 }
 
-/// Today: `service/holds.rs: expire`.
+/// Used by `service/holds.rs: expire` (the hold's expiry job).
 pub fn expiry_action(status: HoldStatus, on_expiry: OnExpiry) -> ExpiryAction {
-    if !matches!(status, HoldStatus::Held { .. }) {
+    let HoldStatus::Held { index, .. } = status else {
         return ExpiryAction::Nothing;
-    }
+    };
     match on_expiry {
-        OnExpiry::Release => ExpiryAction::Release,
+        OnExpiry::Release => ExpiryAction::Release { index },
         OnExpiry::Capture => ExpiryAction::CaptureAll(CaptureRequest {
             amount: None,
             last: true,
@@ -256,7 +264,7 @@ pub fn expiry_action(status: HoldStatus, on_expiry: OnExpiry) -> ExpiryAction {
 /// What a release does: void the current hold, or nothing for a hold already released
 /// (a retry, not an error); any other resolved hold is refused.
 ///
-/// Today: `routes/holds.rs: release` and `service/holds.rs: void_now`.
+/// Used by `service/holds.rs: release`.
 pub fn release(status: HoldStatus) -> Result<Option<u64>, HoldRefusal> {
     match status {
         HoldStatus::Held { index, .. } => Ok(Some(index)),
@@ -392,13 +400,15 @@ mod tests {
         assert_eq!(expiry_action(held(3, 1), OnExpiry::Capture), capture_all);
         assert_eq!(
             expiry_action(held(3, 1), OnExpiry::Release),
-            ExpiryAction::Release
+            ExpiryAction::Release { index: 3 }
         );
         assert_eq!(
             expiry_action(HoldStatus::Captured, OnExpiry::Capture),
             ExpiryAction::Nothing
         );
         assert_eq!(release(held(3, 1)), Ok(Some(3)));
+        assert_eq!(held(3, 5).held(), Amount(5));
+        assert_eq!(HoldStatus::Captured.held(), Amount::ZERO);
         assert_eq!(release(HoldStatus::Released), Ok(None));
         assert_eq!(
             release(HoldStatus::Expired).map_err(|e| e.code()),
