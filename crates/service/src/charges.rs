@@ -364,11 +364,13 @@ pub async fn execute(
             .store
             .record::<farthing_store::records::TabRecord>(farthing_store::records::TABS, tab_id)?
         {
-            if crate::scheduler::tab_owed(state, &tab).0 >= tab.threshold {
+            let owes = crate::scheduler::tab_owed(state, &tab);
+            if farthing_products::rules::tab::settles_after_charge(owes, Amount(tab.threshold)) {
                 let state = state.clone();
                 tokio::spawn(async move {
+                    use farthing_products::rules::tab::SettlementTrigger as Trigger;
                     if let Err(error) =
-                        crate::scheduler::settle_tab(&state, tab_id, "threshold").await
+                        crate::scheduler::settle_tab(&state, tab_id, Trigger::Threshold).await
                     {
                         tracing::warn!(error = %error.message, "tab settlement failed");
                     }

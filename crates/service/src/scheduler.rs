@@ -3,13 +3,18 @@
 //! driver here runs it. Jobs are stored, so due work survives restarts; every job's effect is
 //! idempotent (a settlement's ledger ids derive from the tab and its settlement number, its
 //! processor key from the attempt), so a job re-run after a crash changes nothing twice.
+//!
+//! When a tab settles, for how much, what a decline does and when its period ends are the pure
+//! rules of [`farthing_products::rules::tab`]; `settle_tab` and the period end job read the tab,
+//! call them and record what they decided.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use farthing_ledger::{Amount, Timestamp};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
-use farthing_products::schedule::{next_period_start, Backoff, DueQueue, Interval};
+use farthing_products::rules::tab::{self as rule, Settlement, SettlementTrigger, TabState};
+use farthing_products::schedule::{next_period_start, DueQueue, Interval, ScheduleError};
 
 use crate::error::ServiceError;
 use crate::state::SharedState;
@@ -26,12 +31,6 @@ use farthing_store::{Changes, RecordWrite};
 
 /// How often the driver looks for due work.
 pub const TICK_MS: u64 = 1000;
-/// Settlement retries: 1 hour, then ×2 up to a day, 8 attempts (about 5 days), then the tab stays
-/// frozen until the customer changes its payment method.
-const RETRY_BASE_S: u32 = 3600;
-const RETRY_FACTOR: u32 = 2;
-const RETRY_MAX_S: u32 = 86_400;
-const RETRY_ATTEMPTS_MAX: u32 = 8;
 
 /// The products' clock: real time, plus an offset that only `--test-clock` lets the operator
 /// move forward (so tests move time instead of sleeping).
@@ -69,23 +68,17 @@ impl ProductClock {
     }
 }
 
-fn interval(period: TabPeriod) -> Interval {
+/// A stored tab period as the tab rules name it.
+fn tab_period(period: TabPeriod) -> rule::TabPeriod {
     match period {
-        TabPeriod::Day => Interval::Day,
-        TabPeriod::Week => Interval::Week,
-        TabPeriod::Month => Interval::Month,
+        TabPeriod::Day => rule::TabPeriod::Day,
+        TabPeriod::Week => rule::TabPeriod::Week,
+        TabPeriod::Month => rule::TabPeriod::Month,
     }
 }
 
-fn retry_backoff() -> Backoff {
-    // The parameters are constants that satisfy Backoff's checks.
-    Backoff::new(RETRY_BASE_S, RETRY_FACTOR, RETRY_MAX_S, RETRY_ATTEMPTS_MAX)
-        .unwrap_or_else(|_| unreachable_backoff())
-}
-
-#[cold]
-fn unreachable_backoff() -> Backoff {
-    Backoff::new(3600, 2, 86_400, 8).expect("constant backoff parameters are valid")
+fn period_error(error: ScheduleError) -> ServiceError {
+    ServiceError::internal(format!("period: {error}"))
 }
 
 /// The id of a tab's job of one kind (one pending job per tab and kind).
@@ -118,19 +111,20 @@ pub fn payout_interval(schedule: farthing_store::records::PayoutSchedule) -> Opt
     }
 }
 
-/// The end of the tab's current period, from `now`.
-pub fn period_end(period: TabPeriod, now: u64) -> Result<u64, ServiceError> {
-    next_period_start(Timestamp(now), interval(period))
+/// The end of the tab's current period, from `now`: when a tab opened now first settles.
+pub fn first_period_end(period: TabPeriod, now: u64) -> Result<u64, ServiceError> {
+    rule::first_period_end(tab_period(period), Timestamp(now))
         .map(|t| t.0)
-        .map_err(|e| ServiceError::internal(format!("period: {e}")))
+        .map_err(period_error)
 }
 
-/// Settles what the tab owes as ONE card charge. On success the tab is paid (and unfrozen); on
-/// a decline it is frozen and a retry is scheduled with backoff. Holds the tab's lock.
+/// Settles what the tab owes as ONE card charge, if [`rule::settlement`] says so. On success
+/// the tab is paid (and unfrozen); on a decline it is frozen and a retry is scheduled by
+/// [`rule::declined`]. Holds the tab's lock.
 pub async fn settle_tab(
     state: &SharedState,
     tab_id: u128,
-    trigger: &str,
+    trigger: SettlementTrigger,
 ) -> Result<Option<SettlementRecord>, ServiceError> {
     let _guard = state.products.lock(tab_id).await;
     let Some(mut tab) = state.store.record::<TabRecord>(TABS, tab_id)? else {
@@ -157,32 +151,23 @@ pub async fn settle_tab(
             })
             .await?;
     }
-    let amount = owed(&state.engine, account.id(asset.id));
-    if trigger == "threshold" && amount.0 < tab.threshold {
+    let standing = TabState {
+        owed: owed(&state.engine, account.id(asset.id)),
+        threshold: Amount(tab.threshold),
+        frozen: tab.frozen,
+    };
+    let amount = match rule::settlement(trigger, &standing) {
+        Settlement::Charge { amount } => amount,
         // Another settlement took it below the threshold while this one waited for the lock.
-        return Ok(None);
-    }
-    if amount.is_zero() {
+        Settlement::BelowThreshold => return Ok(None),
         // Nothing owed (refunds, or a retry after it was paid): nothing to freeze for.
-        if tab.frozen {
-            tab.frozen = false;
-            tab.frozen_reason = None;
-            tab.failed_attempts = 0;
-            state
-                .commit(Changes {
-                    records: vec![
-                        RecordWrite::put(TABS, tab.id, &tab)?,
-                        RecordWrite::Delete {
-                            table: JOBS,
-                            id: job_id(JobKind::TabRetry { tab: tab.id }),
-                        },
-                    ],
-                    ..Changes::default()
-                })
-                .await?;
+        Settlement::NothingOwed { unfreeze } => {
+            if unfreeze {
+                unfreeze_paid(state, &mut tab).await?;
+            }
+            return Ok(None);
         }
-        return Ok(None);
-    }
+    };
     let now = state.products.clock.now();
     let attempt_key = format!("{:032x}:{}:{}", tab.id, tab.settled, tab.failed_attempts);
     let id = derived_id(tab.id, &attempt_key, "settlement", 0);
@@ -201,7 +186,7 @@ pub async fn settle_tab(
         processor_fee: 0,
         status: "failed".into(),
         failure_code: None,
-        trigger: trigger.to_string(),
+        trigger: trigger.code().to_string(),
         created_ns: now,
     };
     let mut writes = Vec::new();
@@ -236,12 +221,12 @@ pub async fn settle_tab(
         }
         ProcessorOutcome::Failed { reason, .. } => {
             record.failure_code = Some(reason.code().to_string());
+            let declined = rule::declined(tab.failed_attempts, Timestamp(now));
             tab.frozen = true;
             tab.frozen_reason = Some(format!("settlement declined: {}", reason.code()));
-            tab.failed_attempts += 1;
-            if let Some(delay) = retry_backoff().delay(tab.failed_attempts) {
-                let due = now.saturating_add(delay.as_nanos() as u64);
-                writes.push(job_write(JobKind::TabRetry { tab: tab.id }, due)?);
+            tab.failed_attempts = declined.failed_attempts;
+            if let Some(due) = declined.retry_at {
+                writes.push(job_write(JobKind::TabRetry { tab: tab.id }, due.0)?);
             }
             writes.extend(event_write(
                 &state.store,
@@ -266,6 +251,25 @@ pub async fn settle_tab(
         })
         .await?;
     Ok(Some(record))
+}
+
+/// Unfreezes a frozen tab that owes nothing and drops its retry job.
+async fn unfreeze_paid(state: &SharedState, tab: &mut TabRecord) -> Result<(), ServiceError> {
+    tab.frozen = false;
+    tab.frozen_reason = None;
+    tab.failed_attempts = 0;
+    state
+        .commit(Changes {
+            records: vec![
+                RecordWrite::put(TABS, tab.id, tab)?,
+                RecordWrite::Delete {
+                    table: JOBS,
+                    id: job_id(JobKind::TabRetry { tab: tab.id }),
+                },
+            ],
+            ..Changes::default()
+        })
+        .await
 }
 
 /// Runs every job due at the products' clock's now; returns how many ran.
@@ -297,18 +301,25 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             let Some(record) = state.store.record::<TabRecord>(TABS, tab)? else {
                 return delete_job(state, job.id).await;
             };
-            if !record.frozen {
+            // A frozen tab is left to its retries.
+            let end = rule::period_end(
+                tab_period(record.period),
+                record.frozen,
+                Timestamp(job.due_ns),
+                Timestamp(now),
+            )
+            .map_err(period_error)?;
+            if end.settle {
                 // A failure here is the settlement's own business (it freezes the tab and
                 // schedules retries); the period still ends.
-                if let Err(error) = settle_tab(state, tab, "period_end").await {
+                let settled = settle_tab(state, tab, SettlementTrigger::PeriodEnd).await;
+                if let Err(error) = settled {
                     tracing::warn!(error = %error.message, "period-end settlement failed");
                 }
             }
-            // The next period's end; a frozen tab is left to its retries.
-            let next = period_end(record.period, now.max(job.due_ns))?;
             state
                 .commit(Changes {
-                    records: vec![job_write(job.kind, next)?],
+                    records: vec![job_write(job.kind, end.next_due.0)?],
                     ..Changes::default()
                 })
                 .await
@@ -366,7 +377,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             // to the next attempt; after the last attempt it deletes it and the tab stays
             // frozen until the customer changes the payment method.
             let before = state.store.record::<JobRecord>(JOBS, job.id)?;
-            settle_tab(state, tab, "retry").await?;
+            settle_tab(state, tab, SettlementTrigger::Retry).await?;
             if state.store.record::<JobRecord>(JOBS, job.id)? == before {
                 delete_job(state, job.id).await?;
             }

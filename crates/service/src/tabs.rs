@@ -10,10 +10,13 @@ use serde::Serialize;
 use crate::assets::asset_by_id;
 use crate::customers::{require_payment_method, visible_customer};
 use crate::error::ServiceError;
-use crate::scheduler::{job_write, period_end, settle_tab, tab_owed};
+use crate::scheduler::{first_period_end, job_write, settle_tab, tab_owed};
 use crate::state::{Principal, SharedState};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
+use farthing_products::rules::tab::{
+    self as rule, SettlementTrigger, TabFrozen, ThresholdAboveLimit,
+};
 pub use farthing_store::records::TabPeriod;
 use farthing_store::records::{
     CustomerRecord, JobKind, SettlementRecord, TabRecord, CUSTOMERS, SETTLEMENTS,
@@ -70,6 +73,18 @@ pub fn settlement_event(
         map.insert("asset".into(), asset.code.to_string().into());
     }
     data
+}
+
+impl From<ThresholdAboveLimit> for ServiceError {
+    fn from(refusal: ThresholdAboveLimit) -> ServiceError {
+        ServiceError::invalid("settlement_threshold", refusal.code(), refusal.to_string())
+    }
+}
+
+impl From<TabFrozen> for ServiceError {
+    fn from(refusal: TabFrozen) -> ServiceError {
+        ServiceError::refused(refusal.code(), refusal.to_string()).with_param("source")
+    }
 }
 
 /// The customer's open tab in `asset`, if it has one.
@@ -150,13 +165,7 @@ pub async fn open(
     customer: &CustomerRecord,
     new: NewTab,
 ) -> Result<TabView, ServiceError> {
-    if new.threshold > new.limit {
-        return Err(ServiceError::invalid(
-            "settlement_threshold",
-            "threshold_above_limit",
-            "settlement_threshold must not exceed limit",
-        ));
-    }
+    rule::check_terms(new.limit, new.threshold)?;
     require_payment_method(customer, &new.payment_method)?;
     let _guard = state.products.lock(customer.id).await;
     if tab_of(state, customer.id, new.asset.id.0)?.is_some() {
@@ -196,7 +205,7 @@ pub async fn open(
                 },
                 job_write(
                     JobKind::TabPeriodEnd { tab: tab.id },
-                    period_end(tab.period, now)?,
+                    first_period_end(tab.period, now)?,
                 )?,
             ],
             ..Changes::default()
@@ -261,7 +270,7 @@ pub async fn set_payment_method(
         tab.frozen
     };
     if frozen {
-        settle_tab(state, tab.id, "payment_method_updated").await?;
+        settle_tab(state, tab.id, SettlementTrigger::PaymentMethodUpdated).await?;
     }
     let tab: TabRecord = state.store.record(TABS, tab.id)?.ok_or_else(missing)?;
     tab_view(state, &tab)

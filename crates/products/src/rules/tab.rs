@@ -77,7 +77,7 @@ impl ThresholdAboveLimit {
     }
 }
 
-/// Today: `routes/tabs.rs: create`.
+/// Used by `service/tabs.rs: open`.
 pub fn check_terms(limit: Amount, threshold: Amount) -> Result<(), ThresholdAboveLimit> {
     if threshold > limit {
         return Err(ThresholdAboveLimit);
@@ -97,7 +97,7 @@ impl TabFrozen {
     }
 }
 
-/// Today: `routes/charges.rs: create`, the `ChargeSource::Tab` arm.
+/// Used by `service/charges.rs` for a charge to a tab.
 pub fn accepts_charges(frozen: bool) -> Result<(), TabFrozen> {
     if frozen {
         return Err(TabFrozen);
@@ -107,7 +107,7 @@ pub fn accepts_charges(frozen: bool) -> Result<(), TabFrozen> {
 
 /// Whether a charge that left the tab owing `owed` settles it now.
 ///
-/// Today: `service/charges.rs: execute`, "A tab that reached its threshold".
+/// Used by `service/charges.rs: execute`, after a charge to a tab.
 pub fn settles_after_charge(owed: Amount, threshold: Amount) -> bool {
     owed >= threshold
 }
@@ -157,8 +157,7 @@ pub enum Settlement {
 
 /// Decides a settlement of `tab` asked for by `trigger`.
 ///
-/// Today: `products/scheduler.rs: settle_tab`, from `let amount = owed(..)` to the processor
-/// charge.
+/// Used by `service/scheduler.rs: settle_tab`, before the processor charge.
 pub fn settlement(trigger: SettlementTrigger, tab: &TabState) -> Settlement {
     if trigger == SettlementTrigger::Threshold && tab.owed < tab.threshold {
         return Settlement::BelowThreshold;
@@ -180,7 +179,7 @@ pub struct Declined {
     pub retry_at: Option<Timestamp>,
 }
 
-/// Today: `products/scheduler.rs: settle_tab`, the `ProcessorOutcome::Failed` arm.
+/// Used by `service/scheduler.rs: settle_tab` when the processor declines.
 pub fn declined(failed_attempts: u32, now: Timestamp) -> Declined {
     let failed_attempts = failed_attempts.saturating_add(1);
     let retry_at = settlement_retry()
@@ -208,7 +207,7 @@ pub struct PeriodEnd {
 /// The period end job that was due at `due` and runs at `now` (late after downtime: the next
 /// end follows the later of the two, so missed periods are not replayed one by one).
 ///
-/// Today: `products/scheduler.rs: run_job`, the `JobKind::TabPeriodEnd` arm, and `period_end`.
+/// Used by `service/scheduler.rs: run_job`, the `JobKind::TabPeriodEnd` arm.
 pub fn period_end(
     period: TabPeriod,
     frozen: bool,
@@ -223,7 +222,7 @@ pub fn period_end(
 
 /// The end of the period containing `now`: when a tab opened at `now` first settles by period.
 ///
-/// Today: `products/scheduler.rs: period_end`.
+/// Used by `service/scheduler.rs: first_period_end` (when a tab opens).
 pub fn first_period_end(period: TabPeriod, now: Timestamp) -> Result<Timestamp, ScheduleError> {
     next_period_start(now, period.interval())
 }
