@@ -792,13 +792,7 @@ fn tab_source(
         ChargeSource::Tab => {
             let tab = crate::tabs::tab_of(state, customer, asset)?
                 .ok_or_else(|| ServiceError::not_found(Some("source"), "tab"))?;
-            if tab.frozen {
-                return Err(ServiceError::refused(
-                    "tab_frozen",
-                    "the customer's tab is frozen until its last settlement is paid",
-                )
-                .with_param("source"));
-            }
+            farthing_products::rules::tab::accepts_charges(tab.frozen)?;
             Ok(Some((tab.id, tab.limit)))
         }
     }
