@@ -56,7 +56,7 @@ pub fn hold_id(hold: u128, k: u64) -> TransferId {
 
 /// Where a hold stands, from the ledger.
 pub struct Walk {
-    /// The current hold's index and amount while it is held.
+    /// Where the hold stands; while held, the current hold's index and amount.
     pub status: HoldStatus,
     /// (amount posted, timestamp, the post's `user_data`: the capture's Idempotency-Key
     /// marker) of each capture.
