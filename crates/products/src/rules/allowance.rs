@@ -121,9 +121,6 @@ impl ConsentRefusal {
 
 /// Decides a charge's consent from the customer's `allowances` (revoked ones included; the
 /// first active one for the merchant and asset counts).
-///
-/// Today: `routes/charges.rs: create`, from "Consent:" to the per-charge check, and
-/// `requires_confirmation` below it.
 pub fn consent(
     request: &ConsentRequest,
     allowances: &[Allowance],
@@ -150,8 +147,6 @@ pub fn consent(
 
 /// The key of the budget period a charge at `now` draws on: the start of its UTC day or month,
 /// in nanoseconds. Charges with different keys draw on different budgets.
-///
-/// Today: `service/charges.rs: period_key`.
 pub fn budget_period_key(period: BudgetPeriod, now: Timestamp) -> Result<u64, ScheduleError> {
     period_start(now, period.interval()).map(|t| t.0)
 }
@@ -237,10 +232,13 @@ impl ChargeRefusal {
         }
     }
 
+    /// The request parameter at fault: always the amount.
+    pub const fn param(&self) -> &'static str {
+        "amount"
+    }
+
     /// The refusal the ledger's `result` on a leg of `role` means; `None` for results that are
     /// not a charge refusal (the API reports those as the ledger's own error).
-    ///
-    /// Today: `service/charges.rs: refusal`.
     pub fn from_ledger(role: Role, result: TransferResult) -> Option<ChargeRefusal> {
         match (role, result) {
             (Role::Allowance, TransferResult::ExceedsCredits) => {
@@ -262,8 +260,8 @@ impl ChargeRefusal {
 /// allowance's period budget, then the monthly cap, in the order of the charge's legs (see
 /// [`super::charge::charge_legs`]), so the first that falls short names the refusal.
 ///
-/// Today: enforced by the ledger on the chain `service/charges.rs: execute` submits; this is
-/// the same decision as a reference model.
+/// The ledger enforces this on the chain `farthing_service::charges::execute` submits (so
+/// concurrent charges cannot race); this is the same decision as a reference model, for tests.
 pub fn admit(
     amount: Amount,
     source: Source,

@@ -83,7 +83,7 @@ impl SplitError {
 /// the plan's [`fees::RoundingRule`], each share floored, the remainder to the rounding account
 /// (see [`fees::split`]).
 ///
-/// Today: `service/charges.rs: priced` (charges, tips, hold captures, campaign captures).
+/// Used by `farthing_service::charges::price` (charges, tips, hold captures, campaign captures).
 pub fn price(
     gross: Amount,
     plan: &FeePlan,
@@ -169,8 +169,6 @@ impl ChargeSplit {
     }
 
     /// The split in [`fees`]' terms, to allocate a refund or a dispute against.
-    ///
-    /// Today: `routes/charges.rs: booked_split`.
     pub fn to_fee_split(&self) -> Result<Split, FeeError> {
         let net = if self.payees.is_empty() {
             NetDistribution::Merchant(self.merchant_net)
@@ -194,8 +192,6 @@ impl ChargeSplit {
     /// The merchant that received a part of the split: the charging merchant, or a payee;
     /// `None` for the platform's and the rounding parts. A payee name that is not a merchant id
     /// (never made by [`price`]) counts as the charging merchant.
-    ///
-    /// Today: `routes/charges.rs: part_merchant`.
     pub fn part_merchant(&self, destination: &Destination) -> Option<u128> {
         match destination {
             Destination::Merchant => Some(self.merchant),
@@ -246,8 +242,6 @@ impl ChargeKind {
 ///
 /// The order decides which refusal a short charge gets: the ledger refuses the first leg that
 /// fails, so a short wallet wins over a spent budget (see [`super::allowance::admit`]).
-///
-/// Today: `service/charges.rs: charge_legs`.
 pub fn charge_legs(
     split: &ChargeSplit,
     kind: ChargeKind,
@@ -357,13 +351,20 @@ impl RefundRefusal {
     }
 }
 
+/// Whether a charge whose `status` is given can be refunded at all: only a succeeded one can.
+/// The API asks this before it reads the amount asked for, so a bad amount is reported only
+/// after what is wrong with the charge itself; [`plan_refund`] asks it again.
+pub fn refundable(status: ChargeStatus) -> Result<(), RefundRefusal> {
+    if status != ChargeStatus::Succeeded {
+        return Err(RefundRefusal::ChargeNotSucceeded);
+    }
+    Ok(())
+}
+
 /// Plans a refund of `requested` (everything left if `None`) of a charge whose `status` is
 /// given, of which `reversed_so_far` (committed refunds plus disputes) was taken back before.
 /// The refund goes back to `source`, the account the charge was paid from. The allocation is
 /// [`fees::reverse`] under `policy`.
-///
-/// Today: `routes/charges.rs: refund` (from the status check to `refund_legs`) and
-/// `refund_legs`.
 pub fn plan_refund(
     split: &ChargeSplit,
     status: ChargeStatus,
@@ -372,9 +373,7 @@ pub fn plan_refund(
     requested: Option<Amount>,
     policy: FeeRefundPolicy,
 ) -> Result<RefundPlan, RefundRefusal> {
-    if status != ChargeStatus::Succeeded {
-        return Err(RefundRefusal::ChargeNotSucceeded);
-    }
+    refundable(status)?;
     let remaining = Amount(split.gross.0.saturating_sub(reversed_so_far.0));
     let amount = requested.unwrap_or(remaining);
     if amount > remaining || remaining.is_zero() {
@@ -603,6 +602,11 @@ mod tests {
         assert_eq!(
             code(refund(ChargeStatus::RequiresConfirmation, 0, None)),
             "charge_not_succeeded"
+        );
+        assert_eq!(refundable(ChargeStatus::Succeeded), Ok(()));
+        assert_eq!(
+            refundable(ChargeStatus::Failed),
+            Err(RefundRefusal::ChargeNotSucceeded)
         );
         assert_eq!(
             code(refund(ChargeStatus::Succeeded, 600, Some(401))),
