@@ -4,10 +4,21 @@
 //! (`refund`), its status and receipt ([`ChargeView`]), the merchant settings (fee plan, payout
 //! settings) every charge and payout reads, and the price split (`priced`) every product that
 //! pays a merchant uses.
+//!
+//! The rules live in `farthing_products::rules`: consent and budgets in [`allowance`], the
+//! split, the legs and the refund plan in [`charge`]. This module loads what they need, calls
+//! them, and books or records what they decided; the ledger enforces the budgets.
 
-use farthing_ledger::{Amount, Asset, AssetId, TransferResult};
-use farthing_products::fees::{reverse, split, FeePlan, FeePlanError, Reversal, Share};
-use farthing_products::schedule::{period_start, Interval};
+use farthing_ledger::{Amount, Asset, AssetId, Timestamp, TransferResult};
+use farthing_products::fees::{FeePlan, FeePlanError};
+use farthing_products::rules::allowance::{
+    self, Allowance, BudgetPeriod, Caller, ChargeRefusal, Consent, ConsentRefusal, ConsentRequest,
+    MonthlyCap,
+};
+use farthing_products::rules::charge::{
+    self, ChargeSplit, ChargeStatus, PriceError, RefundPlan, RefundRefusal,
+};
+use farthing_products::schedule::ScheduleError;
 use serde::{Deserialize, Serialize};
 
 use crate::assets::asset_by_id;
@@ -16,14 +27,14 @@ use crate::error::ServiceError;
 use crate::state::SharedState;
 use crate::state::{to_json, Principal, Reply};
 use crate::submit::{
-    chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role,
+    chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, ObjectGuard, Role,
 };
-use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_LIMIT_USE, CODE_REFUND, CODE_TIP};
-use farthing_products::fees::{Destination, NetDistribution, PayeeAmount, Split};
+use farthing_products::accounts::chain_id;
 use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
+use farthing_store::records::MonthlyCap as MonthlyCapRecord;
 use farthing_store::records::{
     AllowancePeriod, AllowanceRecord, ChargeKind, ChargeRecord, FeePlanRecord, MerchantSettings,
     PayeePart, RefundRecord, CHARGES, MERCHANT_SETTINGS, REFUNDS,
@@ -40,7 +51,29 @@ pub fn merchant_settings(
     Ok((*state.products.cache.settings(&state.store, merchant)?).clone())
 }
 
-/// Splits `gross` by the merchant's fee plan and the shares.
+/// Splits `gross` by the merchant's fee plan for `asset` and the revenue `shares` (merchant id,
+/// bps), by [`charge::price`].
+pub fn price(
+    state: &SharedState,
+    merchant: u128,
+    asset: &Asset,
+    gross: Amount,
+    shares: &[(u128, u32)],
+) -> Result<ChargeSplit, ServiceError> {
+    let plan = state
+        .products
+        .cache
+        .settings(&state.store, merchant)?
+        .fee_plan(asset.id.0);
+    charge::price(gross, &plan, merchant, shares).map_err(price_error)
+}
+
+/// A split that cannot be priced: `invalid_split`, naming the shares.
+pub fn price_error(error: PriceError) -> ServiceError {
+    ServiceError::invalid("shares", error.code(), error.to_string())
+}
+
+/// [`price`] as a record keeps it: (platform fee, merchant net, payees, rounding).
 pub fn priced(
     state: &SharedState,
     merchant: u128,
@@ -48,41 +81,49 @@ pub fn priced(
     gross: Amount,
     shares: &[(u128, u32)],
 ) -> Result<(u128, u128, Vec<PayeePart>, u128), ServiceError> {
-    let plan = state
-        .products
-        .cache
-        .settings(&state.store, merchant)?
-        .fee_plan(asset.id.0);
-    let share_list: Vec<Share> = shares
-        .iter()
-        .map(|(m, bps)| Share {
-            payee: format!("{m:032x}"),
-            bps: *bps,
-        })
-        .collect();
-    let split = split(gross, &plan, &share_list).map_err(|e| {
-        ServiceError::invalid(
-            "shares",
-            "invalid_split",
-            format!("the split is invalid: {e}"),
-        )
-    })?;
-    let payees = split
+    let split = price(state, merchant, asset, gross, shares)?;
+    Ok((
+        split.platform_fee().0,
+        split.merchant_net().0,
+        payee_parts(&split),
+        split.rounding().0,
+    ))
+}
+
+/// The payees' parts of a split, as a charge's record keeps them.
+fn payee_parts(split: &ChargeSplit) -> Vec<PayeePart> {
+    split
         .payees()
         .iter()
-        .zip(shares)
-        .map(|(p, (m, _))| PayeePart {
-            merchant: *m,
+        .map(|p| PayeePart {
+            merchant: p.merchant,
             bps: p.bps,
             amount: p.amount.0,
         })
+        .collect()
+}
+
+/// The split of a charge as booked, rebuilt from its record (checked: a record whose parts do
+/// not add up is an internal error, and is never booked).
+pub fn charge_split(c: &ChargeRecord) -> Result<ChargeSplit, ServiceError> {
+    let payees = c
+        .payees
+        .iter()
+        .map(|p| charge::PayeePart {
+            merchant: p.merchant,
+            bps: p.bps,
+            amount: Amount(p.amount),
+        })
         .collect();
-    Ok((
-        split.platform_fee().0,
-        split.merchant_net().map_or(0, |a| a.0),
+    ChargeSplit::new(
+        Amount(c.amount),
+        c.merchant,
+        Amount(c.platform_fee),
+        Amount(c.merchant_net),
         payees,
-        split.rounding_remainder().0,
-    ))
+        Amount(c.rounding),
+    )
+    .map_err(|e| ServiceError::internal(e.to_string()))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -145,71 +186,43 @@ pub fn refund_view(state: &SharedState, r: &RefundRecord, scale: u8) -> RefundVi
     }
 }
 
-/// The charge's legs as booked (the same every time, so a retry names the same transfers).
-fn charge_legs(
-    c: &ChargeRecord,
-    period: Option<(LedgerAccount, Amount)>,
-    cap: Option<LedgerAccount>,
-) -> Vec<Leg> {
-    let wallet = c.source();
-    let code = match c.kind {
-        ChargeKind::Charge => CODE_CHARGE,
-        ChargeKind::Tip => CODE_TIP,
-    };
-    let pay = |credit, amount: u128| Leg {
-        debit: wallet,
-        credit,
-        amount: Amount(amount),
-        code,
-        role: Role::Payment,
-    };
-    let mut legs = vec![
-        pay(
-            LedgerAccount::Earnings {
-                merchant: c.merchant,
-            },
-            c.merchant_net,
+/// The rules' name for a charge's kind.
+fn kind_of(kind: ChargeKind) -> charge::ChargeKind {
+    match kind {
+        ChargeKind::Charge => charge::ChargeKind::Charge,
+        ChargeKind::Tip => charge::ChargeKind::Tip,
+    }
+}
+
+/// Where a charge stands: waiting for confirmation, or whether its chain is in the ledger. The
+/// chain's payment legs come first and are the same every time, so they name its transfers
+/// without the budget legs.
+pub fn charge_state(state: &SharedState, c: &ChargeRecord) -> ChargeStatus {
+    if c.requires_confirmation {
+        return ChargeStatus::RequiresConfirmation;
+    }
+    let committed = match charge_split(c) {
+        Ok(split) => chain_committed(
+            &state.engine,
+            chain_id(c.id, "charge", c.attempt),
+            &charge::charge_legs(&split, kind_of(c.kind), c.source(), None, None),
         ),
-        pay(LedgerAccount::PlatformRevenue, c.platform_fee),
-    ];
-    for p in &c.payees {
-        legs.push(pay(
-            LedgerAccount::Earnings {
-                merchant: p.merchant,
-            },
-            p.amount,
-        ));
-    }
-    legs.push(pay(LedgerAccount::Rounding, c.rounding));
-    let limit = |debit, role| Leg {
-        debit,
-        credit: LedgerAccount::LimitSink,
-        amount: Amount(c.amount),
-        code: CODE_LIMIT_USE,
-        role,
+        // `execute` never books a split that does not add up.
+        Err(error) => {
+            tracing::warn!(error = %error.message, "charge record");
+            false
+        }
     };
-    if let Some((account, _)) = period {
-        legs.push(limit(account, Role::Allowance));
+    if committed {
+        ChargeStatus::Succeeded
+    } else {
+        ChargeStatus::Failed
     }
-    if let Some(account) = cap {
-        legs.push(limit(account, Role::MonthlyCap));
-    }
-    legs
 }
 
 /// `requires_confirmation`, `succeeded` (its chain is in the ledger) or `failed`.
 pub fn charge_status(state: &SharedState, c: &ChargeRecord) -> &'static str {
-    if c.requires_confirmation {
-        "requires_confirmation"
-    } else if chain_committed(
-        &state.engine,
-        chain_id(c.id, "charge", c.attempt),
-        &charge_legs(c, None, None),
-    ) {
-        "succeeded"
-    } else {
-        "failed"
-    }
+    charge_state(state, c).code()
 }
 
 pub fn charge_view(state: &SharedState, c: &ChargeRecord) -> Result<ChargeView, ServiceError> {
@@ -265,15 +278,32 @@ fn charge_view_as(
     })
 }
 
-/// The allowance period's key: the UTC day or month the charge falls in.
-fn period_key(period: AllowancePeriod, now: u64) -> Result<u64, ServiceError> {
-    let interval = match period {
-        AllowancePeriod::Day => Interval::Day,
-        AllowancePeriod::Month => Interval::Month,
-    };
-    period_start(farthing_ledger::Timestamp(now), interval)
-        .map(|t| t.0)
-        .map_err(|e| ServiceError::internal(format!("period: {e}")))
+/// An allowance as the consent rule reads it.
+fn allowance_terms(a: &AllowanceRecord) -> Allowance {
+    Allowance {
+        id: a.id,
+        merchant: a.merchant,
+        asset: AssetId(a.asset),
+        max_per_charge: Amount(a.max_per_charge),
+        max_per_period: Amount(a.max_per_period),
+        period: match a.period {
+            AllowancePeriod::Day => BudgetPeriod::Day,
+            AllowancePeriod::Month => BudgetPeriod::Month,
+        },
+        revoked: a.revoked_ns.is_some(),
+    }
+}
+
+/// A customer's monthly cap as the budget rule reads it.
+fn cap_terms(cap: &MonthlyCapRecord) -> MonthlyCap {
+    MonthlyCap {
+        asset: AssetId(cap.asset),
+        amount: Amount(cap.amount),
+    }
+}
+
+fn period_error(error: ScheduleError) -> ServiceError {
+    ServiceError::internal(format!("period: {error}"))
 }
 
 /// Books a charge: its chain, with the charge's record journaled in the same log record (so
@@ -285,27 +315,24 @@ pub async fn execute(
 ) -> Result<ChargeView, ServiceError> {
     let asset = AssetId(charge.asset);
     let now = state.products.clock.now();
+    // Each budget period is funded once, with the maximum in force at its first charge.
     let period = match charge.allowance {
         Some(id) => {
-            let allowance: AllowanceRecord = allowances_of(state, charge.customer)?
+            let allowance = allowances_of(state, charge.customer)?
                 .iter()
                 .find(|a| a.id == id)
-                .cloned()
+                .map(allowance_terms)
                 .ok_or_else(|| ServiceError::internal("allowance missing"))?;
             let account = LedgerAccount::AllowancePeriod {
                 allowance: id,
-                period: period_key(allowance.period, now)?,
+                period: allowance::budget_period_key(allowance.period, Timestamp(now))
+                    .map_err(period_error)?,
             };
             state
                 .products
-                .ensure_funded(
-                    &state.engine,
-                    account,
-                    Amount(allowance.max_per_period),
-                    asset,
-                )
+                .ensure_funded(&state.engine, account, allowance.max_per_period, asset)
                 .await?;
-            Some((account, Amount(allowance.max_per_period)))
+            Some(account)
         }
         None => None,
     };
@@ -314,21 +341,27 @@ pub async fn execute(
         .cache
         .customer(&state.store, charge.customer)?
         .ok_or_else(|| ServiceError::internal("customer missing"))?;
-    let cap = match &customer.monthly_cap {
-        Some(cap) if cap.asset == charge.asset => {
+    let cap = match customer.monthly_cap.as_ref().map(cap_terms) {
+        Some(cap) if cap.applies(asset) => {
             let account = LedgerAccount::MonthlyCap {
                 customer: customer.id,
-                month: period_key(AllowancePeriod::Month, now)?,
+                month: MonthlyCap::month_key(Timestamp(now)).map_err(period_error)?,
             };
             state
                 .products
-                .ensure_funded(&state.engine, account, Amount(cap.amount), asset)
+                .ensure_funded(&state.engine, account, cap.amount, asset)
                 .await?;
             Some(account)
         }
         _ => None,
     };
-    let legs = charge_legs(charge, period, cap);
+    let legs = charge::charge_legs(
+        &charge_split(charge)?,
+        kind_of(charge.kind),
+        charge.source(),
+        period,
+        cap,
+    );
     let mut accounts: Vec<LedgerAccount> = legs.iter().flat_map(|l| [l.debit, l.credit]).collect();
     accounts.dedup();
     state
@@ -356,7 +389,7 @@ pub async fn execute(
     )
     .await?;
     if let ChainOutcome::Refused { role, result } = outcome {
-        return Err(refusal(role, result));
+        return Err(charge_refused(role, result));
     }
     // A tab that reached its threshold is settled now (in the background).
     if let Some((tab_id, _)) = charge.tab {
@@ -401,29 +434,44 @@ pub async fn execute(
     charge_view_as(state, charge, "succeeded")
 }
 
-fn refusal(role: Role, result: TransferResult) -> ServiceError {
-    match (role, result) {
-        (Role::Allowance, TransferResult::ExceedsCredits) => ServiceError::refused(
-            "allowance_exceeded",
-            "this charge would exceed the allowance's budget for the period",
+/// The ledger's refusal of a charge's leg, as the API reports it.
+fn charge_refused(role: Role, result: TransferResult) -> ServiceError {
+    match ChargeRefusal::from_ledger(role, result) {
+        Some(refusal) => {
+            ServiceError::refused(refusal.code(), refusal.to_string()).with_param(refusal.param())
+        }
+        None => ServiceError::from_transfer(result, ""),
+    }
+}
+
+impl From<ConsentRefusal> for ServiceError {
+    fn from(refusal: ConsentRefusal) -> ServiceError {
+        match refusal {
+            ConsentRefusal::CustomerHidden => {
+                ServiceError::not_found(Some(refusal.param()), "customer")
+            }
+            _ => ServiceError::refused(refusal.code(), refusal.to_string())
+                .with_param(refusal.param()),
+        }
+    }
+}
+
+/// A refund refused by [`charge::plan_refund`], as the API reports it (amounts at the asset's
+/// `scale`).
+fn refund_refused(refusal: RefundRefusal, scale: u8) -> ServiceError {
+    match refusal {
+        RefundRefusal::ChargeNotSucceeded => {
+            ServiceError::refused(refusal.code(), refusal.to_string())
+        }
+        RefundRefusal::ExceedsCharge { remaining } => ServiceError::refused(
+            refusal.code(),
+            format!(
+                "at most {} of this charge is left to refund",
+                format_amount(remaining, scale)
+            ),
         )
         .with_param("amount"),
-        (Role::MonthlyCap, TransferResult::ExceedsCredits) => ServiceError::refused(
-            "monthly_cap_exceeded",
-            "this charge would exceed the customer's monthly spending cap",
-        )
-        .with_param("amount"),
-        (Role::Payment, TransferResult::ExceedsCredits) => ServiceError::refused(
-            "insufficient_funds",
-            "the customer's wallet does not hold enough",
-        )
-        .with_param("amount"),
-        (Role::Payment, TransferResult::ExceedsLimit) => ServiceError::refused(
-            "tab_limit_exceeded",
-            "this charge would take the customer's tab over its limit",
-        )
-        .with_param("amount"),
-        (_, result) => ServiceError::from_transfer(result, ""),
+        _ => ServiceError::internal(refusal.to_string()),
     }
 }
 
@@ -487,7 +535,6 @@ pub async fn visible_charge(
     Ok(charge)
 }
 
-/// The split as booked, rebuilt from the record.
 /// What refunds (committed ones) and disputes have taken back from a charge so far.
 pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amount, ServiceError> {
     let mut reversed = charge.disputed;
@@ -499,38 +546,6 @@ pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amo
         }
     }
     Ok(Amount(reversed))
-}
-
-/// The split of a charge as booked, rebuilt from its record.
-pub fn booked_split(c: &ChargeRecord) -> Result<Split, ServiceError> {
-    let net = if c.payees.is_empty() {
-        NetDistribution::Merchant(Amount(c.merchant_net))
-    } else {
-        NetDistribution::Payees {
-            payees: c
-                .payees
-                .iter()
-                .map(|p| PayeeAmount {
-                    payee: format!("{:032x}", p.merchant),
-                    bps: p.bps,
-                    amount: Amount(p.amount),
-                })
-                .collect(),
-            rounding_remainder: Amount(c.rounding),
-        }
-    };
-    Split::from_parts(Amount(c.amount), Amount(c.platform_fee), net)
-        .map_err(|e| ServiceError::internal(format!("stored split: {e}")))
-}
-
-/// The merchant that received a part of a charge's split: the charging merchant, or a payee
-/// (named by its id in hex, as `priced` made it); `None` for the platform's and rounding parts.
-pub fn part_merchant(c: &ChargeRecord, destination: &Destination) -> Option<u128> {
-    match destination {
-        Destination::Merchant => Some(c.merchant),
-        Destination::Payee(hex) => Some(u128::from_str_radix(hex, 16).unwrap_or(c.merchant)),
-        Destination::Platform | Destination::Rounding => None,
-    }
 }
 
 /// Sets a merchant's fee plan for an asset, replacing the one it had, once the plan is valid.
@@ -617,10 +632,9 @@ pub async fn create_charge(
     request: &[u8],
 ) -> Result<Reply, ServiceError> {
     let (customer, merchant) = charge_parties(state, caller, &new)?;
-    let allowance = consent(state, caller, customer, merchant, &new.asset, new.amount)?;
+    let consent = consent(state, caller, customer, merchant, &new.asset, new.amount)?;
     let shares = share_merchants(state, &new.shares)?;
-    let (platform_fee, merchant_net, payees, rounding) =
-        priced(state, merchant, &new.asset, new.amount, &shares)?;
+    let split = price(state, merchant, &new.asset, new.amount, &shares)?;
     let tenant = caller.customer().unwrap_or(caller.tenant());
     // Only a keyed request can be retried, so only it needs a fingerprint to tell a retry from a
     // reused key.
@@ -630,7 +644,7 @@ pub async fn create_charge(
         return replay(state, &existing, request_hash);
     }
     let tab = tab_source(state, new.source, customer, new.asset.id.0)?;
-    let requires_confirmation = !caller.is_customer_token() && allowance.is_none();
+    let requires_confirmation = consent == Consent::RequiresConfirmation;
     let charge = ChargeRecord {
         id,
         kind: ChargeKind::Charge,
@@ -638,14 +652,17 @@ pub async fn create_charge(
         customer,
         asset: new.asset.id.0,
         amount: new.amount.0,
-        platform_fee,
-        merchant_net,
-        payees,
-        rounding,
+        platform_fee: split.platform_fee().0,
+        merchant_net: split.merchant_net().0,
+        payees: payee_parts(&split),
+        rounding: split.rounding().0,
         description: new.description,
         resource_id: new.resource_id,
         message: None,
-        allowance: allowance.map(|a| a.id),
+        allowance: match consent {
+            Consent::Allowance(allowance) => Some(allowance.id),
+            Consent::CustomerToken | Consent::RequiresConfirmation => None,
+        },
         requires_confirmation,
         created_ns: state.products.clock.now(),
         refunds: Vec::new(),
@@ -720,9 +737,10 @@ fn charge_parties(
     }
 }
 
-/// The allowance that consents to the charge: an active one of this customer to this merchant
-/// in this asset, or none (a customer token consents itself; without either, the charge waits
-/// for the customer's confirmation). Refuses an amount above the allowance's per-charge maximum.
+/// The charge's consent, by [`allowance::consent`]: the customer's token, an active allowance
+/// of this customer to this merchant in this asset (the per-charge maximum checked), or, for
+/// the merchant that created the customer, the customer's confirmation later. The customer must
+/// exist whoever asks.
 fn consent(
     state: &SharedState,
     caller: &Principal,
@@ -730,38 +748,28 @@ fn consent(
     merchant: u128,
     asset: &Asset,
     amount: Amount,
-) -> Result<Option<AllowanceRecord>, ServiceError> {
+) -> Result<Consent, ServiceError> {
     let customer_record = state
         .products
         .cache
         .customer(&state.store, customer)?
         .ok_or_else(|| ServiceError::not_found(Some("customer"), "customer"))?;
-    let allowance = if caller.is_customer_token() {
-        None
+    // `charge_parties` let only a customer token or a merchant key this far.
+    let (caller, allowances) = if caller.is_customer_token() {
+        (Caller::CustomerToken, Vec::new())
     } else {
-        allowances_of(state, customer)?
-            .iter()
-            .find(|a| a.merchant == merchant && a.asset == asset.id.0 && a.revoked_ns.is_none())
-            .cloned()
+        let allowances = allowances_of(state, customer)?;
+        let terms = allowances.iter().map(allowance_terms).collect();
+        (Caller::MerchantKey, terms)
     };
-    // A merchant that neither created the customer nor holds an allowance cannot learn that
-    // the customer exists.
-    if caller.scope() == Scope::Merchant
-        && allowance.is_none()
-        && customer_record.creator != merchant
-    {
-        return Err(ServiceError::not_found(Some("customer"), "customer"));
-    }
-    if let Some(a) = &allowance {
-        if amount.0 > a.max_per_charge {
-            return Err(ServiceError::refused(
-                "allowance_exceeded",
-                "this charge is above the allowance's maximum per charge",
-            )
-            .with_param("amount"));
-        }
-    }
-    Ok(allowance)
+    let request = ConsentRequest {
+        caller,
+        merchant,
+        asset: asset.id,
+        amount,
+        customer_creator: customer_record.creator,
+    };
+    Ok(allowance::consent(&request, &allowances)?)
 }
 
 /// The merchants of revenue shares, each named by its `mer_…` id.
@@ -814,8 +822,7 @@ pub async fn tip(
     key: Option<String>,
     request: &[u8],
 ) -> Result<Reply, ServiceError> {
-    let (platform_fee, merchant_net, payees, rounding) =
-        priced(state, tip.merchant, &tip.asset, tip.amount, &[])?;
+    let split = price(state, tip.merchant, &tip.asset, tip.amount, &[])?;
     let request_hash = key.is_some().then(|| sha256(&[b"tips", request]));
     let (id, _same_key, existing) = charge_id_for(state, tip.customer, &key).await?;
     if let Some(existing) = existing {
@@ -828,10 +835,10 @@ pub async fn tip(
         customer: tip.customer,
         asset: tip.asset.id.0,
         amount: tip.amount.0,
-        platform_fee,
-        merchant_net,
-        payees,
-        rounding,
+        platform_fee: split.platform_fee().0,
+        merchant_net: split.merchant_net().0,
+        payees: payee_parts(&split),
+        rounding: split.rounding().0,
         description: "tip".into(),
         resource_id: None,
         message: tip.message,
@@ -899,7 +906,7 @@ pub async fn confirm(
     }
     caller.require_customer(charge.customer)?;
     if !charge.requires_confirmation {
-        if charge_status(state, &charge) == "succeeded" {
+        if charge_state(state, &charge) == ChargeStatus::Succeeded {
             return charge_view(state, &charge);
         }
         charge.attempt += 1;
@@ -950,37 +957,24 @@ pub async fn refund<E: From<ServiceError>>(
         }
     }
     let charge = load_charge(state, charge.id).await?.ok_or_else(missing)?;
-    if charge_status(state, &charge) != "succeeded" {
-        return Err(ServiceError::refused(
-            "charge_not_succeeded",
-            "only a succeeded charge can be refunded",
-        )
-        .into());
-    }
+    let status = charge_state(state, &charge);
     let asset = asset_by_id(state, charge.asset)?;
-    let refunded = reversed_so_far(state, &charge)?;
-    let remaining = Amount(charge.amount.saturating_sub(refunded.0));
-    let amount = amount(&asset)?.unwrap_or(remaining);
-    if amount > remaining || remaining.is_zero() {
-        return Err(ServiceError::refused(
-            "refund_exceeds_charge",
-            format!(
-                "at most {} of this charge is left to refund",
-                format_amount(remaining, asset.scale)
-            ),
-        )
-        .with_param("amount")
-        .into());
-    }
-    let reversal = reverse(
-        &booked_split(&charge)?,
-        refunded,
-        amount,
+    let refused = |refusal| refund_refused(refusal, asset.scale);
+    // What is wrong with the charge is reported before what is wrong with the amount.
+    charge::refundable(status).map_err(refused)?;
+    let reversed = reversed_so_far(state, &charge)?;
+    let requested = amount(&asset)?;
+    let plan = charge::plan_refund(
+        &charge_split(&charge)?,
+        status,
+        charge.source(),
+        reversed,
+        requested,
         state.products.refund_policy,
     )
-    .map_err(|e| ServiceError::internal(format!("refund split: {e}")))?;
+    .map_err(refused)?;
     let hash = key.is_some().then_some(request_hash);
-    Ok(book_refund(state, charge, &asset, refund_id, amount, &reversal, hash).await?)
+    Ok(book_refund(state, charge, &asset, refund_id, &plan, hash).await?)
 }
 
 /// A retry of a refund under the same Idempotency-Key: the refund if its chain committed, 409
@@ -1018,20 +1012,19 @@ async fn book_refund(
     mut charge: ChargeRecord,
     asset: &Asset,
     id: u128,
-    amount: Amount,
-    reversal: &Reversal,
+    plan: &RefundPlan,
     request_hash: Option<[u8; 32]>,
 ) -> Result<Reply, ServiceError> {
     let index = charge.refunds.len() as u64;
-    let legs = refund_legs(&charge, reversal);
+    let legs = &plan.legs;
     let record = RefundRecord {
-        first_leg: legs.iter().position(|l| !l.amount.is_zero()).unwrap_or(0) as u64,
+        first_leg: plan.first_leg,
         request_hash,
         id,
         charge: charge.id,
         index,
-        amount: amount.0,
-        platform_fee_returned: reversal.amount_for(&Destination::Platform).0,
+        amount: plan.amount.0,
+        platform_fee_returned: plan.platform_fee_returned.0,
         created_ns: state.products.clock.now(),
     };
     // Refused refunds stay listed: their index (and chain ids) is never used again.
@@ -1059,7 +1052,7 @@ async fn book_refund(
         &state.products.journal,
         event.as_slice(),
         chain_id(charge.id, "refund", index),
-        &legs,
+        legs,
         asset.id,
         record.id,
     )
@@ -1099,28 +1092,4 @@ fn refund_event(
         map.insert("asset".into(), asset.code.to_string().into());
     }
     Ok(data)
-}
-
-/// A refund's legs: each part of the reversal goes from where the charge put it back to the
-/// charge's source (wallet or tab).
-fn refund_legs(c: &ChargeRecord, reversal: &Reversal) -> Vec<Leg> {
-    let wallet = c.source();
-    reversal
-        .parts()
-        .into_iter()
-        .map(|(destination, amount)| {
-            let debit = match (&destination, part_merchant(c, &destination)) {
-                (_, Some(merchant)) => LedgerAccount::Earnings { merchant },
-                (Destination::Platform, None) => LedgerAccount::PlatformRevenue,
-                _ => LedgerAccount::Rounding,
-            };
-            Leg {
-                debit,
-                credit: wallet,
-                amount,
-                code: CODE_REFUND,
-                role: Role::Payment,
-            }
-        })
-        .collect()
 }

@@ -22,7 +22,7 @@ use farthing_products::fees::{reverse, Destination, FeeRefundPolicy};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
-use crate::charges::{booked_split, load_charge, part_merchant, reversed_so_far};
+use crate::charges::{charge_split, load_charge, reversed_so_far};
 use crate::error::ServiceError;
 use crate::state::{to_json, Reply, SharedState};
 use crate::submit::{available, run_chain, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role};
@@ -348,15 +348,18 @@ async fn plan<'a>(
         if take == 0 {
             continue;
         }
+        let split = charge_split(&charge)?;
         let reversal = reverse(
-            &booked_split(&charge)?,
+            &split
+                .to_fee_split()
+                .map_err(|e| ServiceError::internal(format!("stored split: {e}")))?,
             before,
             Amount(take),
             FeeRefundPolicy::Proportional,
         )
         .map_err(|e| ServiceError::internal(format!("dispute split: {e}")))?;
         for (destination, amount) in reversal.parts() {
-            let Some(merchant) = part_merchant(&charge, &destination) else {
+            let Some(merchant) = split.part_merchant(&destination) else {
                 let account = match destination {
                     Destination::Platform => LedgerAccount::PlatformRevenue,
                     _ => LedgerAccount::Rounding,
