@@ -4,28 +4,30 @@
 //! account (one chain, with the optional reserve held back) before the rail is asked; a failed
 //! payout returns it with a second chain and says why. What a payout held back returns to the
 //! earnings `reserve_days` later (`release_reserve`, a scheduled job, one chain).
+//!
+//! What a payout takes, holds back and books is decided by `farthing_products::rules::payout`;
+//! this module loads the merchant's terms and earnings, records the payout, submits the rule's
+//! legs and asks the rail.
 
-use farthing_ledger::{Amount, Asset, AssetId};
-use farthing_products::fees::{mul_div, RoundingRule};
+use farthing_ledger::{Amount, Asset, AssetId, Timestamp};
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
+use farthing_products::rules::payout::{
+    self as rule, plan_payout, reserve_release, threshold_payout_due, PayoutRefusal,
+    PayoutTermsError, PayoutTrigger, RESERVE_DAYS_DEFAULT,
+};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::merchant_settings;
 use crate::error::ServiceError;
 use crate::state::{Principal, SharedState};
-use crate::submit::{
-    available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount, Leg, Role,
-};
-use farthing_products::accounts::{
-    chain_id, CODE_PAYOUT, CODE_PAYOUT_RETURN, CODE_RESERVE_HOLD, CODE_RESERVE_RELEASE,
-};
+use crate::submit::{available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount};
+use farthing_products::accounts::chain_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
     JobKind, MerchantSettings, PayoutRecord, MERCHANT_SETTINGS, PAYOUTS, PAYOUTS_BY_MERCHANT,
-    RESERVE_DAYS_DEFAULT,
 };
 use farthing_store::util::{derived_id, random_id, rfc3339, sha256};
 use farthing_store::{Changes, RecordWrite};
@@ -33,12 +35,6 @@ use farthing_store::{Changes, RecordWrite};
 /// When payouts run by themselves (a field of [`PayoutTerms`]).
 pub use farthing_store::records::PayoutSchedule;
 
-/// The reserve is rounded down (named: the merchant is paid the rounding unit, not held).
-const RESERVE_ROUNDING: RoundingRule = RoundingRule::Down;
-/// The longest a reserve may be held: ten years.
-const RESERVE_DAYS_MAX: u32 = 3650;
-/// Reserve percentages are in basis points: at most all of the payout.
-const RESERVE_BPS_MAX: u32 = 10_000;
 /// The most payouts a merchant's list shows.
 const PAYOUTS_LIST_MAX: usize = 100;
 
@@ -74,7 +70,44 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
     })
 }
 
-/// Pays out `amount` (or all available less the reserve). Holds the merchant's lock.
+/// The merchant's stored payout terms, as the payout rule takes them. They were checked when
+/// set ([`PayoutTerms::new`]), so a refusal here is a corrupt record.
+fn stored_terms(settings: &MerchantSettings) -> Result<rule::PayoutTerms, ServiceError> {
+    rule::PayoutTerms::new(
+        Amount(settings.payout_threshold),
+        settings.reserve_bps,
+        settings.reserve_days,
+    )
+    .map_err(|e| ServiceError::internal(format!("stored payout terms: {e}")))
+}
+
+/// The API error of a refused payout; amounts are shown in the asset's `scale`.
+fn payout_refused(refusal: PayoutRefusal, scale: u8) -> ServiceError {
+    match refusal {
+        PayoutRefusal::InsufficientBalance { available } => ServiceError::refused(
+            refusal.code(),
+            format!(
+                "the merchant has {} available",
+                format_amount(available, scale)
+            ),
+        )
+        .with_param("amount"),
+        other => ServiceError::refused(other.code(), other.to_string()),
+    }
+}
+
+impl From<PayoutTermsError> for ServiceError {
+    fn from(e: PayoutTermsError) -> ServiceError {
+        let param = match e {
+            PayoutTermsError::ReserveDays { .. } => "reserve_days",
+            _ => "reserve_bps",
+        };
+        ServiceError::invalid(param, e.code(), e.to_string())
+    }
+}
+
+/// Pays out `amount` (or all available less the reserve). `trigger` is a
+/// [`PayoutTrigger::code`]. Holds the merchant's lock.
 pub async fn pay_out(
     state: &SharedState,
     merchant: u128,
@@ -82,6 +115,8 @@ pub async fn pay_out(
     trigger: &str,
     keyed: Option<(u128, [u8; 32])>,
 ) -> Result<PayoutRecord, ServiceError> {
+    let trigger = PayoutTrigger::from_code(trigger)
+        .ok_or_else(|| ServiceError::internal(format!("payout trigger {trigger:?}")))?;
     let _guard = state.products.lock(merchant).await;
     // With a key, the payout's id derives from it: a retry finds the payout it already made.
     if let Some((id, request_hash)) = keyed {
@@ -108,56 +143,30 @@ pub async fn pay_out(
     let earnings = LedgerAccount::Earnings { merchant };
     let reserve = LedgerAccount::Reserve { merchant };
     let balance = available(&state.engine, earnings.id(asset.id));
-    if trigger == "threshold" && balance.0 < settings.payout_threshold {
-        // Another payout took the earnings while this one waited for the lock.
-        return Err(ServiceError::refused(
-            "below_threshold",
-            "earnings are below the threshold",
-        ));
-    }
-    let reserve_part = |amount: u128| {
-        mul_div(
-            amount,
-            u128::from(settings.reserve_bps),
-            10_000,
-            RESERVE_ROUNDING,
-        )
-        .map_err(|e| ServiceError::internal(format!("reserve: {e}")))
-    };
-    let (amount, held) = match requested {
-        Some(amount) => (amount.0, reserve_part(amount.0)?),
-        None => {
-            let held = reserve_part(balance.0)?;
-            (balance.0 - held, held)
-        }
-    };
-    if amount == 0
-        || amount
-            .checked_add(held)
-            .is_none_or(|total| total > balance.0)
-    {
-        return Err(ServiceError::refused(
-            "insufficient_balance",
-            format!(
-                "the merchant has {} available",
-                format_amount(balance, asset.scale)
-            ),
-        )
-        .with_param("amount"));
-    }
+    let now = state.products.clock.now();
+    // A threshold payout refused as below the threshold: another payout took the earnings
+    // while this one waited for the lock.
+    let plan = plan_payout(
+        &stored_terms(&settings)?,
+        trigger,
+        requested,
+        balance,
+        Timestamp(now),
+    )
+    .map_err(|refusal| payout_refused(refusal, asset.scale))?;
     let mut record = PayoutRecord {
         id: keyed.map_or_else(random_id, |(id, _)| id),
         request_hash: keyed.map(|(_, hash)| hash),
         merchant,
         asset: asset.id.0,
-        amount,
+        amount: plan.amount.0,
         bank_account: bank_account.clone(),
         status: "pending".into(),
         rail_payout_id: None,
         failure_code: None,
         failure_message: None,
-        trigger: trigger.to_string(),
-        created_ns: state.products.clock.now(),
+        trigger: trigger.code().to_string(),
+        created_ns: now,
     };
     let writes = |r: &PayoutRecord| -> Result<Vec<RecordWrite>, ServiceError> {
         Ok(vec![
@@ -172,32 +181,13 @@ pub async fn pay_out(
     // The release is scheduled with the record, before the chain: it releases only what the
     // chain held (it checks the ledger), so a crash anywhere after leaves no reserve behind.
     let mut first = writes(&record)?;
-    if held > 0 {
-        let due = u64::from(settings.reserve_days)
-            .saturating_mul(86_400_000_000_000)
-            .saturating_add(record.created_ns);
+    if let Some(due) = plan.reserve_release_at {
         first.push(crate::scheduler::job_write(
             JobKind::ReserveRelease { payout: record.id },
-            due,
+            due.0,
         )?);
     }
     state.products.records.write(first).await?;
-    let out = [
-        Leg {
-            debit: earnings,
-            credit: LedgerAccount::PayoutClearing,
-            amount: Amount(amount),
-            code: CODE_PAYOUT,
-            role: Role::Payment,
-        },
-        Leg {
-            debit: earnings,
-            credit: reserve,
-            amount: Amount(held),
-            code: CODE_RESERVE_HOLD,
-            role: Role::Payment,
-        },
-    ];
     state
         .products
         .ensure_accounts(
@@ -209,7 +199,7 @@ pub async fn pay_out(
     match run_chain(
         &state.engine,
         chain_id(record.id, "payout", 0),
-        &out,
+        &plan.legs(merchant),
         asset.id,
         record.id,
     )
@@ -227,7 +217,7 @@ pub async fn pay_out(
     let outcome = state.products.rail.send(&PayoutRequest {
         idempotency_key: format!("payout_{:032x}", record.id),
         bank_account,
-        amount: Amount(amount),
+        amount: plan.amount,
         asset_scale: asset.scale,
         description: "farthing payout".into(),
     });
@@ -238,22 +228,6 @@ pub async fn pay_out(
         }
         PayoutOutcome::Failed { reason, message } => {
             // The rail refused: the money (and the reserve held with it) goes back.
-            let back = [
-                Leg {
-                    debit: LedgerAccount::PayoutClearing,
-                    credit: earnings,
-                    amount: Amount(amount),
-                    code: CODE_PAYOUT_RETURN,
-                    role: Role::Other,
-                },
-                Leg {
-                    debit: reserve,
-                    credit: earnings,
-                    amount: Amount(held),
-                    code: CODE_PAYOUT_RETURN,
-                    role: Role::Other,
-                },
-            ];
             record.status = "failed".into();
             record.failure_code = Some(reason.code().to_string());
             record.failure_message = Some(message);
@@ -269,7 +243,7 @@ pub async fn pay_out(
                 &state.products.journal,
                 event.as_slice(),
                 chain_id(record.id, "payout_return", 0),
-                &back,
+                &plan.return_legs(merchant),
                 asset.id,
                 record.id,
             )
@@ -317,24 +291,13 @@ pub async fn release_reserve(state: &SharedState, payout: u128) -> Result<(), Se
             chain_id(payout, "payout_return", 0).wrapping_add(1),
         ))
         .is_some();
-    let Some(held) = held.filter(|_| !returned) else {
+    let Some(release) = reserve_release(record.merchant, held, returned) else {
         return Ok(());
     };
-    let release = [Leg {
-        debit: LedgerAccount::Reserve {
-            merchant: record.merchant,
-        },
-        credit: LedgerAccount::Earnings {
-            merchant: record.merchant,
-        },
-        amount: held,
-        code: CODE_RESERVE_RELEASE,
-        role: Role::Other,
-    }];
     match run_chain(
         &state.engine,
         chain_id(payout, "reserve_release", 0),
-        &release,
+        &[release],
         AssetId(record.asset),
         payout,
     )
@@ -347,19 +310,30 @@ pub async fn release_reserve(state: &SharedState, payout: u128) -> Result<(), Se
     }
 }
 
+/// Whether a charge that paid `merchant` in `asset` should start a threshold payout: see
+/// [`threshold_payout_due`]. Corrupt terms start none.
+pub fn threshold_payout_starts(
+    state: &SharedState,
+    settings: &MerchantSettings,
+    merchant: u128,
+    asset: AssetId,
+) -> bool {
+    let Ok(terms) = stored_terms(settings) else {
+        return false;
+    };
+    let balance = available(
+        &state.engine,
+        LedgerAccount::Earnings { merchant }.id(asset),
+    );
+    threshold_payout_due(&terms, settings.payout_asset == Some(asset.0), balance)
+}
+
 /// After a charge: pay the merchant out if its earnings reached its threshold.
 pub async fn maybe_threshold_payout(state: SharedState, merchant: u128, asset: AssetId) {
     let Ok(settings) = merchant_settings(&state, merchant) else {
         return;
     };
-    if settings.payout_threshold == 0 || settings.payout_asset != Some(asset.0) {
-        return;
-    }
-    let balance = available(
-        &state.engine,
-        LedgerAccount::Earnings { merchant }.id(asset),
-    );
-    if balance.0 < settings.payout_threshold {
+    if !threshold_payout_starts(&state, &settings, merchant, asset) {
         return;
     }
     match pay_out(&state, merchant, None, "threshold", None).await {
@@ -382,13 +356,12 @@ pub fn visible_merchant(
         .ok_or_else(|| ServiceError::not_found(Some("id"), "merchant"))
 }
 
-/// A merchant's payout terms, checked: a bank account number of 4 to 17 digits, a reserve of
-/// at most [`RESERVE_BPS_MAX`] held 1 to [`RESERVE_DAYS_MAX`] days.
+/// A merchant's payout terms, checked: a bank account number of 4 to 17 digits, and the
+/// reserve terms [`rule::PayoutTerms::new`] checks (the threshold is set beside them).
 pub struct PayoutTerms {
     bank_account: String,
     schedule: PayoutSchedule,
-    reserve_bps: u32,
-    reserve_days: u32,
+    reserve: rule::PayoutTerms,
 }
 
 impl PayoutTerms {
@@ -408,26 +381,15 @@ impl PayoutTerms {
                 "bank_account must be 4 to 17 digits",
             ));
         }
-        if reserve_bps > RESERVE_BPS_MAX {
-            return Err(ServiceError::invalid(
-                "reserve_bps",
-                "invalid_reserve",
-                "reserve_bps must be 0 to 10000",
-            ));
-        }
-        let reserve_days = reserve_days.unwrap_or(RESERVE_DAYS_DEFAULT);
-        if !(1..=RESERVE_DAYS_MAX).contains(&reserve_days) {
-            return Err(ServiceError::invalid(
-                "reserve_days",
-                "invalid_reserve_days",
-                format!("reserve_days must be 1 to {RESERVE_DAYS_MAX}"),
-            ));
-        }
+        let reserve = rule::PayoutTerms::new(
+            Amount::ZERO,
+            reserve_bps,
+            reserve_days.unwrap_or(RESERVE_DAYS_DEFAULT),
+        )?;
         Ok(PayoutTerms {
             bank_account,
             schedule,
-            reserve_bps,
-            reserve_days,
+            reserve,
         })
     }
 }
@@ -481,12 +443,15 @@ pub async fn set_settings(
 ) -> Result<PayoutSettingsView, ServiceError> {
     let _guard = state.products.lock(merchant).await;
     let mut settings = merchant_settings(state, merchant)?;
+    let reserve = terms
+        .reserve
+        .with_threshold(threshold.unwrap_or(Amount::ZERO));
     settings.bank_account = Some(terms.bank_account);
     settings.payout_asset = Some(asset.id.0);
-    settings.payout_threshold = threshold.map_or(0, |t| t.0);
+    settings.payout_threshold = reserve.threshold().0;
     settings.payout_schedule = terms.schedule;
-    settings.reserve_bps = terms.reserve_bps;
-    settings.reserve_days = terms.reserve_days;
+    settings.reserve_bps = reserve.reserve_bps();
+    settings.reserve_days = reserve.reserve_days();
     let mut records = vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?];
     if let Some(interval) = crate::scheduler::payout_interval(settings.payout_schedule) {
         let next = farthing_products::schedule::next_period_start(

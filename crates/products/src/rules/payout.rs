@@ -61,8 +61,6 @@ impl PayoutTermsError {
 impl PayoutTerms {
     /// Terms paying out at `threshold` (zero: never by threshold), holding back `reserve_bps`
     /// for `reserve_days` days.
-    ///
-    /// Today: the checks in `routes/payouts.rs: set_settings`.
     pub fn new(
         threshold: Amount,
         reserve_bps: u32,
@@ -79,6 +77,12 @@ impl PayoutTerms {
             reserve_bps,
             reserve_days,
         })
+    }
+
+    /// The same reserve terms paying out at `threshold` (zero: never by threshold). Any
+    /// threshold is valid: it only says when a payout starts, not what it takes.
+    pub fn with_threshold(self, threshold: Amount) -> PayoutTerms {
+        PayoutTerms { threshold, ..self }
     }
 
     pub fn threshold(&self) -> Amount {
@@ -126,6 +130,17 @@ impl PayoutTrigger {
             PayoutTrigger::Schedule => "schedule",
         }
     }
+
+    /// The trigger its [`PayoutTrigger::code`] names; `None` for any other word.
+    pub fn from_code(code: &str) -> Option<PayoutTrigger> {
+        [
+            PayoutTrigger::Manual,
+            PayoutTrigger::Threshold,
+            PayoutTrigger::Schedule,
+        ]
+        .into_iter()
+        .find(|t| t.code() == code)
+    }
 }
 
 /// Why a payout is refused.
@@ -161,10 +176,8 @@ pub struct PayoutPlan {
 }
 
 /// Plans a payout of `requested` (everything available less the reserve if `None`) from
-/// `available` earnings, created at `now`.
-///
-/// Today: `service/payouts.rs: pay_out`, from the threshold check to the release job's due
-/// time.
+/// `available` earnings, created at `now`. The ledger still refuses the chain if the earnings
+/// moved meanwhile.
 pub fn plan_payout(
     terms: &PayoutTerms,
     trigger: PayoutTrigger,
@@ -251,9 +264,6 @@ impl PayoutPlan {
 
 /// Whether a charge that paid the merchant in its payout asset should trigger a threshold
 /// payout: a threshold is set and the earnings reached it.
-///
-/// Today: `service/payouts.rs: maybe_threshold_payout` (and the cheaper pre-check in
-/// `service/charges.rs: execute`).
 pub fn threshold_payout_due(terms: &PayoutTerms, in_payout_asset: bool, available: Amount) -> bool {
     !terms.threshold.is_zero() && in_payout_asset && available >= terms.threshold
 }
@@ -261,8 +271,6 @@ pub fn threshold_payout_due(terms: &PayoutTerms, in_payout_asset: bool, availabl
 /// The release of a payout's reserve, when it is due: the amount its hold leg booked goes back
 /// from the reserve to the earnings, once, unless the payout's return chain already gave it
 /// back (a failed payout) or the hold was never booked. `None` when there is nothing to release.
-///
-/// Today: `service/payouts.rs: release_reserve`.
 pub fn reserve_release(merchant: u128, held: Option<Amount>, returned: bool) -> Option<Leg> {
     let held = held.filter(|_| !returned)?;
     Some(Leg {
@@ -382,12 +390,29 @@ mod tests {
     }
 
     #[test]
+    fn a_trigger_reads_back_from_its_code() {
+        for t in [
+            PayoutTrigger::Manual,
+            PayoutTrigger::Threshold,
+            PayoutTrigger::Schedule,
+        ] {
+            assert_eq!(PayoutTrigger::from_code(t.code()), Some(t));
+        }
+        assert_eq!(PayoutTrigger::from_code("weekly"), None);
+    }
+
+    #[test]
     fn terms_are_checked() {
         let code = |bps, days| PayoutTerms::new(Amount(0), bps, days).unwrap_err().code();
         assert_eq!(code(10_001, 90), "invalid_reserve");
         assert_eq!(code(0, 0), "invalid_reserve_days");
         assert_eq!(code(0, RESERVE_DAYS_MAX + 1), "invalid_reserve_days");
         assert!(PayoutTerms::new(Amount(0), 10_000, RESERVE_DAYS_MAX).is_ok());
+        let terms = terms(0, 250).with_threshold(Amount(7));
+        assert_eq!(
+            (terms.threshold(), terms.reserve_bps(), terms.reserve_days()),
+            (Amount(7), 250, RESERVE_DAYS_DEFAULT)
+        );
     }
 
     proptest! {
