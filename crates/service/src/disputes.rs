@@ -10,7 +10,9 @@
 //! Each charge gives back by the proportional reversal of `farthing_products::fees` (the
 //! merchant or payees, the platform's fee and the rounding remainder, pro rata). A merchant
 //! whose earnings cannot cover its part owes the rest (its debt account). What no charge covers
-//! is the platform's loss. All of it is ONE chain.
+//! is the platform's loss. All of it is ONE chain. The allocation is
+//! `farthing_products::rules::dispute`'s; this module finds the charges, locks and loads them,
+//! looks the earnings up, and records and books what the rule planned.
 //!
 //! The plan (a [`DisputeRecord`], `booked: false`) is recorded before its chain; once the chain
 //! commits, the dispute and the charges it reversed are written in one transaction
@@ -18,15 +20,18 @@
 
 use farthing_ledger::memory::HistoryError;
 use farthing_ledger::{Amount, Asset, AssetId};
-use farthing_products::fees::{reverse, Destination, FeeRefundPolicy};
+use farthing_products::rules::dispute::{
+    self as rule, merchants_involved, plan_dispute, DisputeError, DisputePlan, DisputedCharge,
+    Uncovered,
+};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::{charge_split, load_charge, reversed_so_far};
 use crate::error::ServiceError;
 use crate::state::{to_json, Reply, SharedState};
-use crate::submit::{available, run_chain, ChainOutcome, LedgerAccount, Leg, ObjectGuard, Role};
-use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_CHARGEBACK, CODE_TIP};
+use crate::submit::{available, run_chain, ChainOutcome, LedgerAccount, Leg, ObjectGuard};
+use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_TIP};
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::records::{
@@ -154,20 +159,22 @@ pub async fn create_dispute(
         asset: what.asset,
         amount: what.amount,
         reason: reason.unwrap_or_else(|| "general".into()),
-        from_wallet: plan.from_wallet,
+        from_wallet: plan.allocation.from_wallet.0,
         merchants: plan
+            .allocation
             .merchants
             .iter()
-            .map(|(m, a)| (*m, a.to_string()))
+            .map(|(m, a)| (*m, a.0.to_string()))
             .collect(),
         charges: plan
+            .allocation
             .charges
             .iter()
-            .map(|(c, a)| (*c, a.to_string()))
+            .map(|(c, a)| (*c, a.0.to_string()))
             .collect(),
         created_ns: state.products.clock.now(),
         attempt,
-        legs: plan.legs.len() as u64,
+        legs: plan.allocation.legs.len() as u64,
         booked: false,
     };
     state
@@ -176,7 +183,7 @@ pub async fn create_dispute(
             ..Changes::default()
         })
         .await?;
-    book(state, &record, &plan.legs, &asset).await?;
+    book(state, &record, &plan.allocation.legs, &asset).await?;
     let record = finish(state, record).await?;
     drop(plan.guards);
     answer(state, 201, &record)
@@ -300,20 +307,16 @@ fn charges_paid_from(
     Ok(charges)
 }
 
-/// A dispute's plan: its legs, and whom they take from.
+/// A dispute's plan, and the locks of the charges it drew on.
 struct Plan<'a> {
-    legs: Vec<Leg>,
-    from_wallet: u128,
-    /// Each merchant concerned, and its part.
-    merchants: Vec<(u128, u128)>,
-    /// Each charge reversed, and by how much.
-    charges: Vec<(u128, u128)>,
-    /// The locks of the charges drawn on, held until the dispute is booked.
+    allocation: DisputePlan,
+    /// Held until the dispute is booked.
     guards: Vec<ObjectGuard<'a>>,
 }
 
-/// Plans the chargeback of `what` (see the module's attribution rules): the wallet first for
-/// a top-up, then each charge's proportional reversal, then the platform's loss.
+/// Plans the chargeback of `what` (see the module's attribution rules) with
+/// [`plan_dispute`]: locks and loads the charges newest first, as many as the rule draws on
+/// ([`Uncovered`]), then looks up the earnings of the merchants they paid.
 async fn plan<'a>(
     state: &'a SharedState,
     what: &Disputed,
@@ -322,82 +325,48 @@ async fn plan<'a>(
     let wallet = LedgerAccount::Wallet {
         customer: what.customer,
     };
-    let mut needed = what.amount;
-    let mut legs = Vec::new();
-    let mut from_wallet = 0;
-    if what.wallet_first {
-        from_wallet = needed.min(available(&state.engine, wallet.id(asset.id)).0);
-        needed -= from_wallet;
-        legs.push(leg(wallet, from_wallet));
-    }
-    // Earnings each merchant can still give, as this dispute draws on them.
-    let mut earnings: std::collections::HashMap<u128, u128> = std::collections::HashMap::new();
-    let mut merchants: Vec<(u128, u128)> = Vec::new();
-    let mut reversed_charges = Vec::new();
+    let disputed = rule::Disputed {
+        customer: what.customer,
+        amount: Amount(what.amount),
+        wallet_available: what
+            .wallet_first
+            .then(|| available(&state.engine, wallet.id(asset.id))),
+    };
+    let mut uncovered = Uncovered::new(&disputed);
+    let mut charges = Vec::new();
     let mut guards = Vec::new();
     for charge in &what.charges {
-        if needed == 0 {
+        if uncovered.is_zero() {
             break;
         }
         guards.push(state.products.lock(charge.id).await);
         let Some(charge) = load_charge(state, charge.id).await? else {
             continue;
         };
-        let before = reversed_so_far(state, &charge)?;
-        let take = needed.min(charge.amount.saturating_sub(before.0));
-        if take == 0 {
-            continue;
-        }
-        let split = charge_split(&charge)?;
-        let reversal = reverse(
-            &split
-                .to_fee_split()
-                .map_err(|e| ServiceError::internal(format!("stored split: {e}")))?,
-            before,
-            Amount(take),
-            FeeRefundPolicy::Proportional,
-        )
-        .map_err(|e| ServiceError::internal(format!("dispute split: {e}")))?;
-        for (destination, amount) in reversal.parts() {
-            let Some(merchant) = split.part_merchant(&destination) else {
-                let account = match destination {
-                    Destination::Platform => LedgerAccount::PlatformRevenue,
-                    _ => LedgerAccount::Rounding,
-                };
-                legs.push(leg(account, amount.0));
-                continue;
-            };
-            let left = earnings.entry(merchant).or_insert_with(|| {
-                available(
-                    &state.engine,
-                    LedgerAccount::Earnings { merchant }.id(asset.id),
-                )
-                .0
-            });
-            let covered = amount.0.min(*left);
-            *left -= covered;
-            legs.push(leg(LedgerAccount::Earnings { merchant }, covered));
-            legs.push(leg(
-                LedgerAccount::MerchantDebt { merchant },
-                amount.0 - covered,
-            ));
-            match merchants.iter_mut().find(|(m, _)| *m == merchant) {
-                Some((_, total)) => *total += amount.0,
-                None => merchants.push((merchant, amount.0)),
-            }
-        }
-        needed -= take;
-        reversed_charges.push((charge.id, take));
+        let charge = DisputedCharge {
+            id: charge.id,
+            reversed_so_far: reversed_so_far(state, &charge)?,
+            split: charge_split(&charge)?,
+        };
+        uncovered = uncovered.after(&charge);
+        charges.push(charge);
     }
-    // What nothing covered is the platform's loss.
-    legs.push(leg(LedgerAccount::DisputeLosses, needed));
-    Ok(Plan {
-        legs,
-        from_wallet,
-        merchants,
-        charges: reversed_charges,
-        guards,
-    })
+    let earnings = merchants_involved(&charges)
+        .into_iter()
+        .map(|merchant| {
+            let account = LedgerAccount::Earnings { merchant }.id(asset.id);
+            (merchant, available(&state.engine, account))
+        })
+        .collect();
+    let allocation = plan_dispute(&disputed, &charges, &earnings)?;
+    Ok(Plan { allocation, guards })
+}
+
+impl From<DisputeError> for ServiceError {
+    /// A stored charge is inconsistent: an internal error, as the rule's code says.
+    fn from(e: DisputeError) -> ServiceError {
+        ServiceError::internal(e.to_string())
+    }
 }
 
 /// Books a recorded plan's chain; a refusal leaves the plan to be planned again.
@@ -471,15 +440,4 @@ async fn finish(
         })
         .await?;
     Ok(record)
-}
-
-/// A leg that returns `amount` from `debit` to the processor.
-fn leg(debit: LedgerAccount, amount: u128) -> Leg {
-    Leg {
-        debit,
-        credit: LedgerAccount::ProcessorClearing,
-        amount: Amount(amount),
-        code: CODE_CHARGEBACK,
-        role: Role::Other,
-    }
 }

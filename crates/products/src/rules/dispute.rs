@@ -36,6 +36,14 @@ pub struct Disputed {
     pub wallet_available: Option<Amount>,
 }
 
+impl Disputed {
+    /// What the unspent wallet gives back: all of it up to the disputed amount, for a top-up.
+    fn wallet_part(&self) -> u128 {
+        self.wallet_available
+            .map_or(0, |available| self.amount.0.min(available.0))
+    }
+}
+
 /// A charge the disputed money paid for.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DisputedCharge {
@@ -43,6 +51,35 @@ pub struct DisputedCharge {
     pub split: ChargeSplit,
     /// What committed refunds and earlier disputes already took back from it.
     pub reversed_so_far: Amount,
+}
+
+impl DisputedCharge {
+    /// What refunds and earlier disputes left of it: the most a dispute can take back.
+    pub fn left(&self) -> Amount {
+        Amount(self.split.gross().0.saturating_sub(self.reversed_so_far.0))
+    }
+}
+
+/// What a dispute still needs from charges after the ones listed so far. The caller loads
+/// (and locks) the charges newest first while it is not zero: [`plan_dispute`] draws on no
+/// charge after that.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Uncovered(Amount);
+
+impl Uncovered {
+    /// Before any charge: the disputed amount less what the unspent wallet gives.
+    pub fn new(disputed: &Disputed) -> Uncovered {
+        Uncovered(Amount(disputed.amount.0 - disputed.wallet_part()))
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// What is still needed once `charge` gives what is left of it.
+    pub fn after(self, charge: &DisputedCharge) -> Uncovered {
+        Uncovered(Amount(self.0 .0.saturating_sub(charge.left().0)))
+    }
 }
 
 /// The dispute's plan: its legs, and whom it debited, for the dispute's record.
@@ -97,27 +134,23 @@ pub fn merchants_involved(charges: &[DisputedCharge]) -> Vec<u128> {
     merchants
 }
 
-/// Allocates a dispute. `charges` are newest first; `earnings` is each merchant's available
-/// earnings before the dispute (a merchant missing from it has none).
-///
-/// Today: `routes/disputes.rs: create`, from `let mut needed` to the `DisputeLosses` leg, and
-/// `leg`.
+/// Allocates a dispute. `charges` are newest first (those after [`Uncovered`] reaches zero
+/// are not drawn on); `earnings` is each merchant's available earnings before the dispute (a
+/// merchant missing from it has none).
 pub fn plan_dispute(
     disputed: &Disputed,
     charges: &[DisputedCharge],
     earnings: &BTreeMap<u128, Amount>,
 ) -> Result<DisputePlan, DisputeError> {
-    let mut needed = disputed.amount.0;
     let mut legs = Vec::new();
-    let mut from_wallet = 0;
-    if let Some(available) = disputed.wallet_available {
-        from_wallet = needed.min(available.0);
-        needed -= from_wallet;
+    let from_wallet = disputed.wallet_part();
+    if disputed.wallet_available.is_some() {
         let wallet = LedgerAccount::Wallet {
             customer: disputed.customer,
         };
         legs.push(chargeback(wallet, from_wallet));
     }
+    let mut needed = Uncovered::new(disputed).0 .0;
     // Earnings each merchant can still give, as this dispute draws on them.
     let mut left: BTreeMap<u128, u128> = BTreeMap::new();
     let mut merchants: Vec<(u128, Amount)> = Vec::new();
@@ -126,13 +159,7 @@ pub fn plan_dispute(
         if needed == 0 {
             break;
         }
-        let take = needed.min(
-            charge
-                .split
-                .gross()
-                .0
-                .saturating_sub(charge.reversed_so_far.0),
-        );
+        let take = needed.min(charge.left().0);
         if take == 0 {
             continue;
         }
@@ -338,6 +365,20 @@ mod tests {
                 earnings.into_iter().enumerate().map(|(i, a)| (i as u128 + 1, a)).collect();
             let p = plan(amount, wallet, &charges, &earnings);
             prop_assert_eq!(crate::rules::legs_total(&p.legs), Some(Amount(amount)));
+            // The charges listed until nothing is uncovered plan the same dispute.
+            let disputed = Disputed {
+                customer: CUSTOMER,
+                amount: Amount(amount),
+                wallet_available: wallet.map(Amount),
+            };
+            let mut uncovered = Uncovered::new(&disputed);
+            let mut listed = 0;
+            while listed < charges.len() && !uncovered.is_zero() {
+                uncovered = uncovered.after(&charges[listed]);
+                listed += 1;
+            }
+            prop_assert_eq!(&plan(amount, wallet, &charges[..listed], &earnings), &p);
+            prop_assert!(p.charges.iter().all(|(id, _)| (*id as usize) < listed));
             prop_assert!(p.from_wallet.0 <= wallet.unwrap_or(0));
             for (id, taken) in &p.charges {
                 let c = &charges[*id as usize];
