@@ -327,17 +327,19 @@ pub async fn run(
     let app = router(state);
     match tls {
         None => {
+            let shutdown = shutdown_signal()?;
             announce("http", listener.local_addr()?)?;
-            server::serve(listener, app, header_read_timeout, shutdown_signal()).await;
+            server::serve(listener, app, header_read_timeout, shutdown).await;
         }
         Some(tls) => {
             // Non-blocking, as axum-server needs it.
             let listener = listener.into_std()?;
+            let shutdown = shutdown_signal()?;
             announce("https", listener.local_addr()?)?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                shutdown.await;
                 stopper.graceful_shutdown(Some(Duration::from_millis(SHUTDOWN_GRACE_MS)));
             });
             let mut server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle);
@@ -414,20 +416,17 @@ fn announce(scheme: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM or SIGINT, as a future. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives between the address line and the first
+/// poll must stop the server gracefully, not kill it (the default action).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+    })
 }

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::merchant_exists;
+use crate::charges::{fee_plan, price_error};
 use crate::error::ServiceError;
-use crate::holds::{fee_plan, leg_transfers, link_chain, price_refused, submit_chain};
+use crate::holds::{leg_transfers, link_chain, submit_chain};
 use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::LedgerAccount;
 use farthing_products::accounts::{chain_id, CODE_CONTRIBUTION};
@@ -161,7 +162,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
         (&plan, c.merchant),
         &contributions(state, &c)?,
     )
-    .map_err(price_refused)?;
+    .map_err(price_error)?;
     for step in &outcome.steps {
         let mut transfers = match step {
             EndStep::Capture {
@@ -486,7 +487,7 @@ pub async fn contribute(
     }];
     if c.mode == CampaignMode::KeepWhatYouRaise {
         let plan = fee_plan(state, c.merchant, &asset)?;
-        let split = price(amount, &plan, c.merchant, &[]).map_err(price_refused)?;
+        let split = price(amount, &plan, c.merchant, &[]).map_err(price_error)?;
         // The split's ids follow the funding transfer's.
         transfers.extend(leg_transfers(
             &rule::pot_split_legs(c.id, &split),

@@ -60,12 +60,18 @@ pub fn price(
     gross: Amount,
     shares: &[(u128, u32)],
 ) -> Result<ChargeSplit, ServiceError> {
-    let plan = state
-        .products
-        .cache
-        .settings(&state.store, merchant)?
-        .fee_plan(asset.id.0);
+    let plan = fee_plan(state, merchant, asset)?;
     charge::price(gross, &plan, merchant, shares).map_err(price_error)
+}
+
+/// `merchant`'s fee plan for `asset`.
+pub fn fee_plan(
+    state: &SharedState,
+    merchant: u128,
+    asset: &Asset,
+) -> Result<FeePlan, ServiceError> {
+    let settings = state.products.cache.settings(&state.store, merchant)?;
+    Ok(settings.fee_plan(asset.id.0))
 }
 
 /// A split that cannot be priced: `invalid_split`, naming the shares.

@@ -16,7 +16,7 @@
 //! [`release`], each answering the [`HoldView`].
 //!
 //! Also the chain helpers other products reuse: `leg_transfers`, `link_chain`,
-//! `submit_chain`, `fee_plan` and `price_refused`.
+//! `submit_chain`.
 
 use farthing_ledger::{
     Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
@@ -24,14 +24,14 @@ use farthing_ledger::{
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
+use crate::charges::{fee_plan, price_error};
 use crate::error::ServiceError;
 use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::{submit_transfers, submit_transfers_noted, LedgerAccount, Leg};
 use farthing_products::accounts::{chain_id, CODE_ESCROW};
-use farthing_products::fees::FeePlan;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
-use farthing_products::rules::charge::{price, PriceError};
+use farthing_products::rules::charge::price;
 use farthing_products::rules::hold::{
     self as rule, Capture, CaptureError, CaptureRequest, ExpiryAction, HoldRefusal, HoldStatus,
 };
@@ -133,24 +133,9 @@ fn refused(refusal: HoldRefusal, asset: &Asset) -> ServiceError {
 fn capture_refused(error: CaptureError, asset: &Asset) -> ServiceError {
     match error {
         CaptureError::Refused(refusal) => refused(refusal, asset),
-        CaptureError::Price(error) => price_refused(error),
+        CaptureError::Price(error) => price_error(error),
         other => ServiceError::refused(other.code(), other.to_string()),
     }
-}
-
-/// The API's error for a fee plan that cannot price an amount: `invalid_split` on `shares`.
-pub fn price_refused(error: PriceError) -> ServiceError {
-    ServiceError::invalid("shares", error.code(), error.to_string())
-}
-
-/// `merchant`'s fee plan for `asset`.
-pub fn fee_plan(
-    state: &SharedState,
-    merchant: u128,
-    asset: &Asset,
-) -> Result<FeePlan, ServiceError> {
-    let settings = state.products.cache.settings(&state.store, merchant)?;
-    Ok(settings.fee_plan(asset.id.0))
 }
 
 /// Captures what `request` asks of the current hold (see [`rule::plan_capture`]). One linked
@@ -463,7 +448,7 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
     let mut captures = Vec::with_capacity(w.captures.len());
     for (amount, at, _) in &w.captures {
         captured = captured.saturating_add(amount.0);
-        let split = price(*amount, &plan, h.merchant, &[]).map_err(price_refused)?;
+        let split = price(*amount, &plan, h.merchant, &[]).map_err(price_error)?;
         captures.push(CaptureView {
             amount: format_amount(*amount, s),
             platform_fee: format_amount(split.platform_fee(), s),
