@@ -429,7 +429,7 @@ pub async fn execute(
         .products
         .cache
         .settings(&state.store, charge.merchant)?;
-    if crate::payouts::threshold_payout_starts(state, &settings, charge.merchant, asset) {
+    if settings.payout_threshold > 0 && settings.payout_asset == Some(charge.asset) {
         tokio::spawn(crate::payouts::maybe_threshold_payout(
             state.clone(),
             charge.merchant,
