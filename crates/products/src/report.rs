@@ -6,6 +6,11 @@
 //! two side by side: the processor fees actually paid, and what the processor would have
 //! charged had every payment been its own card charge.
 //!
+//! It also says what the platform earned: the platform fees taken on every kind of payment
+//! (charges and tips from wallets and tabs, escrow captures, campaign contributions), the fees
+//! given back by refunds and chargebacks ([`ReversalRecord`]), and the net of the two, which is
+//! what the ledger's platform revenue account moved by.
+//!
 //! The report is built in one pass over the records (constant memory), and rendered as CSV by
 //! [`to_csv`] with every amount an exact decimal string in the asset's scale.
 
@@ -18,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::fees::{div_round, mul_div, RoundingRule};
 use crate::processor::CardFeeError;
 
-/// How a payment was funded: the three ways farthing makes small payments economical.
+/// How a payment was made: the three ways farthing makes small payments economical, and the
+/// products that pay a merchant from money held first. New kinds go last: the order is the
+/// order of `payments_by_kind` in the CSV.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -29,6 +36,11 @@ pub enum PaymentKind {
     Tab,
     /// Settled from off-ledger vouchers.
     Voucher,
+    /// An escrow hold's capture (each milestone is one payment).
+    Escrow,
+    /// A campaign contribution: paid at once (keep-what-you-raise) or captured at the deadline
+    /// (all-or-nothing). A released contribution is no payment.
+    Campaign,
 }
 
 impl PaymentKind {
@@ -37,8 +49,31 @@ impl PaymentKind {
             PaymentKind::Wallet => "wallet",
             PaymentKind::Tab => "tab",
             PaymentKind::Voucher => "voucher",
+            PaymentKind::Escrow => "escrow",
+            PaymentKind::Campaign => "campaign",
         }
     }
+}
+
+/// How money paid was given back.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReversalKind {
+    /// A merchant (or the operator) refunded part or all of a charge.
+    Refund,
+    /// A chargeback took back a charge (or part of one) for the card processor.
+    Chargeback,
+}
+
+/// One refund, or one chargeback's reversal of charges: what was given back, and the part of it
+/// that was the platform's fee.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ReversalRecord {
+    pub amount: Amount,
+    /// The platform's fee given back with it (debited from the platform's revenue).
+    pub platform_fee_returned: Amount,
+    pub kind: ReversalKind,
 }
 
 /// One payment made on the ledger.
@@ -168,6 +203,22 @@ pub struct FeeReport {
     pub saving_ratio: Option<SavingRatio>,
     /// The payments broken down by how they were funded; kinds with no payments are absent.
     pub by_kind: BTreeMap<PaymentKind, KindTotals>,
+    /// How many refunds were made.
+    pub refunds: u64,
+    /// What they gave back.
+    pub refunded: Amount,
+    /// The platform fees they gave back.
+    pub refunded_platform_fees: Amount,
+    /// How many chargebacks reversed charges.
+    pub chargebacks: u64,
+    /// What they took back from the charges.
+    pub charged_back: Amount,
+    /// The platform fees they took back.
+    pub charged_back_platform_fees: Amount,
+    /// `platform_fees - refunded_platform_fees - charged_back_platform_fees`: what the
+    /// platform's revenue account moved by. Negative when more fees were given back (of
+    /// payments made earlier) than were taken.
+    pub net_platform_fees: SignedAmount,
 }
 
 /// Why a report could not be built. Each names the field at fault.
@@ -192,18 +243,20 @@ fn increment(count: u64, field: &'static str) -> Result<u64, ReportError> {
     count.checked_add(1).ok_or(ReportError::Overflow { field })
 }
 
-/// Builds the report in one pass over `payments` and `processor_fees`.
+/// Builds the report in one pass over `payments`, `reversals` and `processor_fees`.
 ///
 /// `card_fee(amount, asset_scale)` is the processor's price for one card charge, such as
 /// [`crate::processor::SandboxFees::card_fee`] or [`crate::processor::PaymentProcessor::fee`].
-pub fn build_fee_report<P, R, C>(
+pub fn build_fee_report<P, V, R, C>(
     payments: P,
+    reversals: V,
     processor_fees: R,
     asset_scale: u8,
     card_fee: C,
 ) -> Result<FeeReport, ReportError>
 where
     P: IntoIterator<Item = PaymentRecord>,
+    V: IntoIterator<Item = ReversalRecord>,
     R: IntoIterator<Item = ProcessorFeeRecord>,
     C: Fn(Amount, u8) -> Result<Amount, CardFeeError>,
 {
@@ -223,9 +276,19 @@ where
         saving: SignedAmount::default(),
         saving_ratio: None,
         by_kind: BTreeMap::new(),
+        refunds: 0,
+        refunded: Amount::ZERO,
+        refunded_platform_fees: Amount::ZERO,
+        chargebacks: 0,
+        charged_back: Amount::ZERO,
+        charged_back_platform_fees: Amount::ZERO,
+        net_platform_fees: SignedAmount::default(),
     };
     for payment in payments {
         report.add_payment(payment, card_fee(payment.amount, asset_scale)?)?;
+    }
+    for reversal in reversals {
+        report.add_reversal(reversal)?;
     }
     for charge in processor_fees {
         report.add_processor_charge(charge)?;
@@ -249,6 +312,32 @@ impl FeeReport {
         kind.payments += 1;
         kind.gross = Amount(kind.gross.0 + payment.amount.0);
         kind.platform_fees = Amount(kind.platform_fees.0 + payment.platform_fee.0);
+        Ok(())
+    }
+
+    fn add_reversal(&mut self, reversal: ReversalRecord) -> Result<(), ReportError> {
+        let ReversalRecord {
+            amount,
+            platform_fee_returned: fee,
+            kind,
+        } = reversal;
+        match kind {
+            ReversalKind::Refund => {
+                self.refunds = increment(self.refunds, "refunds")?;
+                self.refunded = add(self.refunded, amount, "refunded")?;
+                self.refunded_platform_fees =
+                    add(self.refunded_platform_fees, fee, "refunded_platform_fees")?;
+            }
+            ReversalKind::Chargeback => {
+                self.chargebacks = increment(self.chargebacks, "chargebacks")?;
+                self.charged_back = add(self.charged_back, amount, "charged_back")?;
+                self.charged_back_platform_fees = add(
+                    self.charged_back_platform_fees,
+                    fee,
+                    "charged_back_platform_fees",
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -279,6 +368,12 @@ impl FeeReport {
         self.saving =
             SignedAmount::difference(self.processor_fees_if_each_card, self.processor_fees_paid);
         self.saving_ratio = self.compute_saving_ratio()?;
+        let returned = add(
+            self.refunded_platform_fees,
+            self.charged_back_platform_fees,
+            "net_platform_fees",
+        )?;
+        self.net_platform_fees = SignedAmount::difference(self.platform_fees, returned);
         Ok(())
     }
 
@@ -304,8 +399,9 @@ impl FeeReport {
 }
 
 /// The CSV columns, in order. Amounts are decimal strings in the asset's scale; an absent
-/// average or ratio is an empty field.
-pub const CSV_COLUMNS: [&str; 13] = [
+/// average or ratio is an empty field. New columns go last, so that a reader by position keeps
+/// working.
+pub const CSV_COLUMNS: [&str; 20] = [
     "label",
     "asset_scale",
     "payments",
@@ -319,6 +415,13 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "saving",
     "saving_ratio",
     "payments_by_kind",
+    "refunds",
+    "refunded",
+    "refunded_platform_fees",
+    "chargebacks",
+    "charged_back",
+    "charged_back_platform_fees",
+    "net_platform_fees",
 ];
 
 /// CSV lines end in CRLF, as RFC 4180 asks.
@@ -360,6 +463,13 @@ fn csv_row(label: &str, report: &FeeReport) -> String {
             .map(|r| r.to_string())
             .unwrap_or_default(),
         csv_text_field(&kinds_summary(report)),
+        report.refunds.to_string(),
+        amount(report.refunded),
+        amount(report.refunded_platform_fees),
+        report.chargebacks.to_string(),
+        amount(report.charged_back),
+        amount(report.charged_back_platform_fees),
+        report.net_platform_fees.format(scale),
     ];
     fields.join(",")
 }

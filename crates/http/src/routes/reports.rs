@@ -1,6 +1,8 @@
 //! The fee economics report: for a merchant (or the platform) and a period, what its payments
-//! were, what the platform earned, what card processing actually cost (top-ups), and what it
-//! would have cost had each payment been its own card charge — the saving. JSON or CSV.
+//! were (charges, tips, escrow captures, campaign contributions), what the platform earned and
+//! what refunds and chargebacks gave back, what card processing actually cost (top-ups and tab
+//! settlements), and what it would have cost had each payment been its own card charge — the
+//! saving. JSON or CSV.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -26,7 +28,7 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/reports/fees", operation_id = "reports.fees.get", tag = "reports", params(("asset" = String, Query, description = "asset code"), ("merchant" = Option<String>, Query, description = "mer_… (merchant keys: their own)"), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "the fee economics report (JSON, or CSV with format=csv)", content((FeeReportView = "application/json"), (String = "text/csv"))), crate::error::ReadErrors))]
+#[utoipa::path(get, path = "/v1/reports/fees", operation_id = "reports.fees.get", tag = "reports", params(("asset" = String, Query, description = "asset code"), ("merchant" = Option<String>, Query, description = "mer_… (merchant keys: their own)"), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "the fee economics report (JSON, or CSV with format=csv): payments by kind and their platform fees, refunds and chargebacks with the fees they gave back, the net platform fees (for the platform: equal to the ledger's platform revenue change over the period), and processor fees paid against processor fees had each payment been its own card charge", content((FeeReportView = "application/json"), (String = "text/csv"))), crate::error::ReadErrors))]
 pub async fn fees(
     State(state): State<SharedState>,
     Key(principal): Key,
