@@ -1622,3 +1622,183 @@ fn product_amounts_are_capped_so_one_customer_cannot_overflow_everyone() {
     );
     assert_eq!(status, 201, "{t}");
 }
+
+// Issue 16: the fee report left out the platform fees of escrow captures and campaign
+// contributions, and had no refund line, so it disagreed with the ledger's platform revenue.
+/// The fee report counts every product's payments and platform fees, gives refunds and
+/// chargebacks lines of their own, and its net platform fees are what the ledger's platform
+/// revenue holds.
+#[test]
+fn the_fee_report_agrees_with_the_ledger_platform_revenue_for_every_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = World::builder(&server)
+        .asset("USD", 6)
+        .merchant("Author")
+        .fee_plan(
+            "Author",
+            json!({"asset": "USD", "percent_bps": 1000, "rounding": "half_even"}),
+        )
+        .customer("Ada")
+        .customer("Bo")
+        .build();
+    let author = w.merchant("Author");
+    let ada = w.customer("Ada").token.as_str();
+    assert_eq!(w.top_up(&server, "Ada", "4242424242424242", "10").0, 201);
+
+    // A 1.00 charge (fee 0.10), 0.40 of it refunded (0.04 of the fee given back).
+    let charge = server.with_key(ada).post_expect(
+        "/v1/charges",
+        json!({"merchant": author.id, "amount": "1", "asset": "USD"}),
+        201,
+    );
+    assert_eq!(charge["platform_fee"], "0.100000", "{charge}");
+    let refund = server.with_key(&author.key).post_expect(
+        &format!("/v1/charges/{}/refunds", charge["id"].as_str().unwrap()),
+        json!({"amount": "0.40"}),
+        201,
+    );
+    assert_eq!(refund["platform_fee_returned"], "0.040000", "{refund}");
+
+    // An escrow hold of 0.50, captured in full at 10%: 0.05.
+    let hold = server.with_key(ada).post_expect(
+        "/v1/holds",
+        json!({"merchant": author.id, "amount": "0.50", "asset": "USD"}),
+        201,
+    );
+    let captured = server.with_key(ada).post_expect(
+        &format!("/v1/holds/{}/capture", hold["id"].as_str().unwrap()),
+        json!({}),
+        200,
+    );
+    assert_eq!(captured["captures"][0]["platform_fee"], "0.050000");
+
+    // A keep-what-you-raise contribution of 2.00 (paid at once: 0.20), and an all-or-nothing
+    // one of 1.00 captured at the deadline (0.10).
+    let campaign = |mode: &str| {
+        server.with_key(&author.key).post_expect(
+            "/v1/campaigns",
+            json!({"name": mode, "goal": "1", "asset": "USD", "ends_in_seconds": 3600, "mode": mode}),
+            201,
+        )
+    };
+    let give = |campaign: &Value, amount: &str| {
+        server.with_key(ada).post_expect(
+            &format!(
+                "/v1/campaigns/{}/contributions",
+                campaign["id"].as_str().unwrap()
+            ),
+            json!({"amount": amount}),
+            201,
+        )
+    };
+    assert_eq!(
+        give(&campaign("keep_what_you_raise"), "2")["status"],
+        "paid"
+    );
+    let all_or_nothing = campaign("all_or_nothing");
+    assert_eq!(give(&all_or_nothing, "1")["status"], "held");
+    w.advance(&server, 3601);
+    let ended = server.anonymous().get_ok(&format!(
+        "/v1/campaigns/{}",
+        all_or_nothing["id"].as_str().unwrap()
+    ));
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+
+    // Bo spends a whole top-up on a 1.00 charge (fee 0.10); its chargeback reverses the charge
+    // and the platform gives its fee back.
+    let (status, bo_topup) = w.top_up(&server, "Bo", "4242424242424242", "1");
+    assert_eq!(status, 201, "{bo_topup}");
+    let (status, bo_charge) = server.with_key(&w.customer("Bo").token).post(
+        "/v1/charges",
+        json!({"merchant": author.id, "amount": "1", "asset": "USD"}),
+    );
+    assert_eq!(status, 201, "{bo_charge}");
+    let dispute = server.with_key(&w.op).post_expect(
+        "/v1/disputes",
+        json!({"topup": bo_topup["id"], "reason": "fraudulent"}),
+        201,
+    );
+    assert_eq!(dispute["charges"][0]["amount"], "1.000000", "{dispute}");
+
+    // Taken: 0.10 + 0.05 + 0.20 + 0.10 + 0.10 = 0.55; given back 0.04 + 0.10; kept 0.41.
+    let report = server.with_key(&w.op).get_ok("/v1/reports/fees?asset=USD");
+    let figures = |r: &Value, keys: &[&str]| -> Vec<String> {
+        keys.iter().map(|k| r[*k].to_string()).collect()
+    };
+    assert_eq!(
+        figures(
+            &report,
+            &[
+                "payments",
+                "gross_volume",
+                "platform_fees",
+                "net_platform_fees"
+            ]
+        ),
+        ["5", "\"5.500000\"", "\"0.550000\"", "\"0.410000\""],
+        "{report}"
+    );
+    assert_eq!(
+        figures(&report, &["refunds", "refunded", "refunded_platform_fees"]),
+        ["1", "\"0.400000\"", "\"0.040000\""],
+        "{report}"
+    );
+    assert_eq!(
+        figures(
+            &report,
+            &["chargebacks", "charged_back", "charged_back_platform_fees"]
+        ),
+        ["1", "\"1.000000\"", "\"0.100000\""],
+        "{report}"
+    );
+    assert_eq!(
+        report["by_kind"],
+        json!({
+            "wallet": {"payments": 2, "gross_volume": "2.000000", "platform_fees": "0.200000"},
+            "escrow": {"payments": 1, "gross_volume": "0.500000", "platform_fees": "0.050000"},
+            "campaign": {"payments": 2, "gross_volume": "3.000000", "platform_fees": "0.300000"},
+        }),
+        "{report}"
+    );
+
+    // The ledger agrees: its platform revenue (account code 300) holds the net.
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
+    let revenue = summary["assets"][0]["by_code"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == 300)
+        .map(|c| c["net_posted"].clone());
+    assert_eq!(revenue, Some(json!("0.410000")), "{summary}");
+    assert_eq!(report["ledger_platform_revenue_change"], "0.410000");
+
+    // The author's own report: every payment and reversal was its own; no ledger figure.
+    let mine = server
+        .with_key(&author.key)
+        .get_ok("/v1/reports/fees?asset=USD");
+    assert_eq!(
+        figures(
+            &mine,
+            &["payments", "refunds", "chargebacks", "net_platform_fees"]
+        ),
+        ["5", "1", "1", "\"0.410000\""],
+        "{mine}"
+    );
+    assert!(mine["ledger_platform_revenue_change"].is_null(), "{mine}");
+
+    // The CSV carries the same lines, in columns after the old ones.
+    let (status, csv, _) =
+        server
+            .with_key(&w.op)
+            .raw("GET", "/v1/reports/fees?asset=USD&format=csv", None);
+    assert_eq!(status, 200);
+    let row = csv.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.ends_with(
+            ",wallet=2;escrow=1;campaign=2,1,0.400000,0.040000,1,1.000000,0.100000,0.410000"
+        ),
+        "{csv}"
+    );
+    server.stop();
+}
