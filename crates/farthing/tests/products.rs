@@ -246,10 +246,16 @@ fn wallets_consent_charges_refunds_payouts_and_the_fee_report() {
 
     // Payouts: a failing bank account returns the funds and says why; a good one pays.
     let earned = w.merchant_balance(&server, &w.merchant("Author").id);
-    server.with_key(&w.merchant("Author").key).post_expect(
+    // Regression: threshold "0" is documented as "never by threshold" but was refused as
+    // zero_amount; it is accepted and means no threshold.
+    let settings = server.with_key(&w.merchant("Author").key).post_expect(
         &format!("/v1/merchants/{}/payout_settings", w.merchant("Author").id),
-        json!({"asset": "USD", "bank_account": "000111111116"}),
+        json!({"asset": "USD", "bank_account": "000111111116", "threshold": "0"}),
         200,
+    );
+    assert!(
+        settings["threshold"].is_null() || settings["threshold"] == "0.000000",
+        "{settings}"
     );
     let failed = server.with_key(&w.merchant("Author").key).post_expect(
         &format!("/v1/merchants/{}/payouts", w.merchant("Author").id),

@@ -86,7 +86,13 @@ pub async fn set_settings(
     let threshold = request
         .threshold
         .as_deref()
-        .map(|t| positive_amount(t, &asset, "threshold"))
+        // "0" is no threshold (documented: never by threshold); anything else is an amount.
+        .map(
+            |t| match farthing_products::money::parse_amount(t, asset.scale) {
+                Ok(amount) if amount.is_zero() => Ok(amount),
+                _ => positive_amount(t, &asset, "threshold"),
+            },
+        )
         .transpose()?;
     let view = payouts::set_settings(&state, merchant, &asset, threshold, terms).await?;
     Ok(json_response(StatusCode::OK, to_json(&view)?))
