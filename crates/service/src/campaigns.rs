@@ -18,9 +18,9 @@ use crate::assets::asset_by_id;
 use crate::charges::merchant_exists;
 use crate::charges::{fee_plan, price_error};
 use crate::error::ServiceError;
-use crate::holds::{leg_transfers, link_chain, submit_chain};
 use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::LedgerAccount;
+use crate::submit::{leg_transfers, link_chain, submit_transfer_chain};
 use farthing_products::accounts::{chain_id, CODE_CONTRIBUTION};
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
@@ -207,7 +207,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
             }],
         };
         link_chain(&mut transfers);
-        submit_chain(state, transfers, None).await?;
+        submit_transfer_chain(state, transfers, None).await?;
     }
     // The outcome's event commits with the job's deletion: a rerun after a crash emits it
     // once, when it finishes.
@@ -497,7 +497,7 @@ pub async fn contribute(
         ));
         link_chain(&mut transfers);
     }
-    submit_chain(state, transfers, None).await?;
+    submit_transfer_chain(state, transfers, None).await?;
     Ok(Reply {
         status: if retry { 200 } else { 201 },
         body: to_json(&contribution_view(state, c, &record)?)?,

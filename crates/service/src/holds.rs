@@ -15,8 +15,8 @@
 //! The API's operations: [`create`] (the customer funds a hold), [`get`], [`capture`] and
 //! [`release`], each answering the [`HoldView`].
 //!
-//! Also the chain helpers other products reuse: `leg_transfers`, `link_chain`,
-//! `submit_chain`.
+//! Its chains (pending holds, posts, voids) go through the one submitter,
+//! [`crate::submit::submit_transfer_chain`].
 
 use farthing_ledger::{
     Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
@@ -27,7 +27,7 @@ use crate::assets::asset_by_id;
 use crate::charges::{fee_plan, price_error};
 use crate::error::ServiceError;
 use crate::state::{to_json, Principal, Reply, SharedState};
-use crate::submit::{submit_transfers, submit_transfers_noted, LedgerAccount, Leg};
+use crate::submit::{leg_transfers, link_chain, submit_transfers, LedgerAccount};
 use farthing_products::accounts::{chain_id, CODE_ESCROW};
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
@@ -222,7 +222,7 @@ pub async fn capture_now(
         state.products.clock.now(),
         || hold_event(state, h, step, moved),
     )?;
-    submit_chain(state, transfers, event).await
+    crate::submit::submit_transfer_chain(state, transfers, event).await
 }
 
 /// What one step of a hold moved, for its event.
@@ -262,73 +262,6 @@ fn hold_event(
     }))
 }
 
-/// Submits `transfers` as they are, with `event` in their log record if there is one.
-async fn submit_with_event(
-    state: &SharedState,
-    transfers: Vec<Transfer>,
-    event: Option<RecordWrite>,
-) -> Result<Vec<TransferResult>, ServiceError> {
-    match event {
-        None => submit_transfers(&state.engine, transfers).await,
-        Some(event) => {
-            let journal = &state.products.journal;
-            submit_transfers_noted(&state.engine, journal, transfers, &[event]).await
-        }
-    }
-}
-
-/// The transfers of `legs`, with ids `first`, `first + 1`, ... by position; zero legs are
-/// left out but keep their ids (see [`farthing_products::rules`]). Not yet linked.
-pub fn leg_transfers(legs: &[Leg], asset: AssetId, first: u128, user_data: u128) -> Vec<Transfer> {
-    legs.iter()
-        .enumerate()
-        .filter(|(_, leg)| !leg.amount.is_zero())
-        .map(|(i, leg)| Transfer {
-            id: TransferId(first.wrapping_add(i as u128)),
-            debit_account_id: leg.debit.id(asset),
-            credit_account_id: leg.credit.id(asset),
-            amount: leg.amount,
-            pending_id: TransferId(0),
-            user_data,
-            timeout_s: 0,
-            asset,
-            code: leg.code,
-            flags: TransferFlags::empty(),
-        })
-        .collect()
-}
-
-/// Makes `transfers` one chain: every transfer but the last is linked to the next.
-pub fn link_chain(transfers: &mut [Transfer]) {
-    let linked = transfers.len().saturating_sub(1);
-    for t in &mut transfers[..linked] {
-        t.flags = t.flags.union(TransferFlags::LINKED);
-    }
-}
-
-/// Submits one chain; `exists` (a retry) counts as done, any refusal is the error. `event`
-/// rides in the chain's log record, applied only if this submission created the chain's first
-/// transfer (see [`farthing_store::outbox`]).
-pub async fn submit_chain(
-    state: &SharedState,
-    transfers: Vec<Transfer>,
-    event: Option<RecordWrite>,
-) -> Result<(), ServiceError> {
-    let results = submit_with_event(state, transfers, event).await?;
-    let failure = results.iter().find(|r| {
-        !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
-    });
-    match failure {
-        None => Ok(()),
-        Some(TransferResult::ExceedsCredits) => Err(ServiceError::refused(
-            "insufficient_funds",
-            "the customer's wallet does not hold enough",
-        )
-        .with_param("amount")),
-        Some(r) => Err(ServiceError::from_transfer(*r, "")),
-    }
-}
-
 /// Voids hold `k`, which holds `held`, with the chain of `purpose` (`release` or `expire`).
 async fn void_now(
     state: &SharedState,
@@ -364,7 +297,10 @@ async fn void_now(
         state.products.clock.now(),
         || hold_event(state, h, purpose, moved),
     )?;
-    match submit_with_event(state, vec![void], event).await?.first() {
+    match crate::submit::submit_noted(state, vec![void], event)
+        .await?
+        .first()
+    {
         Some(r) if r.is_ok() || *r == TransferResult::Exists => Ok(()),
         Some(r) => Err(ServiceError::from_transfer(*r, "")),
         None => Err(ServiceError::internal("no result")),

@@ -24,6 +24,7 @@ use farthing_products::processor::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::ServiceError;
+use crate::state::SharedState;
 pub use farthing_products::accounts::LedgerAccount;
 use farthing_store::journal::Journal;
 pub use farthing_store::records::RecordWriter;
@@ -378,29 +379,13 @@ async fn submit_chain(
     asset: AssetId,
     user_data: u128,
 ) -> Result<ChainOutcome, ServiceError> {
-    let mut transfers = Vec::with_capacity(legs.len());
-    let mut roles = Vec::with_capacity(legs.len());
-    for (i, leg) in legs.iter().enumerate() {
-        if leg.amount.is_zero() {
-            continue;
-        }
-        transfers.push(Transfer {
-            id: TransferId(first_id.wrapping_add(i as u128)),
-            debit_account_id: leg.debit.id(asset),
-            credit_account_id: leg.credit.id(asset),
-            amount: leg.amount,
-            pending_id: TransferId(0),
-            user_data,
-            timeout_s: 0,
-            asset,
-            code: leg.code,
-            flags: TransferFlags::LINKED,
-        });
-        roles.push(leg.role);
-    }
-    if let Some(last) = transfers.last_mut() {
-        last.flags = TransferFlags::empty();
-    }
+    let mut transfers = leg_transfers(legs, asset, first_id, user_data);
+    link_chain(&mut transfers);
+    let roles: Vec<Role> = legs
+        .iter()
+        .filter(|leg| !leg.amount.is_zero())
+        .map(|leg| leg.role)
+        .collect();
     let results = match journaled {
         Some((journal, records)) => {
             submit_transfers_noted(engine, journal, transfers, records).await?
@@ -471,6 +456,75 @@ fn refusal(what: &str, result: TransferResult) -> ServiceError {
         )
     } else {
         ServiceError::internal(format!("{what}: {result}"))
+    }
+}
+
+/// The transfers of `legs`, with ids `first`, `first + 1`, ... by position; zero legs are
+/// left out but keep their ids (see [`farthing_products::rules`]). Not yet linked.
+pub fn leg_transfers(legs: &[Leg], asset: AssetId, first: u128, user_data: u128) -> Vec<Transfer> {
+    legs.iter()
+        .enumerate()
+        .filter(|(_, leg)| !leg.amount.is_zero())
+        .map(|(i, leg)| Transfer {
+            id: TransferId(first.wrapping_add(i as u128)),
+            debit_account_id: leg.debit.id(asset),
+            credit_account_id: leg.credit.id(asset),
+            amount: leg.amount,
+            pending_id: TransferId(0),
+            user_data,
+            timeout_s: 0,
+            asset,
+            code: leg.code,
+            flags: TransferFlags::empty(),
+        })
+        .collect()
+}
+
+/// Makes `transfers` one chain: every transfer but the last is linked to the next.
+pub fn link_chain(transfers: &mut [Transfer]) {
+    let linked = transfers.len().saturating_sub(1);
+    for t in &mut transfers[..linked] {
+        t.flags = t.flags.union(TransferFlags::LINKED);
+    }
+}
+
+/// Submits `transfers` as they are, with `event` (if any) journaled in their log record and
+/// bound to the first transfer (see [`submit_transfers_noted`]).
+/// Submits `transfers` as they are, with `event` in their log record if there is one.
+pub async fn submit_noted(
+    state: &SharedState,
+    transfers: Vec<Transfer>,
+    event: Option<RecordWrite>,
+) -> Result<Vec<TransferResult>, ServiceError> {
+    match event {
+        None => submit_transfers(&state.engine, transfers).await,
+        Some(event) => {
+            let journal = &state.products.journal;
+            submit_transfers_noted(&state.engine, journal, transfers, &[event]).await
+        }
+    }
+}
+
+/// Submits one chain; `exists` (a retry) counts as done, any refusal is the error. `event`
+/// rides in the chain's log record, applied only if this submission created the chain's first
+/// transfer (see [`farthing_store::outbox`]).
+pub async fn submit_transfer_chain(
+    state: &SharedState,
+    transfers: Vec<Transfer>,
+    event: Option<RecordWrite>,
+) -> Result<(), ServiceError> {
+    let results = submit_noted(state, transfers, event).await?;
+    let failure = results.iter().find(|r| {
+        !r.is_ok() && **r != TransferResult::Exists && **r != TransferResult::LinkedEventFailed
+    });
+    match failure {
+        None => Ok(()),
+        Some(TransferResult::ExceedsCredits) => Err(ServiceError::refused(
+            "insufficient_funds",
+            "the customer's wallet does not hold enough",
+        )
+        .with_param("amount")),
+        Some(r) => Err(ServiceError::from_transfer(*r, "")),
     }
 }
 
