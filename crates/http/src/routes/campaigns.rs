@@ -70,7 +70,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
     let merchant = campaigns::creator(&state, &principal, request.merchant.as_deref())?;
-    crate::routes::check_name(&request.name)?;
+    farthing_service::merchants::check_name(&request.name)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let goal = positive_amount(&request.goal, &asset, "goal")?;
     let campaign = NewCampaign {

@@ -26,7 +26,7 @@ use farthing_service::customers::{CustomerView, Money, PaymentMethodView, TopupV
 use farthing_service::state::to_json;
 use farthing_service::state::SharedState;
 
-const NAME_BYTES_MAX: usize = 200;
+use farthing_service::merchants::NAME_BYTES_MAX;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -44,21 +44,6 @@ impl PageQuery {
     }
 }
 
-/// The longest name of a merchant, campaign or plan, in bytes.
-pub const NAME_BYTES_MAX: usize = 200;
-
-/// A name (of a merchant, a campaign, a plan): not blank, at most [`NAME_BYTES_MAX`] bytes.
-pub fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.len() > NAME_BYTES_MAX {
-        return Err(ApiError::invalid(
-            "name",
-            "invalid_name",
-            format!("name must be 1 to {NAME_BYTES_MAX} bytes"),
-        ));
-    }
-    Ok(())
-}
-
 /// Parses an optional query string into `T`; an error names the bad parameter.
 pub fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
     let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes());

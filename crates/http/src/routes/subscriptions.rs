@@ -56,7 +56,7 @@ pub async fn create_plan(
     ApiJson(request, raw): ApiJson<CreatePlan>,
 ) -> Result<Response, ApiError> {
     let merchant = plan_merchant(&principal)?;
-    crate::routes::check_name(&request.name)?;
+    farthing_service::merchants::check_name(&request.name)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let plan = NewPlan {
         merchant,

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use farthing_ledger::{Amount, Timestamp};
 
 use super::charge::{price, ChargeSplit, PriceError};
-use super::{LedgerAccount, Leg, Role};
+use super::{LedgerAccount, Leg};
 use crate::fees::FeePlan;
 
 /// How a campaign treats contributions.
@@ -169,23 +169,7 @@ impl EndStep {
 /// an all-or-nothing contribution is captured at the deadline, and at once for a
 /// keep-what-you-raise contribution (after its funding transfer).
 pub fn pot_split_legs(campaign: u128, split: &ChargeSplit) -> [Leg; 3] {
-    let leg = |credit, amount| Leg {
-        debit: LedgerAccount::Campaign { campaign },
-        credit,
-        amount,
-        code: crate::accounts::CODE_ESCROW_CAPTURE,
-        role: Role::Other,
-    };
-    [
-        leg(
-            LedgerAccount::Earnings {
-                merchant: split.merchant(),
-            },
-            split.merchant_net(),
-        ),
-        leg(LedgerAccount::PlatformRevenue, split.platform_fee()),
-        leg(LedgerAccount::Rounding, split.rounding()),
-    ]
+    super::charge::split_legs(LedgerAccount::Campaign { campaign }, split)
 }
 
 /// The deadline's plan.

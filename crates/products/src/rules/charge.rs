@@ -409,6 +409,29 @@ fn reversal_legs(
         .collect()
 }
 
+/// The legs that pass a captured amount on from `from` (escrow, a campaign's pot), split by
+/// `split`: the merchant's net, the platform's fee and the rounding remainder, in that order
+/// (zero legs kept: chain ids count them).
+pub fn split_legs(from: LedgerAccount, split: &ChargeSplit) -> [Leg; 3] {
+    let leg = |credit, amount| Leg {
+        debit: from,
+        credit,
+        amount,
+        code: crate::accounts::CODE_ESCROW_CAPTURE,
+        role: Role::Other,
+    };
+    [
+        leg(
+            LedgerAccount::Earnings {
+                merchant: split.merchant(),
+            },
+            split.merchant_net(),
+        ),
+        leg(LedgerAccount::PlatformRevenue, split.platform_fee()),
+        leg(LedgerAccount::Rounding, split.rounding()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

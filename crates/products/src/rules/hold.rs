@@ -14,7 +14,7 @@
 use farthing_ledger::Amount;
 
 use super::charge::{price, ChargeSplit, PriceError};
-use super::{LedgerAccount, Leg, Role};
+use super::{LedgerAccount, Leg};
 use crate::fees::FeePlan;
 
 /// Holds one hold may go through (each partial capture re-holds the rest as the next one).
@@ -141,23 +141,7 @@ impl CapturePlan {
     /// revenue (fee) and rounding, in that order; they sum to `captured`. In the capture's
     /// chain they follow the post (and the re-hold, which has its own id).
     pub fn split_legs(&self) -> [Leg; 3] {
-        let leg = |credit, amount| Leg {
-            debit: LedgerAccount::Escrow,
-            credit,
-            amount,
-            code: crate::accounts::CODE_ESCROW_CAPTURE,
-            role: Role::Other,
-        };
-        [
-            leg(
-                LedgerAccount::Earnings {
-                    merchant: self.split.merchant(),
-                },
-                self.split.merchant_net(),
-            ),
-            leg(LedgerAccount::PlatformRevenue, self.split.platform_fee()),
-            leg(LedgerAccount::Rounding, self.split.rounding()),
-        ]
+        super::charge::split_legs(LedgerAccount::Escrow, &self.split)
     }
 }
 
