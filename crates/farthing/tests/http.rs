@@ -376,7 +376,8 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
         .with_key(&w.merchant("A").key)
         .idempotency_key(key)
         .post("/v1/transfers", body.clone());
-    assert_eq!((status, &replay), (200, &first));
+    // The first answer, status included.
+    assert_eq!((status, &replay), (201, &first));
     let (status, conflict) = server
         .with_key(&w.merchant("A").key)
         .idempotency_key(key)
@@ -388,7 +389,7 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
         (status, conflict["error"]["type"].as_str()),
         (409, Some("idempotency_error"))
     );
-    // A failed request's key keeps its answer too.
+    // A refused request stores nothing: retried, it runs again (and is refused again).
     let overdraw = "overdraw-1";
     let (status, refused) = server
         .with_key(&w.merchant("A").key)
@@ -414,7 +415,7 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
                         "/v1/transfers",
                         transfer(w.account("bank"), w.account("wallet"), "0.01"),
                     );
-                assert!(status == 200 || status == 201);
+                assert_eq!(status, 201, "every duplicate gets the first answer");
             });
         }
     });
@@ -435,7 +436,7 @@ fn idempotency_keys_replay_conflict_and_survive_restart() {
         .with_key(&w.merchant("A").key)
         .idempotency_key(key)
         .post("/v1/transfers", body);
-    assert_eq!((status, &after), (200, &first));
+    assert_eq!((status, &after), (201, &first));
     let (status, again) = server
         .with_key(&w.merchant("A").key)
         .idempotency_key(overdraw)
@@ -1003,32 +1004,29 @@ fn binary_batches_check_every_record_and_replay_with_idempotency_keys() {
         (Some("0.500000"), Some("pending"))
     );
 
-    // The same key again: the same ids, `exists` where it was created, nothing moves twice.
-    let (_, again) = post_binary(&server, &w.merchant("A").key, &body, Some("bin-1"));
-    let again = wire::decode_response(&again).unwrap();
-    assert_eq!(again.first_id, response.first_id);
-    assert_eq!(
-        again
-            .results
-            .iter()
-            .map(|c| wire::result_name(*c))
-            .collect::<Vec<_>>()[..2],
-        ["exists", "exists"]
-    );
+    // The same key again: the first answer, byte for byte; nothing moves twice.
+    let (status, again) = post_binary(&server, &w.merchant("A").key, &body, Some("bin-1"));
+    assert_eq!((status, &again), (200, &answer));
     assert_eq!(
         server
             .with_key(&w.merchant("A").key)
             .account_balance(w.account("wallet")),
         "1.500000"
     );
-    // The same key with different records: every record conflicts.
-    let other = wire::encode_request(&["USD"], &[record(bank, wallet, 7)]);
-    let (_, conflict) = post_binary(&server, &w.merchant("A").key, &other, Some("bin-1"));
-    assert_eq!(
-        wire::decode_response(&conflict).unwrap().results,
-        [2],
-        "exists_with_different_fields"
-    );
+    // The same key with other records (even a prefix of the first list) is a conflict, and
+    // runs nothing.
+    for other in [
+        wire::encode_request(&["USD"], &[record(bank, wallet, 7)]),
+        wire::encode_request(&["USD"], &records[..1]),
+    ] {
+        let (status, conflict) = post_binary(&server, &w.merchant("A").key, &other, Some("bin-1"));
+        let conflict: Value = serde_json::from_slice(&conflict).unwrap();
+        assert_eq!(
+            (status, conflict["error"]["type"].as_str()),
+            (409, Some("idempotency_error")),
+            "{conflict}"
+        );
+    }
 
     // Malformed bodies are refused whole with the field named; nothing is applied.
     let mut bad_asset = body.clone();

@@ -96,7 +96,20 @@ where
     }
 }
 
+/// The secret of an `Authorization: Bearer fk_…` header, if the request has one.
+pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?
+        .strip_prefix("Bearer ")
+        .filter(|s| s.starts_with(farthing_service::keys::KEY_PREFIX))
+}
+
 fn authenticate(parts: &Parts, state: &SharedState) -> Result<Principal, ApiError> {
+    // Authenticated already by the Idempotency-Key layer.
+    if let Some(principal) = crate::idempotency::authenticated(parts) {
+        return Ok(principal);
+    }
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)

@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -52,6 +53,11 @@ pub fn router(state: SharedState) -> Router {
                 )
             }
         })
+        // Inside the body limit and the timeout, after routing: every POST route, and only routes.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -82,13 +82,38 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every `Idempotency-Key` header says what the server accepts (`app::idempotency_key`): 1 to
-/// 255 visible ASCII characters (spaces and tabs allowed, as in any header value).
+/// Every POST takes an `Idempotency-Key` (the layer in [`crate::idempotency`] honours it on
+/// every POST route), and every such header says what the server accepts
+/// (`extract::idempotency_key`): 1 to 255 visible ASCII characters (spaces and tabs allowed,
+/// as in any header value).
 struct IdempotencyKeyRule;
+
+const IDEMPOTENCY_KEY_DOC: &str = "Makes the request safe to retry: its first successful \
+    answer (status and body) is stored and replayed to every retry with the same key, marked \
+    `Idempotent-Replayed: true`; the key with another request (other parameters or another \
+    endpoint) is 409 `idempotency_error`. A refused request stores nothing and may be retried.";
 
 impl Modify for IdempotencyKeyRule {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
+        for operation in openapi
+            .paths
+            .paths
+            .values_mut()
+            .flat_map(|i| i.post.as_mut())
+        {
+            let parameters = operation.parameters.get_or_insert_with(Vec::new);
+            if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
+                parameters.push(
+                    utoipa::openapi::path::ParameterBuilder::new()
+                        .name("Idempotency-Key")
+                        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+                        .required(utoipa::openapi::Required::False)
+                        .description(Some(IDEMPOTENCY_KEY_DOC))
+                        .build(),
+                );
+            }
+        }
         let operations = openapi.paths.paths.values_mut().flat_map(|item| {
             [
                 &mut item.get,

@@ -153,7 +153,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
         };
         state
             .store
-            .write_records(&[RecordWrite::put(CAMPAIGNS, c.id, &closed)?])?;
+            .write_records(&[RecordWrite::put(CAMPAIGNS, c.id, &closed)?], &[])?;
     }
     let asset = asset_by_id(state, c.asset)?;
     let plan = fee_plan(state, c.merchant, &asset)?;
@@ -414,7 +414,7 @@ pub async fn contribute(
         }
         if contribution_status(state, c, ctb).counted() {
             return Ok(Reply {
-                status: 200,
+                status: 201,
                 body: to_json(&contribution_view(state, c, existing)?)?,
             });
         }

@@ -629,7 +629,7 @@ pub struct NewTip {
 
 /// Makes a charge. With the customer's token or an allowance it is booked now (201); from a
 /// merchant key without an allowance it waits for the customer to confirm it (201,
-/// `requires_confirmation`). A retry with the same Idempotency-Key answers the same charge (200).
+/// `requires_confirmation`). A retry with the same Idempotency-Key answers the same charge (201).
 pub async fn create_charge(
     state: &SharedState,
     caller: &Principal,
@@ -821,7 +821,7 @@ pub fn tipping_customer(caller: &Principal) -> Result<u128, ServiceError> {
 }
 
 /// Gives a tip: a charge of the customer's wallet with the merchant's fee plan applied, booked
-/// now (201). A retry with the same Idempotency-Key answers the same tip (200).
+/// now (201). A retry with the same Idempotency-Key answers the same tip (201).
 pub async fn tip(
     state: &SharedState,
     tip: NewTip,
@@ -891,7 +891,7 @@ fn replay(
         ));
     }
     Ok(Reply {
-        status: 200,
+        status: 201,
         body: to_json(&charge_view(state, existing)?)?,
     })
 }
@@ -933,7 +933,7 @@ pub async fn get_charge(
 
 /// Refunds (part of) the charge named `id` to the customer's wallet, the fees reversed by the
 /// platform's refund policy, as ONE chain (201). With an Idempotency-Key the refund's id derives
-/// from it, so a retry answers the refund it already made (200). `amount` parses the amount
+/// from it, so a retry answers the refund it already made (201). `amount` parses the amount
 /// asked for once the charge's asset is known (`None`: all that is left), so a bad amount is
 /// reported only after what is wrong with the charge itself.
 pub async fn refund<E: From<ServiceError>>(
@@ -1001,7 +1001,7 @@ async fn refund_replay(
     if refund_committed(state, &charge, existing) {
         let scale = asset_by_id(state, charge.asset)?.scale;
         return Ok(Reply {
-            status: 200,
+            status: 201,
             body: to_json(&refund_view(state, existing, scale))?,
         });
     }

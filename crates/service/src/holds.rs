@@ -470,7 +470,7 @@ pub async fn create(
         // between the record and the hold): funded now, under the same ids.
         if walk(state, existing).status != HoldStatus::Failed {
             return Ok(Reply {
-                status: 200,
+                status: 201,
                 body: to_json(&view(state, existing)?)?,
             });
         }

@@ -3,7 +3,8 @@
 //! service function and renders its answer; a scheduled job calls the same functions.
 //!
 //! - [`state`]: the shared [`state::AppState`] (engine, store, products, key and owner caches),
-//!   [`state::Principal`] (who is calling, and the one visibility rule), idempotency.
+//!   [`state::Principal`] (who is calling, and the one visibility rule).
+//! - [`idempotency`]: the one Idempotency-Key rule every POST runs under.
 //! - [`submit`]: the one place that submits product chains to the ledger ([`submit::Products`]).
 //! - [`scheduler`]: the products' clock and the durable jobs (tab settlements, renewals,
 //!   payouts, expiries, campaign ends).
@@ -28,6 +29,7 @@ pub mod delivery;
 pub mod disputes;
 pub mod error;
 pub mod holds;
+pub mod idempotency;
 pub mod keys;
 pub mod ledger;
 pub mod merchants;

@@ -1,18 +1,18 @@
 //! Shared state of the server: the engine, the store, the products, the caches of keys and
 //! account owners; who is calling ([`Principal`], authenticated by [`AppState::authenticate`]);
-//! and idempotency for requests that are not ledger transfers ([`AppState::idempotent`]).
+//! and the locks of Idempotency-Keys (the rule is in [`crate::idempotency`]).
 
 use foldhash::{HashMap, HashMapExt};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use farthing_engine::Engine;
-use farthing_store::util::{id_run_start, json_bytes, now_ns, sha256};
+use farthing_store::util::{json_bytes, sha256};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::ServiceError;
-use farthing_store::{ApiKeyRecord, IdempotencyRecord, Scope, Store};
+use farthing_store::{ApiKeyRecord, Scope, Store};
 
 /// A finished answer: its status code and JSON body, as first given (a retry under the same
 /// Idempotency-Key gets exactly this).
@@ -144,113 +144,24 @@ impl AppState {
         Ok(owners)
     }
 
-    /// Runs `run` at most once per (tenant, Idempotency-Key): a retry gets the stored response,
-    /// the same key with a different request gets 409, and a concurrent duplicate waits for the
-    /// first and then gets its response. `run` returns the status, the body, and the changes to
-    /// store in the same transaction as the idempotency record.
-    pub async fn idempotent<F, Fut, S, E>(
-        &self,
-        tenant: u128,
-        key: Option<String>,
-        endpoint: &str,
-        request: &[u8],
-        run: F,
-    ) -> Result<Reply, E>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(S, String, farthing_store::Changes), E>>,
-        S: Into<u16>,
-        E: From<ServiceError>,
-    {
-        let Some(key) = key else {
-            let (status, body, changes) = run().await?;
-            self.commit(changes).await?;
-            return Ok(Reply {
-                status: status.into(),
-                body,
-            });
-        };
-        let record_key = idempotency_record_key(tenant, &key);
-        let request_hash = sha256(&[endpoint.as_bytes(), request]);
-        let lock = self
-            .idempotency_locks
+    /// The lock that serializes requests under one Idempotency-Key's record.
+    pub(crate) fn key_lock(&self, record_key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.idempotency_locks
             .lock()
-            .entry(record_key.clone())
+            .entry(record_key.to_string())
             .or_default()
-            .clone();
-        let _guard = lock.lock().await;
-        let result = async {
-            if self.key_used_by_transfers(tenant, &key) {
-                return Err(key_used_elsewhere().into());
-            }
-            let previous = self
-                .store
-                .idempotency(&record_key)
-                .map_err(ServiceError::from)?;
-            if let Some(previous) = previous {
-                if previous.request_hash != request_hash {
-                    return Err(ServiceError::idempotency(
-                        "this Idempotency-Key was already used with different parameters",
-                    )
-                    .into());
-                }
-                return Ok(Reply {
-                    status: previous.status,
-                    body: previous.body,
-                });
-            }
-            let (status, body, mut changes) = run().await?;
-            let status: u16 = status.into();
-            changes.idempotency = Some((
-                record_key.clone(),
-                IdempotencyRecord {
-                    request_hash,
-                    status,
-                    body: body.clone(),
-                    created_ns: now_ns(),
-                },
-            ));
-            self.commit(changes).await?;
-            Ok(Reply { status, body })
-        }
-        .await;
-        drop(_guard);
+            .clone()
+    }
+
+    /// Forgets a key's lock (released by its caller) when nobody else holds or waits for it.
+    pub(crate) fn forget_key_lock(&self, record_key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
         let mut locks = self.idempotency_locks.lock();
+        drop(lock);
         if locks
-            .get(&record_key)
+            .get(record_key)
             .is_some_and(|l| Arc::strong_count(l) == 1)
         {
-            locks.remove(&record_key);
-        }
-        result
-    }
-
-    /// Whether a transfer endpoint already used this Idempotency-Key (its first transfer id is
-    /// in the ledger).
-    fn key_used_by_transfers(&self, tenant: u128, key: &str) -> bool {
-        let first = id_run_start(tenant, Some(key));
-        self.engine
-            .lookup_transfer(farthing_ledger::TransferId(first))
-            .is_some()
-    }
-
-    /// Refuses an Idempotency-Key on a transfer endpoint when a non-transfer endpoint (one with
-    /// a stored response) already used it: one namespace of keys per tenant, as in Stripe.
-    pub fn check_key_for_transfers(
-        &self,
-        tenant: u128,
-        key: &Option<String>,
-    ) -> Result<(), ServiceError> {
-        match key {
-            Some(key)
-                if self
-                    .store
-                    .idempotency(&idempotency_record_key(tenant, key))?
-                    .is_some() =>
-            {
-                Err(key_used_elsewhere())
-            }
-            _ => Ok(()),
+            locks.remove(record_key);
         }
     }
 
@@ -281,16 +192,6 @@ impl AppState {
             .map_err(|e| ServiceError::internal(format!("store task failed: {e}")))??;
         Ok(())
     }
-}
-
-/// The store key of an Idempotency-Key's record: per tenant, the same for every endpoint (the
-/// endpoint is part of the request fingerprint, so reuse elsewhere is a conflict).
-fn idempotency_record_key(tenant: u128, key: &str) -> String {
-    format!("{tenant:032x}:{key}")
-}
-
-fn key_used_elsewhere() -> ServiceError {
-    ServiceError::idempotency("this Idempotency-Key was already used for a different request")
 }
 
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {

@@ -449,7 +449,7 @@ pub async fn subscribe(
             ));
         }
         return Ok(Reply {
-            status: 200,
+            status: 201,
             body: to_json(&view(state, &existing)?)?,
         });
     }

@@ -71,12 +71,24 @@ pub struct AccountRecord {
     pub request_hash: [u8; 32],
 }
 
+/// The first successful answer to a request under an Idempotency-Key, replayed to every retry
+/// of the same request (the fingerprint, `request_hash`, tells a retry from a reused key).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub request_hash: [u8; 32],
     pub status: u16,
+    /// The body as sent: JSON text, or for another `content_type` its bytes in base64.
     pub body: String,
     pub created_ns: u64,
+    /// The answer's media type; `None` is `application/json` (records written before it was
+    /// kept are all JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// How `request_hash` was made: 0, by releases before every POST went through one rule
+    /// (the endpoint's name and the body); 1, the HTTP request's method, target, media type
+    /// and body.
+    #[serde(default)]
+    pub fingerprint_version: u8,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -451,9 +463,19 @@ impl Store {
     }
 
     /// Writes product records and index entries in one durable transaction.
-    pub fn write_records(&self, writes: &[RecordWrite]) -> Result<(), redb::Error> {
+    pub fn write_records(
+        &self,
+        writes: &[RecordWrite],
+        idempotency: &[(String, IdempotencyRecord)],
+    ) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
         let queued = apply_writes(&txn, writes)?;
+        if !idempotency.is_empty() {
+            let mut table = txn.open_table(IDEMPOTENCY)?;
+            for (key, record) in idempotency {
+                table.insert(key.as_str(), encode(record)?.as_slice())?;
+            }
+        }
         txn.commit()?;
         self.queued(queued);
         Ok(())
@@ -519,6 +541,8 @@ mod tests {
             status: 201,
             body: "{}".into(),
             created_ns,
+            content_type: None,
+            fingerprint_version: 1,
         }
     }
 

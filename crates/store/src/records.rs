@@ -8,7 +8,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use farthing_products::fees::{FeePlan, RoundingRule};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{IndexTable, RecordTable, RecordWrite, Store};
+use crate::db::{IdempotencyRecord, IndexTable, RecordTable, RecordWrite, Store};
 use crate::error::StoreError;
 
 pub const CUSTOMERS: RecordTable = RecordTable::new("customers");
@@ -246,8 +246,10 @@ const WRITES_PER_COMMIT_MAX: usize = 8192;
 /// Requests that may wait for the writer before callers block.
 const QUEUE_MAX: usize = 16_384;
 
+/// Records, idempotency records, and who waits for their commit.
 type Job = (
     Vec<RecordWrite>,
+    Option<(String, IdempotencyRecord)>,
     tokio::sync::oneshot::Sender<Result<(), String>>,
 );
 
@@ -269,9 +271,27 @@ impl RecordWriter {
 
     /// Writes `writes` durably (with whatever else is queued); returns once committed.
     pub async fn write(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        self.submit(writes, None).await
+    }
+
+    /// Stores the answer to a request under an Idempotency-Key (`key` is its store key)
+    /// durably, in the next group commit.
+    pub async fn write_idempotency(
+        &self,
+        key: String,
+        record: IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        self.submit(Vec::new(), Some((key, record))).await
+    }
+
+    async fn submit(
+        &self,
+        writes: Vec<RecordWrite>,
+        idempotency: Option<(String, IdempotencyRecord)>,
+    ) -> Result<(), StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.tx
-            .send((writes, reply))
+            .send((writes, idempotency, reply))
             .map_err(|_| StoreError::Stopped("record writer"))?;
         done.await
             .map_err(|_| StoreError::Stopped("record writer"))?
@@ -282,19 +302,26 @@ impl RecordWriter {
 fn write_loop(store: Arc<Store>, rx: Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
-        let mut count = jobs[0].0.len();
+        let mut count = jobs[0].0.len() + 1;
         while count < WRITES_PER_COMMIT_MAX {
             match rx.try_recv() {
                 Ok(job) => {
-                    count += job.0.len();
+                    count += job.0.len() + 1;
                     jobs.push(job);
                 }
                 Err(_) => break,
             }
         }
-        let writes: Vec<RecordWrite> = jobs.iter().flat_map(|(w, _)| w.iter().cloned()).collect();
-        let result = store.write_records(&writes).map_err(|e| e.to_string());
-        for (_, reply) in jobs {
+        let writes: Vec<RecordWrite> = jobs
+            .iter()
+            .flat_map(|(w, _, _)| w.iter().cloned())
+            .collect();
+        let idempotency: Vec<(String, IdempotencyRecord)> =
+            jobs.iter().filter_map(|(_, i, _)| i.clone()).collect();
+        let result = store
+            .write_records(&writes, &idempotency)
+            .map_err(|e| e.to_string());
+        for (_, _, reply) in jobs {
             let _ = reply.send(result.clone());
         }
     }

@@ -104,7 +104,7 @@ pub async fn get_contribution(
     Ok(axum::Json(campaigns::contribution(&state, &c, ctb)?))
 }
 
-#[utoipa::path(post, path = "/v1/campaigns/{id}/contributions", operation_id = "campaigns.contributions.create", tag = "campaigns", request_body = Contribute, params(("id" = String, Path, description = "cmp_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: contributed once")), responses((status = 201, description = "the contribution (customer token only): held until the deadline (all-or-nothing) or paid (keep-what-you-raise)", body = ContributionView), (status = 200, description = "an idempotent retry", body = ContributionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/campaigns/{id}/contributions", operation_id = "campaigns.contributions.create", tag = "campaigns", request_body = Contribute, params(("id" = String, Path, description = "cmp_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: contributed once")), responses((status = 201, description = "the contribution (customer token only): held until the deadline (all-or-nothing) or paid (keep-what-you-raise)", body = ContributionView), crate::error::WriteErrors))]
 pub async fn contribute(
     State(state): State<SharedState>,
     Caller(caller): Caller,

@@ -176,7 +176,7 @@ fn text_field(value: &str, max: usize, param: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/charges", operation_id = "charges.create", tag = "charges", request_body = CreateCharge, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the customer is charged once")), responses((status = 201, description = "the charge: succeeded (with an allowance or a customer token), or requires_confirmation (a merchant key without an allowance; the customer confirms it)", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/charges", operation_id = "charges.create", tag = "charges", request_body = CreateCharge, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the customer is charged once")), responses((status = 201, description = "the charge: succeeded (with an allowance or a customer token), or requires_confirmation (a merchant key without an allowance; the customer confirms it)", body = ChargeView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
@@ -221,7 +221,7 @@ pub async fn confirm(
     Ok(json_response(StatusCode::OK, to_json(&view)?))
 }
 
-#[utoipa::path(post, path = "/v1/tips", operation_id = "tips.create", tag = "charges", request_body = CreateTip, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the tip (customer token only), with the merchant's fee plan applied", body = ChargeView), (status = 200, description = "an idempotent retry", body = ChargeView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/tips", operation_id = "tips.create", tag = "charges", request_body = CreateTip, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")), responses((status = 201, description = "the tip (customer token only), with the merchant's fee plan applied", body = ChargeView), crate::error::WriteErrors))]
 pub async fn tip(
     State(state): State<SharedState>,
     Caller(caller): Caller,

@@ -67,7 +67,7 @@ fn hold_id(text: &str) -> Result<u128, ApiError> {
     decode_id(IdKind::Hold, text).ok_or_else(|| ApiError::not_found(Some("id"), "hold"))
 }
 
-#[utoipa::path(post, path = "/v1/holds", operation_id = "holds.create", tag = "holds", request_body = CreateHold, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: funded once")), responses((status = 201, description = "the hold: the customer's money held for the worker (customer token only)", body = HoldView), (status = 200, description = "an idempotent retry", body = HoldView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/holds", operation_id = "holds.create", tag = "holds", request_body = CreateHold, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: funded once")), responses((status = 201, description = "the hold: the customer's money held for the worker (customer token only)", body = HoldView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,

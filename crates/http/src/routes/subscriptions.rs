@@ -91,7 +91,7 @@ pub struct Subscribe {
     pub source: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/subscriptions", operation_id = "subscriptions.create", tag = "subscriptions", request_body = Subscribe, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: subscribed once")), responses((status = 201, description = "the subscription (customer token only): the first period charged now, or a trial", body = SubscriptionView), (status = 200, description = "an idempotent retry", body = SubscriptionView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/subscriptions", operation_id = "subscriptions.create", tag = "subscriptions", request_body = Subscribe, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: subscribed once")), responses((status = 201, description = "the subscription (customer token only): the first period charged now, or a trial", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn subscribe(
     State(state): State<SharedState>,
     Caller(caller): Caller,

@@ -82,14 +82,14 @@ impl From<TransferRequest> for TransferInput {
 }
 
 /// `POST /v1/transfers`: one transfer object, or a list that succeeds or fails as one.
-#[utoipa::path(post, path = "/v1/transfers", operation_id = "transfers.create", tag = "transfers", request_body(content = TransfersBody, description = "one transfer, or a list that succeeds or fails as one (a linked chain)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "created (a list for a chain)", body = TransfersResponse), (status = 200, description = "an idempotent retry of an earlier request", body = TransfersResponse), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers", operation_id = "transfers.create", tag = "transfers", request_body(content = TransfersBody, description = "one transfer, or a list that succeeds or fails as one (a linked chain)"), params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "created (a list for a chain)", body = TransfersResponse), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Key(principal): Key,
     IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let writer = TransferWriter::check(&state, &principal, &key)?;
+    let writer = TransferWriter::check(&principal, &key)?;
     let is_chain = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let requests: Vec<TransferInput> = if is_chain {
         // Each member is parsed on its own so that an error names it (`2.amount`).
@@ -194,7 +194,7 @@ pub async fn batch(
     // A read-only key is refused before its Idempotency-Key is read (the writer checks again).
     principal.require_write()?;
     let key = idempotency_key(&headers)?;
-    let writer = TransferWriter::check(&state, &principal, &key)?;
+    let writer = TransferWriter::check(&principal, &key)?;
     let binary = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -324,7 +324,7 @@ async fn resolve(
     Ok(json_response(status_code(status), to_json(&view)?))
 }
 
-#[utoipa::path(post, path = "/v1/transfers/{id}/post", operation_id = "transfers.post", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the capture", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers/{id}/post", operation_id = "transfers.post", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the capture", body = TransferJson), crate::error::WriteErrors))]
 pub async fn post_hold(
     State(state): State<SharedState>,
     Key(principal): Key,
@@ -335,7 +335,7 @@ pub async fn post_hold(
     resolve(&state, &principal, &key, &id, request, true).await
 }
 
-#[utoipa::path(post, path = "/v1/transfers/{id}/void", operation_id = "transfers.void", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the release", body = TransferJson), (status = 200, description = "an idempotent retry", body = TransferJson), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/transfers/{id}/void", operation_id = "transfers.void", tag = "transfers", request_body = ResolveRequest, params(("id" = String, Path, description = "tr_… id of a hold"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the release", body = TransferJson), crate::error::WriteErrors))]
 pub async fn void_hold(
     State(state): State<SharedState>,
     Key(principal): Key,

@@ -1,0 +1,112 @@
+//! Every POST with an `Idempotency-Key` runs under the service's one rule
+//! ([`farthing_service::idempotency`]): this layer only reads the request (the key, the caller,
+//! the whole body for the fingerprint), runs the handler inside [`AppState::once`], hands it
+//! the answer to store, and renders a replay. New POST routes are covered without doing
+//! anything. A replay carries `Idempotent-Replayed: true`.
+//!
+//! A request this layer cannot place (no key, a malformed key, no or a bad API key) goes to
+//! its handler untouched, which answers with the usual error in the usual order.
+//!
+//! [`AppState::once`]: farthing_service::state::AppState
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use farthing_service::idempotency::{request_fingerprint, Answer, Once};
+use farthing_service::state::{Principal, SharedState};
+
+use crate::error::ApiError;
+use crate::extract::{bearer_secret, idempotency_key, RawBody};
+
+/// The header a replayed answer carries.
+pub const REPLAYED: &str = "idempotent-replayed";
+
+pub async fn layer(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Ok(Some(key)) = idempotency_key(request.headers()) else {
+        return next.run(request).await;
+    };
+    let principal = bearer_secret(request.headers()).and_then(|s| state.authenticate(s).ok());
+    let Some(principal) = principal else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    // The handler's extractors take the caller from here rather than counting it against the
+    // key's rate limit twice.
+    parts.extensions.insert(principal.clone());
+    let mut reading = Request::new(body);
+    *reading.extensions_mut() = parts.extensions.clone();
+    let body = match RawBody::from_request(reading, &()).await {
+        Ok(RawBody(body)) => body,
+        Err(error) => return error.into_response(),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    let fingerprint = request_fingerprint(parts.method.as_str(), target, content_type, &body);
+    let request = Request::from_parts(parts, Body::from(body));
+    let outcome = state
+        .once(&principal, &key, fingerprint, || run(request, next))
+        .await;
+    match outcome {
+        Ok(Once::Ran(response)) => response,
+        Ok(Once::Replayed(answer)) => replay(answer),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// Runs the handler; a success is read whole, to be stored and still sent.
+async fn run(request: Request, next: Next) -> (Response, Option<Answer>) {
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            let answer = Answer {
+                status: parts.status.as_u16(),
+                content_type: parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body: bytes.to_vec(),
+            };
+            (Response::from_parts(parts, Body::from(bytes)), Some(answer))
+        }
+        Err(error) => (
+            ApiError::from(farthing_service::ServiceError::internal(format!(
+                "reading the answer: {error}"
+            )))
+            .into_response(),
+            None,
+        ),
+    }
+}
+
+/// The stored answer, as first sent.
+fn replay(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let content_type = answer
+        .content_type
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    let mut response = (status, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+/// The caller this layer authenticated, if it did.
+pub fn authenticated(parts: &axum::http::request::Parts) -> Option<Principal> {
+    parts.extensions.get::<Principal>().cloned()
+}
