@@ -407,11 +407,7 @@ pub async fn contribute(
         .store
         .record::<ContributionRecord>(CONTRIBUTIONS, ctb)?;
     if let Some(existing) = &existing {
-        if existing.request_hash != Some(request_hash) {
-            return Err(ServiceError::idempotency(
-                "this Idempotency-Key was already used with different parameters",
-            ));
-        }
+        crate::idempotency::same_request(existing.request_hash, Some(request_hash))?;
         if contribution_status(state, c, ctb).counted() {
             return Ok(Reply {
                 status: 201,

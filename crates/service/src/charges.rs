@@ -885,11 +885,7 @@ fn replay(
     existing: &ChargeRecord,
     request_hash: Option<[u8; 32]>,
 ) -> Result<Reply, ServiceError> {
-    if existing.request_hash != request_hash {
-        return Err(ServiceError::idempotency(
-            "this Idempotency-Key was already used with different parameters",
-        ));
-    }
+    crate::idempotency::same_request(existing.request_hash, request_hash)?;
     Ok(Reply {
         status: 201,
         body: to_json(&charge_view(state, existing)?)?,
@@ -990,11 +986,7 @@ async fn refund_replay(
     existing: &RefundRecord,
     request_hash: [u8; 32],
 ) -> Result<Reply, ServiceError> {
-    if existing.request_hash != Some(request_hash) {
-        return Err(ServiceError::idempotency(
-            "this Idempotency-Key was already used with different parameters",
-        ));
-    }
+    crate::idempotency::same_request(existing.request_hash, Some(request_hash))?;
     let charge = load_charge(state, existing.charge)
         .await?
         .ok_or_else(|| ServiceError::not_found(Some("id"), "charge"))?;

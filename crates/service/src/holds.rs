@@ -461,11 +461,7 @@ pub async fn create(
     let _guard = state.products.lock(id).await;
     let existing = state.store.record::<HoldRecord>(HOLDS, id)?;
     if let Some(existing) = &existing {
-        if existing.request_hash != Some(request_hash) {
-            return Err(ServiceError::idempotency(
-                "this Idempotency-Key was already used with different parameters",
-            ));
-        }
+        crate::idempotency::same_request(existing.request_hash, Some(request_hash))?;
         // Funded (or resolved since): the same hold. Never funded (refused, or a crash
         // between the record and the hold): funded now, under the same ids.
         if walk(state, existing).status != HoldStatus::Failed {

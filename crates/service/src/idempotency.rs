@@ -172,6 +172,21 @@ pub(crate) fn tenant_record_key(tenant: u128, key: &str) -> String {
     format!("{tenant:032x}:{key}")
 }
 
+/// The check a product record makes when a retry finds it (an operation that moves money keeps
+/// the fingerprint of the request that made it in its record: see the module docs, "No second
+/// store for money"): `stored` is the record's, `request` the retry's. It only matters when the
+/// answer itself was not stored (a crash between the ledger commit and storing it).
+pub fn same_request(
+    stored: Option<[u8; 32]>,
+    request: Option<[u8; 32]>,
+) -> Result<(), ServiceError> {
+    if stored == request {
+        Ok(())
+    } else {
+        Err(reused())
+    }
+}
+
 fn reused() -> ServiceError {
     ServiceError::idempotency(
         "this Idempotency-Key was already used for a different request (other parameters or \

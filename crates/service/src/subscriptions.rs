@@ -443,11 +443,7 @@ pub async fn subscribe(
         .store
         .record::<SubscriptionRecord>(SUBSCRIPTIONS, id)?
     {
-        if existing.request_hash != Some(request_hash) {
-            return Err(ServiceError::idempotency(
-                "this Idempotency-Key was already used with different parameters",
-            ));
-        }
+        crate::idempotency::same_request(existing.request_hash, Some(request_hash))?;
         return Ok(Reply {
             status: 201,
             body: to_json(&view(state, &existing)?)?,
