@@ -693,6 +693,44 @@ fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
     server.stop();
 }
 
+/// A charge's follow-up work (here: auto top-up) is a job written with the charge, durable when
+/// the charge is: a SIGKILL the moment the charge is answered does not lose it. After the
+/// restart the wallet is topped up, exactly once.
+#[test]
+fn a_charges_follow_up_survives_a_sigkill_right_after_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let w = world(&server);
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "1");
+    assert_eq!(status, 201);
+    let good = w.card(&server, "Ada", "4242424242424242");
+    let token = w.customer("Ada").token.as_str();
+    server.with_key(token).post_expect(
+        &format!("/v1/customers/{}/auto_topup", w.customer("Ada").id),
+        json!({"asset": "USD", "threshold": "0.50", "amount": "5", "payment_method": good, "enabled": true}),
+        200,
+    );
+    server.with_key(token).post_expect(
+        "/v1/charges",
+        json!({"merchant": w.merchant("Author").id, "amount": "0.60", "asset": "USD"}),
+        201,
+    );
+    // SAFETY: kill(2) on our own child's pid (reaped below).
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    server.child.wait().unwrap();
+    drop(server);
+    let server = Server::start(dir.path(), &[]);
+    let wallet = format!("/v1/customers/{}/wallets/USD", w.customer("Ada").id);
+    server
+        .with_key(token)
+        .poll_until(&wallet, "the auto top-up after the restart", |v| {
+            v["available"] == "5.400000"
+        });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(w.wallet(&server, "Ada"), "5.400000", "topped up once");
+    server.stop();
+}
+
 #[test]
 fn consent_and_retries_hold_under_review_cases() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ use farthing_products::schedule::ScheduleError;
 use serde::{Deserialize, Serialize};
 
 use crate::assets::asset_by_id;
-use crate::customers::{allowances_of, maybe_auto_topup};
+use crate::customers::allowances_of;
 use crate::error::ServiceError;
 use crate::state::SharedState;
 use crate::state::{to_json, Principal, Reply};
@@ -384,6 +384,9 @@ pub async fn execute(
         now,
         || charge_view_as(state, charge, "succeeded"),
     )?);
+    let follow_ups = follow_ups(state, charge, &customer)?;
+    let follow_up = !follow_ups.is_empty();
+    writes.extend(follow_ups);
     let outcome = run_chain_recorded(
         &state.engine,
         &state.products.journal,
@@ -397,47 +400,50 @@ pub async fn execute(
     if let ChainOutcome::Refused { role, result } = outcome {
         return Err(charge_refused(role, result));
     }
-    // A tab that reached its threshold is settled now (in the background).
-    if let Some((tab_id, _)) = charge.tab {
-        if let Some(tab) = state
-            .store
-            .record::<farthing_store::records::TabRecord>(farthing_store::records::TABS, tab_id)?
-        {
-            let owes = crate::scheduler::tab_owed(state, &tab);
-            if farthing_products::rules::tab::settles_after_charge(owes, Amount(tab.threshold)) {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    use farthing_products::rules::tab::SettlementTrigger as Trigger;
-                    if let Err(error) =
-                        crate::scheduler::settle_tab(&state, tab_id, Trigger::Threshold).await
-                    {
-                        tracing::warn!(error = %error.message, "tab settlement failed");
-                    }
-                });
-            }
-        }
+    if follow_up {
+        crate::scheduler::wake(state);
     }
-    // Follow-up work only where it is configured (the cached records say so cheaply).
+    // Not refused: the chain is in the ledger (booked now, or by an earlier attempt).
+    charge_view_as(state, charge, "succeeded")
+}
+
+/// The work a charge may start, as jobs due now that ride in its chain's note (durable with
+/// it): settling its tab if the tab has a threshold, auto top-up if the customer has it on in
+/// this asset, a threshold payout if the merchant has one in it. Each job decides when it runs
+/// whether there is anything to do; the cached records make asking cheap.
+fn follow_ups(
+    state: &SharedState,
+    charge: &ChargeRecord,
+    customer: &farthing_store::records::CustomerRecord,
+) -> Result<Vec<RecordWrite>, ServiceError> {
+    use farthing_store::records::JobKind;
+    let mut jobs = Vec::new();
+    if let Some((tab, _)) = charge.tab {
+        jobs.push(JobKind::TabThreshold { tab });
+    }
     if customer
         .auto_topup
         .as_ref()
         .is_some_and(|a| a.enabled && a.asset == charge.asset)
     {
-        tokio::spawn(maybe_auto_topup(state.clone(), charge.customer, asset));
+        jobs.push(JobKind::AutoTopup {
+            customer: charge.customer,
+            asset: charge.asset,
+        });
     }
     let settings = state
         .products
         .cache
         .settings(&state.store, charge.merchant)?;
     if settings.payout_threshold > 0 && settings.payout_asset == Some(charge.asset) {
-        tokio::spawn(crate::payouts::maybe_threshold_payout(
-            state.clone(),
-            charge.merchant,
-            asset,
-        ));
+        jobs.push(JobKind::ThresholdPayout {
+            merchant: charge.merchant,
+            asset: charge.asset,
+        });
     }
-    // Not refused: the chain is in the ledger (booked now, or by an earlier attempt).
-    charge_view_as(state, charge, "succeeded")
+    jobs.into_iter()
+        .map(|kind| crate::scheduler::follow_up(state, kind))
+        .collect()
 }
 
 /// The ledger's refusal of a charge's leg, as the API reports it.

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use farthing_ledger::{Amount, Timestamp};
+use farthing_ledger::{Amount, AssetId, Timestamp};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
 use farthing_products::rules::tab::{self as rule, Settlement, SettlementTrigger, TabState};
 use farthing_products::schedule::{next_period_start, DueQueue, Interval, ScheduleError};
@@ -91,6 +91,13 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
         JobKind::CampaignEnd { campaign } => ("campaign_end", campaign),
         JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription),
+        JobKind::TabThreshold { tab } => ("tab_threshold", tab),
+        JobKind::AutoTopup { customer, asset } => {
+            return derived_id(customer, &format!("auto_topup:{asset}"), "job", 0);
+        }
+        JobKind::ThresholdPayout { merchant, asset } => {
+            return derived_id(merchant, &format!("threshold_payout:{asset}"), "job", 0);
+        }
     };
     derived_id(entity, tag, "job", 0)
 }
@@ -272,8 +279,23 @@ async fn unfreeze_paid(state: &SharedState, tab: &mut TabRecord) -> Result<(), S
         .await
 }
 
+/// A job due now: the follow-up work of a request (a tab reaching its threshold, auto top-up,
+/// a threshold payout), written with the request's records (in its ledger batch's note, so
+/// it is durable exactly when the request is) and run by the scheduler, which [`wake`] starts
+/// at once. One job per kind and subject: follow-ups asked for while one waits are one run.
+pub fn follow_up(state: &SharedState, kind: JobKind) -> Result<RecordWrite, ServiceError> {
+    job_write(kind, state.products.clock.now())
+}
+
+/// Makes the driver look for due work now rather than at its next tick.
+pub fn wake(state: &SharedState) {
+    state.products.scheduler_wake.notify_one();
+}
+
 /// Runs every job due at the products' clock's now; returns how many ran.
 pub async fn run_due(state: &SharedState) -> Result<usize, ServiceError> {
+    // Jobs written in journal notes that were answered must be seen.
+    state.products.journal.settle_all().await?;
     let now = state.products.clock.now();
     let jobs: Vec<JobRecord> = state.store.all_records(JOBS)?;
     let mut queue = DueQueue::new();
@@ -372,6 +394,22 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             crate::payouts::release_reserve(state, payout).await?;
             delete_job(state, job.id).await
         }
+        JobKind::TabThreshold { tab } => {
+            use farthing_products::rules::tab::SettlementTrigger as Trigger;
+            if let Err(error) = settle_tab(state, tab, Trigger::Threshold).await {
+                // A decline freezes the tab and schedules its retries itself.
+                tracing::warn!(error = %error.message, "tab settlement failed");
+            }
+            finish_follow_up(state, job).await
+        }
+        JobKind::AutoTopup { customer, asset } => {
+            crate::customers::maybe_auto_topup(state.clone(), customer, AssetId(asset)).await;
+            finish_follow_up(state, job).await
+        }
+        JobKind::ThresholdPayout { merchant, asset } => {
+            crate::payouts::maybe_threshold_payout(state.clone(), merchant, AssetId(asset)).await;
+            finish_follow_up(state, job).await
+        }
         JobKind::TabRetry { tab } => {
             // The settlement's own commit deletes this job (paid, or nothing owed) or moves it
             // to the next attempt; after the last attempt it deletes it and the tab stays
@@ -384,6 +422,17 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             Ok(())
         }
     }
+}
+
+/// Deletes a follow-up job that ran, unless a request asked for it again meanwhile (then it
+/// runs again: what it looks at changed after this run looked).
+async fn finish_follow_up(state: &SharedState, job: &JobRecord) -> Result<(), ServiceError> {
+    let store = std::sync::Arc::clone(&state.store);
+    let job = job.clone();
+    tokio::task::spawn_blocking(move || store.delete_if_unchanged(JOBS, job.id, &job))
+        .await
+        .map_err(|e| ServiceError::internal(format!("store task failed: {e}")))??;
+    Ok(())
 }
 
 /// Deletes a job that is done.
@@ -399,8 +448,18 @@ async fn delete_job(state: &SharedState, id: u128) -> Result<(), ServiceError> {
 /// Runs due work every [`TICK_MS`], forever (the task ends with the runtime).
 pub async fn drive(state: std::sync::Weak<crate::state::AppState>) {
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+    // Its own `Arc`: waiting on it holds no reference to the state, so shutdown can drop it.
+    let Some(wake) = state
+        .upgrade()
+        .map(|s| std::sync::Arc::clone(&s.products.scheduler_wake))
+    else {
+        return;
+    };
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
         let Some(state) = state.upgrade() else {
             return;
         };

@@ -44,6 +44,8 @@ pub struct Products {
     pub refund_policy: FeeRefundPolicy,
     pub cache: crate::cache::Cache,
     pub clock: crate::scheduler::ProductClock,
+    /// Wakes the scheduler's driver for follow-up jobs due now ([`crate::scheduler::wake`]).
+    pub scheduler_wake: Arc<tokio::sync::Notify>,
     /// Which non-public addresses webhook deliveries may reach (`--webhook-allow-addresses`).
     pub webhook_addresses: farthing_products::webhooks::AddressPolicy,
     /// Ledger accounts known to exist (a cache; the ledger is the truth). At most
@@ -91,6 +93,7 @@ impl Products {
             refund_policy: FeeRefundPolicy::Proportional,
             cache: crate::cache::Cache::default(),
             clock,
+            scheduler_wake: Arc::new(tokio::sync::Notify::new()),
             webhook_addresses: Default::default(),
             known_accounts: RwLock::new(HashSet::new()),
             funded_limits: RwLock::new(HashSet::new()),

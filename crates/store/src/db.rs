@@ -422,6 +422,29 @@ impl Store {
     }
 
     /// Every record of a table (reports; a full scan).
+    /// Deletes record `id` of `table` if it still reads `expected` (as encoded), in one
+    /// transaction: work that rewrote the record meanwhile (a follow-up job asked for again)
+    /// is kept. Returns whether it deleted.
+    pub fn delete_if_unchanged<T: Serialize>(
+        &self,
+        table: RecordTable,
+        id: u128,
+        expected: &T,
+    ) -> Result<bool, redb::Error> {
+        let expected = encode(expected)?;
+        let txn = self.db.begin_write()?;
+        let deleted = {
+            let mut t = txn.open_table(table)?;
+            let same = t.get(id)?.is_some_and(|v| v.value() == expected.as_slice());
+            if same {
+                t.remove(id)?;
+            }
+            same
+        };
+        txn.commit()?;
+        Ok(deleted)
+    }
+
     pub fn all_records<T: DeserializeOwned>(
         &self,
         table: RecordTable,

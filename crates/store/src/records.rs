@@ -558,6 +558,13 @@ pub enum JobKind {
     CampaignEnd { campaign: u128 },
     /// Charge a subscription's next period (or retry it, or end it).
     SubscriptionRenewal { subscription: u128 },
+    /// After a charge on a tab with a settlement threshold: settle it if it reached it.
+    TabThreshold { tab: u128 },
+    /// After a charge of a customer with auto top-up on in `asset`: top up if the wallet is low.
+    AutoTopup { customer: u128, asset: u32 },
+    /// After a charge that paid a merchant with a payout threshold in `asset`: pay out if its
+    /// earnings reached it.
+    ThresholdPayout { merchant: u128, asset: u32 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
