@@ -9,11 +9,17 @@
 //!
 //! [`AppState::once`]: farthing_service::state::AppState
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tower::{Layer, Service, ServiceExt};
 use farthing_service::idempotency::{request_fingerprint, Answer, Once};
 use farthing_service::state::{Principal, SharedState};
 
@@ -23,16 +29,72 @@ use crate::extract::{bearer_secret, idempotency_key, RawBody};
 /// The header a replayed answer carries.
 pub const REPLAYED: &str = "idempotent-replayed";
 
-pub async fn layer(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
-        return next.run(request).await;
+/// The layer of every route ([`Router::route_layer`](axum::Router::route_layer)).
+#[derive(Clone)]
+pub struct IdempotencyLayer {
+    pub state: SharedState,
+}
+
+impl<S> Layer<S> for IdempotencyLayer {
+    type Service = Idempotency<S>;
+
+    fn layer(&self, inner: S) -> Idempotency<S> {
+        Idempotency {
+            inner,
+            state: self.state.clone(),
+        }
     }
+}
+
+/// A route behind [`IdempotencyLayer`]. A request without a key (almost all of them) goes
+/// straight to the route: no boxing, no copy, one header lookup.
+#[derive(Clone)]
+pub struct Idempotency<S> {
+    inner: S,
+    state: SharedState,
+}
+
+type Keyed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Idempotency<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Keyed>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() != Method::POST || !request.headers().contains_key(KEY_HEADER) {
+            return Either::Left(self.inner.call(request));
+        }
+        // The clone is ready only if polled; keep the one that was (tower's usual dance).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Either::Right(Box::pin(async move { Ok(keyed(state, request, inner).await) }))
+    }
+}
+
+const KEY_HEADER: &str = "idempotency-key";
+
+/// A POST with an `Idempotency-Key`.
+async fn keyed<S>(state: SharedState, request: Request, route: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
     let Ok(Some(key)) = idempotency_key(request.headers()) else {
-        return next.run(request).await;
+        return pass(route, request).await;
     };
     let principal = bearer_secret(request.headers()).and_then(|s| state.authenticate(s).ok());
     let Some(principal) = principal else {
-        return next.run(request).await;
+        return pass(route, request).await;
     };
     let (mut parts, body) = request.into_parts();
     // The handler's extractors take the caller from here rather than counting it against the
@@ -53,7 +115,7 @@ pub async fn layer(State(state): State<SharedState>, request: Request, next: Nex
     let fingerprint = request_fingerprint(parts.method.as_str(), target, content_type, &body);
     let request = Request::from_parts(parts, Body::from(body));
     let outcome = state
-        .once(&principal, &key, fingerprint, || run(request, next))
+        .once(&principal, &key, fingerprint, || run(request, route))
         .await;
     match outcome {
         Ok(Once::Ran(response)) => response,
@@ -62,9 +124,23 @@ pub async fn layer(State(state): State<SharedState>, request: Request, next: Nex
     }
 }
 
+/// The route's answer, as it gives it.
+async fn pass<S>(route: S, request: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    match route.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
 /// Runs the handler; a success is read whole, to be stored and still sent.
-async fn run(request: Request, next: Next) -> (Response, Option<Answer>) {
-    let response = next.run(request).await;
+async fn run<S>(request: Request, route: S) -> (Response, Option<Answer>)
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let response = pass(route, request).await;
     if !response.status().is_success() {
         return (response, None);
     }

@@ -54,10 +54,9 @@ pub fn router(state: SharedState) -> Router {
             }
         })
         // Inside the body limit and the timeout, after routing: every POST route, and only routes.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::layer,
-        ))
+        .route_layer(idempotency::IdempotencyLayer {
+            state: state.clone(),
+        })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
