@@ -23,8 +23,8 @@ use farthing_store::outbox::{event_write, EventKind};
 pub use farthing_store::records::AllowancePeriod;
 use farthing_store::records::{
     AllowanceRecord, AutoTopupRecord, CustomerRecord, MonthlyCap, PaymentMethodRecord, TopupRecord,
-    ALLOWANCES, ALLOWANCES_BY_CUSTOMER, CUSTOMERS, CUSTOMERS_BY_CREATOR, TOPUPS, TOPUPS_ALL,
-    TOPUPS_BY_CUSTOMER,
+    TopupStatus, ALLOWANCES, ALLOWANCES_BY_CUSTOMER, CUSTOMERS, CUSTOMERS_BY_CREATOR, TOPUPS,
+    TOPUPS_ALL, TOPUPS_BY_CUSTOMER,
 };
 use farthing_store::util::derived_id;
 use farthing_store::util::rfc3339;
@@ -335,7 +335,7 @@ pub async fn topup(
                 false,
             )
             .await?;
-            if record.status != "succeeded" {
+            if record.status != TopupStatus::Succeeded {
                 // Declines are kept too (for the customer's history), then answered with 402.
                 state
                     .commit(Changes {
@@ -401,8 +401,7 @@ pub struct TopupView {
     pub asset: String,
     /// What the card processor kept: what this money cost to bring in.
     pub processor_fee: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: TopupStatus,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub automatic: bool,
@@ -418,7 +417,7 @@ pub fn topup_view(state: &SharedState, t: &TopupRecord) -> Result<TopupView, Ser
         amount: format_amount(Amount(t.amount), asset.scale),
         asset: asset.code.to_string(),
         processor_fee: format_amount(Amount(t.processor_fee), asset.scale),
-        status: t.status.clone(),
+        status: t.status,
         failure_code: t.failure_code.clone(),
         failure_message: t.failure_message.clone(),
         automatic: t.automatic,
@@ -451,7 +450,7 @@ pub async fn run_topup(
         amount: amount.0,
         processor_fee: 0,
         payment_method: payment_method.to_string(),
-        status: "failed".into(),
+        status: TopupStatus::Failed,
         processor_charge_id: None,
         failure_code: None,
         failure_message: None,
@@ -466,7 +465,7 @@ pub async fn run_topup(
             let wallet = LedgerAccount::Wallet {
                 customer: customer.id,
             };
-            record.status = "succeeded".into();
+            record.status = TopupStatus::Succeeded;
             record.processor_fee = fee.0;
             record.processor_charge_id = Some(processor_charge_id);
             let event = event_write(
@@ -502,7 +501,7 @@ pub fn topup_writes(
     state: &SharedState,
     record: &TopupRecord,
 ) -> Result<Vec<RecordWrite>, ServiceError> {
-    let failed = (record.status == "failed")
+    let failed = (record.status == TopupStatus::Failed)
         .then(|| {
             event_write(
                 &state.store,
@@ -577,7 +576,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
         )
         .await?;
         let mut writes = topup_writes(&state, &record)?;
-        if record.status != "succeeded" {
+        if record.status != TopupStatus::Succeeded {
             let _customer_guard = state.products.lock(customer_id).await;
             if let Some(mut fresh) = state
                 .store

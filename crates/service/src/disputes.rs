@@ -35,8 +35,8 @@ use farthing_products::accounts::{chain_id, CODE_CHARGE, CODE_TIP};
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::records::{
-    ChargeRecord, DisputeRecord, SettlementRecord, TabRecord, TopupRecord, CHARGES, DISPUTES,
-    SETTLEMENTS, SETTLEMENTS_BY_TAB, TABS, TOPUPS,
+    ChargeRecord, DisputeRecord, SettlementRecord, SettlementStatus, TabRecord, TopupRecord,
+    TopupStatus, CHARGES, DISPUTES, SETTLEMENTS, SETTLEMENTS_BY_TAB, TABS, TOPUPS,
 };
 use farthing_store::util::derived_id;
 use farthing_store::util::rfc3339;
@@ -205,7 +205,7 @@ fn disputed(state: &SharedState, source: DisputeSource) -> Result<Disputed, Serv
         DisputeSource::Topup(id) => {
             let missing = || ServiceError::not_found(Some("topup"), "top-up");
             let t: TopupRecord = state.store.record(TOPUPS, id)?.ok_or_else(missing)?;
-            if t.status != "succeeded" {
+            if t.status != TopupStatus::Succeeded {
                 return Err(missing());
             }
             let wallet = LedgerAccount::Wallet {
@@ -227,7 +227,7 @@ fn disputed(state: &SharedState, source: DisputeSource) -> Result<Disputed, Serv
         DisputeSource::Settlement(id) => {
             let missing = || ServiceError::not_found(Some("settlement"), "settlement");
             let s: SettlementRecord = state.store.record(SETTLEMENTS, id)?.ok_or_else(missing)?;
-            if s.status != "succeeded" {
+            if s.status != SettlementStatus::Succeeded {
                 return Err(missing());
             }
             let tab: TabRecord = state.store.record(TABS, s.tab)?.ok_or_else(missing)?;
@@ -239,7 +239,7 @@ fn disputed(state: &SharedState, source: DisputeSource) -> Result<Disputed, Serv
             let mut previous = 0;
             for other in ids {
                 if let Some(o) = state.store.record::<SettlementRecord>(SETTLEMENTS, other)? {
-                    if o.status == "succeeded" && o.number + 1 == s.number {
+                    if o.status == SettlementStatus::Succeeded && o.number + 1 == s.number {
                         previous = o.created_ns;
                     }
                 }

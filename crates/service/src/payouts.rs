@@ -27,7 +27,8 @@ use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
-    JobKind, MerchantSettings, PayoutRecord, MERCHANT_SETTINGS, PAYOUTS, PAYOUTS_BY_MERCHANT,
+    JobKind, MerchantSettings, PayoutRecord, PayoutStatus, MERCHANT_SETTINGS, PAYOUTS,
+    PAYOUTS_BY_MERCHANT,
 };
 use farthing_store::util::{derived_id, random_id, rfc3339, sha256};
 use farthing_store::{Changes, RecordWrite};
@@ -45,8 +46,8 @@ pub struct PayoutView {
     pub merchant: String,
     pub amount: String,
     pub asset: String,
-    /// `paid` or `failed` (the funds are back in the merchant's balance).
-    pub status: String,
+    /// `failed`: the funds are back in the merchant's balance.
+    pub status: PayoutStatus,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     /// `manual`, `threshold` or a schedule.
@@ -62,7 +63,7 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
         merchant: encode_id(IdKind::Merchant, p.merchant),
         amount: format_amount(Amount(p.amount), asset.scale),
         asset: asset.code.to_string(),
-        status: p.status.clone(),
+        status: p.status,
         failure_code: p.failure_code.clone(),
         failure_message: p.failure_message.clone(),
         trigger: p.trigger.clone(),
@@ -161,7 +162,7 @@ pub async fn pay_out(
         asset: asset.id.0,
         amount: plan.amount.0,
         bank_account: bank_account.clone(),
-        status: "pending".into(),
+        status: PayoutStatus::Pending,
         rail_payout_id: None,
         failure_code: None,
         failure_message: None,
@@ -223,12 +224,12 @@ pub async fn pay_out(
     });
     match outcome {
         PayoutOutcome::Sent { payout_id } => {
-            record.status = "paid".into();
+            record.status = PayoutStatus::Paid;
             record.rail_payout_id = Some(payout_id);
         }
         PayoutOutcome::Failed { reason, message } => {
             // The rail refused: the money (and the reserve held with it) goes back.
-            record.status = "failed".into();
+            record.status = PayoutStatus::Failed;
             record.failure_code = Some(reason.code().to_string());
             record.failure_message = Some(message);
             let event = event_write(
@@ -256,7 +257,7 @@ pub async fn pay_out(
         }
     }
     let mut last = writes(&record)?;
-    if record.status == "paid" {
+    if record.status == PayoutStatus::Paid {
         // The money left with the payout's chain; the rail's word is what this records.
         last.extend(event_write(
             &state.store,

@@ -23,8 +23,8 @@ use farthing_products::report::{
 use farthing_products::rules::hold::CAPTURES_MAX;
 use farthing_store::records::{
     CampaignMode, CampaignRecord, ChargeRecord, ContributionRecord, DisputeRecord, HoldRecord,
-    RefundRecord, SettlementRecord, TabRecord, TopupRecord, CAMPAIGNS, CHARGES, CONTRIBUTIONS,
-    DISPUTES, HOLDS, REFUNDS, SETTLEMENTS, TABS, TOPUPS,
+    RefundRecord, SettlementRecord, SettlementStatus, TabRecord, TopupRecord, TopupStatus,
+    CAMPAIGNS, CHARGES, CONTRIBUTIONS, DISPUTES, HOLDS, REFUNDS, SETTLEMENTS, TABS, TOPUPS,
 };
 use serde::Serialize;
 
@@ -250,7 +250,9 @@ fn build(
         .all_records::<TopupRecord>(TOPUPS)?
         .into_iter()
         .filter(|t| {
-            t.asset == asset.id.0 && t.status == "succeeded" && period.contains(t.created_ns)
+            t.asset == asset.id.0
+                && t.status == TopupStatus::Succeeded
+                && period.contains(t.created_ns)
         })
         .map(|t| (t.amount, t.processor_fee))
         .collect();
@@ -266,7 +268,7 @@ fn build(
             .all_records::<SettlementRecord>(SETTLEMENTS)?
             .into_iter()
             .filter(|s| {
-                s.status == "succeeded"
+                s.status == SettlementStatus::Succeeded
                     && tab_assets.get(&s.tab) == Some(&asset.id.0)
                     && period.contains(s.created_ns)
             })

@@ -22,8 +22,8 @@ use crate::submit::owed;
 use farthing_products::accounts::{chain_id, CODE_TAB_SETTLEMENT};
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
-    JobKind, JobRecord, SettlementRecord, TabPeriod, TabRecord, JOBS, SETTLEMENTS,
-    SETTLEMENTS_BY_TAB, TABS,
+    JobKind, JobRecord, SettlementRecord, SettlementStatus, TabPeriod, TabRecord, JOBS,
+    SETTLEMENTS, SETTLEMENTS_BY_TAB, TABS,
 };
 use farthing_store::util::derived_id;
 use farthing_store::util::now_ns;
@@ -191,7 +191,7 @@ pub async fn settle_tab(
         number: tab.settled,
         amount: amount.0,
         processor_fee: 0,
-        status: "failed".into(),
+        status: SettlementStatus::Failed,
         failure_code: None,
         trigger: trigger.code().to_string(),
         created_ns: now,
@@ -201,7 +201,7 @@ pub async fn settle_tab(
         ProcessorOutcome::Succeeded { fee, .. } => {
             // One settlement number commits once, whatever the attempts.
             let first = chain_id(tab.id, "settlement", tab.settled);
-            record.status = "succeeded".into();
+            record.status = SettlementStatus::Succeeded;
             record.processor_fee = fee.0;
             let event = event_write(&state.store, EventKind::TabSettled, None, now, || {
                 Ok::<_, ServiceError>(crate::tabs::settlement_event(&tab, &record, &asset))

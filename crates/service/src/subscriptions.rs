@@ -17,7 +17,7 @@ use crate::state::{to_json, Principal, Reply, SharedState};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
-pub use farthing_store::records::BillingInterval;
+pub use farthing_store::records::{BillingInterval, SubscriptionStatus};
 use farthing_store::records::{
     ChargeKind, ChargeRecord, JobKind, PlanRecord, SubscriptionRecord, JOBS, PLANS, SUBSCRIPTIONS,
 };
@@ -56,8 +56,7 @@ pub struct SubscriptionView {
     pub amount: String,
     pub asset: String,
     pub interval: BillingInterval,
-    /// `trialing`, `active`, `past_due`, `paused` or `canceled`.
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub cancel_at_period_end: bool,
     /// When the next period is charged (or retried).
     pub next_charge_at: String,
@@ -79,7 +78,7 @@ pub fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionV
         amount: format_amount(Amount(s.amount), asset.scale),
         asset: asset.code.to_string(),
         interval: s.interval,
-        status: s.status.clone(),
+        status: s.status,
         cancel_at_period_end: s.cancel_at_period_end,
         next_charge_at: rfc3339(s.next_charge_ns),
         failed_attempts: s.failed_attempts,
@@ -97,7 +96,7 @@ pub fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionV
 fn writes(s: &SubscriptionRecord) -> Result<Vec<RecordWrite>, ServiceError> {
     let job = JobKind::SubscriptionRenewal { subscription: s.id };
     let mut writes = vec![RecordWrite::put(SUBSCRIPTIONS, s.id, s)?];
-    if s.status == "canceled" || s.status == "paused" {
+    if s.status.is_stopped() {
         writes.push(RecordWrite::Delete {
             table: JOBS,
             id: crate::scheduler::job_id(job),
@@ -169,7 +168,7 @@ pub fn advance(s: &mut SubscriptionRecord, charge: u128) -> Result<(), ServiceEr
     s.next_period += 1;
     s.failed_attempts = 0;
     s.last_failure = None;
-    s.status = "active".into();
+    s.status = SubscriptionStatus::Active;
     let since_anchor = s.next_period.saturating_sub(s.anchor_period);
     s.next_charge_ns = add_interval(Timestamp(s.anchor_ns), interval(s.interval), since_anchor)
         .map_err(|e| ServiceError::internal(format!("period: {e}")))?
@@ -199,13 +198,13 @@ pub async fn renew(state: &SharedState, id: u128) -> Result<(), ServiceError> {
     else {
         return Ok(());
     };
-    if s.status == "canceled" || s.status == "paused" {
+    if s.status.is_stopped() {
         return save(state, &s).await;
     }
-    let before = s.status.clone();
+    let before = s.status;
     if s.cancel_at_period_end {
-        s.status = "canceled".into();
-        return save_noting(state, &s, &before, false).await;
+        s.status = SubscriptionStatus::Canceled;
+        return save_noting(state, &s, before, false).await;
     }
     let mut renewed = false;
     match charge_period(state, &s).await {
@@ -220,7 +219,7 @@ pub async fn renew(state: &SharedState, id: u128) -> Result<(), ServiceError> {
             match retry_backoff()?.delay(s.failed_attempts) {
                 Some(delay) if s.failed_attempts < CANCEL_AFTER => {
                     if s.failed_attempts >= PAST_DUE_AFTER {
-                        s.status = "past_due".into();
+                        s.status = SubscriptionStatus::PastDue;
                     }
                     s.next_charge_ns = state
                         .products
@@ -228,11 +227,11 @@ pub async fn renew(state: &SharedState, id: u128) -> Result<(), ServiceError> {
                         .now()
                         .saturating_add(delay.as_nanos() as u64);
                 }
-                _ => s.status = "canceled".into(),
+                _ => s.status = SubscriptionStatus::Canceled,
             }
         }
     }
-    save_noting(state, &s, &before, renewed).await
+    save_noting(state, &s, before, renewed).await
 }
 
 /// Saves what the renewal job did, with its events in the same transaction:
@@ -241,15 +240,15 @@ pub async fn renew(state: &SharedState, id: u128) -> Result<(), ServiceError> {
 async fn save_noting(
     state: &SharedState,
     s: &SubscriptionRecord,
-    before: &str,
+    before: SubscriptionStatus,
     renewed: bool,
 ) -> Result<(), ServiceError> {
     let kind = if renewed {
         Some(EventKind::SubscriptionRenewed)
     } else if s.status != before {
-        match s.status.as_str() {
-            "past_due" => Some(EventKind::SubscriptionPastDue),
-            "canceled" => Some(EventKind::SubscriptionCanceled),
+        match s.status {
+            SubscriptionStatus::PastDue => Some(EventKind::SubscriptionPastDue),
+            SubscriptionStatus::Canceled => Some(EventKind::SubscriptionCanceled),
             _ => None,
         }
     } else {
@@ -461,11 +460,10 @@ pub async fn subscribe(
         interval: terms.interval,
         tab,
         status: if terms.trial_days > 0 {
-            "trialing"
+            SubscriptionStatus::Trialing
         } else {
-            "active"
-        }
-        .into(),
+            SubscriptionStatus::Active
+        },
         cancel_at_period_end: false,
         anchor_ns: anchor,
         anchor_period: 0,
@@ -482,7 +480,7 @@ pub async fn subscribe(
         match charge_period(state, &s).await {
             Ok(charge) => advance(&mut s, charge)?,
             Err(error) => {
-                s.status = "canceled".into();
+                s.status = SubscriptionStatus::Canceled;
                 s.last_failure = Some(error.code.to_string());
                 save(state, &s).await?;
                 return Err(error);
@@ -533,7 +531,7 @@ async fn change(
         .store
         .record(SUBSCRIPTIONS, s.id)?
         .ok_or_else(|| ServiceError::not_found(Some("id"), "subscription"))?;
-    if s.status == "canceled" {
+    if s.status == SubscriptionStatus::Canceled {
         return Err(ServiceError::refused(
             "subscription_canceled",
             "the subscription is canceled",
@@ -551,7 +549,7 @@ pub async fn pause(
     id: &str,
 ) -> Result<SubscriptionView, ServiceError> {
     change(state, caller, id, |s, _| {
-        s.status = "paused".into();
+        s.status = SubscriptionStatus::Paused;
         Ok(())
     })
     .await
@@ -565,18 +563,17 @@ pub async fn resume(
     id: &str,
 ) -> Result<SubscriptionView, ServiceError> {
     change(state, caller, id, |s, now| {
-        if s.status != "paused" {
+        if s.status != SubscriptionStatus::Paused {
             return Err(ServiceError::refused(
                 "subscription_not_paused",
                 "only a paused subscription resumes",
             ));
         }
         s.status = if s.next_period == 0 && now < s.anchor_ns {
-            "trialing"
+            SubscriptionStatus::Trialing
         } else {
-            "active"
-        }
-        .into();
+            SubscriptionStatus::Active
+        };
         resume_at(s, now);
         Ok(())
     })
@@ -594,7 +591,7 @@ pub async fn cancel(
         if at_period_end {
             s.cancel_at_period_end = true;
         } else {
-            s.status = "canceled".into();
+            s.status = SubscriptionStatus::Canceled;
         }
         Ok(())
     })

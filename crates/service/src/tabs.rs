@@ -19,7 +19,7 @@ use farthing_products::rules::tab::{
 };
 pub use farthing_store::records::TabPeriod;
 use farthing_store::records::{
-    CustomerRecord, JobKind, SettlementRecord, TabRecord, CUSTOMERS, SETTLEMENTS,
+    CustomerRecord, JobKind, SettlementRecord, SettlementStatus, TabRecord, CUSTOMERS, SETTLEMENTS,
     SETTLEMENTS_BY_TAB, TABS, TABS_BY_CUSTOMER,
 };
 use farthing_store::util::{random_id, rfc3339};
@@ -36,8 +36,7 @@ pub struct SettlementView {
     pub id: String,
     pub amount: String,
     pub processor_fee: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: SettlementStatus,
     pub failure_code: Option<String>,
     pub trigger: String,
     pub created: String,
@@ -48,7 +47,7 @@ pub fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
         id: encode_id(IdKind::Settlement, r.id),
         amount: format_amount(Amount(r.amount), scale),
         processor_fee: format_amount(Amount(r.processor_fee), scale),
-        status: r.status.clone(),
+        status: r.status,
         failure_code: r.failure_code.clone(),
         trigger: r.trigger.clone(),
         created: rfc3339(r.created_ns),

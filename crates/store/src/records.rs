@@ -63,6 +63,31 @@ pub struct PlanRecord {
     pub created_ns: u64,
 }
 
+/// Where a subscription stands. Stored and shown as its snake_case name.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// In its free trial: the first period is charged when the trial ends.
+    Trialing,
+    Active,
+    /// A period's charge failed several times and is still being retried.
+    PastDue,
+    /// Nothing is charged until it resumes.
+    Paused,
+    /// Ended: it changes no more.
+    Canceled,
+}
+
+impl SubscriptionStatus {
+    /// Whether the renewal job has nothing to do for it.
+    pub fn is_stopped(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Canceled | SubscriptionStatus::Paused
+        )
+    }
+}
+
 /// A subscription to a plan, or a pledge (a customer-chosen amount to a creator).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SubscriptionRecord {
@@ -76,8 +101,7 @@ pub struct SubscriptionRecord {
     pub interval: BillingInterval,
     /// Charged to the customer's tab (id, limit) instead of the wallet.
     pub tab: Option<(u128, u128)>,
-    /// `trialing`, `active`, `past_due`, `paused`, `canceled`.
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub cancel_at_period_end: bool,
     /// Periods are anchored here: period n ends at anchor + (n + 1) intervals.
     pub anchor_ns: u64,
@@ -515,6 +539,16 @@ impl TabRecord {
     }
 }
 
+/// How a tab settlement's card charge ended. Stored and shown as its snake_case name.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SettlementStatus {
+    /// The card was charged: the tab is paid.
+    Succeeded,
+    /// The card was declined: the tab stays owed (and frozen).
+    Failed,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SettlementRecord {
     pub id: u128,
@@ -525,8 +559,7 @@ pub struct SettlementRecord {
     pub amount: u128,
     #[serde(with = "minor")]
     pub processor_fee: u128,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: SettlementStatus,
     pub failure_code: Option<String>,
     /// `threshold`, `period_end`, `retry` or `payment_method_updated`.
     pub trigger: String,
@@ -585,6 +618,16 @@ pub struct RefundRecord {
     pub request_hash: Option<[u8; 32]>,
 }
 
+/// How a top-up's card charge ended. Stored and shown as its snake_case name.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TopupStatus {
+    /// The card was charged and the wallet credited.
+    Succeeded,
+    /// The card was declined: nothing moved.
+    Failed,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TopupRecord {
     pub id: u128,
@@ -595,8 +638,7 @@ pub struct TopupRecord {
     #[serde(with = "minor")]
     pub processor_fee: u128,
     pub payment_method: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: TopupStatus,
     pub processor_charge_id: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -683,6 +725,18 @@ impl MerchantSettings {
     }
 }
 
+/// Where a payout stands. Stored and shown as its snake_case name.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// The money has left the earnings; the rail has not yet confirmed the transfer.
+    Pending,
+    /// The rail sent it.
+    Paid,
+    /// The rail refused it: the money (and any reserve held with it) is back in the earnings.
+    Failed,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PayoutRecord {
     pub id: u128,
@@ -691,8 +745,7 @@ pub struct PayoutRecord {
     #[serde(with = "minor")]
     pub amount: u128,
     pub bank_account: String,
-    /// `paid` or `failed`.
-    pub status: String,
+    pub status: PayoutStatus,
     pub rail_payout_id: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -701,4 +754,38 @@ pub struct PayoutRecord {
     /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
     #[serde(default)]
     pub request_hash: Option<[u8; 32]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Statuses were strings before they were enums: each must store and read back as the
+    /// very same word, so records written by earlier builds still read and the API's JSON
+    /// does not change.
+    #[test]
+    fn statuses_keep_the_words_records_and_the_api_always_used() {
+        fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+            status: T,
+            word: &str,
+        ) {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{word}\""));
+            assert_eq!(serde_json::from_str::<T>(&json).unwrap(), status);
+        }
+        check(TopupStatus::Succeeded, "succeeded");
+        check(TopupStatus::Failed, "failed");
+        check(SettlementStatus::Succeeded, "succeeded");
+        check(SettlementStatus::Failed, "failed");
+        check(SubscriptionStatus::Trialing, "trialing");
+        check(SubscriptionStatus::Active, "active");
+        check(SubscriptionStatus::PastDue, "past_due");
+        check(SubscriptionStatus::Paused, "paused");
+        check(SubscriptionStatus::Canceled, "canceled");
+        check(PayoutStatus::Pending, "pending");
+        check(PayoutStatus::Paid, "paid");
+        check(PayoutStatus::Failed, "failed");
+        // A word no build ever wrote is refused, not guessed.
+        assert!(serde_json::from_str::<PayoutStatus>("\"sent\"").is_err());
+    }
 }
