@@ -630,6 +630,124 @@ fn a_disputed_top_up_takes_the_unspent_wallet_then_debits_the_merchants_it_paid(
     server.stop();
 }
 
+/// Regression (issue 16, item 9): a merchant paid out before a chargeback debited it kept its
+/// debt forever, and its next earnings were paid out in full. Now the balance shows the debt,
+/// and the next payout pays it down first (earnings → debt account, in the payout's chain),
+/// sending only what is left; the ledger's debt account agrees with the balance throughout.
+#[test]
+fn a_chargeback_debt_is_recovered_from_the_next_payout_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = world(&server);
+    ten_percent_fee(&server, &w);
+    let author = w.merchant("Author");
+    let balance_path = format!("/v1/merchants/{}/balance?asset=USD", author.id);
+    let payouts = format!("/v1/merchants/{}/payouts", author.id);
+    let balance = || {
+        let b = server.with_key(&author.key).get_ok(&balance_path);
+        (
+            minor(&b["available"]),
+            minor(&b["debt"]),
+            minor(&b["payable"]),
+        )
+    };
+    // What the ledger's merchant debt accounts (code 202) say is owed, summed.
+    let ledger_debt = || {
+        let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
+        assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+        let net = summary["assets"][0]["by_code"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"] == 202)
+            .map_or("0".to_string(), |c| {
+                c["net_posted"].as_str().unwrap().to_string()
+            });
+        minor(&json!(net.trim_start_matches('-')))
+    };
+    let charge = |amount: &str| {
+        server.with_key(&w.customer("Ada").token).post_expect(
+            "/v1/charges",
+            json!({"merchant": author.id, "amount": amount, "asset": "USD"}),
+            201,
+        )
+    };
+    server.with_key(&author.key).post_expect(
+        &format!("/v1/merchants/{}/payout_settings", author.id),
+        json!({"asset": "USD", "bank_account": "000123456789"}),
+        200,
+    );
+
+    // The author earns 2.7 (3 less the 10% fee) and is paid out.
+    let (status, topup) = w.top_up(&server, "Ada", "4242424242424242", "10");
+    assert_eq!(status, 201, "{topup}");
+    charge("3");
+    let first = server
+        .with_key(&author.key)
+        .post_expect(&payouts, json!({}), 201);
+    assert_eq!(
+        (first["amount"].as_str(), first["debt_recovered"].as_str()),
+        (Some("2.700000"), Some("0.000000"))
+    );
+    assert_eq!(balance(), (0, 0, 0));
+
+    // The top-up is charged back: 7 from the wallet, 3 from the charge; the author's 2.7 part
+    // finds no earnings, so the author owes it.
+    let dispute =
+        server
+            .with_key(&w.op)
+            .post_expect("/v1/disputes", json!({"topup": topup["id"]}), 201);
+    assert_eq!(dispute["merchants"][0]["amount"], "2.700000", "{dispute}");
+    assert_eq!(balance(), (0, 2_700_000, 0));
+    assert_eq!(ledger_debt(), 2_700_000);
+
+    // New earnings of 1.8 do not cover the debt: nothing is paid out, nothing moves.
+    let (status, topup) = w.top_up(&server, "Ada", "4242424242424242", "10");
+    assert_eq!(status, 201, "{topup}");
+    charge("2");
+    assert_eq!(balance(), (1_800_000, 2_700_000, 0));
+    let (status, refused) = server.with_key(&author.key).post(&payouts, json!({}));
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("insufficient_balance")),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("debt of 2.700000"), "{message}");
+    assert_eq!(balance(), (1_800_000, 2_700_000, 0));
+    assert_eq!(ledger_debt(), 2_700_000);
+
+    // Another 4.5 earned: 6.3 in all. The payout pays the 2.7 debt first and sends 3.6.
+    charge("5");
+    assert_eq!(balance(), (6_300_000, 2_700_000, 3_600_000));
+    let second = server
+        .with_key(&author.key)
+        .post_expect(&payouts, json!({}), 201);
+    assert_eq!(
+        (
+            second["status"].as_str(),
+            second["amount"].as_str(),
+            second["debt_recovered"].as_str()
+        ),
+        (Some("paid"), Some("3.600000"), Some("2.700000")),
+        "{second}"
+    );
+    assert_eq!(balance(), (0, 0, 0));
+    assert_eq!(ledger_debt(), 0);
+    // Money is conserved: what left for the bank (payout clearing, code 304) is what the
+    // author was paid, 2.7 + 3.6, not the 2.7 + 6.3 it was paid before the fix.
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
+    let clearing = summary["assets"][0]["by_code"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == 304)
+        .unwrap()["net_posted"]
+        .clone();
+    assert_eq!(minor(&clearing), 6_300_000, "{summary}");
+    server.stop();
+}
+
 #[test]
 fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
     let dir = tempfile::tempdir().unwrap();

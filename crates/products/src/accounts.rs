@@ -48,6 +48,8 @@ pub const CODE_ESCROW: u16 = 14;
 pub const CODE_ESCROW_CAPTURE: u16 = 15;
 /// A contribution to a campaign: held (all-or-nothing) or paid (keep-what-you-raise).
 pub const CODE_CONTRIBUTION: u16 = 16;
+/// A merchant's earnings paying down its chargeback debt, as a payout nets it.
+pub const CODE_DEBT_RECOVERY: u16 = 17;
 
 /// Accounts whose ids one thread remembers.
 const ID_MEMO_MAX: usize = 1 << 16;

@@ -9,7 +9,8 @@
 //!
 //! Each charge gives back by the proportional reversal of `farthing_products::fees` (the
 //! merchant or payees, the platform's fee and the rounding remainder, pro rata). A merchant
-//! whose earnings cannot cover its part owes the rest (its debt account). What no charge covers
+//! whose earnings cannot cover its part owes the rest (its debt account, which its next payouts
+//! recover first: see `crate::payouts`). What no charge covers
 //! is the platform's loss. All of it is ONE chain. The allocation is
 //! `farthing_products::rules::dispute`'s; this module finds the charges, locks and loads them,
 //! looks the earnings up, and records and books what the rule planned.

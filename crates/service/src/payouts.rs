@@ -5,14 +5,18 @@
 //! payout returns it with a second chain and says why. What a payout held back returns to the
 //! earnings `reserve_days` later (`release_reserve`, a scheduled job, one chain).
 //!
+//! A merchant that owes chargebacks its earnings could not cover (its debt account) pays that
+//! debt first: a payout's chain moves what it owes from the earnings to the debt account, and
+//! only what is left is paid out (and held back as a reserve).
+//!
 //! What a payout takes, holds back and books is decided by `farthing_products::rules::payout`;
-//! this module loads the merchant's terms and earnings, records the payout, submits the rule's
-//! legs and asks the rail.
+//! this module loads the merchant's terms, earnings and debt, records the payout, submits the
+//! rule's legs and asks the rail.
 
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp};
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
 use farthing_products::rules::payout::{
-    self as rule, plan_payout, reserve_release, threshold_payout_due, PayoutRefusal,
+    self as rule, plan_payout, reserve_release, threshold_payout_due, Earnings, PayoutRefusal,
     PayoutTermsError, PayoutTrigger, RESERVE_DAYS_DEFAULT,
 };
 use serde::Serialize;
@@ -21,7 +25,7 @@ use crate::assets::asset_by_id;
 use crate::charges::merchant_settings;
 use crate::error::ServiceError;
 use crate::state::{Principal, SharedState};
-use crate::submit::{available, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount};
+use crate::submit::{available, owed, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount};
 use farthing_products::accounts::chain_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
@@ -44,9 +48,13 @@ pub struct PayoutView {
     pub id: String,
     pub object: &'static str,
     pub merchant: String,
+    /// What was sent to the bank account.
     pub amount: String,
     pub asset: String,
-    /// `failed`: the funds are back in the merchant's balance.
+    /// What the payout first took from the earnings to pay down the merchant's chargeback
+    /// debt (not sent; it stays paid if the payout fails).
+    pub debt_recovered: String,
+    /// `failed`: the amount sent (and any reserve) is back in the merchant's balance.
     pub status: PayoutStatus,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -63,6 +71,7 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
         merchant: encode_id(IdKind::Merchant, p.merchant),
         amount: format_amount(Amount(p.amount), asset.scale),
         asset: asset.code.to_string(),
+        debt_recovered: format_amount(Amount(p.debt_recovered), asset.scale),
         status: p.status,
         failure_code: p.failure_code.clone(),
         failure_message: p.failure_message.clone(),
@@ -85,14 +94,24 @@ fn stored_terms(settings: &MerchantSettings) -> Result<rule::PayoutTerms, Servic
 /// The API error of a refused payout; amounts are shown in the asset's `scale`.
 fn payout_refused(refusal: PayoutRefusal, scale: u8) -> ServiceError {
     match refusal {
-        PayoutRefusal::InsufficientBalance { available } => ServiceError::refused(
-            refusal.code(),
-            format!(
-                "the merchant has {} available",
-                format_amount(available, scale)
-            ),
-        )
-        .with_param("amount"),
+        PayoutRefusal::InsufficientBalance { available, debt } => {
+            let owing = if debt.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    " once its chargeback debt of {} is paid",
+                    format_amount(debt, scale)
+                )
+            };
+            ServiceError::refused(
+                refusal.code(),
+                format!(
+                    "the merchant has {} available{owing}",
+                    format_amount(available, scale)
+                ),
+            )
+            .with_param("amount")
+        }
         other => ServiceError::refused(other.code(), other.to_string()),
     }
 }
@@ -143,7 +162,7 @@ pub async fn pay_out(
     let asset = asset_by_id(state, asset_id)?;
     let earnings = LedgerAccount::Earnings { merchant };
     let reserve = LedgerAccount::Reserve { merchant };
-    let balance = available(&state.engine, earnings.id(asset.id));
+    let debt = LedgerAccount::MerchantDebt { merchant };
     let now = state.products.clock.now();
     // A threshold payout refused as below the threshold: another payout took the earnings
     // while this one waited for the lock.
@@ -151,7 +170,7 @@ pub async fn pay_out(
         &stored_terms(&settings)?,
         trigger,
         requested,
-        balance,
+        merchant_earnings(state, merchant, asset.id),
         Timestamp(now),
     )
     .map_err(|refusal| payout_refused(refusal, asset.scale))?;
@@ -168,6 +187,7 @@ pub async fn pay_out(
         failure_message: None,
         trigger: trigger.code().to_string(),
         created_ns: now,
+        debt_recovered: plan.recovered.0,
     };
     let writes = |r: &PayoutRecord| -> Result<Vec<RecordWrite>, ServiceError> {
         Ok(vec![
@@ -193,7 +213,7 @@ pub async fn pay_out(
         .products
         .ensure_accounts(
             &state.engine,
-            &[earnings, reserve, LedgerAccount::PayoutClearing],
+            &[earnings, reserve, debt, LedgerAccount::PayoutClearing],
             asset.id,
         )
         .await?;
@@ -322,11 +342,22 @@ pub fn threshold_payout_starts(
     let Ok(terms) = stored_terms(settings) else {
         return false;
     };
-    let balance = available(
-        &state.engine,
-        LedgerAccount::Earnings { merchant }.id(asset),
-    );
-    threshold_payout_due(&terms, settings.payout_asset == Some(asset.0), balance)
+    let earnings = merchant_earnings(state, merchant, asset);
+    threshold_payout_due(&terms, settings.payout_asset == Some(asset.0), earnings)
+}
+
+/// The merchant's earnings in `asset` and what it owes after chargebacks, from the ledger.
+fn merchant_earnings(state: &SharedState, merchant: u128, asset: AssetId) -> Earnings {
+    Earnings {
+        available: available(
+            &state.engine,
+            LedgerAccount::Earnings { merchant }.id(asset),
+        ),
+        debt: owed(
+            &state.engine,
+            LedgerAccount::MerchantDebt { merchant }.id(asset),
+        ),
+    }
 }
 
 /// After a charge: pay the merchant out if its earnings reached its threshold.
@@ -480,18 +511,22 @@ pub struct BalanceView {
     pub object: &'static str,
     pub merchant: String,
     pub asset: String,
-    /// Earnings that can be paid out.
+    /// The merchant's earnings (its earnings account in the ledger). A payout first pays the
+    /// `debt` from them.
     pub available: String,
     /// Held back as a reserve.
     pub reserved: String,
+    /// What the merchant owes after chargebacks its earnings could not cover (its debt
+    /// account in the ledger), until payouts have recovered it from later earnings.
+    pub debt: String,
+    /// What a payout can send and hold back now: `available` less `debt`, or zero.
+    pub payable: String,
 }
 
-/// The merchant's earnings in `asset`: what can be paid out and what a reserve holds back.
+/// The merchant's earnings in `asset`: what it has, what a reserve holds back, what it owes
+/// and what a payout can take once the debt is paid.
 pub fn balance(state: &SharedState, merchant: u128, asset: &Asset) -> BalanceView {
-    let earned = available(
-        &state.engine,
-        LedgerAccount::Earnings { merchant }.id(asset.id),
-    );
+    let earnings = merchant_earnings(state, merchant, asset.id);
     let reserved = available(
         &state.engine,
         LedgerAccount::Reserve { merchant }.id(asset.id),
@@ -500,8 +535,10 @@ pub fn balance(state: &SharedState, merchant: u128, asset: &Asset) -> BalanceVie
         object: "balance",
         merchant: encode_id(IdKind::Merchant, merchant),
         asset: asset.code.to_string(),
-        available: format_amount(earned, asset.scale),
+        available: format_amount(earnings.available, asset.scale),
         reserved: format_amount(reserved, asset.scale),
+        debt: format_amount(earnings.debt, asset.scale),
+        payable: format_amount(earnings.payable(), asset.scale),
     }
 }
 

@@ -754,6 +754,10 @@ pub struct PayoutRecord {
     /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
     #[serde(default)]
     pub request_hash: Option<[u8; 32]>,
+    /// What the payout's chain took from the earnings for the merchant's chargeback debt
+    /// before sending `amount` (0 for payouts made before debts were netted).
+    #[serde(default, with = "minor")]
+    pub debt_recovered: u128,
 }
 
 #[cfg(test)]

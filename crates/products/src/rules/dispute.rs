@@ -9,7 +9,8 @@
 //!    gives back at most what refunds and earlier disputes left of it, by the proportional
 //!    reversal of [`crate::fees::reverse`]: the platform's fee and the rounding remainder pro
 //!    rata, the merchant's part (or each payee's) from its earnings, and what those earnings
-//!    cannot cover from the merchant's debt account (the merchant owes it);
+//!    cannot cover from the merchant's debt account (the merchant owes it, and its next
+//!    payouts pay it down first: see [`super::payout`]);
 //! 3. what no charge covers is the platform's loss.
 //!
 //! Every leg returns money to the processor's clearing account, and the legs sum to the

@@ -10,8 +10,11 @@
 //! A payout is triggered by hand, by the earnings reaching the merchant's threshold after a
 //! charge ([`threshold_payout_due`]), or by the merchant's schedule.
 //!
-//! No netting: what a merchant owes after chargebacks (its debt account) is not set against
-//! its payouts today.
+//! Netting: what a merchant owes after chargebacks its earnings could not cover (its debt
+//! account, see [`super::dispute`]) is paid first. A payout's chain moves `min(earnings, debt)`
+//! from the earnings to the debt account before anything is sent, and the payout, its reserve
+//! and its threshold are measured on what is left ([`Earnings::payable`]). The recovery stays
+//! booked if the rail later refuses the payout: only the amount sent and the reserve return.
 
 use farthing_ledger::{Amount, Timestamp};
 
@@ -113,6 +116,30 @@ impl PayoutTerms {
     }
 }
 
+/// A merchant's earnings as a payout sees them: what its earnings account holds and what its
+/// debt account says it owes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Earnings {
+    /// The earnings account's available balance.
+    pub available: Amount,
+    /// The debt account's balance: chargebacks the earnings could not cover, less what
+    /// earlier payouts recovered.
+    pub debt: Amount,
+}
+
+impl Earnings {
+    /// What a payout takes from the earnings for the debt first: all of the debt if the
+    /// earnings cover it, else all of the earnings.
+    pub fn recovery(&self) -> Amount {
+        self.available.min(self.debt)
+    }
+
+    /// What is left to pay out (and to hold a reserve from) once the debt is paid down.
+    pub fn payable(&self) -> Amount {
+        Amount(self.available.0 - self.recovery().0)
+    }
+}
+
 /// What started a payout.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum PayoutTrigger {
@@ -152,9 +179,10 @@ pub enum PayoutRefusal {
     #[error("earnings are below the threshold")]
     BelowThreshold,
     /// Code `insufficient_balance` (parameter `amount`): nothing to pay, or the payout and its
-    /// reserve exceed the earnings. A scheduled payout does not report it as a failure.
-    #[error("the merchant has {available} available")]
-    InsufficientBalance { available: Amount },
+    /// reserve exceed what the earnings leave once the debt is paid (`available`; `debt` is
+    /// what the merchant owed). A scheduled payout does not report it as a failure.
+    #[error("the merchant has {available} available after a debt of {debt}")]
+    InsufficientBalance { available: Amount, debt: Amount },
 }
 
 impl PayoutRefusal {
@@ -166,25 +194,30 @@ impl PayoutRefusal {
     }
 }
 
-/// A payout to book: `amount` sent, `reserve` held back, and when the reserve returns.
+/// A payout to book: `recovered` paying down the debt, `amount` sent, `reserve` held back, and
+/// when the reserve returns.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct PayoutPlan {
     pub amount: Amount,
     pub reserve: Amount,
+    /// Taken from the earnings for the merchant's debt before anything is sent.
+    pub recovered: Amount,
     /// `created + reserve_days` days, when there is a reserve.
     pub reserve_release_at: Option<Timestamp>,
 }
 
-/// Plans a payout of `requested` (everything available less the reserve if `None`) from
-/// `available` earnings, created at `now`. The ledger still refuses the chain if the earnings
-/// moved meanwhile.
+/// Plans a payout of `requested` (everything payable less the reserve if `None`) from
+/// `earnings`, created at `now`: the debt is recovered first, and the payout and its reserve
+/// come out of what is left ([`Earnings::payable`]). The ledger still refuses the chain if the
+/// earnings moved meanwhile.
 pub fn plan_payout(
     terms: &PayoutTerms,
     trigger: PayoutTrigger,
     requested: Option<Amount>,
-    available: Amount,
+    earnings: Earnings,
     now: Timestamp,
 ) -> Result<PayoutPlan, PayoutRefusal> {
+    let available = earnings.payable();
     if trigger == PayoutTrigger::Threshold && available < terms.threshold {
         return Err(PayoutRefusal::BelowThreshold);
     }
@@ -199,7 +232,10 @@ pub fn plan_payout(
         .checked_add(reserve)
         .is_some_and(|total| total <= available);
     if amount.is_zero() || !covered {
-        return Err(PayoutRefusal::InsufficientBalance { available });
+        return Err(PayoutRefusal::InsufficientBalance {
+            available,
+            debt: earnings.debt,
+        });
     }
     let reserve_release_at = (!reserve.is_zero()).then(|| {
         Timestamp(
@@ -211,15 +247,19 @@ pub fn plan_payout(
     Ok(PayoutPlan {
         amount,
         reserve,
+        recovered: earnings.recovery(),
         reserve_release_at,
     })
 }
 
 impl PayoutPlan {
-    /// The payout's chain: the amount from the earnings to the payout clearing account, then
-    /// the reserve from the earnings to the reserve account. Leg 1 is the reserve hold (the
-    /// release looks for it).
-    pub fn legs(&self, merchant: u128) -> [Leg; 2] {
+    /// The payout's chain: the amount from the earnings to the payout clearing account, the
+    /// reserve from the earnings to the reserve account, and what pays down the debt from the
+    /// earnings to the debt account. Leg 1 is the reserve hold (the release looks for it); the
+    /// recovery is leg 2 so that the ids of the first two never move (a zero leg keeps its
+    /// place, see [`super`]). The chain is all or nothing, so the order of its legs does not
+    /// change what the earnings must cover: the recovery is never skipped for the payout.
+    pub fn legs(&self, merchant: u128) -> [Leg; 3] {
         let earnings = LedgerAccount::Earnings { merchant };
         [
             Leg {
@@ -236,11 +276,18 @@ impl PayoutPlan {
                 code: crate::accounts::CODE_RESERVE_HOLD,
                 role: Role::Payment,
             },
+            Leg {
+                debit: earnings,
+                credit: LedgerAccount::MerchantDebt { merchant },
+                amount: self.recovered,
+                code: crate::accounts::CODE_DEBT_RECOVERY,
+                role: Role::Payment,
+            },
         ]
     }
 
-    /// The chain that gives both back when the rail refuses the payout. Leg 1 returns the
-    /// reserve (the release looks for it).
+    /// The chain that gives the amount and the reserve back when the rail refuses the payout;
+    /// the debt stays paid. Leg 1 returns the reserve (the release looks for it).
     pub fn return_legs(&self, merchant: u128) -> [Leg; 2] {
         let earnings = LedgerAccount::Earnings { merchant };
         [
@@ -263,9 +310,13 @@ impl PayoutPlan {
 }
 
 /// Whether a charge that paid the merchant in its payout asset should trigger a threshold
-/// payout: a threshold is set and the earnings reached it.
-pub fn threshold_payout_due(terms: &PayoutTerms, in_payout_asset: bool, available: Amount) -> bool {
-    !terms.threshold.is_zero() && in_payout_asset && available >= terms.threshold
+/// payout: a threshold is set and what the earnings leave after the debt reached it.
+pub fn threshold_payout_due(
+    terms: &PayoutTerms,
+    in_payout_asset: bool,
+    earnings: Earnings,
+) -> bool {
+    !terms.threshold.is_zero() && in_payout_asset && earnings.payable() >= terms.threshold
 }
 
 /// The release of a payout's reserve, when it is due: the amount its hold leg booked goes back
@@ -293,7 +344,15 @@ mod tests {
         PayoutTerms::new(Amount(threshold), reserve_bps, RESERVE_DAYS_DEFAULT).unwrap()
     }
 
-    /// Plans a payout and compares (amount, reserve) or the refusal's code.
+    fn earnings(available: u128, debt: u128) -> Earnings {
+        Earnings {
+            available: Amount(available),
+            debt: Amount(debt),
+        }
+    }
+
+    /// Plans a payout from earnings with no debt and compares (amount, reserve) or the
+    /// refusal's code.
     fn check(
         terms: PayoutTerms,
         trigger: PayoutTrigger,
@@ -301,14 +360,32 @@ mod tests {
         available: u128,
         expected: Result<(u128, u128), &str>,
     ) {
+        check_owing(
+            terms,
+            trigger,
+            requested,
+            (available, 0),
+            expected.map(|(a, r)| (0, a, r)),
+        );
+    }
+
+    /// Plans a payout from (available, debt) and compares (recovered, amount, reserve) or the
+    /// refusal's code.
+    fn check_owing(
+        terms: PayoutTerms,
+        trigger: PayoutTrigger,
+        requested: Option<u128>,
+        (available, debt): (u128, u128),
+        expected: Result<(u128, u128, u128), &str>,
+    ) {
         let got = plan_payout(
             &terms,
             trigger,
             requested.map(Amount),
-            Amount(available),
+            earnings(available, debt),
             NOW,
         )
-        .map(|p| (p.amount.0, p.reserve.0))
+        .map(|p| (p.recovered.0, p.amount.0, p.reserve.0))
         .map_err(|e| e.code());
         assert_eq!(got, expected);
     }
@@ -355,9 +432,128 @@ mod tests {
         check(terms(500, 0), Threshold, None, 500, Ok((500, 0)));
         // Only the threshold trigger looks at the threshold.
         check(terms(500, 0), Manual, None, 499, Ok((499, 0)));
-        assert!(!threshold_payout_due(&terms(0, 0), true, Amount(1)));
-        assert!(!threshold_payout_due(&terms(5, 0), false, Amount(5)));
-        assert!(threshold_payout_due(&terms(5, 0), true, Amount(5)));
+        assert!(!threshold_payout_due(&terms(0, 0), true, earnings(1, 0)));
+        assert!(!threshold_payout_due(&terms(5, 0), false, earnings(5, 0)));
+        assert!(threshold_payout_due(&terms(5, 0), true, earnings(5, 0)));
+    }
+
+    /// Regression (issue 16, item 9): a merchant paid out before a chargeback debited it was
+    /// paid its next earnings in full, and the debt stayed. Now the debt comes first.
+    #[test]
+    fn a_payout_pays_the_debt_down_before_anything_is_sent() {
+        use PayoutTrigger::*;
+        // Earnings 1000, debt 300: 300 recovered, 700 sent.
+        check_owing(terms(0, 0), Manual, None, (1_000, 300), Ok((300, 700, 0)));
+        // The reserve is measured on what is left after the debt: 10% of 700.
+        check_owing(
+            terms(0, 1_000),
+            Schedule,
+            None,
+            (1_000, 300),
+            Ok((300, 630, 70)),
+        );
+        // A requested amount and its reserve must fit in what is left.
+        check_owing(
+            terms(0, 1_000),
+            Manual,
+            Some(600),
+            (1_000, 300),
+            Ok((300, 600, 60)),
+        );
+        check_owing(
+            terms(0, 1_000),
+            Manual,
+            Some(700),
+            (1_000, 300),
+            Err("insufficient_balance"),
+        );
+        // Earnings that do not cover the debt pay nothing (and recover nothing: the payout
+        // is refused whole).
+        check_owing(
+            terms(0, 0),
+            Manual,
+            None,
+            (300, 300),
+            Err("insufficient_balance"),
+        );
+        check_owing(
+            terms(0, 0),
+            Manual,
+            None,
+            (200, 300),
+            Err("insufficient_balance"),
+        );
+        let refusal = plan_payout(&terms(0, 0), Manual, None, earnings(200, 300), NOW);
+        assert_eq!(
+            refusal,
+            Err(PayoutRefusal::InsufficientBalance {
+                available: Amount(0),
+                debt: Amount(300)
+            })
+        );
+        // The threshold is measured after the debt too.
+        check_owing(
+            terms(500, 0),
+            Threshold,
+            None,
+            (700, 300),
+            Err("below_threshold"),
+        );
+        check_owing(
+            terms(500, 0),
+            Threshold,
+            None,
+            (800, 300),
+            Ok((300, 500, 0)),
+        );
+        assert!(!threshold_payout_due(
+            &terms(500, 0),
+            true,
+            earnings(700, 300)
+        ));
+        assert!(threshold_payout_due(
+            &terms(500, 0),
+            true,
+            earnings(800, 300)
+        ));
+    }
+
+    #[test]
+    fn the_recovery_is_leg_two_from_the_earnings_to_the_debt_and_is_never_returned() {
+        let plan = plan_payout(
+            &terms(0, 1_000),
+            PayoutTrigger::Manual,
+            None,
+            earnings(1_000, 300),
+            NOW,
+        )
+        .unwrap();
+        let legs = plan.legs(3);
+        let account = LedgerAccount::Earnings { merchant: 3 };
+        assert_eq!(
+            legs.map(|l| (l.debit, l.credit, l.amount.0)),
+            [
+                (account, LedgerAccount::PayoutClearing, 630),
+                (account, LedgerAccount::Reserve { merchant: 3 }, 70),
+                (account, LedgerAccount::MerchantDebt { merchant: 3 }, 300),
+            ]
+        );
+        assert_eq!(legs[2].code, crate::accounts::CODE_DEBT_RECOVERY);
+        // The return gives back what was sent and held, not what paid the debt.
+        let back = plan.return_legs(3);
+        assert_eq!(
+            back.map(|l| (l.credit, l.amount.0)),
+            [(account, 630), (account, 70)]
+        );
+        // Without a debt the recovery leg is zero: the chain's ids are those of before.
+        let plain = plan_payout(
+            &terms(0, 0),
+            PayoutTrigger::Manual,
+            None,
+            earnings(10, 0),
+            NOW,
+        );
+        assert_eq!(plain.unwrap().legs(3)[2].amount, Amount::ZERO);
     }
 
     #[test]
@@ -366,7 +562,7 @@ mod tests {
             &terms(0, 1_000),
             PayoutTrigger::Manual,
             None,
-            Amount(100),
+            earnings(100, 0),
             NOW,
         )
         .unwrap();
@@ -374,7 +570,13 @@ mod tests {
             plan.reserve_release_at,
             Some(Timestamp(NOW.0 + 90 * NANOS_PER_DAY))
         );
-        let none = plan_payout(&terms(0, 0), PayoutTrigger::Manual, None, Amount(100), NOW);
+        let none = plan_payout(
+            &terms(0, 0),
+            PayoutTrigger::Manual,
+            None,
+            earnings(100, 0),
+            NOW,
+        );
         assert_eq!(none.unwrap().reserve_release_at, None);
         let release = reserve_release(3, Some(Amount(10)), false).unwrap();
         assert_eq!(
@@ -416,25 +618,37 @@ mod tests {
     }
 
     proptest! {
-        /// A payout and its reserve never take more than the earnings, and the return chain
-        /// gives back exactly what the payout took.
+        /// A payout, its reserve and its debt recovery never take more than the earnings; the
+        /// debt is recovered in full before anything is sent, or as far as the earnings go
+        /// when nothing can be sent; the return chain gives back exactly what was sent and
+        /// held, never the recovery.
         #[test]
         fn a_payout_never_takes_more_than_is_available(
             available in 0u128..10u128.pow(20),
+            debt in prop::option::of(0u128..10u128.pow(20)),
             requested in prop::option::of(1u128..10u128.pow(20)),
             reserve_bps in 0u32..=10_000,
         ) {
             let terms = terms(0, reserve_bps);
+            let debt = debt.unwrap_or(0);
             let plan = plan_payout(
-                &terms, PayoutTrigger::Manual, requested.map(Amount), Amount(available), NOW,
+                &terms,
+                PayoutTrigger::Manual,
+                requested.map(Amount),
+                earnings(available, debt),
+                NOW,
             );
             if let Ok(plan) = plan {
-                prop_assert!(plan.amount.0 + plan.reserve.0 <= available);
+                prop_assert_eq!(plan.recovered.0, debt);
+                prop_assert!(plan.recovered.0 + plan.amount.0 + plan.reserve.0 <= available);
                 prop_assert!(!plan.amount.is_zero());
-                let out = crate::rules::legs_total(&plan.legs(1));
-                prop_assert_eq!(out, crate::rules::legs_total(&plan.return_legs(1)));
+                let legs = plan.legs(1);
+                let taken = crate::rules::legs_total(&legs).unwrap().0;
+                prop_assert!(taken <= available);
+                let sent = crate::rules::legs_total(&legs[..2]);
+                prop_assert_eq!(sent, crate::rules::legs_total(&plan.return_legs(1)));
                 // The reserve is the rounded-down share of what it is measured on.
-                let base = requested.unwrap_or(available);
+                let base = requested.unwrap_or(available - debt);
                 prop_assert!(plan.reserve.0 * 10_000 <= base * u128::from(reserve_bps));
                 prop_assert!((plan.reserve.0 + 1) * 10_000 > base * u128::from(reserve_bps));
             }
