@@ -1122,6 +1122,97 @@ fn a_payout_reserve_returns_to_the_earnings_after_its_days() {
     server.stop();
 }
 
+/// A payout's lifecycle: `pending` while the rail has not settled it, then `paid`, or `failed`
+/// with its money (and reserve) back. The rail is asked again on a backoff (the test clock),
+/// by a stored job: a transfer in transit is paid at the next ask, even across a SIGKILL; a
+/// rail that stays unavailable fails the payout once the asks are used up.
+#[test]
+fn a_payout_stays_pending_until_the_rail_settles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    let w = world(&server);
+    let author = w.merchant("Author");
+    let (status, _) = w.top_up(&server, "Ada", "4242424242424242", "10");
+    assert_eq!(status, 201);
+    server.with_key(&w.customer("Ada").token).post_expect(
+        "/v1/charges",
+        json!({"merchant": author.id, "amount": "4", "asset": "USD"}),
+        201,
+    );
+    let payouts = format!("/v1/merchants/{}/payouts", author.id);
+    let available = |server: &Server| {
+        let path = format!("/v1/merchants/{}/balance?asset=USD", author.id);
+        minor(&server.with_key(&author.key).get_ok(&path)["available"])
+    };
+    let listed = |server: &Server, id: &Value| {
+        let list = server.with_key(&author.key).get_ok(&payouts);
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| &p["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let pay_out_to = |server: &Server, account: &str| {
+        server.with_key(&author.key).post_expect(
+            &format!("/v1/merchants/{}/payout_settings", author.id),
+            json!({"asset": "USD", "bank_account": account, "reserve_bps": 1000}),
+            200,
+        );
+        server
+            .with_key(&author.key)
+            .post_expect(&payouts, json!({"amount": "1"}), 201)
+    };
+
+    // In transit: pending, the money (1 and its 0.1 reserve) out of the earnings.
+    let transit = pay_out_to(&server, "000888888883");
+    assert_eq!(transit["status"], "pending", "{transit}");
+    assert_eq!(available(&server), 2_900_000);
+    w.advance(&server, 30);
+    assert_eq!(listed(&server, &transit["id"])["status"], "pending");
+    // A SIGKILL loses nothing: the stored job asks again after the restart, and the transfer
+    // is paid at that ask, a minute on.
+    let mut killed = server;
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    drop(killed);
+    let server = Server::start(dir.path(), &["--test-clock"]);
+    assert_eq!(listed(&server, &transit["id"])["status"], "pending");
+    w.advance(&server, 60);
+    let paid = listed(&server, &transit["id"]);
+    assert_eq!(
+        (paid["status"].as_str(), paid["failure_code"].as_str()),
+        (Some("paid"), None),
+        "{paid}"
+    );
+    assert_eq!(available(&server), 2_900_000);
+
+    // The rail unavailable: pending while it is asked again, a minute on, doubling to hourly;
+    // once the asks are used up the payout fails and its money and reserve come back.
+    let down = pay_out_to(&server, "000999999990");
+    assert_eq!(down["status"], "pending", "{down}");
+    assert_eq!(available(&server), 1_800_000);
+    let mut asks = 1;
+    while listed(&server, &down["id"])["status"] == "pending" {
+        assert!(asks < 48, "still pending after {asks} asks");
+        // An hour and a fifth covers any jittered delay.
+        w.advance(&server, 4_320);
+        asks += 1;
+    }
+    let failed = listed(&server, &down["id"]);
+    assert_eq!(
+        (failed["status"].as_str(), failed["failure_code"].as_str()),
+        (Some("failed"), Some("rail_unavailable")),
+        "{failed}"
+    );
+    assert_eq!(asks, 48, "the rail is asked 48 times in all");
+    assert_eq!(available(&server), 2_900_000);
+    let summary = server.with_key(&w.op).get_ok("/v1/ledger/summary");
+    assert_eq!(summary["assets"][0]["balanced"], true, "{summary}");
+    server.stop();
+}
+
 /// Escrow holds over HTTP: a task funded once and captured in milestones (the platform fee
 /// taken at each capture), the rest released; a release by the worker; expiry that releases
 /// or captures (the test clock); and every way to resolve a hold twice refused.

@@ -732,9 +732,12 @@ impl PayoutFailure {
 /// What came of a payout.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum PayoutOutcome {
-    Sent {
-        payout_id: String,
-    },
+    /// The money is on its way to the bank account.
+    Sent { payout_id: String },
+    /// The rail accepted the payout but has not settled it yet (a bank transfer can take
+    /// days): ask [`PayoutRail::status`] later.
+    InFlight { payout_id: String },
+    /// Nothing was sent.
     Failed {
         reason: PayoutFailure,
         message: String,
@@ -744,7 +747,12 @@ pub enum PayoutOutcome {
 /// A way to send money to a bank account. Implementations must be deterministic per
 /// idempotency key: sending the same request twice pays once.
 pub trait PayoutRail: Send + Sync {
+    /// Sends a payout (or, for a key already sent, answers what became of it).
     fn send(&self, request: &PayoutRequest) -> PayoutOutcome;
+
+    /// What became of a payout the rail answered [`PayoutOutcome::InFlight`] for: still in
+    /// flight, sent, or failed (returned by the bank).
+    fn status(&self, request: &PayoutRequest, payout_id: &str) -> PayoutOutcome;
 }
 
 /// Test bank account numbers the sandbox rail honours: Stripe's, plus one of farthing's own for
@@ -762,6 +770,9 @@ pub mod test_bank_accounts {
     pub const DEBIT_NOT_AUTHORIZED: &str = "000333333335";
     /// Fails: `rail_unavailable` (farthing's own; Stripe has no such number).
     pub const RAIL_UNAVAILABLE: &str = "000999999990";
+    /// In flight when sent; sent when its status is asked (farthing's own: a transfer that
+    /// takes a while to settle).
+    pub const IN_TRANSIT: &str = "000888888883";
 }
 
 /// The fewest digits in a bank account number.
@@ -803,6 +814,25 @@ impl SandboxPayoutRail {
 
 impl PayoutRail for SandboxPayoutRail {
     fn send(&self, request: &PayoutRequest) -> PayoutOutcome {
+        match self.settle(request) {
+            PayoutOutcome::Sent { payout_id }
+                if request.bank_account == test_bank_accounts::IN_TRANSIT =>
+            {
+                PayoutOutcome::InFlight { payout_id }
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// The payout settles: what [`PayoutRail::send`] answers, and an in-transit one is sent.
+    fn status(&self, request: &PayoutRequest, _payout_id: &str) -> PayoutOutcome {
+        self.settle(request)
+    }
+}
+
+impl SandboxPayoutRail {
+    /// What becomes of a payout once it has settled.
+    fn settle(&self, request: &PayoutRequest) -> PayoutOutcome {
         let failed = |reason, message| PayoutOutcome::Failed { reason, message };
         if let Err(message) = check_request(
             &request.idempotency_key,

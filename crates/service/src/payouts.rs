@@ -2,7 +2,10 @@
 //! demand (`pay_out`), when they reach the merchant's threshold ([`maybe_threshold_payout`])
 //! or on the merchant's schedule (the scheduler's payout job). The money leaves the earnings
 //! account (one chain, with the optional reserve held back) before the rail is asked; a failed
-//! payout returns it with a second chain and says why. What a payout held back returns to the
+//! payout returns it with a second chain and says why. A payout is `pending` from its record
+//! (written before its chain) until the rail settles it: while the rail answers that the
+//! transfer is in flight or that it is unavailable, the payout's rail job asks again on a
+//! backoff (`ask_rail_again`), and the same job finishes a payout a crash interrupted. What a payout held back returns to the
 //! earnings `reserve_days` later (`release_reserve`, a scheduled job, one chain).
 //!
 //! A merchant that owes chargebacks its earnings could not cover (its debt account) pays that
@@ -16,9 +19,10 @@
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp};
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
 use farthing_products::rules::payout::{
-    self as rule, plan_payout, reserve_release, threshold_payout_due, Earnings, PayoutRefusal,
-    PayoutTermsError, PayoutTrigger, RESERVE_DAYS_DEFAULT,
+    self as rule, after_rail, payout_return, plan_payout, reserve_release, threshold_payout_due,
+    Earnings, PayoutRefusal, PayoutTermsError, PayoutTrigger, RailStep, RESERVE_DAYS_DEFAULT,
 };
+use farthing_products::schedule::NANOS_PER_SECOND;
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
@@ -31,7 +35,7 @@ use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
-    JobKind, MerchantSettings, PayoutRecord, PayoutStatus, MERCHANT_SETTINGS, PAYOUTS,
+    JobKind, MerchantSettings, PayoutRecord, PayoutStatus, JOBS, MERCHANT_SETTINGS, PAYOUTS,
     PAYOUTS_BY_MERCHANT,
 };
 use farthing_store::util::{derived_id, random_id, rfc3339, sha256};
@@ -54,7 +58,9 @@ pub struct PayoutView {
     /// What the payout first took from the earnings to pay down the merchant's chargeback
     /// debt (not sent; it stays paid if the payout fails).
     pub debt_recovered: String,
-    /// `failed`: the amount sent (and any reserve) is back in the merchant's balance.
+    /// `pending` until the payout rail settles the transfer (it is asked again a minute later,
+    /// doubling to hourly), then `paid`, or `failed`: the amount (and any reserve) is back in
+    /// the merchant's balance.
     pub status: PayoutStatus,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -188,26 +194,23 @@ pub async fn pay_out(
         trigger: trigger.code().to_string(),
         created_ns: now,
         debt_recovered: plan.recovered.0,
-    };
-    let writes = |r: &PayoutRecord| -> Result<Vec<RecordWrite>, ServiceError> {
-        Ok(vec![
-            RecordWrite::put(PAYOUTS, r.id, r)?,
-            RecordWrite::Index {
-                index: PAYOUTS_BY_MERCHANT,
-                parent: merchant,
-                id: r.id,
-            },
-        ])
+        rail_asks: 0,
     };
     // The release is scheduled with the record, before the chain: it releases only what the
     // chain held (it checks the ledger), so a crash anywhere after leaves no reserve behind.
-    let mut first = writes(&record)?;
+    // So is the rail's job: a crash before the rail's answer is recorded leaves a pending
+    // payout that the job finishes ([`ask_rail_again`]).
+    let mut first = record_writes(&record)?;
     if let Some(due) = plan.reserve_release_at {
         first.push(crate::scheduler::job_write(
             JobKind::ReserveRelease { payout: record.id },
             due.0,
         )?);
     }
+    first.push(crate::scheduler::job_write(
+        JobKind::PayoutRail { payout: record.id },
+        now.saturating_add(u64::from(rule::RAIL_ASK_BASE_S) * NANOS_PER_SECOND),
+    )?);
     state.products.records.write(first).await?;
     state
         .products
@@ -228,67 +231,196 @@ pub async fn pay_out(
     {
         ChainOutcome::Committed { .. } => {}
         ChainOutcome::Refused { result, .. } => {
+            // The earnings moved (a chargeback) while the payout was planned: nothing left
+            // them, and the payout is not left pending.
+            record.status = PayoutStatus::Failed;
+            record.failure_code = Some("insufficient_balance".into());
+            record.failure_message = Some("the merchant's balance could not cover it".into());
+            let mut writes = record_writes(&record)?;
+            writes.push(rail_job_done(record.id));
+            state.products.records.write(writes).await?;
             return Err(ServiceError::refused(
                 "insufficient_balance",
                 format!("the merchant's balance cannot cover this payout ({result})"),
             )
-            .with_param("amount"))
+            .with_param("amount"));
         }
     }
-    let outcome = state.products.rail.send(&PayoutRequest {
+    let writes = ask_rail(state, &mut record, asset.scale).await?;
+    state.products.records.write(writes).await?;
+    Ok(record)
+}
+
+/// A payout's record and its place in the merchant's list.
+fn record_writes(r: &PayoutRecord) -> Result<Vec<RecordWrite>, ServiceError> {
+    Ok(vec![
+        RecordWrite::put(PAYOUTS, r.id, r)?,
+        RecordWrite::Index {
+            index: PAYOUTS_BY_MERCHANT,
+            parent: r.merchant,
+            id: r.id,
+        },
+    ])
+}
+
+/// Deletes payout `payout`'s rail job: the payout is settled.
+fn rail_job_done(payout: u128) -> RecordWrite {
+    RecordWrite::Delete {
+        table: JOBS,
+        id: crate::scheduler::job_id(JobKind::PayoutRail { payout }),
+    }
+}
+
+/// Asks the rail about pending payout `record`, whose chain is booked: sends it, or asks its
+/// status if the rail took it already. Applies what [`after_rail`] makes of the answer (a
+/// failed payout's money goes back with its return chain) and returns the writes that record
+/// it: the record, its event, and the rail job's next ask or its deletion. The caller holds
+/// the merchant's lock and writes them.
+async fn ask_rail(
+    state: &SharedState,
+    record: &mut PayoutRecord,
+    scale: u8,
+) -> Result<Vec<RecordWrite>, ServiceError> {
+    let request = PayoutRequest {
         idempotency_key: format!("payout_{:032x}", record.id),
-        bank_account,
-        amount: plan.amount,
-        asset_scale: asset.scale,
+        bank_account: record.bank_account.clone(),
+        amount: Amount(record.amount),
+        asset_scale: scale,
         description: "farthing payout".into(),
-    });
-    match outcome {
-        PayoutOutcome::Sent { payout_id } => {
+    };
+    let outcome = match &record.rail_payout_id {
+        Some(taken) => state.products.rail.status(&request, taken),
+        None => state.products.rail.send(&request),
+    };
+    record.rail_asks = record.rail_asks.saturating_add(1);
+    // The low bits of the payout's id jitter its asks.
+    let step = after_rail(&outcome, record.rail_asks, record.id as u64);
+    let now = state.products.clock.now();
+    let mut writes = Vec::new();
+    match (step, outcome) {
+        (RailStep::Paid, PayoutOutcome::Sent { payout_id }) => {
             record.status = PayoutStatus::Paid;
             record.rail_payout_id = Some(payout_id);
+            // The money left with the payout's chain; the rail's word is what this records.
+            writes.extend(event_write(
+                &state.store,
+                EventKind::PayoutPaid,
+                Some(record.merchant),
+                now,
+                || payout_view(state, record),
+            )?);
         }
-        PayoutOutcome::Failed { reason, message } => {
-            // The rail refused: the money (and the reserve held with it) goes back.
+        (RailStep::Failed, PayoutOutcome::Failed { reason, message }) => {
             record.status = PayoutStatus::Failed;
             record.failure_code = Some(reason.code().to_string());
             record.failure_message = Some(message);
-            let event = event_write(
-                &state.store,
-                EventKind::PayoutFailed,
-                Some(merchant),
-                state.products.clock.now(),
-                || payout_view(state, &record),
-            )?;
-            if let ChainOutcome::Refused { result, .. } = run_chain_recorded(
-                &state.engine,
-                &state.products.journal,
-                event.as_slice(),
-                chain_id(record.id, "payout_return", 0),
-                &plan.return_legs(merchant),
-                asset.id,
-                record.id,
-            )
-            .await?
-            {
-                return Err(ServiceError::internal(format!(
-                    "returning a failed payout: {result}"
-                )));
+            return_payout(state, record).await?;
+        }
+        (RailStep::AskAgain(after), outcome) => {
+            if let PayoutOutcome::InFlight { payout_id } = outcome {
+                record.rail_payout_id = Some(payout_id);
             }
+            let due = now.saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX));
+            let mut writes = record_writes(record)?;
+            writes.push(crate::scheduler::job_write(
+                JobKind::PayoutRail { payout: record.id },
+                due,
+            )?);
+            return Ok(writes);
+        }
+        (step, outcome) => {
+            // Unresolved: the rail took the payout and never settled it.
+            tracing::error!(
+                payout = %encode_id(IdKind::Payout, record.id),
+                ?step,
+                ?outcome,
+                "the payout rail never settled a payout it took: it stays pending"
+            );
         }
     }
-    let mut last = writes(&record)?;
-    if record.status == PayoutStatus::Paid {
-        // The money left with the payout's chain; the rail's word is what this records.
-        last.extend(event_write(
+    writes.extend(record_writes(record)?);
+    writes.push(rail_job_done(record.id));
+    Ok(writes)
+}
+
+/// Books failed payout `record`'s return chain ([`payout_return`]) with its `payout.failed`
+/// event: what was sent, and the reserve unless its release already gave it back.
+async fn return_payout(state: &SharedState, record: &PayoutRecord) -> Result<(), ServiceError> {
+    let lookup = |purpose: &str, leg: u128| {
+        state.engine.lookup_transfer(farthing_ledger::TransferId(
+            chain_id(record.id, purpose, 0).wrapping_add(leg),
+        ))
+    };
+    let held = lookup("payout", 1).map(|t| t.amount);
+    let released = lookup("reserve_release", 0).is_some();
+    let event = event_write(
+        &state.store,
+        EventKind::PayoutFailed,
+        Some(record.merchant),
+        state.products.clock.now(),
+        || payout_view(state, record),
+    )?;
+    match run_chain_recorded(
+        &state.engine,
+        &state.products.journal,
+        event.as_slice(),
+        chain_id(record.id, "payout_return", 0),
+        &payout_return(record.merchant, Amount(record.amount), held, released),
+        AssetId(record.asset),
+        record.id,
+    )
+    .await?
+    {
+        ChainOutcome::Committed { .. } => Ok(()),
+        ChainOutcome::Refused { result, .. } => Err(ServiceError::internal(format!(
+            "returning a failed payout: {result}"
+        ))),
+    }
+}
+
+/// The rail job of payout `payout`: asks the rail again about it while it is pending (see
+/// [`ask_rail`]). A pending payout whose chain is not in the ledger was interrupted before
+/// its money moved (a crash): it failed, with nothing to return. Holds the merchant's lock.
+pub async fn ask_rail_again(state: &SharedState, payout: u128) -> Result<(), ServiceError> {
+    let Some(record) = state.store.record::<PayoutRecord>(PAYOUTS, payout)? else {
+        return state
+            .products
+            .records
+            .write(vec![rail_job_done(payout)])
+            .await
+            .map_err(Into::into);
+    };
+    let _guard = state.products.lock(record.merchant).await;
+    let Some(mut record) = state.store.record::<PayoutRecord>(PAYOUTS, payout)? else {
+        return Ok(());
+    };
+    let writes = if record.status != PayoutStatus::Pending {
+        vec![rail_job_done(payout)]
+    } else if state
+        .engine
+        .lookup_transfer(farthing_ledger::TransferId(chain_id(payout, "payout", 0)))
+        .is_none()
+    {
+        record.status = PayoutStatus::Failed;
+        record.failure_code = Some("not_booked".into());
+        record.failure_message =
+            Some("the payout was interrupted before its money moved; nothing was sent".into());
+        let mut writes = record_writes(&record)?;
+        writes.extend(event_write(
             &state.store,
-            EventKind::PayoutPaid,
-            Some(merchant),
+            EventKind::PayoutFailed,
+            Some(record.merchant),
             state.products.clock.now(),
             || payout_view(state, &record),
         )?);
-    }
-    state.products.records.write(last).await?;
-    Ok(record)
+        writes.push(rail_job_done(payout));
+        writes
+    } else {
+        let scale = asset_by_id(state, record.asset)?.scale;
+        ask_rail(state, &mut record, scale).await?
+    };
+    state.products.records.write(writes).await?;
+    Ok(())
 }
 
 /// Returns what payout `payout` held back as a reserve to the merchant's earnings: once (the

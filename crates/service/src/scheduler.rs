@@ -88,6 +88,7 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::TabRetry { tab } => ("tab_retry", tab),
         JobKind::Payout { merchant } => ("payout", merchant),
         JobKind::ReserveRelease { payout } => ("reserve_release", payout),
+        JobKind::PayoutRail { payout } => ("payout_rail", payout),
         JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
         JobKind::CampaignEnd { campaign } => ("campaign_end", campaign),
         JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription),
@@ -410,6 +411,8 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             crate::payouts::maybe_threshold_payout(state.clone(), merchant, AssetId(asset)).await;
             finish_follow_up(state, job).await
         }
+        // Asks the rail and writes what it answered with the job's next ask or its deletion.
+        JobKind::PayoutRail { payout } => crate::payouts::ask_rail_again(state, payout).await,
         JobKind::TabRetry { tab } => {
             // The settlement's own commit deletes this job (paid, or nothing owed) or moves it
             // to the next attempt; after the last attempt it deletes it and the tab stays

@@ -32,7 +32,8 @@ pub const TABS_BY_CUSTOMER: IndexTable = IndexTable::new("tabs_by_customer");
 pub const SETTLEMENTS: RecordTable = RecordTable::new("settlements");
 /// (tab, settlement attempt)
 pub const SETTLEMENTS_BY_TAB: IndexTable = IndexTable::new("settlements_by_tab");
-/// Due work (tab period ends, settlement retries, scheduled payouts), by job id.
+/// Due work (tab period ends, settlement retries, scheduled payouts, pending payouts, ...), by
+/// job id.
 pub const JOBS: RecordTable = RecordTable::new("jobs");
 pub const DISPUTES: RecordTable = RecordTable::new("disputes");
 /// Escrow holds (what they are; where they stand is read from the ledger).
@@ -585,6 +586,8 @@ pub enum JobKind {
     Payout { merchant: u128 },
     /// Give the reserve one payout held back to the merchant's earnings (a rolling reserve).
     ReserveRelease { payout: u128 },
+    /// Ask the rail again about a pending payout (or finish one a crash interrupted).
+    PayoutRail { payout: u128 },
     /// Release or capture what an escrow hold still holds at its expiry.
     HoldExpiry { hold: u128 },
     /// Capture (goal met) or release (not met) an all-or-nothing campaign's contributions.
@@ -758,6 +761,10 @@ pub struct PayoutRecord {
     /// before sending `amount` (0 for payouts made before debts were netted).
     #[serde(default, with = "minor")]
     pub debt_recovered: u128,
+    /// How often the rail has been asked about it (sent, then its status asked while it is
+    /// pending): the backoff of the next ask derives from it.
+    #[serde(default)]
+    pub rail_asks: u32,
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ pub struct CreatePayout {
     pub amount: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{id}/payouts", operation_id = "merchants.payouts.create", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: paid out once")), responses((status = 201, description = "the payout: paid, or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
+#[utoipa::path(post, path = "/v1/merchants/{id}/payouts", operation_id = "merchants.payouts.create", tag = "payouts", request_body = CreatePayout, params(("id" = String, Path, description = "mer_… id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: paid out once")), responses((status = 201, description = "the payout: paid; pending while the rail has not settled it (asked again on a backoff, then paid or failed); or failed with the funds returned", body = PayoutView), crate::error::WriteErrors))]
 pub async fn create(
     State(state): State<SharedState>,
     Key(principal): Key,

@@ -422,6 +422,22 @@ fn test_bank_accounts_behave_as_documented() {
         rail.send(&payout("p1", "1234")),
         PayoutOutcome::Sent { .. }
     ));
+    // In transit: in flight when sent (again and again: the same answer per key), sent when
+    // its status is asked; a payout that failed fails when asked as well.
+    let transit = payout("p2", test_bank_accounts::IN_TRANSIT);
+    let in_flight = PayoutOutcome::InFlight {
+        payout_id: SandboxPayoutRail::payout_id("p2"),
+    };
+    assert_eq!(rail.send(&transit), in_flight);
+    assert_eq!(rail.send(&transit), in_flight);
+    assert_eq!(
+        rail.status(&transit, &SandboxPayoutRail::payout_id("p2")),
+        PayoutOutcome::Sent {
+            payout_id: SandboxPayoutRail::payout_id("p2")
+        }
+    );
+    let closed = payout("p3", test_bank_accounts::ACCOUNT_CLOSED);
+    assert_eq!(rail.status(&closed, "po_x"), rail.send(&closed));
     let mut zero = payout("p1", test_bank_accounts::SUCCEEDS);
     zero.amount = Amount::ZERO;
     assert!(matches!(

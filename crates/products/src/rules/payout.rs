@@ -10,17 +10,25 @@
 //! A payout is triggered by hand, by the earnings reaching the merchant's threshold after a
 //! charge ([`threshold_payout_due`]), or by the merchant's schedule.
 //!
+//! Its lifecycle: `pending` from when its record is written (before its chain) until the rail
+//! settles it, then `paid`, or `failed` with the money returned. The rail is asked again on a
+//! backoff ([`rail_asks`]) while it answers that the payout is in flight or that it is
+//! unavailable; what each answer makes of the payout is [`after_rail`].
+//!
 //! Netting: what a merchant owes after chargebacks its earnings could not cover (its debt
 //! account, see [`super::dispute`]) is paid first. A payout's chain moves `min(earnings, debt)`
 //! from the earnings to the debt account before anything is sent, and the payout, its reserve
 //! and its threshold are measured on what is left ([`Earnings::payable`]). The recovery stays
 //! booked if the rail later refuses the payout: only the amount sent and the reserve return.
 
+use std::time::Duration;
+
 use farthing_ledger::{Amount, Timestamp};
 
 use super::{LedgerAccount, Leg, Role};
 use crate::fees::{mul_div, RoundingRule, BPS_PER_WHOLE};
-use crate::schedule::NANOS_PER_DAY;
+use crate::processor::PayoutOutcome;
+use crate::schedule::{Backoff, NANOS_PER_DAY};
 
 /// The reserve is rounded down: the merchant is paid the rounding unit, not held.
 pub const RESERVE_ROUNDING: RoundingRule = RoundingRule::Down;
@@ -287,25 +295,91 @@ impl PayoutPlan {
     }
 
     /// The chain that gives the amount and the reserve back when the rail refuses the payout;
-    /// the debt stays paid. Leg 1 returns the reserve (the release looks for it).
+    /// the debt stays paid. See [`payout_return`].
     pub fn return_legs(&self, merchant: u128) -> [Leg; 2] {
-        let earnings = LedgerAccount::Earnings { merchant };
-        [
-            Leg {
-                debit: LedgerAccount::PayoutClearing,
-                credit: earnings,
-                amount: self.amount,
-                code: crate::accounts::CODE_PAYOUT_RETURN,
-                role: Role::Other,
-            },
-            Leg {
-                debit: LedgerAccount::Reserve { merchant },
-                credit: earnings,
-                amount: self.reserve,
-                code: crate::accounts::CODE_PAYOUT_RETURN,
-                role: Role::Other,
-            },
-        ]
+        payout_return(merchant, self.amount, Some(self.reserve), false)
+    }
+}
+
+/// The chain that gives a failed payout back to the earnings: the `sent` amount, and the
+/// reserve its hold leg booked (`held`) unless the reserve's release already returned it. The
+/// debt the payout recovered stays paid. Leg 1 returns the reserve (the release looks for it).
+pub fn payout_return(
+    merchant: u128,
+    sent: Amount,
+    held: Option<Amount>,
+    released: bool,
+) -> [Leg; 2] {
+    let earnings = LedgerAccount::Earnings { merchant };
+    let reserve = held.filter(|_| !released).unwrap_or(Amount::ZERO);
+    [
+        Leg {
+            debit: LedgerAccount::PayoutClearing,
+            credit: earnings,
+            amount: sent,
+            code: crate::accounts::CODE_PAYOUT_RETURN,
+            role: Role::Other,
+        },
+        Leg {
+            debit: LedgerAccount::Reserve { merchant },
+            credit: earnings,
+            amount: reserve,
+            code: crate::accounts::CODE_PAYOUT_RETURN,
+            role: Role::Other,
+        },
+    ]
+}
+
+/// Asking the rail again about a pending payout: a minute after the first answer, doubling to
+/// an hour; 48 asks in all (about 42 hours).
+pub const RAIL_ASK_BASE_S: u32 = 60;
+pub const RAIL_ASK_FACTOR: u32 = 2;
+pub const RAIL_ASK_MAX_S: u32 = 3600;
+pub const RAIL_ASKS_MAX: u32 = 48;
+
+/// The backoff of asking the rail again (the constants above).
+pub fn rail_asks() -> Backoff {
+    // The constants satisfy Backoff's checks; the test below proves it.
+    match Backoff::new(
+        RAIL_ASK_BASE_S,
+        RAIL_ASK_FACTOR,
+        RAIL_ASK_MAX_S,
+        RAIL_ASKS_MAX,
+    ) {
+        Ok(backoff) => backoff,
+        Err(error) => unreachable!("rail ask constants: {error}"),
+    }
+}
+
+/// What the rail's answer makes of a pending payout.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RailStep {
+    /// `paid`.
+    Paid,
+    /// `failed`: nothing was sent, so the money goes back to the earnings.
+    Failed,
+    /// Still `pending`: ask again after the delay.
+    AskAgain(Duration),
+    /// Still `pending`, and the rail has been asked [`RAIL_ASKS_MAX`] times: it accepted the
+    /// payout but never settled it. The money may have left, so nothing is returned and
+    /// nothing more is asked on its own: an operator must look.
+    Unresolved,
+}
+
+/// What `outcome`, the rail's answer to the `asks`-th ask about a payout (1 for the first),
+/// makes of it: sent → paid; failed for good → failed; in flight or unavailable → ask again on
+/// the [`rail_asks`] backoff (jittered by `seed`, something stable per payout). Once the asks
+/// are used up, an unavailable rail means the payout failed (the rail never took it), while one
+/// in flight stays unresolved.
+pub fn after_rail(outcome: &PayoutOutcome, asks: u32, seed: u64) -> RailStep {
+    let again = || rail_asks().delay_with_jitter(asks, seed);
+    match outcome {
+        PayoutOutcome::Sent { .. } => RailStep::Paid,
+        PayoutOutcome::Failed { reason, .. } if reason.is_retryable() => {
+            again().map_or(RailStep::Failed, RailStep::AskAgain)
+        }
+        PayoutOutcome::Failed { .. } => RailStep::Failed,
+        PayoutOutcome::InFlight { .. } => again().map_or(RailStep::Unresolved, RailStep::AskAgain),
     }
 }
 
@@ -589,6 +663,68 @@ mod tests {
         );
         assert_eq!(reserve_release(3, Some(Amount(10)), true), None);
         assert_eq!(reserve_release(3, None, false), None);
+    }
+
+    #[test]
+    fn the_rail_is_asked_again_while_the_payout_is_in_flight_or_the_rail_unavailable() {
+        use crate::processor::PayoutFailure;
+        let sent = PayoutOutcome::Sent {
+            payout_id: "po_1".into(),
+        };
+        let in_flight = PayoutOutcome::InFlight {
+            payout_id: "po_1".into(),
+        };
+        let failed = |reason| PayoutOutcome::Failed {
+            reason,
+            message: String::new(),
+        };
+        let unavailable = failed(PayoutFailure::RailUnavailable);
+        assert_eq!(after_rail(&sent, 1, 7), RailStep::Paid);
+        assert_eq!(after_rail(&sent, RAIL_ASKS_MAX, 7), RailStep::Paid);
+        assert_eq!(
+            after_rail(&failed(PayoutFailure::AccountClosed), 1, 7),
+            RailStep::Failed
+        );
+        // A minute after the first ask (±20%), doubling, at most an hour (±20%).
+        for (asks, base_s) in [(1, 60), (2, 120), (3, 240), (7, 3600), (47, 3600)] {
+            for outcome in [&in_flight, &unavailable] {
+                let RailStep::AskAgain(after) = after_rail(outcome, asks, 7) else {
+                    panic!("ask {asks}: {outcome:?}");
+                };
+                let ms = after.as_millis() as u64;
+                assert!(
+                    (base_s * 800..=base_s * 1200).contains(&ms),
+                    "ask {asks}: {ms} ms"
+                );
+            }
+        }
+        // Out of asks: a rail that never took the payout failed it; one that took it and never
+        // settled it leaves it unresolved (the money may have left).
+        assert_eq!(after_rail(&unavailable, RAIL_ASKS_MAX, 7), RailStep::Failed);
+        assert_eq!(
+            after_rail(&in_flight, RAIL_ASKS_MAX, 7),
+            RailStep::Unresolved
+        );
+        assert_eq!(rail_asks().max_attempts(), RAIL_ASKS_MAX);
+    }
+
+    #[test]
+    fn a_failed_payout_returns_what_it_sent_and_the_reserve_not_yet_released() {
+        let earnings = LedgerAccount::Earnings { merchant: 3 };
+        let back = |held, released| {
+            payout_return(3, Amount(90), held, released).map(|l| (l.debit, l.credit, l.amount.0))
+        };
+        assert_eq!(
+            back(Some(Amount(10)), false),
+            [
+                (LedgerAccount::PayoutClearing, earnings, 90),
+                (LedgerAccount::Reserve { merchant: 3 }, earnings, 10),
+            ]
+        );
+        // The reserve's release came first (a payout pending past its reserve days): the
+        // reserve is back in the earnings already and is not returned twice.
+        assert_eq!(back(Some(Amount(10)), true)[1].2, 0);
+        assert_eq!(back(None, false)[1].2, 0);
     }
 
     #[test]
