@@ -748,6 +748,64 @@ fn a_chargeback_debt_is_recovered_from_the_next_payout_before_anything_is_sent()
     server.stop();
 }
 
+/// Regression (issue 16, API completeness): a payment method's token was derived from the card
+/// number alone, so two customers who added the same card got the same token, telling whoever
+/// saw both that they share a card. Tokens are now per customer (keyed by the platform's
+/// secret and the customer): another customer gets another token, while the same customer
+/// adding the card again (a retry with its Idempotency-Key, or later, or after a restart) gets
+/// the one it has, stored once.
+#[test]
+fn two_customers_with_the_same_card_get_unlinkable_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let w = World::builder(&server)
+        .asset("USD", 6)
+        .merchant("Shop")
+        .customer("Ada")
+        .customer("Bob")
+        .build();
+    let add = |server: &Server, name: &str, key: Option<&str>| {
+        let c = w.customer(name);
+        let pm = server.with_key(&c.token).idempotency_key(key).post_expect(
+            &format!("/v1/customers/{}/payment_methods", c.id),
+            json!({"card_number": "4242 4242 4242 4242"}),
+            201,
+        );
+        (pm["token"].as_str().unwrap().to_string(), pm)
+    };
+    let (ada, shown) = add(&server, "Ada", Some("card-1"));
+    let (bob, _) = add(&server, "Bob", Some("card-1"));
+    assert_ne!(ada, bob, "the same card, two customers: two tokens");
+    // Nothing in a token gives the number away; the brand and last four are shown as before.
+    assert!(!ada.contains("4242424242424242"), "{ada}");
+    assert_eq!(
+        (shown["brand"].as_str(), shown["last4"].as_str()),
+        (Some("visa"), Some("4242"))
+    );
+    // A retry with the same Idempotency-Key, and the card added again without one, find it.
+    assert_eq!(add(&server, "Ada", Some("card-1")).0, ada);
+    assert_eq!(add(&server, "Ada", None).0, ada);
+    // The key behind the tokens survives a restart: the same customer, the same token.
+    server.stop();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(add(&server, "Ada", None).0, ada);
+    assert_eq!(add(&server, "Bob", None).0, bob);
+    let customer = server
+        .with_key(&w.customer("Ada").token)
+        .get_ok(&format!("/v1/customers/{}", w.customer("Ada").id));
+    assert_eq!(
+        customer["payment_methods"].as_array().unwrap().len(),
+        1,
+        "{customer}"
+    );
+    // Both tokens charge the card.
+    for (name, token) in [("Ada", &ada), ("Bob", &bob)] {
+        let (status, topup) = w.top_up_with(&server, name, token, "5");
+        assert_eq!(status, 201, "{name}: {topup}");
+    }
+    server.stop();
+}
+
 #[test]
 fn auto_top_up_refills_a_low_wallet_once_a_day_and_turns_off_on_a_decline() {
     let dir = tempfile::tempdir().unwrap();

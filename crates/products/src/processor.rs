@@ -13,8 +13,12 @@
 //!
 //! Payment methods are tokens: the card number goes through [`SandboxProcessor::tokenize`] once
 //! and only the `pm_...` token (which does not contain the card number) is stored or charged.
+//! A token belongs to one customer: its fingerprint is keyed by the platform's secret
+//! [`TokenKey`] and the customer, so the same card gives one customer the same token every time
+//! while two customers' tokens for it cannot be linked.
 
 use farthing_ledger::{Amount, ASSET_SCALE_MAX};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -311,6 +315,25 @@ impl CardBrand {
     }
 }
 
+/// The platform's secret that keys payment-method fingerprints (see
+/// [`SandboxProcessor::tokenize`]). Whoever lacks it cannot tell from two customers' tokens
+/// whether they hold the same card, nor test a guessed card number against a token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    pub const fn new(secret: [u8; 32]) -> TokenKey {
+        TokenKey(secret)
+    }
+}
+
+impl std::fmt::Debug for TokenKey {
+    /// Never shows the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
+}
+
 /// A stored payment method: a token to charge, and what may be shown to its owner.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct PaymentMethod {
@@ -457,7 +480,8 @@ fn normalize_card_number(card_number: &str) -> Result<String, TokenizeError> {
 const SANDBOX_TOKEN_PREFIX: &str = "pm_sandbox_";
 /// The longest token the sandbox accepts, in bytes.
 const SANDBOX_TOKEN_BYTES_MAX: usize = 96;
-/// Hex digits of the card fingerprint in a token.
+/// Hex digits of the card fingerprint in a token: 48 bits, ample to tell one customer's few
+/// cards apart.
 const FINGERPRINT_HEX_LEN: usize = 12;
 
 /// What a sandbox token says about its card.
@@ -509,6 +533,26 @@ fn hashed_hex(domain: &str, value: &str, len: usize) -> String {
     hex
 }
 
+/// The first [`FINGERPRINT_HEX_LEN`] hex digits of HMAC-SHA256 under `key` over a domain tag,
+/// the customer and the card's digits.
+fn card_fingerprint(key: &TokenKey, customer: u128, digits: &str) -> String {
+    // HMAC takes a key of any length.
+    let Ok(mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
+        unreachable!("HMAC-SHA256 refused a 32-byte key")
+    };
+    let tag = mac
+        .chain_update(b"farthing sandbox card\0")
+        .chain_update(customer.to_le_bytes())
+        .chain_update(digits.as_bytes())
+        .finalize()
+        .into_bytes();
+    let mut hex = String::with_capacity(FINGERPRINT_HEX_LEN);
+    for byte in tag.iter().take(FINGERPRINT_HEX_LEN / 2) {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
 /// Hex digits of a processor id's hash part: 96 bits, so ids from distinct keys never collide
 /// in practice.
 const ID_HEX_LEN: usize = 24;
@@ -546,10 +590,17 @@ impl SandboxProcessor {
         self.fees
     }
 
-    /// Turns a card number into a payment method. The token encodes the sandbox behaviour, the
-    /// brand, the last four digits and a short fingerprint of the number, never the number, so
-    /// the platform can store it freely. The same card always gets the same token.
-    pub fn tokenize(&self, card_number: &str) -> Result<PaymentMethod, TokenizeError> {
+    /// Turns a card number into customer `customer`'s payment method. The token encodes the
+    /// sandbox behaviour, the brand, the last four digits and a short fingerprint, never the
+    /// number, so the platform can store it freely. The fingerprint is an HMAC-SHA256 under
+    /// `key` of the customer and the number: the same card gets the same token for one customer
+    /// (so adding it again finds it), and a different one for every other customer.
+    pub fn tokenize(
+        &self,
+        card_number: &str,
+        key: &TokenKey,
+        customer: u128,
+    ) -> Result<PaymentMethod, TokenizeError> {
         let digits = normalize_card_number(card_number)?;
         if !luhn_valid(&digits) {
             return Err(TokenizeError::FailsLuhnCheck);
@@ -558,7 +609,7 @@ impl SandboxProcessor {
         // Cannot fail: at least 12 ASCII digits.
         let last4 = digits[digits.len() - 4..].to_string();
         let behaviour = sandbox_card_behaviour(&digits);
-        let fingerprint = hashed_hex("farthing sandbox card", &digits, FINGERPRINT_HEX_LEN);
+        let fingerprint = card_fingerprint(key, customer, &digits);
         let token = format!(
             "{SANDBOX_TOKEN_PREFIX}{}_{}_{last4}_{fingerprint}",
             behaviour.code(),

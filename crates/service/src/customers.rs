@@ -224,7 +224,9 @@ async fn save_customer(state: &SharedState, customer: &CustomerRecord) -> Result
 }
 
 /// Stores a card as a payment method of customer `id` (its token; the number is not kept).
-/// Adding a card already stored changes nothing.
+/// The token is the customer's own (keyed by the platform's secret and the customer: another
+/// customer with the same card gets another token), so adding a card already stored finds it
+/// and changes nothing.
 pub async fn add_payment_method(
     state: &SharedState,
     caller: &Principal,
@@ -235,10 +237,11 @@ pub async fn add_payment_method(
     let customer = visible_customer(state, caller, id, "id")?;
     let _guard = state.products.lock(customer.id).await;
     let mut customer = reload(state, customer.id)?;
-    let method =
-        state.products.sandbox.tokenize(card_number).map_err(|e| {
-            ServiceError::invalid("card_number", "invalid_card_number", e.to_string())
-        })?;
+    let method = state
+        .products
+        .sandbox
+        .tokenize(card_number, &state.products.token_key, customer.id)
+        .map_err(|e| ServiceError::invalid("card_number", "invalid_card_number", e.to_string()))?;
     let view = PaymentMethodView {
         token: method.token.clone(),
         brand: format!("{:?}", method.brand).to_lowercase(),

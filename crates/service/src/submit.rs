@@ -19,7 +19,7 @@ use farthing_ledger::{
 };
 use farthing_products::fees::FeeRefundPolicy;
 use farthing_products::processor::{
-    PaymentProcessor, PayoutRail, SandboxFees, SandboxPayoutRail, SandboxProcessor,
+    PaymentProcessor, PayoutRail, SandboxFees, SandboxPayoutRail, SandboxProcessor, TokenKey,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -36,6 +36,8 @@ pub struct Products {
     /// Turns sandbox card numbers into payment-method tokens (a real processor tokenizes in
     /// the customer's browser, so this is the sandbox's only).
     pub sandbox: SandboxProcessor,
+    /// Keys payment-method tokens per customer (the store keeps the secret).
+    pub token_key: TokenKey,
     pub rail: Arc<dyn PayoutRail>,
     pub card_fees: SandboxFees,
     pub records: RecordWriter,
@@ -86,6 +88,7 @@ impl Products {
         Ok(Products {
             processor: Arc::new(sandbox),
             sandbox,
+            token_key: TokenKey::new(store.payment_method_key()?),
             rail: Arc::new(SandboxPayoutRail),
             card_fees,
             records: RecordWriter::start(store),

@@ -21,6 +21,10 @@ const JOURNAL_CURSOR: &str = "journal_applied_through";
 /// How far `--test-clock` moved the products' clock, in nanoseconds: kept across restarts, so
 /// time never goes back for the jobs that already ran.
 const TEST_CLOCK_OFFSET: &str = "test_clock_offset_ns";
+/// The platform's own secrets, by name: random bytes made once, when first asked for.
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// The key of payment-method fingerprints (see `farthing_products::processor::TokenKey`).
+const PAYMENT_METHOD_KEY: &str = "payment_method_key";
 
 pub const STORE_FILE: &str = "metadata.redb";
 
@@ -248,6 +252,7 @@ impl Store {
             txn.open_table(ACCOUNTS_BY_OWNER)?;
             txn.open_table(IDEMPOTENCY)?;
             txn.open_table(META)?;
+            txn.open_table(SECRETS)?;
         }
         txn.commit()?;
         Ok(Store {
@@ -502,6 +507,32 @@ impl Store {
         txn.commit()?;
         self.queued(queued);
         Ok(())
+    }
+
+    /// The 32-byte secret that keys payment-method tokens: made from the OS's random numbers
+    /// and stored durably the first time it is asked for, the same ever after.
+    pub fn payment_method_key(&self) -> Result<[u8; 32], redb::Error> {
+        let stored = |bytes: &[u8]| {
+            <[u8; 32]>::try_from(bytes).map_err(|_| {
+                redb::Error::Corrupted(format!(
+                    "secret {PAYMENT_METHOD_KEY:?} has {} bytes, not 32",
+                    bytes.len()
+                ))
+            })
+        };
+        let txn = self.db.begin_write()?;
+        let existing = txn
+            .open_table(SECRETS)?
+            .get(PAYMENT_METHOD_KEY)?
+            .map(|v| stored(v.value()));
+        if let Some(key) = existing {
+            return key;
+        }
+        let key: [u8; 32] = rand::random();
+        txn.open_table(SECRETS)?
+            .insert(PAYMENT_METHOD_KEY, key.as_slice())?;
+        txn.commit()?;
+        Ok(key)
     }
 
     /// The products' test clock offset (0 when it was never moved).

@@ -5,6 +5,14 @@ fn sandbox() -> SandboxProcessor {
     SandboxProcessor::default()
 }
 
+const KEY: TokenKey = TokenKey::new([7; 32]);
+const CUSTOMER: u128 = 42;
+
+/// Tokenizes `card` for [`CUSTOMER`] under [`KEY`].
+fn tokenize(card: &str) -> Result<PaymentMethod, TokenizeError> {
+    sandbox().tokenize(card, &KEY, CUSTOMER)
+}
+
 fn charge_request(key: &str, payment_method: &str, amount: u128) -> ProcessorCharge {
     ProcessorCharge {
         idempotency_key: key.to_string(),
@@ -17,7 +25,7 @@ fn charge_request(key: &str, payment_method: &str, amount: u128) -> ProcessorCha
 
 /// Tokenizes `card` and charges 10.00 at scale 2 with it.
 fn charge_card(card: &str) -> ProcessorOutcome {
-    let method = sandbox().tokenize(card).unwrap();
+    let method = tokenize(card).unwrap();
     sandbox().charge(&charge_request("key-1", &method.token, 1000))
 }
 
@@ -89,7 +97,7 @@ fn disputed_cards_succeed_then_are_disputed() {
             DisputeReason::ProductNotReceived,
         ),
     ] {
-        let method = sandbox().tokenize(card).unwrap();
+        let method = tokenize(card).unwrap();
         let request = charge_request("k", &method.token, 500);
         assert!(matches!(
             sandbox().charge(&request),
@@ -103,7 +111,7 @@ fn disputed_cards_succeed_then_are_disputed() {
             })
         );
     }
-    let method = sandbox().tokenize(test_cards::SUCCEEDS).unwrap();
+    let method = tokenize(test_cards::SUCCEEDS).unwrap();
     assert_eq!(
         sandbox().dispute(&charge_request("k", &method.token, 500)),
         None
@@ -113,7 +121,7 @@ fn disputed_cards_succeed_then_are_disputed() {
 #[test]
 fn tokenize_refuses_bad_numbers_naming_card_number() {
     let check = |card: &str, expected: TokenizeError| {
-        let error = sandbox().tokenize(card).unwrap_err();
+        let error = tokenize(card).unwrap_err();
         assert_eq!(error, expected, "{card:?}");
         assert!(error.to_string().contains("card_number"));
         assert_eq!(error.decline_reason(), DeclineReason::InvalidPaymentMethod);
@@ -129,15 +137,15 @@ fn tokenize_refuses_bad_numbers_naming_card_number() {
 
 #[test]
 fn tokens_are_deterministic_and_never_contain_the_card_number() {
-    let method = sandbox().tokenize("4242 4242 4242 4242").unwrap();
+    let method = tokenize("4242 4242 4242 4242").unwrap();
     assert_eq!(
         method,
-        sandbox().tokenize(test_cards::SUCCEEDS).unwrap(),
+        tokenize(test_cards::SUCCEEDS).unwrap(),
         "spaces are ignored"
     );
     assert_eq!(
         method,
-        sandbox().tokenize("4242-4242-4242-4242").unwrap(),
+        tokenize("4242-4242-4242-4242").unwrap(),
         "dashes are ignored"
     );
     assert!(method.token.starts_with("pm_sandbox_succeeds_visa_4242_"));
@@ -145,14 +153,44 @@ fn tokens_are_deterministic_and_never_contain_the_card_number() {
     assert_eq!(method.brand, CardBrand::Visa);
     assert_eq!(method.last4, "4242");
     // Two different cards with the same last four get different tokens.
-    let other = sandbox().tokenize("4000000000024242").unwrap();
+    let other = tokenize("4000000000024242").unwrap();
     assert_eq!(other.last4, "4242");
     assert_ne!(other.token, method.token);
 }
 
+/// Regression (issue 16, API completeness): the token was a hash of the card number alone, so
+/// two customers with the same card got the same token, which told anyone who saw both that
+/// they share a card. Now the fingerprint is keyed by the platform's secret and the customer.
+#[test]
+fn tokens_of_one_card_differ_between_customers_and_without_the_key() {
+    let ada = sandbox().tokenize(test_cards::SUCCEEDS, &KEY, 1).unwrap();
+    let bob = sandbox().tokenize(test_cards::SUCCEEDS, &KEY, 2).unwrap();
+    assert_ne!(ada.token, bob.token);
+    // What may be shown stays the same, and both charge as the card does.
+    assert_eq!((&ada.brand, &ada.last4), (&bob.brand, &bob.last4));
+    for token in [&ada.token, &bob.token] {
+        assert!(matches!(
+            sandbox().charge(&charge_request("k", token, 100)),
+            ProcessorOutcome::Succeeded { .. }
+        ));
+    }
+    // The same customer under another platform's key: another token again (a token cannot be
+    // recomputed, or a guessed number tested, without the key).
+    let elsewhere = sandbox()
+        .tokenize(test_cards::SUCCEEDS, &TokenKey::new([8; 32]), 1)
+        .unwrap();
+    assert_ne!(elsewhere.token, ada.token);
+    // The same customer and key: the same token, every time.
+    assert_eq!(
+        sandbox().tokenize(test_cards::SUCCEEDS, &KEY, 1).unwrap(),
+        ada
+    );
+    assert_eq!(format!("{KEY:?}"), "TokenKey(..)");
+}
+
 #[test]
 fn brands_come_from_the_prefix() {
-    let brand = |card: &str| sandbox().tokenize(card).unwrap().brand;
+    let brand = |card: &str| tokenize(card).unwrap().brand;
     assert_eq!(brand("4242424242424242"), CardBrand::Visa);
     assert_eq!(brand("5555555555554444"), CardBrand::Mastercard);
     assert_eq!(brand("2223003122003222"), CardBrand::Mastercard);
@@ -163,7 +201,7 @@ fn brands_come_from_the_prefix() {
 
 #[test]
 fn charges_with_unknown_or_tampered_tokens_are_invalid_payment_methods() {
-    let valid = sandbox().tokenize(test_cards::SUCCEEDS).unwrap().token;
+    let valid = tokenize(test_cards::SUCCEEDS).unwrap().token;
     for payment_method in [
         "",
         "pm_live_123",
@@ -193,7 +231,7 @@ fn charges_with_unknown_or_tampered_tokens_are_invalid_payment_methods() {
 
 #[test]
 fn malformed_charges_fail_naming_the_field() {
-    let token = sandbox().tokenize(test_cards::SUCCEEDS).unwrap().token;
+    let token = tokenize(test_cards::SUCCEEDS).unwrap().token;
     let check = |request: ProcessorCharge, field: &str| match sandbox().charge(&request) {
         ProcessorOutcome::Failed {
             reason: DeclineReason::InvalidRequest,
@@ -217,7 +255,7 @@ fn malformed_charges_fail_naming_the_field() {
 
 #[test]
 fn retried_charges_return_the_same_id() {
-    let token = sandbox().tokenize(test_cards::SUCCEEDS).unwrap().token;
+    let token = tokenize(test_cards::SUCCEEDS).unwrap().token;
     let first = sandbox().charge(&charge_request("order-42", &token, 100));
     let retry = sandbox().charge(&charge_request("order-42", &token, 100));
     let other = sandbox().charge(&charge_request("order-43", &token, 100));
@@ -508,7 +546,7 @@ proptest! {
 
     #[test]
     fn tokenize_accepts_exactly_the_luhn_valid_numbers(digits in "[0-9]{12,19}") {
-        let result = sandbox().tokenize(&digits);
+        let result = tokenize(&digits);
         prop_assert_eq!(result.is_ok(), luhn_valid(&digits));
         if let Ok(method) = result {
             prop_assert!(SandboxToken::parse(&method.token).is_some());
