@@ -14,8 +14,9 @@
 //!   confirmation) and the per-charge, per-period and monthly budgets it is checked against.
 //! - [`charge`]: pricing a charge ([`charge::ChargeSplit`]) and the legs of a charge, a tip and
 //!   a refund.
-//! - [`payout`]: how much of a merchant's earnings a payout sends, how much it holds back as a
-//!   reserve, and when that reserve returns.
+//! - [`payout`]: how much of a merchant's earnings first pays down its chargeback debt, how
+//!   much a payout sends, how much it holds back as a reserve and when that reserve returns,
+//!   and what each answer of the payout rail makes of a pending payout.
 //! - [`dispute`]: how a chargeback is allocated: the unspent wallet first, then the charges the
 //!   money paid for, newest first; what a merchant cannot cover becomes its debt.
 //! - [`hold`]: what a capture of an escrow hold posts, re-holds, releases and splits.
