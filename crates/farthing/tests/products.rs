@@ -1008,7 +1008,7 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
                "description": format!("item {t}-{i}"), "resource_id": format!("r{t}{i}")})
     };
     let key = |t: usize, i: usize| format!("crash-{t}-{i}");
-    let answered = std::sync::Mutex::new(Vec::<(usize, usize, String)>::new());
+    let answered = std::sync::Mutex::new(Vec::<(usize, usize, Value)>::new());
     let kill_after = THREADS * PER_THREAD / 3;
     let pid = server.child.id() as i32;
     std::thread::scope(|scope| {
@@ -1027,8 +1027,7 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
                         return; // killed
                     };
                     assert_eq!(status, 201, "{charge}");
-                    let id = charge["id"].as_str().unwrap().to_string();
-                    answered.lock().unwrap().push((t, i, id));
+                    answered.lock().unwrap().push((t, i, charge));
                 }
             });
         }
@@ -1058,7 +1057,8 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
         .and_then(|n| n.parse().ok())
         .expect("note count");
     assert!(notes > 0, "the store lost nothing to re-apply: {recovered}");
-    for (t, i, id) in &answered {
+    for (t, i, answer) in &answered {
+        let id = answer["id"].as_str().unwrap();
         let charge = server
             .with_key(&w.customer("Ada").token)
             .get_ok(&format!("/v1/charges/{id}"));
@@ -1066,8 +1066,9 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
         assert_eq!(charge["description"], format!("item {t}-{i}"));
         assert_eq!(charge["amount"], "0.010000");
     }
-    // Retry every key: an answered one replays the same charge; the others are charged now
-    // (or replayed, if their chain committed before the kill): each key charges exactly once.
+    // Retry every key: an answered one replays its answer exactly (it was stored before it was
+    // sent); the others are charged now (or rebuilt, if their chain committed before the
+    // kill): each key charges exactly once.
     let mut retried = 0;
     for t in 0..THREADS {
         for i in 0..PER_THREAD {
@@ -1078,8 +1079,8 @@ fn charges_answered_before_a_sigkill_keep_their_receipts_and_charge_once() {
                 .post("/v1/charges", body(t, i));
             assert_eq!(status, 201, "{charge}");
             assert_eq!(charge["status"], "succeeded", "{charge}");
-            if let Some((_, _, id)) = answered.iter().find(|(at, ai, _)| (*at, *ai) == (t, i)) {
-                assert_eq!(charge["id"].as_str().unwrap(), id.as_str());
+            if let Some((_, _, answer)) = answered.iter().find(|(at, ai, _)| (*at, *ai) == (t, i)) {
+                assert_eq!(&charge, answer, "the replay of an answered key");
             }
             retried += 1;
         }

@@ -18,10 +18,10 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::Either;
-use tower::{Layer, Service, ServiceExt};
 use farthing_service::idempotency::{request_fingerprint, Answer, Once};
 use farthing_service::state::{Principal, SharedState};
+use futures_util::future::Either;
+use tower::{Layer, Service, ServiceExt};
 
 use crate::error::ApiError;
 use crate::extract::{bearer_secret, idempotency_key, RawBody};
@@ -77,7 +77,9 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
-        Either::Right(Box::pin(async move { Ok(keyed(state, request, inner).await) }))
+        Either::Right(Box::pin(
+            async move { Ok(keyed(state, request, inner).await) },
+        ))
     }
 }
 
