@@ -105,6 +105,18 @@ fn a_key_is_bound_to_the_whole_request_and_its_endpoint() {
         (409, Some("idempotency_error")),
         "{e}"
     );
+    // The media type's parameters are not part of the request: a retry that adds a charset
+    // is the same request.
+    let retry = ureq::post(&format!("{}/v1/transfers", server.base))
+        .set("Authorization", &format!("Bearer {author}"))
+        .set("Idempotency-Key", "k2")
+        .set("Content-Type", "application/json; charset=utf-8")
+        .send_string(&transfer(bank, till, "0.05").to_string())
+        .unwrap();
+    assert_eq!(
+        (retry.status(), retry.header("idempotent-replayed")),
+        (201, Some("true"))
+    );
     // ... and the other way round, and onto an endpoint that writes no money.
     let (status, e) = server
         .with_key(author)

@@ -108,13 +108,18 @@ where
         Ok(RawBody(body)) => body,
         Err(error) => return error.into_response(),
     };
+    // The media type without its parameters: `application/json; charset=utf-8` is the same
+    // request as `application/json`.
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
-    let fingerprint = request_fingerprint(parts.method.as_str(), target, content_type, &body);
+    let fingerprint = request_fingerprint(parts.method.as_str(), target, &content_type, &body);
     let request = Request::from_parts(parts, Body::from(body));
     let outcome = state
         .once(&principal, &key, fingerprint, || run(request, route))
