@@ -210,20 +210,7 @@ impl AppState {
         F: FnOnce() -> Fut,
         Fut: Future<Output = (T, Option<Answer>)>,
     {
-        self.once_at(record_key(principal, key), request_hash, run)
-            .await
-    }
-
-    async fn once_at<T, F, Fut>(
-        &self,
-        record_key: String,
-        request_hash: [u8; 32],
-        run: F,
-    ) -> Result<Once<T>, ServiceError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = (T, Option<Answer>)>,
-    {
+        let record_key = record_key(principal, key);
         let lock = self.key_lock(&record_key);
         let guard = lock.lock().await;
         let result = async {
