@@ -71,7 +71,7 @@ pub fn router(state: SharedState) -> Router {
 pub(crate) fn api_routes() -> RouteTable {
     use routes::{
         accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-        merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
+        lists, merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
     };
     RouteTable::default()
         .get("/healthz", health::healthz)
@@ -157,6 +157,18 @@ pub(crate) fn api_routes() -> RouteTable {
         )
         .post("/v1/webhook_endpoints/{id}/redeliver", webhooks::redeliver)
         .get("/v1/events/{id}", webhooks::event)
+        .get("/v1/events", lists::events)
+        .get("/v1/customers", lists::customers)
+        .get("/v1/charges", lists::charges)
+        .get("/v1/holds", lists::holds)
+        .get("/v1/subscriptions", lists::subscriptions)
+        .get("/v1/campaigns", lists::campaigns)
+        .get("/v1/tabs", lists::tabs)
+        .get("/v1/plans/{id}", lists::plan)
+        .get("/v1/disputes/{id}", lists::dispute)
+        .get("/v1/topups/{id}", lists::topup)
+        .get("/v1/refunds/{id}", lists::refund)
+        .get("/v1/allowances/{id}", lists::allowance)
 }
 
 /// One route the server serves: its method and its path (`{name}` for a parameter, as in the

@@ -29,7 +29,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
+    accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger, lists,
     merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
 };
 
@@ -62,6 +62,9 @@ use crate::routes::{
         webhooks::create, webhooks::list, webhooks::get, webhooks::change, webhooks::delete,
         webhooks::rotate_secret, webhooks::attempts, webhooks::delivery, webhooks::redeliver,
         webhooks::event,
+        lists::customers, lists::charges, lists::holds, lists::subscriptions, lists::campaigns,
+        lists::tabs, lists::events, lists::plan, lists::dispute, lists::topup, lists::refund,
+        lists::allowance,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth, &IdempotencyKeyRule),

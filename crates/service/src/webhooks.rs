@@ -590,12 +590,17 @@ pub fn event(
         .event(id)?
         .filter(|e| principal.is_operator() || e.merchant.is_some_and(|m| principal.can_see(m)))
         .ok_or_else(|| ServiceError::not_found(Some("id"), "event"))?;
-    Ok(EventView {
+    Ok(event_view(&event))
+}
+
+/// An event as the API shows it.
+pub fn event_view(event: &EventRecord) -> EventView {
+    EventView {
         id: encode_id(IdKind::Event, event.id),
         object: "event",
         kind: event.kind.name().to_string(),
         created: rfc3339(event.created_ns),
         merchant: event.merchant.map(|m| encode_id(IdKind::Merchant, m)),
-        data: event.data,
-    })
+        data: event.data.clone(),
+    }
 }

@@ -426,7 +426,6 @@ impl Store {
         table.get(id)?.map(|v| decode(v.value())).transpose()
     }
 
-    /// Every record of a table (reports; a full scan).
     /// Deletes record `id` of `table` if it still reads `expected` (as encoded), in one
     /// transaction: work that rewrote the record meanwhile (a follow-up job asked for again)
     /// is kept. Returns whether it deleted.
@@ -450,6 +449,35 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Up to `max` records of `table` after id `after`, in id order, and whether the table
+    /// holds more (a list's page, scanned in bounded steps).
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        table: RecordTable,
+        after: Option<u128>,
+        max: usize,
+    ) -> Result<(Vec<(u128, T)>, bool), redb::Error> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = readable(&txn, table)? else {
+            return Ok((Vec::new(), false));
+        };
+        let start = match after {
+            Some(u128::MAX) => return Ok((Vec::new(), false)),
+            Some(after) => after + 1,
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for entry in table.range(start..)? {
+            let (key, value) = entry?;
+            if out.len() == max {
+                return Ok((out, true));
+            }
+            out.push((key.value(), decode(value.value())?));
+        }
+        Ok((out, false))
+    }
+
+    /// Every record of a table (reports; a full scan).
     pub fn all_records<T: DeserializeOwned>(
         &self,
         table: RecordTable,

@@ -10,6 +10,7 @@ pub mod health;
 pub mod holds;
 pub mod keys;
 pub mod ledger;
+pub mod lists;
 pub mod merchants;
 pub mod payouts;
 pub mod reports;

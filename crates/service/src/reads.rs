@@ -1,0 +1,136 @@
+//! Reads by id of the objects that are made as part of something else — plans, disputes,
+//! top-ups, refunds, allowances — each under the visibility rule of what it belongs to. An
+//! object the caller may not see reads as one that does not exist (404 naming `id`).
+
+use farthing_products::ids::{decode_id, IdKind};
+use farthing_store::records::{
+    AllowanceRecord, CustomerRecord, DisputeRecord, PlanRecord, RefundRecord, TopupRecord,
+    ALLOWANCES, CUSTOMERS, DISPUTES, PLANS, REFUNDS, TOPUPS,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ServiceError;
+use crate::state::{Principal, SharedState};
+
+/// Record `id` (an id of `kind`) of `table`, if `visible` lets the caller see it.
+async fn visible<R: DeserializeOwned>(
+    state: &SharedState,
+    table: farthing_store::db::RecordTable,
+    kind: IdKind,
+    what: &str,
+    id: &str,
+    visible: impl FnOnce(&R) -> Result<bool, ServiceError>,
+) -> Result<R, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), what);
+    let id = decode_id(kind, id).ok_or_else(missing)?;
+    // A record answered moments ago may still be in the journal.
+    state.products.journal.settle(id).await?;
+    let record: R = state.store.record(table, id)?.ok_or_else(missing)?;
+    if visible(&record)? {
+        Ok(record)
+    } else {
+        Err(missing())
+    }
+}
+
+/// The merchant that created `customer` (0: the operator), for rules that follow it.
+fn creator_of(state: &SharedState, customer: u128) -> Result<u128, ServiceError> {
+    Ok(state
+        .store
+        .record::<CustomerRecord>(CUSTOMERS, customer)?
+        .map_or(0, |c| c.creator))
+}
+
+/// A plan: its merchant and the operator see it, and customers (who subscribe to it by id).
+pub async fn plan(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<crate::subscriptions::PlanView, ServiceError> {
+    let p: PlanRecord = visible(state, PLANS, IdKind::Plan, "plan", id, |p: &PlanRecord| {
+        Ok(caller.is_customer_token() || caller.can_see(p.merchant))
+    })
+    .await?;
+    crate::subscriptions::plan_view(state, &p)
+}
+
+/// A dispute: the operator, each merchant it debited, and its customer see it.
+pub async fn dispute(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<crate::disputes::DisputeView, ServiceError> {
+    let d: DisputeRecord = visible(
+        state,
+        DISPUTES,
+        IdKind::Dispute,
+        "dispute",
+        id,
+        |d: &DisputeRecord| {
+            Ok(caller.can_see_object(0, Some(d.customer))
+                || (!caller.is_customer_token()
+                    && d.merchants.iter().any(|(m, _)| caller.can_see(*m))))
+        },
+    )
+    .await?;
+    crate::disputes::dispute_view(state, &d)
+}
+
+/// A top-up: its customer, the merchant that created the customer, and the operator see it.
+pub async fn topup(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<crate::customers::TopupView, ServiceError> {
+    let t: TopupRecord = visible(
+        state,
+        TOPUPS,
+        IdKind::Topup,
+        "top-up",
+        id,
+        |t: &TopupRecord| {
+            Ok(caller.can_see_object(creator_of(state, t.customer)?, Some(t.customer)))
+        },
+    )
+    .await?;
+    crate::customers::topup_view(state, &t)
+}
+
+/// A refund: whoever may see its charge.
+pub async fn refund(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<crate::charges::RefundView, ServiceError> {
+    let missing = || ServiceError::not_found(Some("id"), "refund");
+    let r: RefundRecord =
+        visible(state, REFUNDS, IdKind::Refund, "refund", id, |_| Ok(true)).await?;
+    let charge = crate::charges::load_charge(state, r.charge)
+        .await?
+        .ok_or_else(missing)?;
+    let payee =
+        !caller.is_customer_token() && charge.payees.iter().any(|p| caller.can_see(p.merchant));
+    if !(caller.can_see_object(charge.merchant, Some(charge.customer)) || payee) {
+        return Err(missing());
+    }
+    let asset = crate::assets::asset_by_id(state, charge.asset)?;
+    Ok(crate::charges::refund_view(state, &r, asset.scale))
+}
+
+/// An allowance: its customer, the merchant it lets charge, and the operator see it.
+pub async fn allowance(
+    state: &SharedState,
+    caller: &Principal,
+    id: &str,
+) -> Result<crate::customers::AllowanceView, ServiceError> {
+    let a: AllowanceRecord = visible(
+        state,
+        ALLOWANCES,
+        IdKind::Allowance,
+        "allowance",
+        id,
+        |a: &AllowanceRecord| Ok(caller.can_see_object(a.merchant, Some(a.customer))),
+    )
+    .await?;
+    crate::customers::allowance_view(state, &a)
+}
