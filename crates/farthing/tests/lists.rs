@@ -308,5 +308,65 @@ fn lists_page_without_gaps_filter_and_show_each_caller_its_own() {
         );
     }
     assert_eq!(server.with_key(&ada.token).get("/v1/events").0, 200);
+
+    // Ledger transfers: the merchant's own accounts, oldest first; the operator's include the
+    // products' own transfers (top-ups, charges, ...).
+    let account = |flags: Value| {
+        server.with_key(author).post_expect(
+            "/v1/accounts",
+            json!({"asset": "USD", "flags": flags}),
+            201,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (bank, till) = (account(json!({})), account(json!({})));
+    let mut moved = Vec::new();
+    for amount in ["0.01", "0.02", "0.03"] {
+        moved.push(server.with_key(author).post_expect(
+            "/v1/transfers",
+            json!({"debit_account": bank, "credit_account": till, "amount": amount, "asset": "USD"}),
+            201,
+        ));
+    }
+    let listed = all_pages(&server, author, "/v1/transfers", 2);
+    assert_eq!(ids(&listed), ids(&moved), "oldest first, each once");
+    assert_eq!(count(&server, author, "/v1/transfers?status=posted"), 3);
+    assert_eq!(count(&server, author, "/v1/transfers?status=pending"), 0);
+    assert_eq!(count(&server, publisher, "/v1/transfers"), 0);
+    assert_eq!(
+        count(&server, op, &format!("/v1/transfers?merchant={author_id}")),
+        3
+    );
+    assert!(
+        count(&server, op, "/v1/transfers") > 3,
+        "the products' transfers too"
+    );
+    let some = &moved[1]["id"];
+    let (_, one) = server.with_key(op).get(&format!(
+        "/v1/transfers/{}",
+        listed[1]["id"].as_str().unwrap()
+    ));
+    assert_eq!(&one["id"], some);
+    for (query, param) in [
+        ("customer=".to_string() + &ada.id, "customer"),
+        ("resource=x".to_string(), "resource"),
+        ("status=held".to_string(), "status"),
+        (
+            "starting_after=tr_aaaaaaaaaaaaaaaaaaaaaaaaaa".to_string(),
+            "starting_after",
+        ),
+    ] {
+        let (status, e) = server
+            .with_key(author)
+            .get(&format!("/v1/transfers?{query}"));
+        assert_eq!(
+            (status, e["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{query}: {e}"
+        );
+    }
+    assert_eq!(server.with_key(&ada.token).get("/v1/transfers").0, 403);
     server.stop();
 }

@@ -164,6 +164,7 @@ pub(crate) fn api_routes() -> RouteTable {
         .get("/v1/subscriptions", lists::subscriptions)
         .get("/v1/campaigns", lists::campaigns)
         .get("/v1/tabs", lists::tabs)
+        .get("/v1/transfers", lists::transfers)
         .get("/v1/plans/{id}", lists::plan)
         .get("/v1/disputes/{id}", lists::dispute)
         .get("/v1/topups/{id}", lists::topup)

@@ -63,7 +63,7 @@ use crate::routes::{
         webhooks::rotate_secret, webhooks::attempts, webhooks::delivery, webhooks::redeliver,
         webhooks::event,
         lists::customers, lists::charges, lists::holds, lists::subscriptions, lists::campaigns,
-        lists::tabs, lists::events, lists::plan, lists::dispute, lists::topup, lists::refund,
+        lists::tabs, lists::events, lists::transfers, lists::plan, lists::dispute, lists::topup, lists::refund,
         lists::allowance,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),

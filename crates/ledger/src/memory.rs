@@ -403,6 +403,32 @@ impl MemoryLedger {
         })
     }
 
+    /// Up to `max` published transfers after the transfer `starting_after` (from the first
+    /// without one), in timestamp order, and whether more are published after them.
+    pub fn transfers_after(
+        &self,
+        starting_after: Option<TransferId>,
+        max: usize,
+    ) -> Result<(Vec<TransferView>, bool), HistoryError> {
+        let published = self.visible.transfers;
+        let start = match starting_after {
+            None => 0,
+            Some(cursor) => {
+                let pos = self
+                    .find_transfer(cursor)
+                    .map(|t| t.0 as usize)
+                    .filter(|&t| t < published)
+                    .ok_or(HistoryError::CursorNotFound)?;
+                pos + 1
+            }
+        };
+        let end = start.saturating_add(max).min(published);
+        let transfers = (start..end)
+            .map(|pos| self.transfer_view(pos as u32))
+            .collect();
+        Ok((transfers, end < published))
+    }
+
     /// Every published account, in creation order.
     pub fn visible_accounts(&self) -> impl Iterator<Item = AccountView> + '_ {
         (0..self.visible.accounts as u32)

@@ -379,3 +379,95 @@ pub async fn events(
     )
     .await
 }
+
+/// The statuses of transfers: a hold's, or `posted`.
+pub const TRANSFER_STATUSES: &[&str] = &["posted", "pending", "voided", "expired"];
+
+/// The ledger transfers the caller may see (one of its accounts on either side; the operator
+/// all), oldest first, in the same bounded pages. Transfers have no customer and no resource.
+pub fn transfers(
+    state: &SharedState,
+    caller: &Principal,
+    query: &ListQuery,
+) -> Result<Page, ServiceError> {
+    for (param, set) in [
+        ("customer", query.customer.is_some()),
+        ("resource", query.resource.is_some()),
+    ] {
+        if set {
+            return Err(ServiceError::invalid(
+                param,
+                "invalid_filter",
+                format!("transfers have no {param} to filter on"),
+            ));
+        }
+    }
+    if let Some(status) = &query.status {
+        if !TRANSFER_STATUSES.contains(&status.as_str()) {
+            return Err(ServiceError::invalid(
+                "status",
+                "invalid_status",
+                format!("status must be one of: {}", TRANSFER_STATUSES.join(", ")),
+            ));
+        }
+    }
+    let mut data = Vec::new();
+    let mut cursor = query.starting_after.map(farthing_ledger::TransferId);
+    let mut looked = 0usize;
+    loop {
+        let step = SCAN_STEP.min(SCAN_PER_PAGE_MAX - looked);
+        let (batch, more) = state
+            .engine
+            .read(|l| l.transfers_after(cursor, step))
+            .map_err(|_| {
+                ServiceError::invalid(
+                    "starting_after",
+                    "invalid_id",
+                    "starting_after names no transfer",
+                )
+            })?;
+        let batch_len = batch.len();
+        for (i, t) in batch.into_iter().enumerate() {
+            looked += 1;
+            cursor = Some(t.id);
+            let owners = state.owners_of(&[t.debit_account_id.0, t.credit_account_id.0])?;
+            let visible =
+                caller.is_operator() || owners.iter().flatten().any(|o| caller.can_see(*o));
+            let merchant_ok = query
+                .merchant
+                .is_none_or(|m| owners.iter().flatten().any(|o| *o == m));
+            let created = t.timestamp.0;
+            let time_ok = query.created_gte_ns.is_none_or(|g| created >= g)
+                && query.created_lt_ns.is_none_or(|l| created < l);
+            if !(visible && merchant_ok && time_ok) {
+                continue;
+            }
+            let Some(asset) = state.engine.read(|l| l.asset_by_id(t.asset)) else {
+                continue;
+            };
+            let shown = crate::transfers::view(&asset, &t);
+            if query.status.as_deref().is_some_and(|s| shown.status != s) {
+                continue;
+            }
+            data.push(
+                serde_json::to_value(shown)
+                    .map_err(|e| ServiceError::internal(format!("encoding a list: {e}")))?,
+            );
+            if data.len() == query.limit {
+                let has_more = more || i + 1 < batch_len;
+                return Ok(finish(
+                    data,
+                    has_more,
+                    cursor.map(|c| c.0),
+                    IdKind::Transfer,
+                ));
+            }
+        }
+        if !more {
+            return Ok(finish(data, false, cursor.map(|c| c.0), IdKind::Transfer));
+        }
+        if looked >= SCAN_PER_PAGE_MAX {
+            return Ok(finish(data, true, cursor.map(|c| c.0), IdKind::Transfer));
+        }
+    }
+}

@@ -88,6 +88,7 @@ list_schema!(
 list_schema!(CampaignList, farthing_service::campaigns::CampaignView);
 list_schema!(TabList, farthing_service::tabs::TabView);
 list_schema!(EventList, farthing_service::webhooks::EventView);
+list_schema!(TransferList, farthing_service::transfers::TransferJson);
 
 #[utoipa::path(get, path = "/v1/customers", operation_id = "customers.list", tag = "customers", params(ListFilters), responses((status = 200, description = "a page of the customers the caller may see", body = CustomerList), crate::error::ReadErrors))]
 pub async fn customers(
@@ -159,6 +160,16 @@ pub async fn events(
 ) -> Result<axum::Json<Page>, ApiError> {
     let query = list_query(&state, query.as_deref(), IdKind::Event)?;
     Ok(axum::Json(lists::events(&state, &caller, &query).await?))
+}
+
+#[utoipa::path(get, path = "/v1/transfers", operation_id = "transfers.list", tag = "transfers", params(ListFilters), responses((status = 200, description = "a page of the ledger transfers the caller may see (one of its accounts on either side), oldest first (status: posted, pending, voided, expired; no customer or resource filter)", body = TransferList), crate::error::ReadErrors))]
+pub async fn transfers(
+    State(state): State<SharedState>,
+    crate::extract::Key(principal): crate::extract::Key,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<Page>, ApiError> {
+    let query = list_query(&state, query.as_deref(), IdKind::Transfer)?;
+    Ok(axum::Json(lists::transfers(&state, &principal, &query)?))
 }
 
 /// The query parameters of every list (for the document).
