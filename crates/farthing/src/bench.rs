@@ -21,7 +21,11 @@ use serde::Serialize;
 
 /// Flags of `farthing bench`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Another workload instead of the engine's (its flags follow it).
+    #[command(subcommand)]
+    pub workload: Option<BenchWorkload>,
     /// Number of accounts.
     #[arg(long, default_value_t = 10_000)]
     pub accounts: u64,
@@ -97,6 +101,14 @@ pub struct BenchArgs {
     pub key: Option<String>,
 }
 
+/// The workloads `farthing bench` can run besides the engine's.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchWorkload {
+    /// Off-ledger vouchers in-process on one core: PayWord payments, and signed vouchers
+    /// verified alone and in batches, per second.
+    Vouchers(crate::bench_vouchers::VouchersBenchArgs),
+}
+
 #[derive(Debug, Serialize)]
 pub struct LatencyMs {
     pub p50: f64,
@@ -131,6 +143,9 @@ pub struct BenchReport {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchWorkload::Vouchers(vouchers)) = &args.workload {
+        return crate::bench_vouchers::run(vouchers);
+    }
     if args.http {
         return crate::bench_http::run(&args);
     }

@@ -268,6 +268,10 @@ impl VoucherVerifier {
 }
 
 impl CheckedVoucher {
+    pub fn voucher(&self) -> &Voucher {
+        &self.voucher
+    }
+
     /// Verifies the signature alone.
     pub fn verify(self) -> Result<VerifiedVoucher, VoucherError> {
         if !signature::verify(&self.key, &self.message, &self.voucher.signature) {
