@@ -146,7 +146,7 @@ fn a_checker_notices_a_log_prefix_that_changed() {
             .unwrap();
     }
     engine.shutdown();
-    let error = checker.check(other.path(), &[]).unwrap_err().to_string();
+    let error = format!("{:#}", checker.check(other.path(), &[]).unwrap_err());
     assert!(error.contains("changed since it was checked"), "{error}");
 }
 
