@@ -56,6 +56,17 @@ impl Amount {
         self.0.checked_add(other.0).map(Amount)
     }
 
+    /// The sum, or `u128::MAX` minor units where it would overflow (for reported totals, never
+    /// for bookings: the ledger refuses an overflow).
+    pub fn saturating_add(self, other: Amount) -> Amount {
+        Amount(self.0.saturating_add(other.0))
+    }
+
+    /// The difference, or zero where `other` is larger.
+    pub fn saturating_sub(self, other: Amount) -> Amount {
+        Amount(self.0.saturating_sub(other.0))
+    }
+
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).map(Amount)
     }

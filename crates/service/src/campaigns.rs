@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::assets::asset_by_id;
 use crate::charges::merchant_exists;
 use crate::charges::{fee_plan, price_error};
-use crate::error::ServiceError;
+use crate::error::{Reason, ServiceError};
 use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::LedgerAccount;
 use crate::submit::{leg_transfers, link_chain, submit_transfer_chain};
@@ -101,7 +101,7 @@ fn contributions(
             out.push(Contribution {
                 id: r.id,
                 customer: r.customer,
-                amount: Amount(r.amount),
+                amount: r.amount,
                 status: contribution_status(state, c, id),
             });
         }
@@ -117,7 +117,7 @@ pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, Ser
         Timestamp(c.deadline_ns),
         c.ended,
         raised,
-        Amount(c.goal),
+        c.goal,
     );
     Ok(CampaignView {
         id: encode_id(IdKind::Campaign, c.id),
@@ -125,10 +125,10 @@ pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, Ser
         name: c.name.clone(),
         merchant: encode_id(IdKind::Merchant, c.merchant),
         asset: asset.code.to_string(),
-        goal: format_amount(Amount(c.goal), asset.scale),
+        goal: format_amount(c.goal, asset.scale),
         raised: format_amount(raised, asset.scale),
         backers,
-        goal_reached: raised.0 >= c.goal,
+        goal_reached: raised >= c.goal,
         mode: c.mode,
         status: status.code(),
         deadline: rfc3339(c.deadline_ns),
@@ -157,12 +157,8 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
     }
     let asset = asset_by_id(state, c.asset)?;
     let plan = fee_plan(state, c.merchant, &asset)?;
-    let outcome = rule::plan_end(
-        Amount(c.goal),
-        (&plan, c.merchant),
-        &contributions(state, &c)?,
-    )
-    .map_err(price_error)?;
+    let outcome = rule::plan_end(c.goal, (&plan, c.merchant), &contributions(state, &c)?)
+        .map_err(price_error)?;
     for step in &outcome.steps {
         let mut transfers = match step {
             EndStep::Capture {
@@ -285,7 +281,7 @@ pub async fn create(
                 merchant: campaign.merchant,
                 name: campaign.name,
                 asset: campaign.asset.id.0,
-                goal: campaign.goal.0,
+                goal: campaign.goal,
                 deadline_ns: now.saturating_add(campaign.ends_in_seconds * 1_000_000_000),
                 mode: campaign.mode,
                 created_ns: now,
@@ -348,7 +344,7 @@ fn contribution_view(
         id: encode_id(IdKind::Contribution, r.id),
         object: "contribution",
         campaign: encode_id(IdKind::Campaign, c.id),
-        amount: format_amount(Amount(r.amount), scale),
+        amount: format_amount(r.amount, scale),
         counted: status.counted(),
         status: status.code(),
         created: rfc3339(r.created_ns),
@@ -373,7 +369,7 @@ pub fn contribution(
 
 /// The API's error for a contribution after the campaign closed.
 fn ended_refused(ended: CampaignEnded) -> ServiceError {
-    ServiceError::refused(ended.code(), ended.to_string())
+    ServiceError::refusal(Reason::CampaignEnded(ended), ended.to_string())
 }
 
 /// The customer who contributes: only a customer's own token does.
@@ -431,7 +427,7 @@ pub async fn contribute(
         id: ctb,
         campaign: c.id,
         customer,
-        amount: amount.0,
+        amount,
         created_ns: state.products.clock.now(),
         request_hash: Some(request_hash),
     });

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assets::asset_by_id;
 use crate::customers::allowances_of;
-use crate::error::ServiceError;
+use crate::error::{Reason, ServiceError};
 use crate::state::SharedState;
 use crate::state::{to_json, Principal, Reply};
 use crate::submit::{
@@ -86,13 +86,13 @@ pub fn priced(
     asset: &Asset,
     gross: Amount,
     shares: &[(u128, u32)],
-) -> Result<(u128, u128, Vec<PayeePart>, u128), ServiceError> {
+) -> Result<(Amount, Amount, Vec<PayeePart>, Amount), ServiceError> {
     let split = price(state, merchant, asset, gross, shares)?;
     Ok((
-        split.platform_fee().0,
-        split.merchant_net().0,
+        split.platform_fee(),
+        split.merchant_net(),
         payee_parts(&split),
-        split.rounding().0,
+        split.rounding(),
     ))
 }
 
@@ -104,7 +104,7 @@ fn payee_parts(split: &ChargeSplit) -> Vec<PayeePart> {
         .map(|p| PayeePart {
             merchant: p.merchant,
             bps: p.bps,
-            amount: p.amount.0,
+            amount: p.amount,
         })
         .collect()
 }
@@ -118,16 +118,16 @@ pub fn charge_split(c: &ChargeRecord) -> Result<ChargeSplit, ServiceError> {
         .map(|p| charge::PayeePart {
             merchant: p.merchant,
             bps: p.bps,
-            amount: Amount(p.amount),
+            amount: p.amount,
         })
         .collect();
     ChargeSplit::new(
-        Amount(c.amount),
+        c.amount,
         c.merchant,
-        Amount(c.platform_fee),
-        Amount(c.merchant_net),
+        c.platform_fee,
+        c.merchant_net,
         payees,
-        Amount(c.rounding),
+        c.rounding,
     )
     .map_err(|e| ServiceError::internal(e.to_string()))
 }
@@ -186,8 +186,8 @@ pub fn refund_view(state: &SharedState, r: &RefundRecord, scale: u8) -> RefundVi
         id: encode_id(IdKind::Refund, r.id),
         object: "refund",
         charge: encode_id(IdKind::Charge, r.charge),
-        amount: format_amount(Amount(r.amount), scale),
-        platform_fee_returned: format_amount(Amount(r.platform_fee_returned), scale),
+        amount: format_amount(r.amount, scale),
+        platform_fee_returned: format_amount(r.platform_fee_returned, scale),
         created: rfc3339(r.created_ns),
     }
 }
@@ -248,7 +248,7 @@ fn charge_view_as(
     for id in &c.refunds {
         if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *id)? {
             if refund_committed(state, c, &r) {
-                refunded += r.amount;
+                refunded += r.amount.0;
                 refunds.push(refund_view(state, &r, s));
             }
         }
@@ -260,20 +260,20 @@ fn charge_view_as(
         status,
         merchant: encode_id(IdKind::Merchant, c.merchant),
         customer: encode_id(IdKind::Customer, c.customer),
-        amount: format_amount(Amount(c.amount), s),
+        amount: format_amount(c.amount, s),
         asset: asset.code.to_string(),
-        platform_fee: format_amount(Amount(c.platform_fee), s),
-        merchant_net: format_amount(Amount(c.merchant_net), s),
+        platform_fee: format_amount(c.platform_fee, s),
+        merchant_net: format_amount(c.merchant_net, s),
         payees: c
             .payees
             .iter()
             .map(|p| PayeeView {
                 merchant: encode_id(IdKind::Merchant, p.merchant),
                 bps: p.bps,
-                amount: format_amount(Amount(p.amount), s),
+                amount: format_amount(p.amount, s),
             })
             .collect(),
-        rounding: format_amount(Amount(c.rounding), s),
+        rounding: format_amount(c.rounding, s),
         description: c.description.clone(),
         resource_id: c.resource_id.clone(),
         message: c.message.clone(),
@@ -290,8 +290,8 @@ fn allowance_terms(a: &AllowanceRecord) -> Allowance {
         id: a.id,
         merchant: a.merchant,
         asset: AssetId(a.asset),
-        max_per_charge: Amount(a.max_per_charge),
-        max_per_period: Amount(a.max_per_period),
+        max_per_charge: a.max_per_charge,
+        max_per_period: a.max_per_period,
         period: match a.period {
             AllowancePeriod::Day => BudgetPeriod::Day,
             AllowancePeriod::Month => BudgetPeriod::Month,
@@ -304,7 +304,7 @@ fn allowance_terms(a: &AllowanceRecord) -> Allowance {
 fn cap_terms(cap: &MonthlyCapRecord) -> MonthlyCap {
     MonthlyCap {
         asset: AssetId(cap.asset),
-        amount: Amount(cap.amount),
+        amount: cap.amount,
     }
 }
 
@@ -435,7 +435,7 @@ fn follow_ups(
         .products
         .cache
         .settings(&state.store, charge.merchant)?;
-    if settings.payout_threshold > 0 && settings.payout_asset == Some(charge.asset) {
+    if settings.payout_threshold > Amount::ZERO && settings.payout_asset == Some(charge.asset) {
         jobs.push(JobKind::ThresholdPayout {
             merchant: charge.merchant,
             asset: charge.asset,
@@ -449,9 +449,8 @@ fn follow_ups(
 /// The ledger's refusal of a charge's leg, as the API reports it.
 fn charge_refused(role: Role, result: TransferResult) -> ServiceError {
     match ChargeRefusal::from_ledger(role, result) {
-        Some(refusal) => {
-            ServiceError::refused(refusal.code(), refusal.to_string()).with_param(refusal.param())
-        }
+        Some(refusal) => ServiceError::refusal(Reason::Charge(refusal), refusal.to_string())
+            .with_param(refusal.param()),
         None => ServiceError::from_transfer(result, ""),
     }
 }
@@ -462,7 +461,7 @@ impl From<ConsentRefusal> for ServiceError {
             ConsentRefusal::CustomerHidden => {
                 ServiceError::not_found(Some(refusal.param()), "customer")
             }
-            _ => ServiceError::refused(refusal.code(), refusal.to_string())
+            _ => ServiceError::refusal(Reason::Consent(refusal), refusal.to_string())
                 .with_param(refusal.param()),
         }
     }
@@ -473,10 +472,10 @@ impl From<ConsentRefusal> for ServiceError {
 fn refund_refused(refusal: RefundRefusal, scale: u8) -> ServiceError {
     match refusal {
         RefundRefusal::ChargeNotSucceeded => {
-            ServiceError::refused(refusal.code(), refusal.to_string())
+            ServiceError::refusal(Reason::Refund(refusal.clone()), refusal.to_string())
         }
-        RefundRefusal::ExceedsCharge { remaining } => ServiceError::refused(
-            refusal.code(),
+        RefundRefusal::ExceedsCharge { remaining } => ServiceError::refusal(
+            Reason::Refund(refusal.clone()),
             format!(
                 "at most {} of this charge is left to refund",
                 format_amount(remaining, scale)
@@ -553,11 +552,11 @@ pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amo
     for rid in &charge.refunds {
         if let Some(r) = state.store.record::<RefundRecord>(REFUNDS, *rid)? {
             if refund_committed(state, charge, &r) {
-                reversed += r.amount;
+                reversed = reversed.saturating_add(r.amount);
             }
         }
     }
-    Ok(Amount(reversed))
+    Ok(reversed)
 }
 
 /// Sets a merchant's fee plan for an asset, replacing the one it had, once the plan is valid.
@@ -581,7 +580,7 @@ pub async fn set_fee_plan(
         asset.id.0,
         FeePlanRecord {
             percent_bps: plan.percent_bps,
-            fixed: plan.fixed.0,
+            fixed: plan.fixed,
             minimum: plan.minimum.map(|m| m.0.to_string()),
             maximum: plan.maximum.map(|m| m.0.to_string()),
             rounding: plan.rounding,
@@ -663,11 +662,11 @@ pub async fn create_charge(
         merchant,
         customer,
         asset: new.asset.id.0,
-        amount: new.amount.0,
-        platform_fee: split.platform_fee().0,
-        merchant_net: split.merchant_net().0,
+        amount: new.amount,
+        platform_fee: split.platform_fee(),
+        merchant_net: split.merchant_net(),
         payees: payee_parts(&split),
-        rounding: split.rounding().0,
+        rounding: split.rounding(),
         description: new.description,
         resource_id: new.resource_id,
         message: None,
@@ -680,7 +679,7 @@ pub async fn create_charge(
         refunds: Vec::new(),
         request_hash,
         tab,
-        disputed: 0,
+        disputed: Amount::ZERO,
         attempt: 0,
     };
     if requires_confirmation {
@@ -813,7 +812,7 @@ fn tab_source(
             let tab = crate::tabs::tab_of(state, customer, asset)?
                 .ok_or_else(|| ServiceError::not_found(Some("source"), "tab"))?;
             farthing_products::rules::tab::accepts_charges(tab.frozen)?;
-            Ok(Some((tab.id, tab.limit)))
+            Ok(Some((tab.id, tab.limit.0)))
         }
     }
 }
@@ -846,11 +845,11 @@ pub async fn tip(
         merchant: tip.merchant,
         customer: tip.customer,
         asset: tip.asset.id.0,
-        amount: tip.amount.0,
-        platform_fee: split.platform_fee().0,
-        merchant_net: split.merchant_net().0,
+        amount: tip.amount,
+        platform_fee: split.platform_fee(),
+        merchant_net: split.merchant_net(),
         payees: payee_parts(&split),
-        rounding: split.rounding().0,
+        rounding: split.rounding(),
         description: "tip".into(),
         resource_id: None,
         message: tip.message,
@@ -860,7 +859,7 @@ pub async fn tip(
         refunds: Vec::new(),
         request_hash,
         tab: None,
-        disputed: 0,
+        disputed: Amount::ZERO,
         attempt: 0,
     };
     created(&execute(state, &charge).await?)
@@ -1027,8 +1026,8 @@ async fn book_refund(
         id,
         charge: charge.id,
         index,
-        amount: plan.amount.0,
-        platform_fee_returned: plan.platform_fee_returned.0,
+        amount: plan.amount,
+        platform_fee_returned: plan.platform_fee_returned,
         created_ns: state.products.clock.now(),
     };
     // Refused refunds stay listed: their index (and chain ids) is never used again.

@@ -87,7 +87,7 @@ pub fn customer_view(
         Some(cap) => {
             let asset = asset_by_id(state, cap.asset)?;
             Some(Money {
-                amount: format_amount(Amount(cap.amount), asset.scale),
+                amount: format_amount(cap.amount, asset.scale),
                 asset: asset.code.to_string(),
             })
         }
@@ -98,8 +98,8 @@ pub fn customer_view(
             let asset = asset_by_id(state, a.asset)?;
             Some(AutoTopupView {
                 asset: asset.code.to_string(),
-                threshold: format_amount(Amount(a.threshold), asset.scale),
-                amount: format_amount(Amount(a.amount), asset.scale),
+                threshold: format_amount(a.threshold, asset.scale),
+                amount: format_amount(a.amount, asset.scale),
                 payment_method: a.payment_method.clone(),
                 enabled: a.enabled,
                 disabled_reason: a.disabled_reason.clone(),
@@ -153,7 +153,7 @@ pub async fn create(
                 created_ns: now_ns(),
                 monthly_cap: customer.monthly_cap.map(|(asset, amount)| MonthlyCap {
                     asset: asset.0,
-                    amount: amount.0,
+                    amount,
                 }),
                 payment_methods: Vec::new(),
                 auto_topup: None,
@@ -385,8 +385,8 @@ pub async fn set_auto_topup(
     require_payment_method(&customer, &settings.payment_method)?;
     customer.auto_topup = Some(AutoTopupRecord {
         asset: settings.asset.0,
-        threshold: settings.threshold.0,
-        amount: settings.amount.0,
+        threshold: settings.threshold,
+        amount: settings.amount,
         payment_method: settings.payment_method,
         enabled: settings.enabled,
         disabled_reason: None,
@@ -417,9 +417,9 @@ pub fn topup_view(state: &SharedState, t: &TopupRecord) -> Result<TopupView, Ser
         id: encode_id(IdKind::Topup, t.id),
         object: "topup",
         customer: encode_id(IdKind::Customer, t.customer),
-        amount: format_amount(Amount(t.amount), asset.scale),
+        amount: format_amount(t.amount, asset.scale),
         asset: asset.code.to_string(),
-        processor_fee: format_amount(Amount(t.processor_fee), asset.scale),
+        processor_fee: format_amount(t.processor_fee, asset.scale),
         status: t.status,
         failure_code: t.failure_code.clone(),
         failure_message: t.failure_message.clone(),
@@ -450,8 +450,8 @@ pub async fn run_topup(
         id,
         customer: customer.id,
         asset: asset.id.0,
-        amount: amount.0,
-        processor_fee: 0,
+        amount,
+        processor_fee: Amount::ZERO,
         payment_method: payment_method.to_string(),
         status: TopupStatus::Failed,
         processor_charge_id: None,
@@ -469,7 +469,7 @@ pub async fn run_topup(
                 customer: customer.id,
             };
             record.status = TopupStatus::Succeeded;
-            record.processor_fee = fee.0;
+            record.processor_fee = fee;
             record.processor_charge_id = Some(processor_charge_id);
             let event = event_write(
                 &state.store,
@@ -555,7 +555,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
             customer: customer_id,
         }
         .id(asset);
-        if available(&state.engine, wallet).0 >= auto.threshold {
+        if available(&state.engine, wallet) >= auto.threshold {
             return Ok(());
         }
         let day = state.products.clock.now() / 86_400_000_000_000;
@@ -572,7 +572,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
             &state,
             &customer,
             &asset,
-            Amount(auto.amount),
+            auto.amount,
             &auto.payment_method,
             id,
             true,
@@ -680,8 +680,8 @@ pub fn allowance_view(
         customer: encode_id(IdKind::Customer, a.customer),
         merchant: encode_id(IdKind::Merchant, a.merchant),
         asset: asset.code.to_string(),
-        max_per_charge: format_amount(Amount(a.max_per_charge), asset.scale),
-        max_per_period: format_amount(Amount(a.max_per_period), asset.scale),
+        max_per_charge: format_amount(a.max_per_charge, asset.scale),
+        max_per_period: format_amount(a.max_per_period, asset.scale),
         period: a.period,
         status: if a.revoked_ns.is_some() {
             "revoked"
@@ -737,8 +737,8 @@ pub async fn create_allowance(
                 customer,
                 merchant: allowance.merchant,
                 asset: allowance.asset.id.0,
-                max_per_charge: allowance.max_per_charge.0,
-                max_per_period: allowance.max_per_period.0,
+                max_per_charge: allowance.max_per_charge,
+                max_per_period: allowance.max_per_period,
                 period: allowance.period,
                 created_ns: now_ns(),
                 revoked_ns: None,

@@ -102,10 +102,10 @@ pub fn dispute_view(state: &SharedState, d: &DisputeRecord) -> Result<DisputeVie
         topup: d.topup.map(|t| encode_id(IdKind::Topup, t)),
         settlement: d.settlement.map(|t| encode_id(IdKind::Settlement, t)),
         customer: encode_id(IdKind::Customer, d.customer),
-        amount: format_amount(Amount(d.amount), s),
+        amount: format_amount(d.amount, s),
         asset: asset.code.to_string(),
         reason: d.reason.clone(),
-        from_wallet: format_amount(Amount(d.from_wallet), s),
+        from_wallet: format_amount(d.from_wallet, s),
         merchants: debit(IdKind::Merchant, &d.merchants),
         charges: debit(IdKind::Charge, &d.charges),
         created: rfc3339(d.created_ns),
@@ -158,9 +158,9 @@ pub async fn create_dispute(
         settlement: matches!(source, DisputeSource::Settlement(_)).then_some(what.source),
         customer: what.customer,
         asset: what.asset,
-        amount: what.amount,
+        amount: Amount(what.amount),
         reason: reason.unwrap_or_else(|| "general".into()),
-        from_wallet: plan.allocation.from_wallet.0,
+        from_wallet: plan.allocation.from_wallet,
         merchants: plan
             .allocation
             .merchants
@@ -220,7 +220,7 @@ fn disputed(state: &SharedState, source: DisputeSource) -> Result<Disputed, Serv
                 source: id,
                 customer: t.customer,
                 asset: t.asset,
-                amount: t.amount,
+                amount: t.amount.0,
                 wallet_first: true,
                 charges,
             })
@@ -247,7 +247,7 @@ fn disputed(state: &SharedState, source: DisputeSource) -> Result<Disputed, Serv
             }
             let account = LedgerAccount::Tab {
                 tab: tab.id,
-                limit: tab.limit,
+                limit: tab.limit.0,
             };
             let charges = charges_paid_from(state, account, tab.asset)?
                 .into_iter()
@@ -257,7 +257,7 @@ fn disputed(state: &SharedState, source: DisputeSource) -> Result<Disputed, Serv
                 source: id,
                 customer: tab.customer,
                 asset: tab.asset,
-                amount: s.amount,
+                amount: s.amount.0,
                 wallet_first: false,
                 charges,
             })
@@ -431,7 +431,7 @@ async fn finish(
         let mut charge = load_charge(state, *charge)
             .await?
             .ok_or_else(|| ServiceError::internal("a disputed charge is missing"))?;
-        charge.disputed = charge.disputed.saturating_add(taken);
+        charge.disputed = charge.disputed.saturating_add(Amount(taken));
         writes.push(RecordWrite::put(CHARGES, charge.id, &charge)?);
     }
     state

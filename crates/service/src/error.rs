@@ -4,6 +4,12 @@
 //! request field at fault. No HTTP types: the same errors reach the scheduler's jobs.
 
 use farthing_ledger::{AccountResult, AssetResult, TransferResult};
+use farthing_products::rules::allowance::{ChargeRefusal, ConsentRefusal};
+use farthing_products::rules::campaign::CampaignEnded;
+use farthing_products::rules::charge::RefundRefusal;
+use farthing_products::rules::hold::HoldRefusal;
+use farthing_products::rules::payout::PayoutRefusal;
+use farthing_products::rules::tab::TabFrozen;
 use farthing_store::StoreError;
 
 /// The sort of failure, independent of any transport.
@@ -41,6 +47,43 @@ impl ErrorKind {
     }
 }
 
+/// The rule that refused an operation, when a typed one did: what callers inside the service
+/// (the scheduler's jobs, a charge's follow-up work) branch on, rather than on `code`, which is
+/// the wire's name for it. Its `code()` is the error's `code`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The ledger refused a transfer.
+    Transfer(TransferResult),
+    /// The consent rules (allowance, monthly cap, customer visibility) refused a charge.
+    Consent(ConsentRefusal),
+    /// The ledger refused a leg of a charge, in the charge's terms.
+    Charge(ChargeRefusal),
+    Refund(RefundRefusal),
+    Hold(HoldRefusal),
+    Payout(PayoutRefusal),
+    /// The customer's tab is frozen until its last settlement is paid.
+    TabFrozen(TabFrozen),
+    /// A contribution after the campaign's deadline.
+    CampaignEnded(CampaignEnded),
+}
+
+impl Reason {
+    /// The machine-readable code the wire shows for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Transfer(result) => result.as_str(),
+            Reason::Consent(refusal) => refusal.code(),
+            Reason::Charge(refusal) => refusal.code(),
+            Reason::Refund(refusal) => refusal.code(),
+            Reason::Hold(refusal) => refusal.code(),
+            Reason::Payout(refusal) => refusal.code(),
+            Reason::TabFrozen(refusal) => refusal.code(),
+            Reason::CampaignEnded(refusal) => refusal.code(),
+        }
+    }
+}
+
 /// Why an operation did not happen. Nothing of it was applied.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -49,6 +92,8 @@ pub struct ServiceError {
     pub code: String,
     pub message: String,
     pub param: Option<String>,
+    /// The typed rule behind a refusal, if a typed one refused (see [`Reason`]).
+    pub reason: Option<Box<Reason>>,
 }
 
 impl ServiceError {
@@ -58,7 +103,20 @@ impl ServiceError {
             code: code.to_string(),
             message: message.into(),
             param: None,
+            reason: None,
         }
+    }
+
+    /// 422 for a typed rule's refusal, its `code` the rule's own.
+    pub fn refusal(reason: Reason, message: impl Into<String>) -> ServiceError {
+        let mut error = ServiceError::new(ErrorKind::Refused, reason.code(), message);
+        error.reason = Some(Box::new(reason));
+        error
+    }
+
+    /// Whether a typed rule refused it and `test` accepts the reason.
+    pub fn refused_by(&self, test: impl FnOnce(&Reason) -> bool) -> bool {
+        self.reason.as_deref().is_some_and(test)
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ServiceError {
@@ -130,7 +188,7 @@ impl ServiceError {
         use TransferResult as R;
         let code = result.as_str();
         let p = |field: &str| format!("{prefix}{field}");
-        match result {
+        let error = match result {
             R::ExistsWithDifferentFields => ServiceError::idempotency(
                 "this Idempotency-Key was already used for a different transfer",
             ),
@@ -198,6 +256,10 @@ impl ServiceError {
                 other.as_str(),
                 format!("transfer refused: {}", other.as_str()),
             ),
+        };
+        ServiceError {
+            reason: Some(Box::new(Reason::Transfer(result))),
+            ..error
         }
     }
 
@@ -267,5 +329,38 @@ impl From<farthing_engine::SubmitError> for ServiceError {
     fn from(error: farthing_engine::SubmitError) -> ServiceError {
         tracing::error!(%error, "ledger engine refused a batch");
         ServiceError::unavailable(format!("ledger unavailable: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use farthing_ledger::Amount;
+
+    use super::*;
+
+    #[test]
+    fn a_typed_refusal_carries_its_rule_and_the_rules_own_code() {
+        let refusal = PayoutRefusal::InsufficientBalance {
+            available: Amount(5),
+            debt: Amount::ZERO,
+        };
+        let error = ServiceError::refusal(Reason::Payout(refusal), "nothing to pay");
+        assert_eq!(error.kind, ErrorKind::Refused);
+        assert_eq!(error.code, "insufficient_balance");
+        assert!(error.refused_by(|r| matches!(
+            r,
+            Reason::Payout(PayoutRefusal::InsufficientBalance { .. })
+        )));
+        assert!(!error.refused_by(|r| matches!(r, Reason::Payout(PayoutRefusal::BelowThreshold))));
+    }
+
+    #[test]
+    fn a_ledger_refusal_keeps_the_transfer_result_behind_its_api_error() {
+        let error = ServiceError::from_transfer(TransferResult::ExceedsCredits, "");
+        assert_eq!(error.code, "exceeds_credits");
+        assert_eq!(error.param.as_deref(), Some("amount"));
+        assert!(error.refused_by(|r| *r == Reason::Transfer(TransferResult::ExceedsCredits)));
+        // An error no typed rule raised matches no reason.
+        assert!(!ServiceError::internal("boom").refused_by(|_| true));
     }
 }

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::{fee_plan, price_error};
-use crate::error::ServiceError;
+use crate::error::{Reason, ServiceError};
 use crate::state::{to_json, Principal, Reply, SharedState};
 use crate::submit::{leg_transfers, link_chain, submit_transfers, LedgerAccount};
 use farthing_products::accounts::{chain_id, CODE_ESCROW};
@@ -121,12 +121,12 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
 /// The API's error for a hold rule's refusal; amounts are written in `asset`'s scale.
 fn refused(refusal: HoldRefusal, asset: &Asset) -> ServiceError {
     match refusal {
-        HoldRefusal::AmountExceedsHold { held } => ServiceError::refused(
-            refusal.code(),
+        HoldRefusal::AmountExceedsHold { held } => ServiceError::refusal(
+            Reason::Hold(refusal),
             format!("the hold holds {}", format_amount(held, asset.scale)),
         )
         .with_param("amount"),
-        other => ServiceError::refused(other.code(), other.to_string()),
+        other => ServiceError::refusal(Reason::Hold(other), other.to_string()),
     }
 }
 
@@ -252,7 +252,7 @@ fn hold_event(
         "customer": encode_id(IdKind::Customer, h.customer),
         "merchant": encode_id(IdKind::Merchant, h.merchant),
         "asset": asset.code.to_string(),
-        "amount": format_amount(Amount(h.amount), s),
+        "amount": format_amount(h.amount, s),
         "captured": format_amount(moved.captured, s),
         "platform_fee": format_amount(moved.platform_fee, s),
         "merchant_net": format_amount(moved.merchant_net, s),
@@ -398,7 +398,7 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
         customer: encode_id(IdKind::Customer, h.customer),
         merchant: encode_id(IdKind::Merchant, h.merchant),
         asset: asset.code.to_string(),
-        amount: format_amount(Amount(h.amount), s),
+        amount: format_amount(h.amount, s),
         held: format_amount(w.status.held(), s),
         captured: format_amount(Amount(captured), s),
         status: w.status.code(),
@@ -481,7 +481,7 @@ pub async fn create(
                 customer,
                 merchant,
                 asset: asset.id.0,
-                amount: amount.0,
+                amount,
                 description: hold.description,
                 on_expiry: hold.on_expiry.unwrap_or(OnExpiry::Release),
                 expires_ns: now.saturating_add(expires_in.saturating_mul(1_000_000_000)),

@@ -45,4 +45,4 @@ pub mod tabs;
 pub mod transfers;
 pub mod webhooks;
 
-pub use error::{ErrorKind, ServiceError};
+pub use error::{ErrorKind, Reason, ServiceError};

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::charges::merchant_settings;
-use crate::error::ServiceError;
+use crate::error::{Reason, ServiceError};
 use crate::state::{Principal, SharedState};
 use crate::submit::{available, owed, run_chain, run_chain_recorded, ChainOutcome, LedgerAccount};
 use farthing_products::accounts::chain_id;
@@ -75,9 +75,9 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
         id: encode_id(IdKind::Payout, p.id),
         object: "payout",
         merchant: encode_id(IdKind::Merchant, p.merchant),
-        amount: format_amount(Amount(p.amount), asset.scale),
+        amount: format_amount(p.amount, asset.scale),
         asset: asset.code.to_string(),
-        debt_recovered: format_amount(Amount(p.debt_recovered), asset.scale),
+        debt_recovered: format_amount(p.debt_recovered, asset.scale),
         status: p.status,
         failure_code: p.failure_code.clone(),
         failure_message: p.failure_message.clone(),
@@ -90,7 +90,7 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
 /// set ([`PayoutTerms::new`]), so a refusal here is a corrupt record.
 fn stored_terms(settings: &MerchantSettings) -> Result<rule::PayoutTerms, ServiceError> {
     rule::PayoutTerms::new(
-        Amount(settings.payout_threshold),
+        settings.payout_threshold,
         settings.reserve_bps,
         settings.reserve_days,
     )
@@ -109,8 +109,8 @@ fn payout_refused(refusal: PayoutRefusal, scale: u8) -> ServiceError {
                     format_amount(debt, scale)
                 )
             };
-            ServiceError::refused(
-                refusal.code(),
+            ServiceError::refusal(
+                Reason::Payout(refusal),
                 format!(
                     "the merchant has {} available{owing}",
                     format_amount(available, scale)
@@ -118,7 +118,7 @@ fn payout_refused(refusal: PayoutRefusal, scale: u8) -> ServiceError {
             )
             .with_param("amount")
         }
-        other => ServiceError::refused(other.code(), other.to_string()),
+        other => ServiceError::refusal(Reason::Payout(other), other.to_string()),
     }
 }
 
@@ -185,7 +185,7 @@ pub async fn pay_out(
         request_hash: keyed.map(|(_, hash)| hash),
         merchant,
         asset: asset.id.0,
-        amount: plan.amount.0,
+        amount: plan.amount,
         bank_account: bank_account.clone(),
         status: PayoutStatus::Pending,
         rail_payout_id: None,
@@ -193,7 +193,7 @@ pub async fn pay_out(
         failure_message: None,
         trigger: trigger.code().to_string(),
         created_ns: now,
-        debt_recovered: plan.recovered.0,
+        debt_recovered: plan.recovered,
         rail_asks: 0,
     };
     // The release is scheduled with the record, before the chain: it releases only what the
@@ -284,7 +284,7 @@ async fn ask_rail(
     let request = PayoutRequest {
         idempotency_key: format!("payout_{:032x}", record.id),
         bank_account: record.bank_account.clone(),
-        amount: Amount(record.amount),
+        amount: record.amount,
         asset_scale: scale,
         description: "farthing payout".into(),
     };
@@ -365,7 +365,7 @@ async fn return_payout(state: &SharedState, record: &PayoutRecord) -> Result<(),
         &state.products.journal,
         event.as_slice(),
         chain_id(record.id, "payout_return", 0),
-        &payout_return(record.merchant, Amount(record.amount), held, released),
+        &payout_return(record.merchant, record.amount, held, released),
         AssetId(record.asset),
         record.id,
     )
@@ -501,7 +501,10 @@ pub async fn maybe_threshold_payout(state: SharedState, merchant: u128, asset: A
         return;
     }
     match pay_out(&state, merchant, None, "threshold", None).await {
-        Err(error) if error.code != "below_threshold" => {
+        Err(error)
+            if !error
+                .refused_by(|r| matches!(r, Reason::Payout(PayoutRefusal::BelowThreshold))) =>
+        {
             tracing::warn!(error = %error.message, "threshold payout failed")
         }
         _ => {}
@@ -588,7 +591,7 @@ fn settings_view(
                 .rev()
                 .collect()
         }),
-        threshold: format_amount(Amount(s.payout_threshold), asset.map_or(0, |a| a.scale)),
+        threshold: format_amount(s.payout_threshold, asset.map_or(0, |a| a.scale)),
         schedule: s.payout_schedule,
         reserve_bps: s.reserve_bps,
         reserve_days: s.reserve_days,
@@ -612,7 +615,7 @@ pub async fn set_settings(
         .with_threshold(threshold.unwrap_or(Amount::ZERO));
     settings.bank_account = Some(terms.bank_account);
     settings.payout_asset = Some(asset.id.0);
-    settings.payout_threshold = reserve.threshold().0;
+    settings.payout_threshold = reserve.threshold();
     settings.payout_schedule = terms.schedule;
     settings.reserve_bps = reserve.reserve_bps();
     settings.reserve_days = reserve.reserve_days();

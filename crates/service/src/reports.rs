@@ -245,7 +245,7 @@ fn build(
     let mut reversals = refunds(state, &charges, merchant, period)?;
     reversals.extend(chargebacks(state, asset, &charges, merchant, period)?);
     // What card processing actually cost: top-ups and tab settlements, as (charged, fee).
-    let mut card_charges: Vec<(u128, u128)> = state
+    let mut card_charges: Vec<(Amount, Amount)> = state
         .store
         .all_records::<TopupRecord>(TOPUPS)?
         .into_iter()
@@ -286,13 +286,13 @@ fn build(
         None => card_charges
             .iter()
             .map(|(amount, fee)| ProcessorFeeRecord {
-                amount_charged: Amount(*amount),
-                fee: Amount(*fee),
+                amount_charged: *amount,
+                fee: *fee,
             })
             .collect(),
         Some(_) => vec![ProcessorFeeRecord {
-            amount_charged: Amount(allocate(total(card_charges.iter().map(|c| c.0))?)?),
-            fee: Amount(allocate(total(card_charges.iter().map(|c| c.1))?)?),
+            amount_charged: Amount(allocate(total(card_charges.iter().map(|c| c.0 .0))?)?),
+            fee: Amount(allocate(total(card_charges.iter().map(|c| c.1 .0))?)?),
         }],
     };
     let fees = state.products.card_fees;
@@ -319,8 +319,8 @@ fn charge_payments(
         .map(|c| Paid {
             merchant: c.merchant,
             record: PaymentRecord {
-                amount: Amount(c.amount),
-                platform_fee: Amount(c.platform_fee),
+                amount: c.amount,
+                platform_fee: c.platform_fee,
                 kind: if c.tab.is_some() {
                     PaymentKind::Tab
                 } else {
@@ -443,8 +443,8 @@ fn refunds(
             let counted = merchant.is_none_or(|m| charge.merchant == m)
                 && crate::charges::refund_committed(state, charge, &r);
             counted.then_some(ReversalRecord {
-                amount: Amount(r.amount),
-                platform_fee_returned: Amount(r.platform_fee_returned),
+                amount: r.amount,
+                platform_fee_returned: r.platform_fee_returned,
                 kind: ReversalKind::Refund,
             })
         })

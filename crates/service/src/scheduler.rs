@@ -16,10 +16,11 @@ use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
 use farthing_products::rules::tab::{self as rule, Settlement, SettlementTrigger, TabState};
 use farthing_products::schedule::{next_period_start, DueQueue, Interval, ScheduleError};
 
-use crate::error::ServiceError;
+use crate::error::{Reason, ServiceError};
 use crate::state::SharedState;
 use crate::submit::owed;
 use farthing_products::accounts::{chain_id, CODE_TAB_SETTLEMENT};
+use farthing_products::rules::payout::PayoutRefusal;
 use farthing_store::outbox::{event_write, EventKind};
 use farthing_store::records::{
     JobKind, JobRecord, SettlementRecord, SettlementStatus, TabPeriod, TabRecord, JOBS,
@@ -161,7 +162,7 @@ pub async fn settle_tab(
     }
     let standing = TabState {
         owed: owed(&state.engine, account.id(asset.id)),
-        threshold: Amount(tab.threshold),
+        threshold: tab.threshold,
         frozen: tab.frozen,
     };
     let amount = match rule::settlement(trigger, &standing) {
@@ -190,8 +191,8 @@ pub async fn settle_tab(
         id,
         tab: tab.id,
         number: tab.settled,
-        amount: amount.0,
-        processor_fee: 0,
+        amount,
+        processor_fee: Amount::ZERO,
         status: SettlementStatus::Failed,
         failure_code: None,
         trigger: trigger.code().to_string(),
@@ -203,7 +204,7 @@ pub async fn settle_tab(
             // One settlement number commits once, whatever the attempts.
             let first = chain_id(tab.id, "settlement", tab.settled);
             record.status = SettlementStatus::Succeeded;
-            record.processor_fee = fee.0;
+            record.processor_fee = fee;
             let event = event_write(&state.store, EventKind::TabSettled, None, now, || {
                 Ok::<_, ServiceError>(crate::tabs::settlement_event(&tab, &record, &asset))
             })?;
@@ -356,7 +357,10 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             match crate::payouts::pay_out(state, merchant, None, "schedule", None).await {
                 Ok(_) => {}
                 // Nothing to pay this time is not a failure of the schedule.
-                Err(e) if e.code == "insufficient_balance" => {}
+                Err(e)
+                    if e.refused_by(|r| {
+                        matches!(r, Reason::Payout(PayoutRefusal::InsufficientBalance { .. }))
+                    }) => {}
                 Err(e) => tracing::warn!(error = %e.message, "scheduled payout failed"),
             }
             let next = next_period_start(Timestamp(now.max(job.due_ns)), interval)

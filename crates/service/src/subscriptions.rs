@@ -75,7 +75,7 @@ pub fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionV
         customer: encode_id(IdKind::Customer, s.customer),
         merchant: encode_id(IdKind::Merchant, s.merchant),
         plan: s.plan.map(|p| encode_id(IdKind::Plan, p)),
-        amount: format_amount(Amount(s.amount), asset.scale),
+        amount: format_amount(s.amount, asset.scale),
         asset: asset.code.to_string(),
         interval: s.interval,
         status: s.status,
@@ -129,7 +129,7 @@ pub async fn charge_period(
     }
     let asset = asset_by_id(state, s.asset)?;
     let (platform_fee, merchant_net, payees, rounding) =
-        priced(state, s.merchant, &asset, Amount(s.amount), &[])?;
+        priced(state, s.merchant, &asset, s.amount, &[])?;
     let id = derived_id(s.id, "period", "subscription", u64::from(s.next_period));
     let charge = ChargeRecord {
         id,
@@ -155,7 +155,7 @@ pub async fn charge_period(
         refunds: Vec::new(),
         request_hash: None,
         tab: s.tab,
-        disputed: 0,
+        disputed: Amount::ZERO,
         attempt: u64::from(s.failed_attempts),
     };
     execute(state, &charge).await?;
@@ -286,7 +286,7 @@ pub fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, Servic
         object: "plan",
         merchant: encode_id(IdKind::Merchant, p.merchant),
         name: p.name.clone(),
-        amount: format_amount(Amount(p.amount), asset.scale),
+        amount: format_amount(p.amount, asset.scale),
         asset: asset.code.to_string(),
         interval: p.interval,
         trial_days: p.trial_days,
@@ -333,7 +333,7 @@ pub async fn create_plan(
                 merchant: plan.merchant,
                 name: plan.name,
                 asset: plan.asset.id.0,
-                amount: plan.amount.0,
+                amount: plan.amount,
                 interval: plan.interval,
                 trial_days: plan.trial_days,
                 created_ns: state.products.clock.now(),
@@ -397,7 +397,7 @@ pub fn plan_terms(state: &SharedState, id: &str) -> Result<Terms, ServiceError> 
         plan: Some(p.id),
         merchant: p.merchant,
         asset: asset_by_id(state, p.asset)?,
-        amount: Amount(p.amount),
+        amount: p.amount,
         interval: p.interval,
         trial_days: p.trial_days,
     })
@@ -429,7 +429,7 @@ pub async fn subscribe(
         Source::Tab => {
             let t = crate::tabs::tab_of(state, customer, terms.asset.id.0)?
                 .ok_or_else(|| ServiceError::not_found(Some("source"), "tab"))?;
-            Some((t.id, t.limit))
+            Some((t.id, t.limit.0))
         }
     };
     let request_hash = sha256(&[b"subscriptions", request]);
@@ -456,7 +456,7 @@ pub async fn subscribe(
         merchant: terms.merchant,
         plan: terms.plan,
         asset: terms.asset.id.0,
-        amount: terms.amount.0,
+        amount: terms.amount,
         interval: terms.interval,
         tab,
         status: if terms.trial_days > 0 {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::assets::asset_by_id;
 use crate::customers::{require_payment_method, visible_customer};
-use crate::error::ServiceError;
+use crate::error::{Reason, ServiceError};
 use crate::scheduler::{first_period_end, job_write, settle_tab, tab_owed};
 use crate::state::{Principal, SharedState};
 use farthing_products::ids::{decode_id, encode_id, IdKind};
@@ -45,8 +45,8 @@ pub struct SettlementView {
 pub fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
     SettlementView {
         id: encode_id(IdKind::Settlement, r.id),
-        amount: format_amount(Amount(r.amount), scale),
-        processor_fee: format_amount(Amount(r.processor_fee), scale),
+        amount: format_amount(r.amount, scale),
+        processor_fee: format_amount(r.processor_fee, scale),
         status: r.status,
         failure_code: r.failure_code.clone(),
         trigger: r.trigger.clone(),
@@ -82,7 +82,7 @@ impl From<ThresholdAboveLimit> for ServiceError {
 
 impl From<TabFrozen> for ServiceError {
     fn from(refusal: TabFrozen) -> ServiceError {
-        ServiceError::refused(refusal.code(), refusal.to_string()).with_param("source")
+        ServiceError::refusal(Reason::TabFrozen(refusal), refusal.to_string()).with_param("source")
     }
 }
 
@@ -137,8 +137,8 @@ pub fn tab_view(state: &SharedState, tab: &TabRecord) -> Result<TabView, Service
         object: "tab",
         customer: encode_id(IdKind::Customer, tab.customer),
         asset: asset.code.to_string(),
-        limit: format_amount(Amount(tab.limit), s),
-        settlement_threshold: format_amount(Amount(tab.threshold), s),
+        limit: format_amount(tab.limit, s),
+        settlement_threshold: format_amount(tab.threshold, s),
         period: tab.period,
         owed: format_amount(tab_owed(state, tab), s),
         status: if tab.frozen { "frozen" } else { "open" },
@@ -179,8 +179,8 @@ pub async fn open(
         id: random_id(),
         customer: customer.id,
         asset: new.asset.id.0,
-        limit: new.limit.0,
-        threshold: new.threshold.0,
+        limit: new.limit,
+        threshold: new.threshold,
         period: new.period,
         payment_method: new.payment_method,
         frozen: false,

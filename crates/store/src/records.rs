@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use farthing_ledger::Amount;
 use farthing_products::fees::{FeePlan, RoundingRule};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +59,7 @@ pub struct PlanRecord {
     pub name: String,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub interval: BillingInterval,
     pub trial_days: u32,
     pub created_ns: u64,
@@ -98,7 +99,7 @@ pub struct SubscriptionRecord {
     pub plan: Option<u128>,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub interval: BillingInterval,
     /// Charged to the customer's tab (id, limit) instead of the wallet.
     pub tab: Option<(u128, u128)>,
@@ -146,7 +147,7 @@ pub struct CampaignRecord {
     pub name: String,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub goal: u128,
+    pub goal: Amount,
     pub deadline_ns: u64,
     pub mode: CampaignMode,
     pub created_ns: u64,
@@ -162,7 +163,7 @@ pub struct ContributionRecord {
     pub campaign: u128,
     pub customer: u128,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub created_ns: u64,
     pub request_hash: Option<[u8; 32]>,
 }
@@ -186,7 +187,7 @@ pub struct HoldRecord {
     pub merchant: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub description: Option<String>,
     pub on_expiry: OnExpiry,
     pub expires_ns: u64,
@@ -205,11 +206,11 @@ pub struct DisputeRecord {
     pub customer: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub reason: String,
     /// Taken back from the customer's wallet (what was still unspent).
     #[serde(with = "minor")]
-    pub from_wallet: u128,
+    pub from_wallet: Amount,
     /// (merchant, amount debited) for each merchant concerned.
     pub merchants: Vec<(u128, String)>,
     /// (charge, amount reversed)
@@ -357,13 +358,15 @@ fn write_loop(store: Arc<Store>, rx: Receiver<Job>) {
 pub mod minor {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.to_string())
+    use farthing_ledger::Amount;
+
+    pub fn serialize<S: Serializer>(v: &Amount, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.0.to_string())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
         let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        text.parse().map(Amount).map_err(serde::de::Error::custom)
     }
 }
 
@@ -378,16 +381,16 @@ pub struct PaymentMethodRecord {
 pub struct MonthlyCap {
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AutoTopupRecord {
     pub asset: u32,
     #[serde(with = "minor")]
-    pub threshold: u128,
+    pub threshold: Amount,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub payment_method: String,
     pub enabled: bool,
     /// Why it was disabled (a declined top-up), if it was.
@@ -420,9 +423,9 @@ pub struct AllowanceRecord {
     pub merchant: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub max_per_charge: u128,
+    pub max_per_charge: Amount,
     #[serde(with = "minor")]
-    pub max_per_period: u128,
+    pub max_per_period: Amount,
     pub period: AllowancePeriod,
     pub created_ns: u64,
     pub revoked_ns: Option<u64>,
@@ -440,7 +443,7 @@ pub struct PayeePart {
     pub merchant: u128,
     pub bps: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
 }
 
 /// A charge (or tip) and its receipt: what was bought, the split as booked.
@@ -452,15 +455,15 @@ pub struct ChargeRecord {
     pub customer: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     #[serde(with = "minor")]
-    pub platform_fee: u128,
+    pub platform_fee: Amount,
     /// The charging merchant's net when there are no revenue shares.
     #[serde(with = "minor")]
-    pub merchant_net: u128,
+    pub merchant_net: Amount,
     pub payees: Vec<PayeePart>,
     #[serde(with = "minor")]
-    pub rounding: u128,
+    pub rounding: Amount,
     pub description: String,
     pub resource_id: Option<String>,
     pub message: Option<String>,
@@ -480,7 +483,7 @@ pub struct ChargeRecord {
     pub tab: Option<(u128, u128)>,
     /// How much of it chargebacks took back (see `routes/disputes.rs`).
     #[serde(default, with = "minor")]
-    pub disputed: u128,
+    pub disputed: Amount,
     /// Which attempt at booking it (its chain's ids derive from this): a confirmation after a
     /// refusal (say the wallet was short, then topped up) is a new attempt, since the ledger
     /// answers a retried id with its first answer.
@@ -516,9 +519,9 @@ pub struct TabRecord {
     pub customer: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub limit: u128,
+    pub limit: Amount,
     #[serde(with = "minor")]
-    pub threshold: u128,
+    pub threshold: Amount,
     pub period: TabPeriod,
     pub payment_method: String,
     /// Charges are refused while a settlement has failed and not yet been paid.
@@ -535,7 +538,7 @@ impl TabRecord {
     pub fn account(&self) -> farthing_products::accounts::LedgerAccount {
         farthing_products::accounts::LedgerAccount::Tab {
             tab: self.id,
-            limit: self.limit,
+            limit: self.limit.0,
         }
     }
 }
@@ -557,9 +560,9 @@ pub struct SettlementRecord {
     /// Which settlement of the tab (0, 1, ...) this attempt was for.
     pub number: u64,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     #[serde(with = "minor")]
-    pub processor_fee: u128,
+    pub processor_fee: Amount,
     pub status: SettlementStatus,
     pub failure_code: Option<String>,
     /// `threshold`, `period_end`, `retry` or `payment_method_updated`.
@@ -610,9 +613,9 @@ pub struct RefundRecord {
     /// Position among the charge's refunds (its ledger chain is derived from it).
     pub index: u64,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     #[serde(with = "minor")]
-    pub platform_fee_returned: u128,
+    pub platform_fee_returned: Amount,
     /// The offset of the first transfer of its chain (legs of zero are left out).
     pub first_leg: u64,
     pub created_ns: u64,
@@ -637,9 +640,9 @@ pub struct TopupRecord {
     pub customer: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     #[serde(with = "minor")]
-    pub processor_fee: u128,
+    pub processor_fee: Amount,
     pub payment_method: String,
     pub status: TopupStatus,
     pub processor_charge_id: Option<String>,
@@ -662,7 +665,7 @@ pub enum PayoutSchedule {
 pub struct FeePlanRecord {
     pub percent_bps: u32,
     #[serde(with = "minor")]
-    pub fixed: u128,
+    pub fixed: Amount,
     pub minimum: Option<String>,
     pub maximum: Option<String>,
     pub rounding: RoundingRule,
@@ -676,7 +679,7 @@ pub struct MerchantSettings {
     pub bank_account: Option<String>,
     pub payout_asset: Option<u32>,
     #[serde(with = "minor")]
-    pub payout_threshold: u128,
+    pub payout_threshold: Amount,
     pub payout_schedule: PayoutSchedule,
     pub reserve_bps: u32,
     /// Days each payout's reserve is held before it returns to the earnings.
@@ -698,7 +701,7 @@ impl MerchantSettings {
             fee_plans: Vec::new(),
             bank_account: None,
             payout_asset: None,
-            payout_threshold: 0,
+            payout_threshold: Amount::ZERO,
             payout_schedule: PayoutSchedule::Manual,
             reserve_bps: 0,
             reserve_days: RESERVE_DAYS_DEFAULT,
@@ -711,7 +714,7 @@ impl MerchantSettings {
             .find(|(a, _)| *a == asset)
             .map(|(_, p)| FeePlan {
                 percent_bps: p.percent_bps,
-                fixed: farthing_ledger::Amount(p.fixed),
+                fixed: p.fixed,
                 minimum: p
                     .minimum
                     .as_ref()
@@ -746,7 +749,7 @@ pub struct PayoutRecord {
     pub merchant: u128,
     pub asset: u32,
     #[serde(with = "minor")]
-    pub amount: u128,
+    pub amount: Amount,
     pub bank_account: String,
     pub status: PayoutStatus,
     pub rail_payout_id: Option<String>,
@@ -760,7 +763,7 @@ pub struct PayoutRecord {
     /// What the payout's chain took from the earnings for the merchant's chargeback debt
     /// before sending `amount` (0 for payouts made before debts were netted).
     #[serde(default, with = "minor")]
-    pub debt_recovered: u128,
+    pub debt_recovered: Amount,
     /// How often the rail has been asked about it (sent, then its status asked while it is
     /// pending): the backoff of the next ask derives from it.
     #[serde(default)]
