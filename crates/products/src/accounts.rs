@@ -6,6 +6,7 @@
 //! operator or merchant — can move their money with `POST /v1/transfers`: only the product
 //! endpoints, with their consent and limit checks, can.
 
+use crate::ids::{CustomerId, MerchantId};
 use farthing_ledger::{Account, AccountFlags, AccountId, Amount, AssetId};
 use sha2::{Digest, Sha256};
 
@@ -64,7 +65,7 @@ thread_local! {
 pub enum LedgerAccount {
     /// A customer's prepaid wallet: never negative.
     Wallet {
-        customer: u128,
+        customer: CustomerId,
     },
     /// A customer's post-pay tab: may owe up to `limit`, never more.
     Tab {
@@ -73,15 +74,15 @@ pub enum LedgerAccount {
     },
     /// A merchant's earnings, available for payout: never negative.
     Earnings {
-        merchant: u128,
+        merchant: MerchantId,
     },
     /// What a merchant owes the platform (chargebacks its earnings could not cover).
     MerchantDebt {
-        merchant: u128,
+        merchant: MerchantId,
     },
     /// The part of a merchant's earnings held back as a reserve.
     Reserve {
-        merchant: u128,
+        merchant: MerchantId,
     },
     /// Platform fees earned.
     PlatformRevenue,
@@ -113,7 +114,7 @@ pub enum LedgerAccount {
     },
     /// A customer's spending budget for one calendar month: never negative.
     MonthlyCap {
-        customer: u128,
+        customer: CustomerId,
         month: u64,
     },
 }
@@ -121,11 +122,11 @@ pub enum LedgerAccount {
 impl LedgerAccount {
     fn kind(self) -> (u16, u128, u64) {
         match self {
-            LedgerAccount::Wallet { customer } => (CODE_WALLET, customer, 0),
+            LedgerAccount::Wallet { customer } => (CODE_WALLET, customer.0, 0),
             LedgerAccount::Tab { tab, .. } => (CODE_TAB, tab, 0),
-            LedgerAccount::Earnings { merchant } => (CODE_EARNINGS, merchant, 0),
-            LedgerAccount::Reserve { merchant } => (CODE_RESERVE, merchant, 0),
-            LedgerAccount::MerchantDebt { merchant } => (CODE_MERCHANT_DEBT, merchant, 0),
+            LedgerAccount::Earnings { merchant } => (CODE_EARNINGS, merchant.0, 0),
+            LedgerAccount::Reserve { merchant } => (CODE_RESERVE, merchant.0, 0),
+            LedgerAccount::MerchantDebt { merchant } => (CODE_MERCHANT_DEBT, merchant.0, 0),
             LedgerAccount::PlatformRevenue => (CODE_PLATFORM_REVENUE, 0, 0),
             LedgerAccount::Rounding => (CODE_ROUNDING, 0, 0),
             LedgerAccount::ProcessorClearing => (CODE_PROCESSOR_CLEARING, 0, 0),
@@ -139,7 +140,7 @@ impl LedgerAccount {
             LedgerAccount::AllowancePeriod { allowance, period } => {
                 (CODE_ALLOWANCE_PERIOD, allowance, period)
             }
-            LedgerAccount::MonthlyCap { customer, month } => (CODE_MONTHLY_CAP, customer, month),
+            LedgerAccount::MonthlyCap { customer, month } => (CODE_MONTHLY_CAP, customer.0, month),
         }
     }
 
@@ -239,36 +240,58 @@ mod tests {
     #[test]
     fn ids_differ_by_kind_entity_period_and_asset() {
         let a = [
-            LedgerAccount::Wallet { customer: 1 }.id(AssetId(1)),
-            LedgerAccount::Wallet { customer: 2 }.id(AssetId(1)),
-            LedgerAccount::Wallet { customer: 1 }.id(AssetId(2)),
-            LedgerAccount::Earnings { merchant: 1 }.id(AssetId(1)),
+            LedgerAccount::Wallet {
+                customer: CustomerId(1),
+            }
+            .id(AssetId(1)),
+            LedgerAccount::Wallet {
+                customer: CustomerId(2),
+            }
+            .id(AssetId(1)),
+            LedgerAccount::Wallet {
+                customer: CustomerId(1),
+            }
+            .id(AssetId(2)),
+            LedgerAccount::Earnings {
+                merchant: MerchantId(1),
+            }
+            .id(AssetId(1)),
             LedgerAccount::MonthlyCap {
-                customer: 1,
+                customer: CustomerId(1),
                 month: 1,
             }
             .id(AssetId(1)),
             LedgerAccount::MonthlyCap {
-                customer: 1,
+                customer: CustomerId(1),
                 month: 2,
             }
             .id(AssetId(1)),
         ];
         let unique: std::collections::HashSet<_> = a.iter().collect();
         assert_eq!(unique.len(), a.len());
-        assert_eq!(a[0], LedgerAccount::Wallet { customer: 1 }.id(AssetId(1)));
+        assert_eq!(
+            a[0],
+            LedgerAccount::Wallet {
+                customer: CustomerId(1)
+            }
+            .id(AssetId(1))
+        );
         // The remembered id is the derived one.
-        let wallet = LedgerAccount::Wallet { customer: 1 };
+        let wallet = LedgerAccount::Wallet {
+            customer: CustomerId(1),
+        };
         assert_eq!(wallet.id(AssetId(1)), wallet.derive_id(AssetId(1)));
     }
 
     #[test]
     fn limits_and_balances_are_never_negative_but_clearing_accounts_may_be() {
         let flags = |a: LedgerAccount| a.account(AssetId(1)).flags;
-        assert!(flags(LedgerAccount::Wallet { customer: 1 })
-            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
+        assert!(flags(LedgerAccount::Wallet {
+            customer: CustomerId(1)
+        })
+        .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
         assert!(flags(LedgerAccount::MonthlyCap {
-            customer: 1,
+            customer: CustomerId(1),
             month: 3
         })
         .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));

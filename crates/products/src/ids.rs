@@ -94,9 +94,68 @@ pub fn decode_id(kind: IdKind, text: &str) -> Option<u128> {
     Some(u128::from_be_bytes(bytes))
 }
 
+/// A 128-bit id that knows its kind: records and service signatures say `MerchantId` where they
+/// mean a merchant, so a customer's id cannot be passed for one. Stored as the bare number
+/// (`#[serde(transparent)]`), so records written before these types read back unchanged.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $kind:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u128);
+
+        impl $name {
+            pub const KIND: IdKind = IdKind::$kind;
+
+            /// The prefixed text the API shows.
+            pub fn encode(self) -> String {
+                encode_id(IdKind::$kind, self.0)
+            }
+
+            /// The id in `text`, or `None` if it is not a prefixed id of this kind.
+            pub fn decode(text: &str) -> Option<$name> {
+                decode_id(IdKind::$kind, text).map($name)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.encode())
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A merchant (`mer_…`).
+    MerchantId,
+    Merchant
+);
+typed_id!(
+    /// A customer (`cus_…`).
+    CustomerId,
+    Customer
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_ids_encode_with_their_kind_and_store_as_the_bare_number() {
+        let merchant = MerchantId(42);
+        assert_eq!(merchant.to_string(), encode_id(IdKind::Merchant, 42));
+        assert_eq!(MerchantId::decode(&merchant.encode()), Some(merchant));
+        assert_eq!(CustomerId::decode(&merchant.encode()), None);
+        assert_eq!(serde_json::to_string(&CustomerId(7)).unwrap(), "7");
+        assert_eq!(
+            serde_json::from_str::<CustomerId>("7").unwrap(),
+            CustomerId(7)
+        );
+    }
 
     #[test]
     fn ids_round_trip_and_reject_foreign_prefixes() {

@@ -5,6 +5,7 @@
 use farthing_ledger::{
     Account, AccountFlags, AccountId, Amount, BatchResults, Operation, StoredAccount,
 };
+use farthing_products::ids::MerchantId;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_products::money::{format_amount, format_signed, parse_amount};
 use farthing_store::util::derived_id;
@@ -148,15 +149,15 @@ pub async fn create(
     principal.require_write()?;
     let owner = match (&new.owner, principal.merchant()) {
         (Some(text), None) => {
-            let merchant = decode_id(IdKind::Merchant, text).ok_or_else(|| {
+            let merchant = MerchantId::decode(text).ok_or_else(|| {
                 ServiceError::invalid("owner", "invalid_id", "owner must be a mer_… id")
             })?;
-            if state.store.merchant(merchant)?.is_none() {
+            if state.store.merchant(merchant.0)?.is_none() {
                 return Err(ServiceError::not_found(Some("owner"), "merchant"));
             }
             Some(merchant)
         }
-        (Some(text), Some(own)) if decode_id(IdKind::Merchant, text) == Some(own) => Some(own),
+        (Some(text), Some(own)) if MerchantId::decode(text) == Some(own) => Some(own),
         (Some(_), Some(_)) => return Err(ServiceError::not_found(Some("owner"), "merchant")),
         (None, merchant) => merchant,
     };
@@ -216,11 +217,11 @@ pub async fn create(
                 }
                 let record = AccountRecord {
                     id,
-                    owner,
+                    owner: owner.map(|m| m.0),
                     metadata: new.metadata,
                     request_hash,
                 };
-                state.remember_owner(id, owner);
+                state.remember_owner(id, owner.map(|m| m.0));
                 let stored = state
                     .engine
                     .lookup_account(AccountId(id))
@@ -267,7 +268,7 @@ pub fn list(
         None => None,
     };
     let (ids, has_more) = match principal.merchant() {
-        Some(merchant) => state.store.accounts_of(Some(merchant), after, limit)?,
+        Some(merchant) => state.store.accounts_of(Some(merchant.0), after, limit)?,
         None => state.store.all_accounts(after, limit)?,
     };
     let mut data = Vec::with_capacity(ids.len());

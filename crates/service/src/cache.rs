@@ -3,6 +3,7 @@
 //! so every write path forgets the entry it changed after its commit. A charge concurrent with
 //! such a write may see the state just before it, as it could without a cache.
 
+use farthing_products::ids::{CustomerId, MerchantId};
 use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -24,9 +25,9 @@ pub const ALLOWANCES_MAX: usize = 1000;
 pub struct Cache {
     generation: std::sync::atomic::AtomicU64,
     customers: RwLock<HashMap<u128, Arc<CustomerRecord>>>,
-    allowances: RwLock<HashMap<u128, Arc<Vec<AllowanceRecord>>>>,
-    settings: RwLock<HashMap<u128, Arc<MerchantSettings>>>,
-    merchants: RwLock<HashSet<u128>>,
+    allowances: RwLock<HashMap<CustomerId, Arc<Vec<AllowanceRecord>>>>,
+    settings: RwLock<HashMap<MerchantId, Arc<MerchantSettings>>>,
+    merchants: RwLock<HashSet<MerchantId>>,
 }
 
 impl Cache {
@@ -61,11 +62,11 @@ impl Cache {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn insert_if_current<T>(
+    fn insert_if_current<K: std::hash::Hash + Eq, T>(
         &self,
         generation: u64,
-        map: &RwLock<HashMap<u128, Arc<T>>>,
-        key: u128,
+        map: &RwLock<HashMap<K, Arc<T>>>,
+        key: K,
         value: &Arc<T>,
     ) {
         let mut map = map.write();
@@ -78,13 +79,13 @@ impl Cache {
     pub fn allowances(
         &self,
         store: &Store,
-        customer: u128,
+        customer: CustomerId,
     ) -> Result<Arc<Vec<AllowanceRecord>>, ServiceError> {
         if let Some(a) = self.allowances.read().get(&customer) {
             return Ok(Arc::clone(a));
         }
         let generation = self.generation();
-        let (ids, _) = store.indexed(ALLOWANCES_BY_CUSTOMER, customer, None, ALLOWANCES_MAX)?;
+        let (ids, _) = store.indexed(ALLOWANCES_BY_CUSTOMER, customer.0, None, ALLOWANCES_MAX)?;
         let mut list = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(a) = store.record::<AllowanceRecord>(ALLOWANCES, id)? {
@@ -96,7 +97,7 @@ impl Cache {
         Ok(list)
     }
 
-    pub fn forget_allowances(&self, customer: u128) {
+    pub fn forget_allowances(&self, customer: CustomerId) {
         self.bump();
         self.allowances.write().remove(&customer);
     }
@@ -105,7 +106,7 @@ impl Cache {
     pub fn settings(
         &self,
         store: &Store,
-        merchant: u128,
+        merchant: MerchantId,
     ) -> Result<Arc<MerchantSettings>, ServiceError> {
         if let Some(s) = self.settings.read().get(&merchant) {
             return Ok(Arc::clone(s));
@@ -113,24 +114,28 @@ impl Cache {
         let generation = self.generation();
         let settings = Arc::new(
             store
-                .record(MERCHANT_SETTINGS, merchant)?
+                .record(MERCHANT_SETTINGS, merchant.0)?
                 .unwrap_or_else(|| MerchantSettings::new(merchant)),
         );
         self.insert_if_current(generation, &self.settings, merchant, &settings);
         Ok(settings)
     }
 
-    pub fn forget_settings(&self, merchant: u128) {
+    pub fn forget_settings(&self, merchant: MerchantId) {
         self.bump();
         self.settings.write().remove(&merchant);
     }
 
     /// Whether the merchant exists (merchants are never deleted, so only "yes" is cached).
-    pub fn merchant_exists(&self, store: &Store, merchant: u128) -> Result<bool, ServiceError> {
+    pub fn merchant_exists(
+        &self,
+        store: &Store,
+        merchant: MerchantId,
+    ) -> Result<bool, ServiceError> {
         if self.merchants.read().contains(&merchant) {
             return Ok(true);
         }
-        let exists = store.merchant(merchant)?.is_some();
+        let exists = store.merchant(merchant.0)?.is_some();
         if exists {
             self.merchants.write().insert(merchant);
         }

@@ -12,6 +12,7 @@
 use farthing_ledger::{
     Amount, Asset, AssetId, PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
 };
+use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
@@ -123,7 +124,7 @@ pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, Ser
         id: encode_id(IdKind::Campaign, c.id),
         object: "campaign",
         name: c.name.clone(),
-        merchant: encode_id(IdKind::Merchant, c.merchant),
+        merchant: encode_id(IdKind::Merchant, c.merchant.0),
         asset: asset.code.to_string(),
         goal: format_amount(c.goal, asset.scale),
         raised: format_amount(raised, asset.scale),
@@ -157,7 +158,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
     }
     let asset = asset_by_id(state, c.asset)?;
     let plan = fee_plan(state, c.merchant, &asset)?;
-    let outcome = rule::plan_end(c.goal, (&plan, c.merchant), &contributions(state, &c)?)
+    let outcome = rule::plan_end(c.goal, (&plan, c.merchant.0), &contributions(state, &c)?)
         .map_err(price_error)?;
     for step in &outcome.steps {
         let mut transfers = match step {
@@ -225,7 +226,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
 /// A campaign a merchant starts, its amounts parsed.
 pub struct NewCampaign {
     /// The creator (see [`creator`]).
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub name: String,
     pub asset: Asset,
     pub goal: Amount,
@@ -240,7 +241,7 @@ pub fn creator(
     state: &SharedState,
     principal: &Principal,
     merchant: Option<&str>,
-) -> Result<u128, ServiceError> {
+) -> Result<MerchantId, ServiceError> {
     match (principal.merchant(), merchant) {
         (Some(own), None) => Ok(own),
         (None, Some(text)) if principal.is_operator() => merchant_exists(state, text, "merchant"),
@@ -373,7 +374,7 @@ fn ended_refused(ended: CampaignEnded) -> ServiceError {
 }
 
 /// The customer who contributes: only a customer's own token does.
-pub fn backer(caller: &Principal) -> Result<u128, ServiceError> {
+pub fn backer(caller: &Principal) -> Result<CustomerId, ServiceError> {
     caller
         .customer()
         .filter(|_| caller.is_customer_token())
@@ -385,7 +386,7 @@ pub fn backer(caller: &Principal) -> Result<u128, ServiceError> {
 /// the same Idempotency-Key (`key`; `request` is the request's body).
 pub async fn contribute(
     state: &SharedState,
-    customer: u128,
+    customer: CustomerId,
     c: &CampaignRecord,
     amount: Amount,
     key: Option<String>,
@@ -394,7 +395,7 @@ pub async fn contribute(
     let asset = asset_by_id(state, c.asset)?;
     let request_hash = sha256(&[b"contributions", &c.id.to_le_bytes(), request]);
     let ctb = match &key {
-        Some(key) => derived_id(customer, key, "contribution", 0),
+        Some(key) => derived_id(customer.0, key, "contribution", 0),
         None => random_id(),
     };
     // One at a time per campaign, and never during its end.

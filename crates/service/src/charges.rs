@@ -11,6 +11,7 @@
 
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp, TransferResult};
 use farthing_products::fees::{FeePlan, FeePlanError};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::rules::allowance::{
     self, Allowance, BudgetPeriod, Caller, ChargeRefusal, Consent, ConsentRefusal, ConsentRequest,
     MonthlyCap,
@@ -46,7 +47,7 @@ use farthing_store::{Changes, RecordWrite, Scope};
 /// A merchant's settings, or the defaults.
 pub fn merchant_settings(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
 ) -> Result<MerchantSettings, ServiceError> {
     Ok((*state.products.cache.settings(&state.store, merchant)?).clone())
 }
@@ -55,10 +56,10 @@ pub fn merchant_settings(
 /// bps), by [`charge::price`].
 pub fn price(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
     asset: &Asset,
     gross: Amount,
-    shares: &[(u128, u32)],
+    shares: &[(MerchantId, u32)],
 ) -> Result<ChargeSplit, ServiceError> {
     let plan = fee_plan(state, merchant, asset)?;
     charge::price(gross, &plan, merchant, shares).map_err(price_error)
@@ -67,7 +68,7 @@ pub fn price(
 /// `merchant`'s fee plan for `asset`.
 pub fn fee_plan(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
     asset: &Asset,
 ) -> Result<FeePlan, ServiceError> {
     let settings = state.products.cache.settings(&state.store, merchant)?;
@@ -82,10 +83,10 @@ pub fn price_error(error: PriceError) -> ServiceError {
 /// [`price`] as a record keeps it: (platform fee, merchant net, payees, rounding).
 pub fn priced(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
     asset: &Asset,
     gross: Amount,
-    shares: &[(u128, u32)],
+    shares: &[(MerchantId, u32)],
 ) -> Result<(Amount, Amount, Vec<PayeePart>, Amount), ServiceError> {
     let split = price(state, merchant, asset, gross, shares)?;
     Ok((
@@ -258,8 +259,8 @@ fn charge_view_as(
         object: "charge",
         kind: c.kind,
         status,
-        merchant: encode_id(IdKind::Merchant, c.merchant),
-        customer: encode_id(IdKind::Customer, c.customer),
+        merchant: encode_id(IdKind::Merchant, c.merchant.0),
+        customer: encode_id(IdKind::Customer, c.customer.0),
         amount: format_amount(c.amount, s),
         asset: asset.code.to_string(),
         platform_fee: format_amount(c.platform_fee, s),
@@ -268,7 +269,7 @@ fn charge_view_as(
             .payees
             .iter()
             .map(|p| PayeeView {
-                merchant: encode_id(IdKind::Merchant, p.merchant),
+                merchant: encode_id(IdKind::Merchant, p.merchant.0),
                 bps: p.bps,
                 amount: format_amount(p.amount, s),
             })
@@ -345,12 +346,12 @@ pub async fn execute(
     let customer = state
         .products
         .cache
-        .customer(&state.store, charge.customer)?
+        .customer(&state.store, charge.customer.0)?
         .ok_or_else(|| ServiceError::internal("customer missing"))?;
     let cap = match customer.monthly_cap.as_ref().map(cap_terms) {
         Some(cap) if cap.applies(asset) => {
             let account = LedgerAccount::MonthlyCap {
-                customer: customer.id,
+                customer: CustomerId(customer.id),
                 month: MonthlyCap::month_key(Timestamp(now)).map_err(period_error)?,
             };
             state
@@ -501,13 +502,17 @@ pub fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord)
 }
 
 /// The merchant named `text`, or 404 naming `param`.
-pub fn merchant_exists(state: &SharedState, text: &str, param: &str) -> Result<u128, ServiceError> {
+pub fn merchant_exists(
+    state: &SharedState,
+    text: &str,
+    param: &str,
+) -> Result<MerchantId, ServiceError> {
     find_merchant(state, text)?.ok_or_else(|| ServiceError::not_found(Some(param), "merchant"))
 }
 
 /// The merchant named `text`, if it exists; a store error is an error, not a miss.
-pub fn find_merchant(state: &SharedState, text: &str) -> Result<Option<u128>, ServiceError> {
-    let Some(id) = decode_id(IdKind::Merchant, text) else {
+pub fn find_merchant(state: &SharedState, text: &str) -> Result<Option<MerchantId>, ServiceError> {
+    let Some(id) = MerchantId::decode(text) else {
         return Ok(None);
     };
     Ok(state
@@ -539,7 +544,7 @@ pub async fn visible_charge(
     // Payees see the charges that paid them.
     let visible = caller.can_see_object(charge.merchant, Some(charge.customer))
         || (!caller.is_customer_token()
-            && charge.payees.iter().any(|p| caller.can_see(p.merchant)));
+            && charge.payees.iter().any(|p| caller.can_see(p.merchant.0)));
     if !visible {
         return Err(missing());
     }
@@ -562,7 +567,7 @@ pub fn reversed_so_far(state: &SharedState, charge: &ChargeRecord) -> Result<Amo
 /// Sets a merchant's fee plan for an asset, replacing the one it had, once the plan is valid.
 pub async fn set_fee_plan(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
     asset: &Asset,
     plan: &FeePlan,
 ) -> Result<(), ServiceError> {
@@ -573,7 +578,7 @@ pub async fn set_fee_plan(
         };
         ServiceError::invalid(param, "invalid_fee_plan", e.to_string())
     })?;
-    let _guard = state.products.lock(merchant).await;
+    let _guard = state.products.lock(merchant.0).await;
     let mut settings = merchant_settings(state, merchant)?;
     settings.fee_plans.retain(|(a, _)| *a != asset.id.0);
     settings.fee_plans.push((
@@ -588,7 +593,7 @@ pub async fn set_fee_plan(
     ));
     state
         .commit(Changes {
-            records: vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?],
+            records: vec![RecordWrite::put(MERCHANT_SETTINGS, merchant.0, &settings)?],
             ..Changes::default()
         })
         .await?;
@@ -625,8 +630,8 @@ pub struct NewCharge {
 /// A tip as asked for, its customer and merchant already known.
 #[derive(Debug)]
 pub struct NewTip {
-    pub customer: u128,
-    pub merchant: u128,
+    pub customer: CustomerId,
+    pub merchant: MerchantId,
     pub amount: Amount,
     pub asset: Asset,
     pub message: Option<String>,
@@ -646,7 +651,7 @@ pub async fn create_charge(
     let consent = consent(state, caller, customer, merchant, &new.asset, new.amount)?;
     let shares = share_merchants(state, &new.shares)?;
     let split = price(state, merchant, &new.asset, new.amount, &shares)?;
-    let tenant = caller.customer().unwrap_or(caller.tenant());
+    let tenant = caller.key_namespace();
     // Only a keyed request can be retried, so only it needs a fingerprint to tell a retry from a
     // reused key.
     let request_hash = key.is_some().then(|| sha256(&[b"charges", request]));
@@ -707,7 +712,7 @@ fn charge_parties(
     state: &SharedState,
     caller: &Principal,
     new: &NewCharge,
-) -> Result<(u128, u128), ServiceError> {
+) -> Result<(CustomerId, MerchantId), ServiceError> {
     match (caller.scope(), caller.merchant()) {
         (Scope::Customer, _) => {
             let merchant = new.merchant.as_deref().ok_or_else(|| {
@@ -717,11 +722,13 @@ fn charge_parties(
                     "merchant is required with a customer token",
                 )
             })?;
-            let customer = caller.customer().unwrap_or(0);
+            let customer = caller
+                .customer()
+                .ok_or_else(|| ServiceError::internal("a customer token without its customer"))?;
             if new
                 .customer
                 .as_deref()
-                .is_some_and(|c| decode_id(IdKind::Customer, c) != Some(customer))
+                .is_some_and(|c| CustomerId::decode(c) != Some(customer))
             {
                 return Err(ServiceError::not_found(Some("customer"), "customer"));
             }
@@ -731,14 +738,14 @@ fn charge_parties(
             if new
                 .merchant
                 .as_deref()
-                .is_some_and(|m| decode_id(IdKind::Merchant, m) != Some(own))
+                .is_some_and(|m| MerchantId::decode(m) != Some(own))
             {
                 return Err(ServiceError::not_found(Some("merchant"), "merchant"));
             }
             let text = new.customer.as_deref().ok_or_else(|| {
                 ServiceError::invalid("customer", "missing_field", "customer is required")
             })?;
-            let id = decode_id(IdKind::Customer, text)
+            let id = CustomerId::decode(text)
                 .ok_or_else(|| ServiceError::not_found(Some("customer"), "customer"))?;
             Ok((id, own))
         }
@@ -755,15 +762,15 @@ fn charge_parties(
 fn consent(
     state: &SharedState,
     caller: &Principal,
-    customer: u128,
-    merchant: u128,
+    customer: CustomerId,
+    merchant: MerchantId,
     asset: &Asset,
     amount: Amount,
 ) -> Result<Consent, ServiceError> {
     let customer_record = state
         .products
         .cache
-        .customer(&state.store, customer)?
+        .customer(&state.store, customer.0)?
         .ok_or_else(|| ServiceError::not_found(Some("customer"), "customer"))?;
     // `charge_parties` let only a customer token or a merchant key this far.
     let (caller, allowances) = if caller.is_customer_token() {
@@ -787,7 +794,7 @@ fn consent(
 fn share_merchants(
     state: &SharedState,
     shares: &[(String, u32)],
-) -> Result<Vec<(u128, u32)>, ServiceError> {
+) -> Result<Vec<(MerchantId, u32)>, ServiceError> {
     let mut found = Vec::with_capacity(shares.len());
     for (i, (merchant, bps)) in shares.iter().enumerate() {
         // The parameter's name is only spelled out for the error.
@@ -803,7 +810,7 @@ fn share_merchants(
 fn tab_source(
     state: &SharedState,
     source: ChargeSource,
-    customer: u128,
+    customer: CustomerId,
     asset: u32,
 ) -> Result<Option<(u128, u128)>, ServiceError> {
     match source {
@@ -818,7 +825,7 @@ fn tab_source(
 }
 
 /// The customer giving a tip: a tip is given only with the customer's own token.
-pub fn tipping_customer(caller: &Principal) -> Result<u128, ServiceError> {
+pub fn tipping_customer(caller: &Principal) -> Result<CustomerId, ServiceError> {
     caller
         .customer()
         .filter(|_| caller.is_customer_token())
@@ -835,7 +842,7 @@ pub async fn tip(
 ) -> Result<Reply, ServiceError> {
     let split = price(state, tip.merchant, &tip.asset, tip.amount, &[])?;
     let request_hash = key.is_some().then(|| sha256(&[b"tips", request]));
-    let (id, _same_key, existing) = charge_id_for(state, tip.customer, &key).await?;
+    let (id, _same_key, existing) = charge_id_for(state, tip.customer.0, &key).await?;
     if let Some(existing) = existing {
         return replay(state, &existing, request_hash);
     }
@@ -947,7 +954,7 @@ pub async fn refund<E: From<ServiceError>>(
 ) -> Result<Reply, E> {
     let missing = || ServiceError::not_found(Some("id"), "charge");
     let charge = visible_charge(state, principal, id).await?;
-    if !principal.can_see(charge.merchant) {
+    if !principal.can_see(charge.merchant.0) {
         return Err(missing().into());
     }
     let request_hash = sha256(&[b"refunds", &charge.id.to_le_bytes(), request]);
@@ -1086,11 +1093,11 @@ fn refund_event(
     if let Some(map) = data.as_object_mut() {
         map.insert(
             "merchant".into(),
-            encode_id(IdKind::Merchant, charge.merchant).into(),
+            encode_id(IdKind::Merchant, charge.merchant.0).into(),
         );
         map.insert(
             "customer".into(),
-            encode_id(IdKind::Customer, charge.customer).into(),
+            encode_id(IdKind::Customer, charge.customer.0).into(),
         );
         map.insert("asset".into(), asset.code.to_string().into());
     }

@@ -6,6 +6,7 @@
 //! revokes an allowance ([`own_customer`]): a merchant key alone never moves a customer's money.
 
 use farthing_ledger::{Amount, Asset, AssetId};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +159,8 @@ pub async fn create(
                 payment_methods: Vec::new(),
                 auto_topup: None,
             };
-            let (token, secret) = crate::keys::issue_token(Scope::Customer, None, Some(record.id));
+            let (token, secret) =
+                crate::keys::issue_token(Scope::Customer, None, Some(CustomerId(record.id)));
             state.remember_key(token.clone());
             let body = to_json(&customer_view(state, &record, Some(secret))?)?;
             Ok((
@@ -198,7 +200,7 @@ pub fn own_customer(
     id: &str,
 ) -> Result<CustomerRecord, ServiceError> {
     let customer = visible_customer(state, caller, id, "id")?;
-    caller.require_customer(customer.id)?;
+    caller.require_customer(CustomerId(customer.id))?;
     Ok(customer)
 }
 
@@ -290,7 +292,7 @@ pub fn wallet(
     let balance = available(
         &state.engine,
         LedgerAccount::Wallet {
-            customer: customer.id,
+            customer: CustomerId(customer.id),
         }
         .id(asset.id),
     );
@@ -325,7 +327,7 @@ pub async fn topup(
         Some(key) => derived_id(caller.tenant() ^ customer.id, key, "topup", 0),
         None => random_id(),
     };
-    let tenant = caller.customer().unwrap_or(caller.tenant());
+    let tenant = caller.key_namespace();
     state
         .idempotent(tenant, key, "topups", request, || async move {
             let record = run_topup(
@@ -416,7 +418,7 @@ pub fn topup_view(state: &SharedState, t: &TopupRecord) -> Result<TopupView, Ser
     Ok(TopupView {
         id: encode_id(IdKind::Topup, t.id),
         object: "topup",
-        customer: encode_id(IdKind::Customer, t.customer),
+        customer: encode_id(IdKind::Customer, t.customer.0),
         amount: format_amount(t.amount, asset.scale),
         asset: asset.code.to_string(),
         processor_fee: format_amount(t.processor_fee, asset.scale),
@@ -448,7 +450,7 @@ pub async fn run_topup(
     });
     let mut record = TopupRecord {
         id,
-        customer: customer.id,
+        customer: CustomerId(customer.id),
         asset: asset.id.0,
         amount,
         processor_fee: Amount::ZERO,
@@ -466,7 +468,7 @@ pub async fn run_topup(
             fee,
         } => {
             let wallet = LedgerAccount::Wallet {
-                customer: customer.id,
+                customer: CustomerId(customer.id),
             };
             record.status = TopupStatus::Succeeded;
             record.processor_fee = fee;
@@ -520,7 +522,7 @@ pub fn topup_writes(
         RecordWrite::put(TOPUPS, record.id, record)?,
         RecordWrite::Index {
             index: TOPUPS_BY_CUSTOMER,
-            parent: record.customer,
+            parent: record.customer.0,
             id: record.id,
         },
         RecordWrite::Index {
@@ -552,7 +554,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
             return Ok(());
         }
         let wallet = LedgerAccount::Wallet {
-            customer: customer_id,
+            customer: CustomerId(customer_id),
         }
         .id(asset);
         if available(&state.engine, wallet) >= auto.threshold {
@@ -620,7 +622,7 @@ pub async fn maybe_auto_topup(state: SharedState, customer_id: u128, asset: Asse
 /// The customer's allowances, revoked ones included.
 pub fn allowances_of(
     state: &SharedState,
-    customer: u128,
+    customer: CustomerId,
 ) -> Result<std::sync::Arc<Vec<AllowanceRecord>>, ServiceError> {
     state.products.cache.allowances(&state.store, customer)
 }
@@ -636,7 +638,7 @@ pub fn visible_customer(
     let missing = || ServiceError::not_found(Some(param), "customer");
     let id = decode_id(IdKind::Customer, id).ok_or_else(missing)?;
     let customer: CustomerRecord = state.store.record(CUSTOMERS, id)?.ok_or_else(missing)?;
-    let visible = caller.can_see_object(customer.creator, Some(id));
+    let visible = caller.can_see_object(MerchantId(customer.creator), Some(CustomerId(id)));
     if !visible {
         return Err(missing());
     }
@@ -677,8 +679,8 @@ pub fn allowance_view(
     Ok(AllowanceView {
         id: encode_id(IdKind::Allowance, a.id),
         object: "allowance",
-        customer: encode_id(IdKind::Customer, a.customer),
-        merchant: encode_id(IdKind::Merchant, a.merchant),
+        customer: encode_id(IdKind::Customer, a.customer.0),
+        merchant: encode_id(IdKind::Merchant, a.merchant.0),
         asset: asset.code.to_string(),
         max_per_charge: format_amount(a.max_per_charge, asset.scale),
         max_per_period: format_amount(a.max_per_period, asset.scale),
@@ -695,7 +697,7 @@ pub fn allowance_view(
 /// An allowance the customer grants: `merchant` may charge up to `max_per_charge` at a time
 /// and `max_per_period` per `period` without asking each time.
 pub struct NewAllowance {
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub asset: Asset,
     pub max_per_charge: Amount,
     pub max_per_period: Amount,
@@ -734,7 +736,7 @@ pub async fn create_allowance(
         .idempotent(customer, key, "allowances", request, || async move {
             let record = AllowanceRecord {
                 id: random_id(),
-                customer,
+                customer: CustomerId(customer),
                 merchant: allowance.merchant,
                 asset: allowance.asset.id.0,
                 max_per_charge: allowance.max_per_charge,
@@ -761,7 +763,7 @@ pub async fn create_allowance(
             ))
         })
         .await;
-    state.products.cache.forget_allowances(customer);
+    state.products.cache.forget_allowances(CustomerId(customer));
     reply
 }
 
@@ -778,7 +780,7 @@ pub fn list_allowances(
         Err(e) => {
             let merchant = caller.merchant().ok_or(e.clone())?;
             let cid = decode_id(IdKind::Customer, id).ok_or(e.clone())?;
-            if !allowances_of(state, cid)?
+            if !allowances_of(state, CustomerId(cid))?
                 .iter()
                 .any(|a| a.merchant == merchant)
             {
@@ -790,11 +792,11 @@ pub fn list_allowances(
                 .ok_or(e)?
         }
     };
-    allowances_of(state, customer.id)?
+    allowances_of(state, CustomerId(customer.id))?
         .iter()
         .filter(|a| {
             caller.scope() == Scope::Customer
-                || caller.can_see(a.merchant)
+                || caller.can_see(a.merchant.0)
                 || caller.can_see(customer.creator)
         })
         .map(|a| allowance_view(state, a))

@@ -21,6 +21,7 @@
 
 use farthing_ledger::memory::HistoryError;
 use farthing_ledger::{Amount, Asset, AssetId};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::rules::dispute::{
     self as rule, merchants_involved, plan_dispute, DisputeError, DisputePlan, DisputedCharge,
     Uncovered,
@@ -101,7 +102,7 @@ pub fn dispute_view(state: &SharedState, d: &DisputeRecord) -> Result<DisputeVie
         object: "dispute",
         topup: d.topup.map(|t| encode_id(IdKind::Topup, t)),
         settlement: d.settlement.map(|t| encode_id(IdKind::Settlement, t)),
-        customer: encode_id(IdKind::Customer, d.customer),
+        customer: encode_id(IdKind::Customer, d.customer.0),
         amount: format_amount(d.amount, s),
         asset: asset.code.to_string(),
         reason: d.reason.clone(),
@@ -131,7 +132,7 @@ pub async fn create_dispute(
     let what = disputed(state, source)?;
     // One dispute per top-up or settlement: the id derives from it.
     let id = derived_id(what.source, "dispute", "dispute", 0);
-    let _guard = state.products.lock(what.customer).await;
+    let _guard = state.products.lock(what.customer.0).await;
     // The plan is recorded before its chain. Found again: booked (the same dispute), or its
     // chain committed before a crash (finish it), or refused (plan again, as a new attempt).
     let mut attempt = 0;
@@ -194,7 +195,7 @@ pub async fn create_dispute(
 /// first), and whether the wallet is drawn on first.
 struct Disputed {
     source: u128,
-    customer: u128,
+    customer: CustomerId,
     asset: u32,
     amount: u128,
     wallet_first: bool,
@@ -355,7 +356,10 @@ async fn plan<'a>(
     let earnings = merchants_involved(&charges)
         .into_iter()
         .map(|merchant| {
-            let account = LedgerAccount::Earnings { merchant }.id(asset.id);
+            let account = LedgerAccount::Earnings {
+                merchant: MerchantId(merchant),
+            }
+            .id(asset.id);
             (merchant, available(&state.engine, account))
         })
         .collect();

@@ -21,6 +21,7 @@
 use farthing_ledger::{
     Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
 };
+use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
@@ -159,7 +160,7 @@ pub async fn capture_now(
         w.status,
         request,
         (marker, &earlier),
-        (&plan, h.merchant),
+        (&plan, h.merchant.0),
     )
     .map_err(|e| capture_refused(e, &asset))?;
     let Capture::Plan(capture) = capture else {
@@ -249,8 +250,8 @@ fn hold_event(
         "id": encode_id(IdKind::Hold, h.id),
         "object": "hold",
         "step": step,
-        "customer": encode_id(IdKind::Customer, h.customer),
-        "merchant": encode_id(IdKind::Merchant, h.merchant),
+        "customer": encode_id(IdKind::Customer, h.customer.0),
+        "merchant": encode_id(IdKind::Merchant, h.merchant.0),
         "asset": asset.code.to_string(),
         "amount": format_amount(h.amount, s),
         "captured": format_amount(moved.captured, s),
@@ -333,7 +334,7 @@ pub async fn expire(state: &SharedState, hold: u128) -> Result<(), ServiceError>
 /// A hold a customer asks for, its ids and amount parsed.
 pub struct NewHold {
     /// The worker the task is for.
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub asset: Asset,
     pub amount: Amount,
     pub description: Option<String>,
@@ -395,8 +396,8 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
     Ok(HoldView {
         id: encode_id(IdKind::Hold, h.id),
         object: "hold",
-        customer: encode_id(IdKind::Customer, h.customer),
-        merchant: encode_id(IdKind::Merchant, h.merchant),
+        customer: encode_id(IdKind::Customer, h.customer.0),
+        merchant: encode_id(IdKind::Merchant, h.merchant.0),
         asset: asset.code.to_string(),
         amount: format_amount(h.amount, s),
         held: format_amount(w.status.held(), s),
@@ -411,7 +412,7 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
 }
 
 /// The customer who funds a hold: only a customer's own token does.
-pub fn funder(caller: &Principal) -> Result<u128, ServiceError> {
+pub fn funder(caller: &Principal) -> Result<CustomerId, ServiceError> {
     caller
         .customer()
         .filter(|_| caller.is_customer_token())
@@ -423,7 +424,7 @@ pub fn funder(caller: &Principal) -> Result<u128, ServiceError> {
 /// tells a retry from a different request).
 pub async fn create(
     state: &SharedState,
-    customer: u128,
+    customer: CustomerId,
     key: Option<String>,
     request: &[u8],
     hold: NewHold,
@@ -455,7 +456,7 @@ pub async fn create(
     } = hold;
     let request_hash = sha256(&[b"holds", request]);
     let id = match &key {
-        Some(key) => derived_id(customer, key, "hold", 0),
+        Some(key) => derived_id(customer.0, key, "hold", 0),
         None => random_id(),
     };
     let _guard = state.products.lock(id).await;

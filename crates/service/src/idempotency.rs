@@ -163,7 +163,7 @@ pub fn record_key(principal: &Principal, key: &str) -> String {
         .customer()
         .filter(|_| principal.is_customer_token())
     {
-        Some(customer) => format!("c{customer:032x}:{key}"),
+        Some(customer) => format!("c{:032x}:{key}", customer.0),
         None => tenant_record_key(principal.tenant(), key),
     }
 }

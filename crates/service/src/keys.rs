@@ -3,6 +3,7 @@
 //! once, in what [`issue_key`] or [`issue_token`] returns (and so in the answer that creates it).
 
 use data_encoding::BASE32_NOPAD;
+use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
 use crate::error::ServiceError;
@@ -36,15 +37,15 @@ pub fn new_secret(scope: Scope) -> String {
 }
 
 /// A new key record and its secret.
-pub fn issue_key(scope: Scope, merchant: Option<u128>) -> (ApiKeyRecord, String) {
+pub fn issue_key(scope: Scope, merchant: Option<MerchantId>) -> (ApiKeyRecord, String) {
     issue_token(scope, merchant, None)
 }
 
 /// A new key or customer token record and its secret.
 pub fn issue_token(
     scope: Scope,
-    merchant: Option<u128>,
-    customer: Option<u128>,
+    merchant: Option<MerchantId>,
+    customer: Option<CustomerId>,
 ) -> (ApiKeyRecord, String) {
     let secret = new_secret(scope);
     let record = ApiKeyRecord {
@@ -97,7 +98,7 @@ pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
         id: encode_id(IdKind::ApiKey, key.id),
         object: "api_key",
         scope: key.scope,
-        merchant: key.merchant.map(|m| encode_id(IdKind::Merchant, m)),
+        merchant: key.merchant.map(|m| encode_id(IdKind::Merchant, m.0)),
         created: rfc3339(key.created_ns),
         revoked: key.revoked,
         secret,
@@ -117,13 +118,13 @@ pub async fn create(
 ) -> Result<Reply, ServiceError> {
     principal.require_write()?;
     let merchant = match merchant {
-        Some(text) => Some(decode_id(IdKind::Merchant, text).ok_or_else(|| {
+        Some(text) => Some(MerchantId::decode(text).ok_or_else(|| {
             ServiceError::invalid("merchant", "invalid_id", "merchant must be a mer_… id")
         })?),
         None => principal.merchant(),
     };
     if let Some(merchant) = merchant {
-        if !principal.can_see(merchant) || state.store.merchant(merchant)?.is_none() {
+        if !principal.can_see(merchant.0) || state.store.merchant(merchant.0)?.is_none() {
             return Err(ServiceError::not_found(Some("merchant"), "merchant"));
         }
     }
@@ -198,7 +199,7 @@ pub async fn revoke(
         .store
         .api_keys()?
         .into_iter()
-        .find(|k| k.id == id && principal.can_see(k.merchant.unwrap_or(0)))
+        .find(|k| k.id == id && principal.can_see(k.merchant.map_or(0, |m| m.0)))
         .ok_or_else(missing)?;
     if key.scope == Scope::Operator || key.merchant.is_none() {
         principal.require_operator()?;

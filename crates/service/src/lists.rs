@@ -10,6 +10,7 @@
 //! so a client pages through any table in bounded steps without gaps or repeats.
 
 use farthing_products::ids::{decode_id, encode_id, IdKind};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_store::db::RecordTable;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,8 +28,8 @@ const SCAN_STEP: usize = 256;
 pub struct ListQuery {
     pub limit: usize,
     pub starting_after: Option<u128>,
-    pub customer: Option<u128>,
-    pub merchant: Option<u128>,
+    pub customer: Option<CustomerId>,
+    pub merchant: Option<MerchantId>,
     pub status: Option<String>,
     pub resource: Option<String>,
     pub created_gte_ns: Option<u64>,
@@ -65,8 +66,8 @@ pub struct Page {
 struct Facts {
     /// May the caller see it (the object's own visibility rule)?
     visible: bool,
-    merchant: u128,
-    customer: Option<u128>,
+    merchant: MerchantId,
+    customer: Option<CustomerId>,
     created_ns: u64,
 }
 
@@ -191,9 +192,9 @@ pub async fn customers(
         false,
         |c: &CustomerRecord| {
             Ok(Facts {
-                visible: caller.can_see_object(c.creator, Some(c.id)),
-                merchant: c.creator,
-                customer: Some(c.id),
+                visible: caller.can_see_object(MerchantId(c.creator), Some(CustomerId(c.id))),
+                merchant: MerchantId(c.creator),
+                customer: Some(CustomerId(c.id)),
                 created_ns: c.created_ns,
             })
         },
@@ -217,8 +218,8 @@ pub async fn charges(
         CHARGE_STATUSES,
         true,
         |c: &ChargeRecord| {
-            let payee =
-                !caller.is_customer_token() && c.payees.iter().any(|p| caller.can_see(p.merchant));
+            let payee = !caller.is_customer_token()
+                && c.payees.iter().any(|p| caller.can_see(p.merchant.0));
             Ok(Facts {
                 visible: caller.can_see_object(c.merchant, Some(c.customer)) || payee,
                 merchant: c.merchant,
@@ -332,11 +333,11 @@ pub async fn tabs(
         |t: &TabRecord| {
             let creator = state
                 .store
-                .record::<CustomerRecord>(CUSTOMERS, t.customer)?
+                .record::<CustomerRecord>(CUSTOMERS, t.customer.0)?
                 .map_or(0, |c| c.creator);
             Ok(Facts {
-                visible: caller.can_see_object(creator, Some(t.customer)),
-                merchant: creator,
+                visible: caller.can_see_object(MerchantId(creator), Some(t.customer)),
+                merchant: MerchantId(creator),
                 customer: Some(t.customer),
                 created_ns: t.created_ns,
             })
@@ -369,8 +370,8 @@ pub async fn events(
         false,
         |e: &EventRecord| {
             Ok(Facts {
-                visible: caller.is_operator() || e.merchant.is_some_and(|m| caller.can_see(m)),
-                merchant: e.merchant.unwrap_or(0),
+                visible: caller.is_operator() || e.merchant.is_some_and(|m| caller.can_see(m.0)),
+                merchant: e.merchant.unwrap_or(MerchantId(0)),
                 customer: None,
                 created_ns: e.created_ns,
             })
@@ -435,7 +436,7 @@ pub fn transfers(
                 caller.is_operator() || owners.iter().flatten().any(|o| caller.can_see(*o));
             let merchant_ok = query
                 .merchant
-                .is_none_or(|m| owners.iter().flatten().any(|o| *o == m));
+                .is_none_or(|m| owners.iter().flatten().any(|o| *o == m.0));
             let created = t.timestamp.0;
             let time_ok = query.created_gte_ns.is_none_or(|g| created >= g)
                 && query.created_lt_ns.is_none_or(|l| created < l);

@@ -17,6 +17,7 @@
 //! rule's legs and asks the rail.
 
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp};
+use farthing_products::ids::MerchantId;
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
 use farthing_products::rules::payout::{
     self as rule, after_rail, payout_return, plan_payout, reserve_release, threshold_payout_due,
@@ -74,7 +75,7 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
     Ok(PayoutView {
         id: encode_id(IdKind::Payout, p.id),
         object: "payout",
-        merchant: encode_id(IdKind::Merchant, p.merchant),
+        merchant: encode_id(IdKind::Merchant, p.merchant.0),
         amount: format_amount(p.amount, asset.scale),
         asset: asset.code.to_string(),
         debt_recovered: format_amount(p.debt_recovered, asset.scale),
@@ -136,14 +137,14 @@ impl From<PayoutTermsError> for ServiceError {
 /// [`PayoutTrigger::code`]. Holds the merchant's lock.
 pub async fn pay_out(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
     requested: Option<Amount>,
     trigger: &str,
     keyed: Option<(u128, [u8; 32])>,
 ) -> Result<PayoutRecord, ServiceError> {
     let trigger = PayoutTrigger::from_code(trigger)
         .ok_or_else(|| ServiceError::internal(format!("payout trigger {trigger:?}")))?;
-    let _guard = state.products.lock(merchant).await;
+    let _guard = state.products.lock(merchant.0).await;
     // With a key, the payout's id derives from it: a retry finds the payout it already made.
     if let Some((id, request_hash)) = keyed {
         if let Some(existing) = state.store.record::<PayoutRecord>(PAYOUTS, id)? {
@@ -257,7 +258,7 @@ fn record_writes(r: &PayoutRecord) -> Result<Vec<RecordWrite>, ServiceError> {
         RecordWrite::put(PAYOUTS, r.id, r)?,
         RecordWrite::Index {
             index: PAYOUTS_BY_MERCHANT,
-            parent: r.merchant,
+            parent: r.merchant.0,
             id: r.id,
         },
     ])
@@ -390,7 +391,7 @@ pub async fn ask_rail_again(state: &SharedState, payout: u128) -> Result<(), Ser
             .await
             .map_err(Into::into);
     };
-    let _guard = state.products.lock(record.merchant).await;
+    let _guard = state.products.lock(record.merchant.0).await;
     let Some(mut record) = state.store.record::<PayoutRecord>(PAYOUTS, payout)? else {
         return Ok(());
     };
@@ -430,7 +431,7 @@ pub async fn release_reserve(state: &SharedState, payout: u128) -> Result<(), Se
     let Some(record) = state.store.record::<PayoutRecord>(PAYOUTS, payout)? else {
         return Ok(());
     };
-    let _guard = state.products.lock(record.merchant).await;
+    let _guard = state.products.lock(record.merchant.0).await;
     // Leg 1 of the payout's chain holds the reserve; leg 1 of its return gives it back.
     let held = state
         .engine
@@ -468,7 +469,7 @@ pub async fn release_reserve(state: &SharedState, payout: u128) -> Result<(), Se
 pub fn threshold_payout_starts(
     state: &SharedState,
     settings: &MerchantSettings,
-    merchant: u128,
+    merchant: MerchantId,
     asset: AssetId,
 ) -> bool {
     let Ok(terms) = stored_terms(settings) else {
@@ -479,7 +480,7 @@ pub fn threshold_payout_starts(
 }
 
 /// The merchant's earnings in `asset` and what it owes after chargebacks, from the ledger.
-fn merchant_earnings(state: &SharedState, merchant: u128, asset: AssetId) -> Earnings {
+fn merchant_earnings(state: &SharedState, merchant: MerchantId, asset: AssetId) -> Earnings {
     Earnings {
         available: available(
             &state.engine,
@@ -493,7 +494,7 @@ fn merchant_earnings(state: &SharedState, merchant: u128, asset: AssetId) -> Ear
 }
 
 /// After a charge: pay the merchant out if its earnings reached its threshold.
-pub async fn maybe_threshold_payout(state: SharedState, merchant: u128, asset: AssetId) {
+pub async fn maybe_threshold_payout(state: SharedState, merchant: MerchantId, asset: AssetId) {
     let Ok(settings) = merchant_settings(&state, merchant) else {
         return;
     };
@@ -580,7 +581,7 @@ fn settings_view(
     let asset = s.payout_asset.map(|a| asset_by_id(state, a)).transpose()?;
     Ok(PayoutSettingsView {
         object: "payout_settings",
-        merchant: encode_id(IdKind::Merchant, s.merchant),
+        merchant: encode_id(IdKind::Merchant, s.merchant.0),
         asset: asset.as_ref().map(|a| a.code.to_string()),
         bank_account_last4: s.bank_account.as_ref().map(|b| {
             b.chars()
@@ -603,12 +604,12 @@ fn settings_view(
 /// at the next period's start. Holds the merchant's lock.
 pub async fn set_settings(
     state: &SharedState,
-    merchant: u128,
+    merchant: MerchantId,
     asset: &Asset,
     threshold: Option<Amount>,
     terms: PayoutTerms,
 ) -> Result<PayoutSettingsView, ServiceError> {
-    let _guard = state.products.lock(merchant).await;
+    let _guard = state.products.lock(merchant.0).await;
     let mut settings = merchant_settings(state, merchant)?;
     let reserve = terms
         .reserve
@@ -619,7 +620,7 @@ pub async fn set_settings(
     settings.payout_schedule = terms.schedule;
     settings.reserve_bps = reserve.reserve_bps();
     settings.reserve_days = reserve.reserve_days();
-    let mut records = vec![RecordWrite::put(MERCHANT_SETTINGS, merchant, &settings)?];
+    let mut records = vec![RecordWrite::put(MERCHANT_SETTINGS, merchant.0, &settings)?];
     if let Some(interval) = crate::scheduler::payout_interval(settings.payout_schedule) {
         let next = farthing_products::schedule::next_period_start(
             farthing_ledger::Timestamp(state.products.clock.now()),
@@ -660,7 +661,7 @@ pub struct BalanceView {
 
 /// The merchant's earnings in `asset`: what it has, what a reserve holds back, what it owes
 /// and what a payout can take once the debt is paid.
-pub fn balance(state: &SharedState, merchant: u128, asset: &Asset) -> BalanceView {
+pub fn balance(state: &SharedState, merchant: MerchantId, asset: &Asset) -> BalanceView {
     let earnings = merchant_earnings(state, merchant, asset.id);
     let reserved = available(
         &state.engine,
@@ -668,7 +669,7 @@ pub fn balance(state: &SharedState, merchant: u128, asset: &Asset) -> BalanceVie
     );
     BalanceView {
         object: "balance",
-        merchant: encode_id(IdKind::Merchant, merchant),
+        merchant: encode_id(IdKind::Merchant, merchant.0),
         asset: asset.code.to_string(),
         available: format_amount(earnings.available, asset.scale),
         reserved: format_amount(reserved, asset.scale),
@@ -678,7 +679,7 @@ pub fn balance(state: &SharedState, merchant: u128, asset: &Asset) -> BalanceVie
 }
 
 /// The asset the merchant is paid out in; an error until its payout settings are set.
-pub fn payout_asset(state: &SharedState, merchant: u128) -> Result<Asset, ServiceError> {
+pub fn payout_asset(state: &SharedState, merchant: MerchantId) -> Result<Asset, ServiceError> {
     match merchant_settings(state, merchant)?.payout_asset {
         Some(asset) => asset_by_id(state, asset),
         None => Err(ServiceError::invalid(
@@ -694,7 +695,7 @@ pub fn payout_asset(state: &SharedState, merchant: u128) -> Result<Asset, Servic
 pub async fn create(
     state: &SharedState,
     principal: &Principal,
-    merchant: u128,
+    merchant: MerchantId,
     requested: Option<Amount>,
     key: Option<String>,
     request: &[u8],
@@ -702,7 +703,7 @@ pub async fn create(
     let keyed = key.as_ref().map(|key| {
         (
             derived_id(principal.tenant(), key, "payout", 0),
-            sha256(&[b"payouts", &merchant.to_le_bytes(), request]),
+            sha256(&[b"payouts", &merchant.0.to_le_bytes(), request]),
         )
     });
     let record = pay_out(state, merchant, requested, "manual", keyed).await?;
@@ -710,10 +711,14 @@ pub async fn create(
 }
 
 /// The merchant's payouts (the first [`PAYOUTS_LIST_MAX`]) and whether there are more.
-pub fn list(state: &SharedState, merchant: u128) -> Result<(Vec<PayoutView>, bool), ServiceError> {
-    let (ids, more) = state
-        .store
-        .indexed(PAYOUTS_BY_MERCHANT, merchant, None, PAYOUTS_LIST_MAX)?;
+pub fn list(
+    state: &SharedState,
+    merchant: MerchantId,
+) -> Result<(Vec<PayoutView>, bool), ServiceError> {
+    let (ids, more) =
+        state
+            .store
+            .indexed(PAYOUTS_BY_MERCHANT, merchant.0, None, PAYOUTS_LIST_MAX)?;
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(p) = state.store.record::<PayoutRecord>(PAYOUTS, id)? {

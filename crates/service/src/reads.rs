@@ -3,6 +3,7 @@
 //! object the caller may not see reads as one that does not exist (404 naming `id`).
 
 use farthing_products::ids::{decode_id, IdKind};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_store::records::{
     AllowanceRecord, CustomerRecord, DisputeRecord, PlanRecord, RefundRecord, TopupRecord,
     ALLOWANCES, CUSTOMERS, DISPUTES, PLANS, REFUNDS, TOPUPS,
@@ -34,10 +35,10 @@ async fn visible<R: DeserializeOwned>(
 }
 
 /// The merchant that created `customer` (0: the operator), for rules that follow it.
-fn creator_of(state: &SharedState, customer: u128) -> Result<u128, ServiceError> {
+fn creator_of(state: &SharedState, customer: CustomerId) -> Result<u128, ServiceError> {
     Ok(state
         .store
-        .record::<CustomerRecord>(CUSTOMERS, customer)?
+        .record::<CustomerRecord>(CUSTOMERS, customer.0)?
         .map_or(0, |c| c.creator))
 }
 
@@ -48,7 +49,7 @@ pub async fn plan(
     id: &str,
 ) -> Result<crate::subscriptions::PlanView, ServiceError> {
     let p: PlanRecord = visible(state, PLANS, IdKind::Plan, "plan", id, |p: &PlanRecord| {
-        Ok(caller.is_customer_token() || caller.can_see(p.merchant))
+        Ok(caller.is_customer_token() || caller.can_see(p.merchant.0))
     })
     .await?;
     crate::subscriptions::plan_view(state, &p)
@@ -67,7 +68,7 @@ pub async fn dispute(
         "dispute",
         id,
         |d: &DisputeRecord| {
-            Ok(caller.can_see_object(0, Some(d.customer))
+            Ok(caller.can_see_object(MerchantId(0), Some(d.customer))
                 || (!caller.is_customer_token()
                     && d.merchants.iter().any(|(m, _)| caller.can_see(*m))))
         },
@@ -89,7 +90,7 @@ pub async fn topup(
         "top-up",
         id,
         |t: &TopupRecord| {
-            Ok(caller.can_see_object(creator_of(state, t.customer)?, Some(t.customer)))
+            Ok(caller.can_see_object(MerchantId(creator_of(state, t.customer)?), Some(t.customer)))
         },
     )
     .await?;
@@ -109,7 +110,7 @@ pub async fn refund(
         .await?
         .ok_or_else(missing)?;
     let payee =
-        !caller.is_customer_token() && charge.payees.iter().any(|p| caller.can_see(p.merchant));
+        !caller.is_customer_token() && charge.payees.iter().any(|p| caller.can_see(p.merchant.0));
     if !(caller.can_see_object(charge.merchant, Some(charge.customer)) || payee) {
         return Err(missing());
     }

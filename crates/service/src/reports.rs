@@ -8,13 +8,14 @@
 //! every movement of the platform's revenue account, so the platform's net platform fees for a
 //! period are what the ledger's platform revenue moved by (the view shows both).
 
+use farthing_products::ids::MerchantId;
 use std::collections::{BTreeMap, HashMap};
 
 use farthing_ledger::memory::HistoryError;
 use farthing_ledger::{Amount, Asset, PendingStatus, TransferFlags, TransferId};
 use farthing_products::accounts::{chain_id, LedgerAccount};
 use farthing_products::fees::{mul_div, RoundingRule};
-use farthing_products::ids::{decode_id, encode_id, IdKind};
+use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_products::report::{
     build_fee_report, to_csv, FeeReport, PaymentKind, PaymentRecord, ProcessorFeeRecord,
@@ -142,8 +143,8 @@ pub async fn fees(
     let asset = by_code(state, query.asset, "asset")?;
     let merchant = match (query.merchant, principal.merchant()) {
         (Some(text), _) => Some(
-            decode_id(IdKind::Merchant, text)
-                .filter(|m| principal.can_see(*m))
+            MerchantId::decode(text)
+                .filter(|m| principal.can_see(m.0))
                 .ok_or_else(|| ServiceError::not_found(Some("merchant"), "merchant"))?,
         ),
         (None, Some(own)) => Some(own),
@@ -169,7 +170,7 @@ pub async fn fees(
     let report = build(state, &asset, merchant, period)?;
     let scope = merchant.map_or_else(
         || "platform".to_string(),
-        |m| encode_id(IdKind::Merchant, m),
+        |m| encode_id(IdKind::Merchant, m.0),
     );
     if csv {
         return Ok(FeeReportAnswer::Csv(to_csv([(scope.as_str(), &report)])));
@@ -203,7 +204,7 @@ impl Period {
 /// merchant that charged).
 #[derive(Clone, Copy, Debug)]
 struct Paid {
-    merchant: u128,
+    merchant: MerchantId,
     record: PaymentRecord,
 }
 
@@ -220,7 +221,7 @@ const HISTORY_PAGE: usize = 1000;
 fn build(
     state: &SharedState,
     asset: &Asset,
-    merchant: Option<u128>,
+    merchant: Option<MerchantId>,
     period: Period,
 ) -> Result<FeeReport, ServiceError> {
     // Every charge in the asset, whenever made: refunds and chargebacks of the period may be of
@@ -430,7 +431,7 @@ fn campaign_payments(
 fn refunds(
     state: &SharedState,
     charges: &HashMap<u128, ChargeRecord>,
-    merchant: Option<u128>,
+    merchant: Option<MerchantId>,
     period: Period,
 ) -> Result<Vec<ReversalRecord>, ServiceError> {
     Ok(state
@@ -459,7 +460,7 @@ fn chargebacks(
     state: &SharedState,
     asset: &Asset,
     charges: &HashMap<u128, ChargeRecord>,
-    merchant: Option<u128>,
+    merchant: Option<MerchantId>,
     period: Period,
 ) -> Result<Vec<ReversalRecord>, ServiceError> {
     let revenue = LedgerAccount::PlatformRevenue.id(asset.id);

@@ -87,7 +87,7 @@ pub fn job_id(kind: JobKind) -> u128 {
     let (tag, entity) = match kind {
         JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab),
         JobKind::TabRetry { tab } => ("tab_retry", tab),
-        JobKind::Payout { merchant } => ("payout", merchant),
+        JobKind::Payout { merchant } => ("payout", merchant.0),
         JobKind::ReserveRelease { payout } => ("reserve_release", payout),
         JobKind::PayoutRail { payout } => ("payout_rail", payout),
         JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
@@ -95,10 +95,10 @@ pub fn job_id(kind: JobKind) -> u128 {
         JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription),
         JobKind::TabThreshold { tab } => ("tab_threshold", tab),
         JobKind::AutoTopup { customer, asset } => {
-            return derived_id(customer, &format!("auto_topup:{asset}"), "job", 0);
+            return derived_id(customer.0, &format!("auto_topup:{asset}"), "job", 0);
         }
         JobKind::ThresholdPayout { merchant, asset } => {
-            return derived_id(merchant, &format!("threshold_payout:{asset}"), "job", 0);
+            return derived_id(merchant.0, &format!("threshold_payout:{asset}"), "job", 0);
         }
     };
     derived_id(entity, tag, "job", 0)
@@ -408,7 +408,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             finish_follow_up(state, job).await
         }
         JobKind::AutoTopup { customer, asset } => {
-            crate::customers::maybe_auto_topup(state.clone(), customer, AssetId(asset)).await;
+            crate::customers::maybe_auto_topup(state.clone(), customer.0, AssetId(asset)).await;
             finish_follow_up(state, job).await
         }
         JobKind::ThresholdPayout { merchant, asset } => {

@@ -2,6 +2,7 @@
 //! account owners; who is calling ([`Principal`], authenticated by [`AppState::authenticate`]);
 //! and the locks of Idempotency-Keys (the rule is in [`crate::idempotency`]).
 
+use farthing_products::ids::{CustomerId, MerchantId};
 use foldhash::{HashMap, HashMapExt};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -208,9 +209,9 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {
 pub struct Principal {
     key_id: u128,
     scope: Scope,
-    merchant: Option<u128>,
+    merchant: Option<MerchantId>,
     /// For customer tokens: the customer.
-    customer: Option<u128>,
+    customer: Option<CustomerId>,
 }
 
 impl Principal {
@@ -242,12 +243,12 @@ impl Principal {
     }
 
     /// The merchant a merchant key, read-only key or customer token belongs to.
-    pub fn merchant(&self) -> Option<u128> {
+    pub fn merchant(&self) -> Option<MerchantId> {
         self.merchant
     }
 
     /// For customer tokens: the customer.
-    pub fn customer(&self) -> Option<u128> {
+    pub fn customer(&self) -> Option<CustomerId> {
         self.customer
     }
 
@@ -268,15 +269,15 @@ impl Principal {
     /// The one visibility rule, for every object: whether the caller may see an object owned
     /// by merchant `owner` (0 = operator-owned) that belongs to `customer` when it belongs to
     /// one. A customer token sees only its own customer's objects; keys see by owner.
-    pub fn can_see_object(&self, owner: u128, customer: Option<u128>) -> bool {
+    pub fn can_see_object(&self, owner: MerchantId, customer: Option<CustomerId>) -> bool {
         match self.scope {
             Scope::Customer => customer.is_some() && self.customer == customer,
-            _ => self.can_see(owner),
+            _ => self.can_see(owner.0),
         }
     }
 
     /// Only the customer's own token may do this (consent is the customer's).
-    pub fn require_customer(&self, customer: u128) -> Result<(), ServiceError> {
+    pub fn require_customer(&self, customer: CustomerId) -> Result<(), ServiceError> {
         if self.scope != Scope::Customer || self.customer != Some(customer) {
             return Err(ServiceError::forbidden(
                 "only the customer's own token can do this",
@@ -287,7 +288,13 @@ impl Principal {
 
     /// The tenant the caller's objects belong to: its merchant, or 0 for the operator.
     pub fn tenant(&self) -> u128 {
-        self.merchant.unwrap_or(0)
+        self.merchant.map_or(0, |m| m.0)
+    }
+
+    /// The namespace of the caller's Idempotency-Keys for what a customer may start itself
+    /// (charges, top-ups): its customer for a customer token, otherwise its tenant.
+    pub fn key_namespace(&self) -> u128 {
+        self.customer.map_or(self.tenant(), |c| c.0)
     }
 
     pub fn is_operator(&self) -> bool {
@@ -299,7 +306,7 @@ impl Principal {
         match (self.scope, self.merchant) {
             (Scope::Customer, _) => false,
             (Scope::Operator, _) | (Scope::ReadOnly, None) => true,
-            (_, Some(merchant)) => owner == merchant,
+            (_, Some(merchant)) => owner == merchant.0,
             (Scope::Merchant, None) => false,
         }
     }

@@ -7,6 +7,7 @@
 //! its next job, and the job's events with it.
 
 use farthing_ledger::{Amount, Asset, Timestamp};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::schedule::{add_interval, Backoff, Interval};
 use serde::Serialize;
 
@@ -72,8 +73,8 @@ pub fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionV
     Ok(SubscriptionView {
         id: encode_id(IdKind::Subscription, s.id),
         object: "subscription",
-        customer: encode_id(IdKind::Customer, s.customer),
-        merchant: encode_id(IdKind::Merchant, s.merchant),
+        customer: encode_id(IdKind::Customer, s.customer.0),
+        merchant: encode_id(IdKind::Merchant, s.merchant.0),
         plan: s.plan.map(|p| encode_id(IdKind::Plan, p)),
         amount: format_amount(s.amount, asset.scale),
         asset: asset.code.to_string(),
@@ -284,7 +285,7 @@ pub fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, Servic
     Ok(PlanView {
         id: encode_id(IdKind::Plan, p.id),
         object: "plan",
-        merchant: encode_id(IdKind::Merchant, p.merchant),
+        merchant: encode_id(IdKind::Merchant, p.merchant.0),
         name: p.name.clone(),
         amount: format_amount(p.amount, asset.scale),
         asset: asset.code.to_string(),
@@ -294,7 +295,7 @@ pub fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, Servic
 }
 
 /// The merchant a plan is created for: the caller's, which must be a merchant key that writes.
-pub fn plan_merchant(principal: &Principal) -> Result<u128, ServiceError> {
+pub fn plan_merchant(principal: &Principal) -> Result<MerchantId, ServiceError> {
     principal.require_write()?;
     principal
         .merchant()
@@ -304,7 +305,7 @@ pub fn plan_merchant(principal: &Principal) -> Result<u128, ServiceError> {
 /// A plan to create: `amount` of `asset` every `interval`, after `trial_days` free days.
 pub struct NewPlan {
     /// From [`plan_merchant`].
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub name: String,
     pub asset: Asset,
     pub amount: Amount,
@@ -327,7 +328,7 @@ pub async fn create_plan(
         ));
     }
     state
-        .idempotent(plan.merchant, key, "plans", request, || async move {
+        .idempotent(plan.merchant.0, key, "plans", request, || async move {
             let plan = PlanRecord {
                 id: random_id(),
                 merchant: plan.merchant,
@@ -352,7 +353,7 @@ pub async fn create_plan(
 }
 
 /// The customer who subscribes: only the customer's own token does (consent is the customer's).
-pub fn subscriber(principal: &Principal) -> Result<u128, ServiceError> {
+pub fn subscriber(principal: &Principal) -> Result<CustomerId, ServiceError> {
     principal
         .customer()
         .filter(|_| principal.scope() == Scope::Customer)
@@ -362,7 +363,7 @@ pub fn subscriber(principal: &Principal) -> Result<u128, ServiceError> {
 /// What a subscription charges: a plan's terms, or a pledge's (no plan, no trial).
 pub struct Terms {
     pub plan: Option<u128>,
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub asset: Asset,
     pub amount: Amount,
     pub interval: BillingInterval,
@@ -372,7 +373,7 @@ pub struct Terms {
 impl Terms {
     /// A pledge: a customer-chosen `amount` to `merchant` every `interval`.
     pub fn pledge(
-        merchant: u128,
+        merchant: MerchantId,
         asset: Asset,
         amount: Amount,
         interval: BillingInterval,
@@ -418,7 +419,7 @@ pub enum Source {
 /// gets it again with 200.
 pub async fn subscribe(
     state: &SharedState,
-    customer: u128,
+    customer: CustomerId,
     key: Option<String>,
     request: &[u8],
     terms: Terms,
@@ -434,7 +435,7 @@ pub async fn subscribe(
     };
     let request_hash = sha256(&[b"subscriptions", request]);
     let id = match &key {
-        Some(key) => derived_id(customer, key, "subscription", 0),
+        Some(key) => derived_id(customer.0, key, "subscription", 0),
         None => random_id(),
     };
     let _guard = state.products.lock(id).await;

@@ -5,6 +5,7 @@
 //! ([`advance_test_clock`]) is here too.
 
 use farthing_ledger::{Amount, Asset};
+use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
 use crate::assets::asset_by_id;
@@ -67,7 +68,7 @@ pub fn settlement_event(
         map.insert("tab".into(), encode_id(IdKind::Tab, tab.id).into());
         map.insert(
             "customer".into(),
-            encode_id(IdKind::Customer, tab.customer).into(),
+            encode_id(IdKind::Customer, tab.customer.0).into(),
         );
         map.insert("asset".into(), asset.code.to_string().into());
     }
@@ -89,10 +90,12 @@ impl From<TabFrozen> for ServiceError {
 /// The customer's open tab in `asset`, if it has one.
 pub fn tab_of(
     state: &SharedState,
-    customer: u128,
+    customer: CustomerId,
     asset: u32,
 ) -> Result<Option<TabRecord>, ServiceError> {
-    let (ids, _) = state.store.indexed(TABS_BY_CUSTOMER, customer, None, 100)?;
+    let (ids, _) = state
+        .store
+        .indexed(TABS_BY_CUSTOMER, customer.0, None, 100)?;
     for id in ids {
         if let Some(tab) = state.store.record::<TabRecord>(TABS, id)? {
             if tab.asset == asset {
@@ -135,7 +138,7 @@ pub fn tab_view(state: &SharedState, tab: &TabRecord) -> Result<TabView, Service
     Ok(TabView {
         id: encode_id(IdKind::Tab, tab.id),
         object: "tab",
-        customer: encode_id(IdKind::Customer, tab.customer),
+        customer: encode_id(IdKind::Customer, tab.customer.0),
         asset: asset.code.to_string(),
         limit: format_amount(tab.limit, s),
         settlement_threshold: format_amount(tab.threshold, s),
@@ -167,7 +170,7 @@ pub async fn open(
     rule::check_terms(new.limit, new.threshold)?;
     require_payment_method(customer, &new.payment_method)?;
     let _guard = state.products.lock(customer.id).await;
-    if tab_of(state, customer.id, new.asset.id.0)?.is_some() {
+    if tab_of(state, CustomerId(customer.id), new.asset.id.0)?.is_some() {
         return Err(ServiceError::refused(
             "tab_exists",
             "the customer already has a tab in this asset",
@@ -177,7 +180,7 @@ pub async fn open(
     let now = state.products.clock.now();
     let tab = TabRecord {
         id: random_id(),
-        customer: customer.id,
+        customer: CustomerId(customer.id),
         asset: new.asset.id.0,
         limit: new.limit,
         threshold: new.threshold,
@@ -224,9 +227,9 @@ pub fn visible_tab(
     let tab: TabRecord = state.store.record(TABS, id)?.ok_or_else(missing)?;
     let customer: CustomerRecord = state
         .store
-        .record(CUSTOMERS, tab.customer)?
+        .record(CUSTOMERS, tab.customer.0)?
         .ok_or_else(missing)?;
-    let visible = caller.can_see_object(customer.creator, Some(tab.customer));
+    let visible = caller.can_see_object(MerchantId(customer.creator), Some(tab.customer));
     if !visible {
         return Err(missing());
     }
@@ -252,7 +255,7 @@ pub async fn set_payment_method(
     let customer = visible_customer(
         state,
         caller,
-        &encode_id(IdKind::Customer, tab.customer),
+        &encode_id(IdKind::Customer, tab.customer.0),
         "id",
     )?;
     require_payment_method(&customer, &payment_method)?;

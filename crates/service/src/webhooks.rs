@@ -7,6 +7,7 @@
 //! created or its secret rotated; after a rotation the previous secret keeps signing (every
 //! delivery carries both signatures) for `previous_secret_valid_seconds`.
 
+use farthing_products::ids::MerchantId;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_store::outbox::{
     AttemptRecord, DeliveryRecord, DeliveryStatus, EndpointRecord, EventKind, EventRecord,
@@ -110,7 +111,7 @@ fn endpoint_view(e: &EndpointRecord, now: u64, secret: Option<String>) -> Endpoi
             e.events.iter().map(|k| k.name().to_string()).collect()
         },
         description: e.description.clone(),
-        merchant: e.owner.map(|m| encode_id(IdKind::Merchant, m)),
+        merchant: e.owner.map(|m| encode_id(IdKind::Merchant, m.0)),
         status: if e.disabled.is_some() {
             "disabled"
         } else {
@@ -217,7 +218,7 @@ async fn checked_url(state: &SharedState, url: &str) -> Result<(), ServiceError>
 
 /// Who may manage endpoints: merchant keys (their own) and the operator (its own, and every
 /// merchant's).
-fn owner_of_caller(principal: &Principal) -> Result<Option<u128>, ServiceError> {
+fn owner_of_caller(principal: &Principal) -> Result<Option<MerchantId>, ServiceError> {
     principal.require_write()?;
     match principal.merchant() {
         Some(merchant) => Ok(Some(merchant)),
@@ -242,7 +243,7 @@ fn load_endpoint(
     state
         .store
         .endpoint(id)?
-        .filter(|e| !e.deleted && principal.can_see(e.owner.unwrap_or(0)))
+        .filter(|e| !e.deleted && principal.can_see(e.owner.map_or(0, |m| m.0)))
         .ok_or_else(endpoint_missing)
 }
 
@@ -332,7 +333,7 @@ pub fn list(state: &SharedState, principal: &Principal) -> Result<Vec<EndpointVi
         .store
         .endpoints()?
         .iter()
-        .filter(|e| !e.deleted && principal.can_see(e.owner.unwrap_or(0)))
+        .filter(|e| !e.deleted && principal.can_see(e.owner.map_or(0, |m| m.0)))
         .map(|e| endpoint_view(e, now, None))
         .collect())
 }
@@ -588,7 +589,7 @@ pub fn event(
     let event: EventRecord = state
         .store
         .event(id)?
-        .filter(|e| principal.is_operator() || e.merchant.is_some_and(|m| principal.can_see(m)))
+        .filter(|e| principal.is_operator() || e.merchant.is_some_and(|m| principal.can_see(m.0)))
         .ok_or_else(|| ServiceError::not_found(Some("id"), "event"))?;
     Ok(event_view(&event))
 }
@@ -600,7 +601,7 @@ pub fn event_view(event: &EventRecord) -> EventView {
         object: "event",
         kind: event.kind.name().to_string(),
         created: rfc3339(event.created_ns),
-        merchant: event.merchant.map(|m| encode_id(IdKind::Merchant, m)),
+        merchant: event.merchant.map(|m| encode_id(IdKind::Merchant, m.0)),
         data: event.data.clone(),
     }
 }

@@ -2,6 +2,7 @@
 //! owners and metadata, and idempotency records for requests that are not ledger transfers.
 //! One redb file in the data directory; each change is one ACID transaction, fsynced on commit.
 
+use farthing_products::ids::{CustomerId, MerchantId};
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
@@ -58,10 +59,10 @@ pub struct ApiKeyRecord {
     pub secret_hash: [u8; 32],
     pub scope: Scope,
     /// The merchant the key acts for; `None` for operator keys and global read-only keys.
-    pub merchant: Option<u128>,
+    pub merchant: Option<MerchantId>,
     /// The customer a customer token acts for.
     #[serde(default)]
-    pub customer: Option<u128>,
+    pub customer: Option<CustomerId>,
     pub created_ns: u64,
     pub revoked: bool,
 }

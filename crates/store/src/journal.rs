@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use farthing_engine::{BatchOutcome, Engine, Note};
 use farthing_ledger::{Operation, Timestamp, TransferId};
+use farthing_products::ids::MerchantId;
 use parking_lot::Mutex;
 use redb::TableHandle;
 use tokio::sync::watch;
@@ -387,7 +388,7 @@ pub fn encode_note(writes: &[RecordWrite]) -> Result<Vec<u8>, StoreError> {
                 name(&mut out, "")?;
                 out.extend_from_slice(&event.id.to_le_bytes());
                 out.push(event.kind.code());
-                out.extend_from_slice(&event.merchant.unwrap_or(0).to_le_bytes());
+                out.extend_from_slice(&event.merchant.map_or(0, |m| m.0).to_le_bytes());
                 out.extend_from_slice(&event.created_by.unwrap_or(0).to_le_bytes());
                 let len = u32::try_from(event.value.len())
                     .map_err(|_| StoreError::Encode("event too large for a note".into()))?;
@@ -485,7 +486,7 @@ pub fn decode_note(bytes: &[u8], tables: Tables, out: &mut Vec<RecordWrite>) -> 
                 let code = r.take(1)?[0];
                 let kind = crate::outbox::EventKind::from_code(code)
                     .ok_or_else(|| format!("unknown event type code {code}"))?;
-                let merchant = Some(r.u128()?).filter(|m| *m != 0);
+                let merchant = Some(r.u128()?).filter(|m| *m != 0).map(MerchantId);
                 let created_by = Some(r.u128()?).filter(|t| *t != 0);
                 let len = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| "length")?);
                 let value = r.take(len as usize)?.to_vec();
@@ -613,7 +614,7 @@ mod tests {
             RecordWrite::Event(EventWrite {
                 id,
                 kind: EventKind::ChargeSucceeded,
-                merchant: Some(5),
+                merchant: Some(MerchantId(5)),
                 created_by: Some(created_by),
                 value: br#"{"x":1}"#.to_vec(),
             })
@@ -634,14 +635,14 @@ mod tests {
             note(12, &[put, event(3, 200)]),
         ];
         let writes = decode_notes(&notes, TABLES, &created).unwrap();
-        let events: Vec<(u128, Option<u128>, Option<u128>)> = writes
+        let events: Vec<(u128, Option<MerchantId>, Option<u128>)> = writes
             .iter()
             .filter_map(|w| match w {
                 RecordWrite::Event(e) => Some((e.id, e.merchant, e.created_by)),
                 _ => None,
             })
             .collect();
-        assert_eq!(events, vec![(1, Some(5), Some(100))]);
+        assert_eq!(events, vec![(1, Some(MerchantId(5)), Some(100))]);
         assert_eq!(writes.len(), 4, "three puts and one event");
         // Truncated event writes are errors, never partial.
         let bytes = encode_note(&[event(1, 100)]).unwrap();

@@ -18,6 +18,7 @@
 //! either the row (delivered again: at least once, with the same `webhook-id`) or the
 //! delivery's recorded outcome.
 
+use farthing_products::ids::MerchantId;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -142,7 +143,7 @@ pub struct EventRecord {
     /// On the products' clock.
     pub created_ns: u64,
     /// The merchant the event concerns (`None`: only the operator's endpoints get it).
-    pub merchant: Option<u128>,
+    pub merchant: Option<MerchantId>,
     /// The object as the API shows it.
     pub data: serde_json::Value,
 }
@@ -152,7 +153,7 @@ pub struct EventRecord {
 pub struct EventWrite {
     pub id: u128,
     pub kind: EventKind,
-    pub merchant: Option<u128>,
+    pub merchant: Option<MerchantId>,
     /// In a journal note: the transfer the note's batch must have created (its first) for the
     /// event to be real. `None` for events written in a store transaction.
     pub created_by: Option<u128>,
@@ -165,11 +166,11 @@ pub struct EventWrite {
 pub struct Interest {
     /// (owner: `None` for the operator's, which want every merchant's events, types: empty
     /// for all).
-    endpoints: Vec<(Option<u128>, Vec<EventKind>)>,
+    endpoints: Vec<(Option<MerchantId>, Vec<EventKind>)>,
 }
 
 impl Interest {
-    fn wants(&self, kind: EventKind, merchant: Option<u128>) -> bool {
+    fn wants(&self, kind: EventKind, merchant: Option<MerchantId>) -> bool {
         self.endpoints.iter().any(|(owner, kinds)| {
             (owner.is_none() || *owner == merchant) && (kinds.is_empty() || kinds.contains(&kind))
         })
@@ -190,7 +191,7 @@ pub struct InterestCache {
 pub fn event_write<T: Serialize, E: From<StoreError>>(
     store: &Store,
     kind: EventKind,
-    merchant: Option<u128>,
+    merchant: Option<MerchantId>,
     created_ns: u64,
     data: impl FnOnce() -> Result<T, E>,
 ) -> Result<Option<crate::db::RecordWrite>, E> {
@@ -206,7 +207,7 @@ pub fn event_write<T: Serialize, E: From<StoreError>>(
         id: u128,
         kind: EventKind,
         created_ns: u64,
-        merchant: Option<u128>,
+        merchant: Option<MerchantId>,
         data: &'a T,
     }
     // Time first: ids sort by time and new events append to the table.
@@ -243,7 +244,7 @@ pub struct SecretRecord {
 pub struct EndpointRecord {
     pub id: u128,
     /// The merchant it belongs to; `None`: the operator's (gets every event).
-    pub owner: Option<u128>,
+    pub owner: Option<MerchantId>,
     pub url: String,
     /// Event types it gets; empty: all.
     pub events: Vec<EventKind>,
@@ -409,7 +410,7 @@ impl Store {
     pub fn wants_event(
         &self,
         kind: EventKind,
-        merchant: Option<u128>,
+        merchant: Option<MerchantId>,
     ) -> Result<bool, redb::Error> {
         let generation = {
             let cache = self.webhook_interest.read();

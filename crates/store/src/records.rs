@@ -2,6 +2,7 @@
 //! concurrent charges share one redb transaction (one fsync), so records keep up with the
 //! ledger's rate.
 
+use farthing_products::ids::{CustomerId, MerchantId};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -55,7 +56,7 @@ pub enum BillingInterval {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlanRecord {
     pub id: u128,
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub name: String,
     pub asset: u32,
     #[serde(with = "minor")]
@@ -94,8 +95,8 @@ impl SubscriptionStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SubscriptionRecord {
     pub id: u128,
-    pub customer: u128,
-    pub merchant: u128,
+    pub customer: CustomerId,
+    pub merchant: MerchantId,
     pub plan: Option<u128>,
     pub asset: u32,
     #[serde(with = "minor")]
@@ -143,7 +144,7 @@ pub enum CampaignMode {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CampaignRecord {
     pub id: u128,
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub name: String,
     pub asset: u32,
     #[serde(with = "minor")]
@@ -161,7 +162,7 @@ pub struct CampaignRecord {
 pub struct ContributionRecord {
     pub id: u128,
     pub campaign: u128,
-    pub customer: u128,
+    pub customer: CustomerId,
     #[serde(with = "minor")]
     pub amount: Amount,
     pub created_ns: u64,
@@ -183,8 +184,8 @@ pub enum OnExpiry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HoldRecord {
     pub id: u128,
-    pub customer: u128,
-    pub merchant: u128,
+    pub customer: CustomerId,
+    pub merchant: MerchantId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub amount: Amount,
@@ -203,7 +204,7 @@ pub struct DisputeRecord {
     /// The top-up or settlement disputed.
     pub topup: Option<u128>,
     pub settlement: Option<u128>,
-    pub customer: u128,
+    pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub amount: Amount,
@@ -419,8 +420,8 @@ pub enum AllowancePeriod {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AllowanceRecord {
     pub id: u128,
-    pub customer: u128,
-    pub merchant: u128,
+    pub customer: CustomerId,
+    pub merchant: MerchantId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub max_per_charge: Amount,
@@ -440,7 +441,7 @@ pub enum ChargeKind {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PayeePart {
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub bps: u32,
     #[serde(with = "minor")]
     pub amount: Amount,
@@ -451,8 +452,8 @@ pub struct PayeePart {
 pub struct ChargeRecord {
     pub id: u128,
     pub kind: ChargeKind,
-    pub merchant: u128,
-    pub customer: u128,
+    pub merchant: MerchantId,
+    pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub amount: Amount,
@@ -516,7 +517,7 @@ pub enum TabPeriod {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TabRecord {
     pub id: u128,
-    pub customer: u128,
+    pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub limit: Amount,
@@ -586,7 +587,7 @@ pub enum JobKind {
     /// Try a failed settlement again.
     TabRetry { tab: u128 },
     /// Pay the merchant out on its schedule.
-    Payout { merchant: u128 },
+    Payout { merchant: MerchantId },
     /// Give the reserve one payout held back to the merchant's earnings (a rolling reserve).
     ReserveRelease { payout: u128 },
     /// Ask the rail again about a pending payout (or finish one a crash interrupted).
@@ -600,10 +601,10 @@ pub enum JobKind {
     /// After a charge on a tab with a settlement threshold: settle it if it reached it.
     TabThreshold { tab: u128 },
     /// After a charge of a customer with auto top-up on in `asset`: top up if the wallet is low.
-    AutoTopup { customer: u128, asset: u32 },
+    AutoTopup { customer: CustomerId, asset: u32 },
     /// After a charge that paid a merchant with a payout threshold in `asset`: pay out if its
     /// earnings reached it.
-    ThresholdPayout { merchant: u128, asset: u32 },
+    ThresholdPayout { merchant: MerchantId, asset: u32 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -637,7 +638,7 @@ pub enum TopupStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TopupRecord {
     pub id: u128,
-    pub customer: u128,
+    pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub amount: Amount,
@@ -673,7 +674,7 @@ pub struct FeePlanRecord {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MerchantSettings {
-    pub merchant: u128,
+    pub merchant: MerchantId,
     /// Per asset id.
     pub fee_plans: Vec<(u32, FeePlanRecord)>,
     pub bank_account: Option<String>,
@@ -695,7 +696,7 @@ fn default_reserve_days() -> u32 {
 }
 
 impl MerchantSettings {
-    pub fn new(merchant: u128) -> MerchantSettings {
+    pub fn new(merchant: MerchantId) -> MerchantSettings {
         MerchantSettings {
             merchant,
             fee_plans: Vec::new(),
@@ -746,7 +747,7 @@ pub enum PayoutStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PayoutRecord {
     pub id: u128,
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub asset: u32,
     #[serde(with = "minor")]
     pub amount: Amount,

@@ -10,6 +10,7 @@
 use farthing_ledger::{AccountId, AssetId};
 use farthing_products::accounts::LedgerAccount;
 use farthing_products::accounts::{chain_id, funding_transfer_id};
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_store::util::{derived_id, id_run_start};
 
 const TENANT: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
@@ -109,7 +110,12 @@ fn chain_and_funding_ids_are_pinned() {
 #[test]
 fn product_account_ids_are_pinned() {
     let accounts = [
-        ("wallet", LedgerAccount::Wallet { customer: OBJECT }),
+        (
+            "wallet",
+            LedgerAccount::Wallet {
+                customer: CustomerId(OBJECT),
+            },
+        ),
         (
             "tab",
             LedgerAccount::Tab {
@@ -117,12 +123,24 @@ fn product_account_ids_are_pinned() {
                 limit: 5_000_000,
             },
         ),
-        ("earnings", LedgerAccount::Earnings { merchant: OBJECT }),
+        (
+            "earnings",
+            LedgerAccount::Earnings {
+                merchant: MerchantId(OBJECT),
+            },
+        ),
         (
             "merchant_debt",
-            LedgerAccount::MerchantDebt { merchant: OBJECT },
+            LedgerAccount::MerchantDebt {
+                merchant: MerchantId(OBJECT),
+            },
         ),
-        ("reserve", LedgerAccount::Reserve { merchant: OBJECT }),
+        (
+            "reserve",
+            LedgerAccount::Reserve {
+                merchant: MerchantId(OBJECT),
+            },
+        ),
         ("platform_revenue", LedgerAccount::PlatformRevenue),
         ("rounding", LedgerAccount::Rounding),
         ("processor_clearing", LedgerAccount::ProcessorClearing),
@@ -143,7 +161,7 @@ fn product_account_ids_are_pinned() {
         (
             "monthly_cap",
             LedgerAccount::MonthlyCap {
-                customer: OBJECT,
+                customer: CustomerId(OBJECT),
                 month: 24_323,
             },
         ),

@@ -107,7 +107,7 @@ pub async fn set_fee_plan(
     charges::set_fee_plan(&state, merchant, &asset, &plan).await?;
     let view = FeePlanView {
         object: "fee_plan",
-        merchant: encode_id(IdKind::Merchant, merchant),
+        merchant: encode_id(IdKind::Merchant, merchant.0),
         asset: asset.code.to_string(),
         percent_bps: plan.percent_bps,
         fixed: format_amount(plan.fixed, asset.scale),

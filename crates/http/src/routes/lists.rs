@@ -6,6 +6,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use farthing_products::ids::IdKind;
+use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_service::lists::{self, ListQuery, Page};
 use farthing_service::reads;
 use farthing_service::state::SharedState;
@@ -54,8 +55,10 @@ fn list_query(
     Ok(ListQuery {
         limit: page.limit(state.limits.page_limit_max)?,
         starting_after: ListQuery::id(kind, "starting_after", p.starting_after.as_deref())?,
-        customer: ListQuery::id(IdKind::Customer, "customer", p.customer.as_deref())?,
-        merchant: ListQuery::id(IdKind::Merchant, "merchant", p.merchant.as_deref())?,
+        customer: ListQuery::id(IdKind::Customer, "customer", p.customer.as_deref())?
+            .map(CustomerId),
+        merchant: ListQuery::id(IdKind::Merchant, "merchant", p.merchant.as_deref())?
+            .map(MerchantId),
         status: p.status,
         resource: p.resource,
         created_gte_ns: ns("created_gte", p.created_gte)?,

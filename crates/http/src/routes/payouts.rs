@@ -13,6 +13,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use farthing_products::ids::MerchantId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -94,7 +95,8 @@ pub async fn set_settings(
             },
         )
         .transpose()?;
-    let view = payouts::set_settings(&state, merchant, &asset, threshold, terms).await?;
+    let view =
+        payouts::set_settings(&state, MerchantId(merchant), &asset, threshold, terms).await?;
     Ok(json_response(StatusCode::OK, to_json(&view)?))
 }
 
@@ -114,7 +116,11 @@ pub async fn balance(
     let merchant = visible_merchant(&state, &principal, &id)?;
     let query: AssetQuery = crate::routes::parse_query(query.as_deref())?;
     let asset = by_code(&state, &query.asset, "asset")?;
-    Ok(axum::Json(payouts::balance(&state, merchant, &asset)))
+    Ok(axum::Json(payouts::balance(
+        &state,
+        MerchantId(merchant),
+        &asset,
+    )))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -137,14 +143,22 @@ pub async fn create(
     let merchant = visible_merchant(&state, &principal, &id)?;
     let requested = match &request.amount {
         Some(text) => {
-            let asset = payouts::payout_asset(&state, merchant)?;
+            let asset = payouts::payout_asset(&state, MerchantId(merchant))?;
             Some(positive_amount(text, &asset, "amount")?)
         }
         None => None,
     };
     // Checked after the merchant and the amount: its place in this endpoint's order of errors.
     let key = crate::extract::idempotency_key(&headers)?;
-    let view = payouts::create(&state, &principal, merchant, requested, key, &raw).await?;
+    let view = payouts::create(
+        &state,
+        &principal,
+        MerchantId(merchant),
+        requested,
+        key,
+        &raw,
+    )
+    .await?;
     Ok(json_response(StatusCode::CREATED, to_json(&view)?))
 }
 
@@ -162,7 +176,7 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<axum::Json<PayoutList>, ApiError> {
     let merchant = visible_merchant(&state, &principal, &id)?;
-    let (data, has_more) = payouts::list(&state, merchant)?;
+    let (data, has_more) = payouts::list(&state, MerchantId(merchant))?;
     Ok(axum::Json(PayoutList {
         object: "list",
         data,

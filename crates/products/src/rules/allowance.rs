@@ -14,6 +14,7 @@
 //! (a limit account per period, in the charge's own chain, so concurrent charges cannot race);
 //! [`admit`] is the same decision over balances the caller passes in, in the ledger's order.
 
+use crate::ids::MerchantId;
 use farthing_ledger::{Amount, AssetId, Timestamp, TransferResult};
 
 use super::Role;
@@ -57,7 +58,7 @@ impl BudgetPeriod {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Allowance {
     pub id: u128,
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub asset: AssetId,
     pub max_per_charge: Amount,
     pub max_per_period: Amount,
@@ -69,7 +70,7 @@ pub struct Allowance {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct ConsentRequest {
     pub caller: Caller,
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub asset: AssetId,
     pub amount: Amount,
     /// The merchant that created the customer (0 for the operator).
@@ -132,7 +133,7 @@ pub fn consent(
         .iter()
         .find(|a| a.merchant == request.merchant && a.asset == request.asset && !a.revoked);
     let Some(allowance) = allowance else {
-        if request.customer_creator != request.merchant {
+        if request.customer_creator != request.merchant.0 {
             return Err(ConsentRefusal::CustomerHidden);
         }
         return Ok(Consent::RequiresConfirmation);
@@ -294,9 +295,9 @@ mod tests {
     const MERCHANT: u128 = 5;
     const USD: AssetId = AssetId(1);
 
-    fn allowance(merchant: u128, asset: AssetId, revoked: bool) -> Allowance {
+    fn allowance(merchant: MerchantId, asset: AssetId, revoked: bool) -> Allowance {
         Allowance {
-            id: 100 + merchant,
+            id: 100 + merchant.0,
             merchant,
             asset,
             max_per_charge: Amount(50),
@@ -316,7 +317,7 @@ mod tests {
     ) {
         let request = ConsentRequest {
             caller,
-            merchant: MERCHANT,
+            merchant: MerchantId(MERCHANT),
             asset: USD,
             amount: Amount(amount),
             customer_creator: creator,
@@ -338,7 +339,7 @@ mod tests {
         check(
             MerchantKey,
             0,
-            &[allowance(MERCHANT, USD, false)],
+            &[allowance(MerchantId(MERCHANT), USD, false)],
             50,
             "allowance 105",
         );
@@ -346,7 +347,7 @@ mod tests {
         check(
             MerchantKey,
             0,
-            &[allowance(MERCHANT, USD, false)],
+            &[allowance(MerchantId(MERCHANT), USD, false)],
             51,
             "allowance_exceeded",
         );
@@ -365,15 +366,15 @@ mod tests {
     fn only_an_active_allowance_for_this_merchant_and_asset_counts() {
         use Caller::MerchantKey;
         let others = [
-            allowance(MERCHANT, USD, true),
-            allowance(9, USD, false),
-            allowance(MERCHANT, AssetId(2), false),
+            allowance(MerchantId(MERCHANT), USD, true),
+            allowance(MerchantId(9), USD, false),
+            allowance(MerchantId(MERCHANT), AssetId(2), false),
         ];
         check(MerchantKey, 0, &others, 1, "resource_missing");
         check(MerchantKey, MERCHANT, &others, 1, "requires_confirmation");
         // A revoked one listed first does not hide an active one after it.
         let mut both = others.to_vec();
-        let mut active = allowance(MERCHANT, USD, false);
+        let mut active = allowance(MerchantId(MERCHANT), USD, false);
         active.id = 999;
         both.push(active);
         check(MerchantKey, 0, &both, 1, "allowance 999");

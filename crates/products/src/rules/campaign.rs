@@ -10,6 +10,7 @@
 //! The outcome announced, and the campaign's status, compare what was raised (every funded
 //! contribution, released ones included: what the backers pledged) with the goal.
 
+use crate::ids::{CustomerId, MerchantId};
 use std::collections::BTreeSet;
 
 use farthing_ledger::{Amount, Timestamp};
@@ -60,7 +61,7 @@ impl ContributionStatus {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Contribution {
     pub id: u128,
-    pub customer: u128,
+    pub customer: CustomerId,
     pub amount: Amount,
     pub status: ContributionStatus,
 }
@@ -74,7 +75,7 @@ pub fn progress(contributions: &[Contribution]) -> (Amount, u64) {
     let raised = counted
         .clone()
         .fold(0u128, |sum, c| sum.saturating_add(c.amount.0));
-    let backers: BTreeSet<u128> = counted.map(|c| c.customer).collect();
+    let backers: BTreeSet<CustomerId> = counted.map(|c| c.customer).collect();
     (Amount(raised), backers.len() as u64)
 }
 
@@ -212,7 +213,7 @@ pub fn plan_end(
             EndStep::Capture {
                 contribution: c.id,
                 amount: c.amount,
-                split: price(c.amount, plan, merchant, &[])?,
+                split: price(c.amount, plan, MerchantId(merchant), &[])?,
             }
         } else {
             EndStep::Release { contribution: c.id }
@@ -246,7 +247,7 @@ mod tests {
     fn contribution(id: u128, amount: u128, status: ContributionStatus) -> Contribution {
         Contribution {
             id,
-            customer: id % 3,
+            customer: CustomerId(id % 3),
             amount: Amount(amount),
             status,
         }
@@ -325,7 +326,12 @@ mod tests {
         assert_eq!(
             got,
             [
-                (LedgerAccount::Earnings { merchant: CREATOR }, 950),
+                (
+                    LedgerAccount::Earnings {
+                        merchant: MerchantId(CREATOR)
+                    },
+                    950
+                ),
                 (LedgerAccount::PlatformRevenue, 50),
                 (LedgerAccount::Rounding, 0),
             ]

@@ -15,6 +15,7 @@
 //! to the account the customer paid from. Partial refunds add up exactly to one refund of their
 //! total (see [`fees::reverse`]).
 
+use crate::ids::MerchantId;
 use farthing_ledger::Amount;
 
 use super::{LedgerAccount, Leg, Role};
@@ -24,14 +25,14 @@ use crate::fees::{
 };
 
 /// A revenue share's payee as [`fees`] names it: the merchant id as 32 lowercase hex digits.
-fn payee_name(merchant: u128) -> String {
-    format!("{merchant:032x}")
+fn payee_name(merchant: MerchantId) -> String {
+    format!("{:032x}", merchant.0)
 }
 
 /// One payee's part of a charge: `bps` of the net, `amount` booked to `merchant`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct PayeePart {
-    pub merchant: u128,
+    pub merchant: MerchantId,
     pub bps: u32,
     pub amount: Amount,
 }
@@ -44,7 +45,7 @@ pub struct PayeePart {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct ChargeSplit {
     gross: Amount,
-    merchant: u128,
+    merchant: MerchantId,
     platform_fee: Amount,
     merchant_net: Amount,
     payees: Vec<PayeePart>,
@@ -87,8 +88,8 @@ impl SplitError {
 pub fn price(
     gross: Amount,
     plan: &FeePlan,
-    merchant: u128,
-    shares: &[(u128, u32)],
+    merchant: MerchantId,
+    shares: &[(MerchantId, u32)],
 ) -> Result<ChargeSplit, PriceError> {
     let share_list: Vec<Share> = shares
         .iter()
@@ -122,7 +123,7 @@ impl ChargeSplit {
     /// Rebuilds a split from a charge's record, checking its invariant.
     pub fn new(
         gross: Amount,
-        merchant: u128,
+        merchant: MerchantId,
         platform_fee: Amount,
         merchant_net: Amount,
         payees: Vec<PayeePart>,
@@ -148,7 +149,7 @@ impl ChargeSplit {
     }
 
     pub fn merchant(&self) -> u128 {
-        self.merchant
+        self.merchant.0
     }
 
     pub fn platform_fee(&self) -> Amount {
@@ -194,8 +195,10 @@ impl ChargeSplit {
     /// (never made by [`price`]) counts as the charging merchant.
     pub fn part_merchant(&self, destination: &Destination) -> Option<u128> {
         match destination {
-            Destination::Merchant => Some(self.merchant),
-            Destination::Payee(hex) => Some(u128::from_str_radix(hex, 16).unwrap_or(self.merchant)),
+            Destination::Merchant => Some(self.merchant.0),
+            Destination::Payee(hex) => {
+                Some(u128::from_str_radix(hex, 16).unwrap_or(self.merchant.0))
+            }
             Destination::Platform | Destination::Rounding => None,
         }
     }
@@ -204,7 +207,9 @@ impl ChargeSplit {
     /// earnings, the platform's revenue, or the rounding account.
     pub fn part_account(&self, destination: &Destination) -> LedgerAccount {
         match (destination, self.part_merchant(destination)) {
-            (_, Some(merchant)) => LedgerAccount::Earnings { merchant },
+            (_, Some(merchant)) => LedgerAccount::Earnings {
+                merchant: MerchantId(merchant),
+            },
             (Destination::Platform, None) => LedgerAccount::PlatformRevenue,
             _ => LedgerAccount::Rounding,
         }
@@ -423,7 +428,7 @@ pub fn split_legs(from: LedgerAccount, split: &ChargeSplit) -> [Leg; 3] {
     [
         leg(
             LedgerAccount::Earnings {
-                merchant: split.merchant(),
+                merchant: MerchantId(split.merchant()),
             },
             split.merchant_net(),
         ),
@@ -436,11 +441,14 @@ pub fn split_legs(from: LedgerAccount, split: &ChargeSplit) -> [Leg; 3] {
 mod tests {
     use super::*;
     use crate::fees::RoundingRule;
+    use crate::ids::CustomerId;
     use crate::rules::legs_total;
     use proptest::prelude::*;
 
     const MERCHANT: u128 = 7;
-    const WALLET: LedgerAccount = LedgerAccount::Wallet { customer: 1 };
+    const WALLET: LedgerAccount = LedgerAccount::Wallet {
+        customer: CustomerId(1),
+    };
 
     fn plan(percent_bps: u32) -> FeePlan {
         FeePlan {
@@ -452,8 +460,16 @@ mod tests {
         }
     }
 
-    fn earnings(merchant: u128) -> LedgerAccount {
+    fn earnings(merchant: MerchantId) -> LedgerAccount {
         LedgerAccount::Earnings { merchant }
+    }
+
+    /// Revenue shares (merchant number, bps) with typed merchant ids.
+    fn typed(shares: &[(u128, u32)]) -> Vec<(MerchantId, u32)> {
+        shares
+            .iter()
+            .map(|&(m, bps)| (MerchantId(m), bps))
+            .collect()
     }
 
     /// Prices `gross` at `percent_bps` with `shares` and checks the payment legs' (credit,
@@ -464,7 +480,14 @@ mod tests {
         shares: &[(u128, u32)],
         expected: &[(LedgerAccount, u128)],
     ) {
-        let split = price(Amount(gross), &plan(percent_bps), MERCHANT, shares).unwrap();
+        let shares = typed(shares);
+        let split = price(
+            Amount(gross),
+            &plan(percent_bps),
+            MerchantId(MERCHANT),
+            &shares,
+        )
+        .unwrap();
         let legs = charge_legs(&split, ChargeKind::Charge, WALLET, None, None);
         let got: Vec<(LedgerAccount, u128)> = legs.iter().map(|l| (l.credit, l.amount.0)).collect();
         assert_eq!(got, expected);
@@ -481,7 +504,7 @@ mod tests {
             250,
             &[],
             &[
-                (earnings(MERCHANT), 975),
+                (earnings(MerchantId(MERCHANT)), 975),
                 (LedgerAccount::PlatformRevenue, 25),
                 (LedgerAccount::Rounding, 0),
             ],
@@ -496,10 +519,10 @@ mod tests {
             500,
             &[(20, 7_000), (30, 3_000)],
             &[
-                (earnings(MERCHANT), 0),
+                (earnings(MerchantId(MERCHANT)), 0),
                 (LedgerAccount::PlatformRevenue, 50),
-                (earnings(20), 665),
-                (earnings(30), 285),
+                (earnings(MerchantId(20)), 665),
+                (earnings(MerchantId(30)), 285),
                 (LedgerAccount::Rounding, 1),
             ],
         );
@@ -507,21 +530,32 @@ mod tests {
 
     #[test]
     fn invalid_shares_are_invalid_split() {
-        let error = price(Amount(100), &plan(0), MERCHANT, &[(20, 5_000)]).unwrap_err();
+        let error = price(
+            Amount(100),
+            &plan(0),
+            MerchantId(MERCHANT),
+            &[(MerchantId(20), 5_000)],
+        )
+        .unwrap_err();
         assert_eq!(error.code(), "invalid_split");
-        let error = price(Amount(100), &plan(0), MERCHANT, &[(20, 5_000), (20, 5_000)]);
+        let error = price(
+            Amount(100),
+            &plan(0),
+            MerchantId(MERCHANT),
+            &[(MerchantId(20), 5_000), (MerchantId(20), 5_000)],
+        );
         assert_eq!(error.unwrap_err().code(), "invalid_split");
     }
 
     #[test]
     fn budgets_draw_the_gross_after_the_payment_legs() {
-        let split = price(Amount(300), &plan(1_000), MERCHANT, &[]).unwrap();
+        let split = price(Amount(300), &plan(1_000), MerchantId(MERCHANT), &[]).unwrap();
         let period = LedgerAccount::AllowancePeriod {
             allowance: 3,
             period: 0,
         };
         let cap = LedgerAccount::MonthlyCap {
-            customer: 1,
+            customer: CustomerId(1),
             month: 0,
         };
         let legs = charge_legs(&split, ChargeKind::Tip, WALLET, Some(period), Some(cap));
@@ -547,7 +581,7 @@ mod tests {
         let parts = |fee: u128, net: u128| {
             ChargeSplit::new(
                 Amount(100),
-                MERCHANT,
+                MerchantId(MERCHANT),
                 Amount(fee),
                 Amount(net),
                 vec![],
@@ -558,11 +592,11 @@ mod tests {
         assert_eq!(parts(10, 91).unwrap_err().code(), "internal_error");
         let beside = ChargeSplit::new(
             Amount(100),
-            MERCHANT,
+            MerchantId(MERCHANT),
             Amount(0),
             Amount(1),
             vec![PayeePart {
-                merchant: 2,
+                merchant: MerchantId(2),
                 bps: 10_000,
                 amount: Amount(99),
             }],
@@ -573,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_refund_gives_back_each_part_to_the_source() {
-        let split = price(Amount(1_000), &plan(1_000), MERCHANT, &[]).unwrap();
+        let split = price(Amount(1_000), &plan(1_000), MerchantId(MERCHANT), &[]).unwrap();
         let tab = LedgerAccount::Tab {
             tab: 4,
             limit: 5_000,
@@ -593,7 +627,7 @@ mod tests {
             got,
             [
                 (LedgerAccount::PlatformRevenue, 50),
-                (earnings(MERCHANT), 450)
+                (earnings(MerchantId(MERCHANT)), 450)
             ]
         );
         assert!(plan
@@ -606,7 +640,7 @@ mod tests {
 
     #[test]
     fn refund_refusals_keep_their_codes() {
-        let split = price(Amount(1_000), &plan(0), MERCHANT, &[]).unwrap();
+        let split = price(Amount(1_000), &plan(0), MerchantId(MERCHANT), &[]).unwrap();
         let refund = |status, before, requested: Option<u128>| {
             plan_refund(
                 &split,
@@ -679,11 +713,11 @@ mod tests {
             shares in shares_strategy(),
             first_cut in 0u128..=10_000,
         ) {
-            let split = price(Amount(gross), &plan(percent_bps), MERCHANT, &shares).unwrap();
+            let split = price(Amount(gross), &plan(percent_bps), MerchantId(MERCHANT), &typed(&shares)).unwrap();
             let legs = charge_legs(&split, ChargeKind::Charge, WALLET, None, None);
             prop_assert_eq!(legs_total(&legs), Some(Amount(gross)));
             let rebuilt = ChargeSplit::new(
-                split.gross(), MERCHANT, split.platform_fee(), split.merchant_net(),
+                split.gross(), MerchantId(MERCHANT), split.platform_fee(), split.merchant_net(),
                 split.payees().to_vec(), split.rounding(),
             ).unwrap();
             prop_assert_eq!(&rebuilt, &split);

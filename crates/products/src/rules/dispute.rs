@@ -16,6 +16,7 @@
 //! Every leg returns money to the processor's clearing account, and the legs sum to the
 //! disputed amount. All of it is one chain.
 
+use crate::ids::{CustomerId, MerchantId};
 use std::collections::BTreeMap;
 
 use farthing_ledger::Amount;
@@ -30,7 +31,7 @@ pub const DISPUTE_REVERSAL_POLICY: FeeRefundPolicy = FeeRefundPolicy::Proportion
 /// What is disputed and the wallet it came into.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Disputed {
-    pub customer: u128,
+    pub customer: CustomerId,
     pub amount: Amount,
     /// `Some(available)` for a top-up: the wallet's unspent balance is drawn on first.
     /// `None` for a tab settlement.
@@ -125,7 +126,7 @@ pub fn merchants_involved(charges: &[DisputedCharge]) -> Vec<u128> {
     for charge in charges {
         let split = &charge.split;
         let ids =
-            std::iter::once(split.merchant()).chain(split.payees().iter().map(|p| p.merchant));
+            std::iter::once(split.merchant()).chain(split.payees().iter().map(|p| p.merchant.0));
         for id in ids {
             if !merchants.contains(&id) {
                 merchants.push(id);
@@ -183,9 +184,16 @@ pub fn plan_dispute(
                 .or_insert_with(|| earnings.get(&merchant).map_or(0, |a| a.0));
             let covered = amount.0.min(*left);
             *left -= covered;
-            legs.push(chargeback(LedgerAccount::Earnings { merchant }, covered));
             legs.push(chargeback(
-                LedgerAccount::MerchantDebt { merchant },
+                LedgerAccount::Earnings {
+                    merchant: MerchantId(merchant),
+                },
+                covered,
+            ));
+            legs.push(chargeback(
+                LedgerAccount::MerchantDebt {
+                    merchant: MerchantId(merchant),
+                },
                 amount.0 - covered,
             ));
             match merchants.iter_mut().find(|(m, _)| *m == merchant) {
@@ -231,11 +239,13 @@ mod tests {
     use proptest::prelude::*;
 
     const CUSTOMER: u128 = 1;
-    const WALLET: LedgerAccount = LedgerAccount::Wallet { customer: CUSTOMER };
+    const WALLET: LedgerAccount = LedgerAccount::Wallet {
+        customer: CustomerId(CUSTOMER),
+    };
 
     fn charge(
         id: u128,
-        merchant: u128,
+        merchant: MerchantId,
         gross: u128,
         fee_bps: u32,
         reversed: u128,
@@ -261,7 +271,7 @@ mod tests {
         earnings: &[(u128, u128)],
     ) -> DisputePlan {
         let disputed = Disputed {
-            customer: CUSTOMER,
+            customer: CustomerId(CUSTOMER),
             amount: Amount(amount),
             wallet_available: wallet.map(Amount),
         };
@@ -280,7 +290,12 @@ mod tests {
 
     #[test]
     fn the_unspent_wallet_goes_first() {
-        let p = plan(100, Some(150), &[charge(9, 5, 80, 0, 0)], &[(5, 80)]);
+        let p = plan(
+            100,
+            Some(150),
+            &[charge(9, MerchantId(5), 80, 0, 0)],
+            &[(5, 80)],
+        );
         assert_eq!(debits(&p), [(WALLET, 100)]);
         assert_eq!(p.from_wallet, Amount(100));
         assert!(p.charges.is_empty() && p.merchants.is_empty());
@@ -295,16 +310,29 @@ mod tests {
     #[test]
     fn then_charges_newest_first_with_fees_pro_rata() {
         // Wallet has 20; 80 more from the newest charge (10% fee), then the next.
-        let charges = [charge(2, 5, 50, 1_000, 0), charge(1, 6, 100, 1_000, 0)];
+        let charges = [
+            charge(2, MerchantId(5), 50, 1_000, 0),
+            charge(1, MerchantId(6), 100, 1_000, 0),
+        ];
         let p = plan(100, Some(20), &charges, &[(5, 1_000), (6, 1_000)]);
         assert_eq!(
             debits(&p),
             [
                 (WALLET, 20),
                 (LedgerAccount::PlatformRevenue, 5),
-                (LedgerAccount::Earnings { merchant: 5 }, 45),
+                (
+                    LedgerAccount::Earnings {
+                        merchant: MerchantId(5)
+                    },
+                    45
+                ),
                 (LedgerAccount::PlatformRevenue, 3),
-                (LedgerAccount::Earnings { merchant: 6 }, 27),
+                (
+                    LedgerAccount::Earnings {
+                        merchant: MerchantId(6)
+                    },
+                    27
+                ),
             ]
         );
         assert_eq!(p.charges, [(2, Amount(50)), (1, Amount(30))]);
@@ -315,14 +343,32 @@ mod tests {
     #[test]
     fn what_earnings_cannot_cover_becomes_the_merchants_debt() {
         // The same merchant twice: its 30 of earnings are used once.
-        let charges = [charge(2, 5, 40, 0, 0), charge(1, 5, 40, 0, 0)];
+        let charges = [
+            charge(2, MerchantId(5), 40, 0, 0),
+            charge(1, MerchantId(5), 40, 0, 0),
+        ];
         let p = plan(80, None, &charges, &[(5, 30)]);
         assert_eq!(
             debits(&p),
             [
-                (LedgerAccount::Earnings { merchant: 5 }, 30),
-                (LedgerAccount::MerchantDebt { merchant: 5 }, 10),
-                (LedgerAccount::MerchantDebt { merchant: 5 }, 40),
+                (
+                    LedgerAccount::Earnings {
+                        merchant: MerchantId(5)
+                    },
+                    30
+                ),
+                (
+                    LedgerAccount::MerchantDebt {
+                        merchant: MerchantId(5)
+                    },
+                    10
+                ),
+                (
+                    LedgerAccount::MerchantDebt {
+                        merchant: MerchantId(5)
+                    },
+                    40
+                ),
             ]
         );
         assert_eq!(p.merchants, [(5, Amount(80))]);
@@ -330,13 +376,21 @@ mod tests {
 
     #[test]
     fn refunded_charges_give_only_what_is_left_and_the_rest_is_the_platforms_loss() {
-        let charges = [charge(2, 5, 40, 0, 40), charge(1, 5, 40, 0, 25)];
+        let charges = [
+            charge(2, MerchantId(5), 40, 0, 40),
+            charge(1, MerchantId(5), 40, 0, 25),
+        ];
         // A merchant missing from `earnings` has none.
         let p = plan(100, None, &charges, &[]);
         assert_eq!(
             debits(&p),
             [
-                (LedgerAccount::MerchantDebt { merchant: 5 }, 15),
+                (
+                    LedgerAccount::MerchantDebt {
+                        merchant: MerchantId(5)
+                    },
+                    15
+                ),
                 (LedgerAccount::DisputeLosses, 85),
             ]
         );
@@ -359,7 +413,7 @@ mod tests {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (m, gross, bps, reversed))| {
-                    charge(i as u128, m, gross, bps, reversed.min(gross))
+                    charge(i as u128, MerchantId(m), gross, bps, reversed.min(gross))
                 })
                 .collect();
             let earnings: Vec<(u128, u128)> =
@@ -368,7 +422,7 @@ mod tests {
             prop_assert_eq!(crate::rules::legs_total(&p.legs), Some(Amount(amount)));
             // The charges listed until nothing is uncovered plan the same dispute.
             let disputed = Disputed {
-                customer: CUSTOMER,
+                customer: CustomerId(CUSTOMER),
                 amount: Amount(amount),
                 wallet_available: wallet.map(Amount),
             };
@@ -387,7 +441,7 @@ mod tests {
             }
             for (merchant, available) in &earnings {
                 let debited: u128 = p.legs.iter()
-                    .filter(|l| l.debit == LedgerAccount::Earnings { merchant: *merchant })
+                    .filter(|l| l.debit == LedgerAccount::Earnings { merchant: MerchantId(*merchant) })
                     .map(|l| l.amount.0)
                     .sum();
                 prop_assert!(debited <= *available);

@@ -11,6 +11,7 @@
 //! Expiry does what the hold was created to do ([`expiry_action`]): release, or capture all that
 //! is still held as a final capture.
 
+use crate::ids::MerchantId;
 use farthing_ledger::Amount;
 
 use super::charge::{price, ChargeSplit, PriceError};
@@ -175,7 +176,7 @@ pub fn plan_capture(
         return Err(HoldRefusal::AmountExceedsHold { held }.into());
     }
     let rest = Amount(held.0 - captured.0);
-    let split = price(captured, plan, worker, &[])?;
+    let split = price(captured, plan, MerchantId(worker), &[])?;
     let holds_left = index + 1 < CAPTURES_MAX;
     let rehold = (!request.last && !rest.is_zero() && holds_left).then_some(rest);
     let released = if request.last || !holds_left {
@@ -367,7 +368,12 @@ mod tests {
         assert_eq!(
             got,
             [
-                (LedgerAccount::Earnings { merchant: WORKER }, 225),
+                (
+                    LedgerAccount::Earnings {
+                        merchant: MerchantId(WORKER)
+                    },
+                    225
+                ),
                 (LedgerAccount::PlatformRevenue, 25),
                 (LedgerAccount::Rounding, 0),
             ]

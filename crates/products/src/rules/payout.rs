@@ -21,6 +21,7 @@
 //! and its threshold are measured on what is left ([`Earnings::payable`]). The recovery stays
 //! booked if the rail later refuses the payout: only the amount sent and the reserve return.
 
+use crate::ids::MerchantId;
 use std::time::Duration;
 
 use farthing_ledger::{Amount, Timestamp};
@@ -267,7 +268,7 @@ impl PayoutPlan {
     /// recovery is leg 2 so that the ids of the first two never move (a zero leg keeps its
     /// place, see [`super`]). The chain is all or nothing, so the order of its legs does not
     /// change what the earnings must cover: the recovery is never skipped for the payout.
-    pub fn legs(&self, merchant: u128) -> [Leg; 3] {
+    pub fn legs(&self, merchant: MerchantId) -> [Leg; 3] {
         let earnings = LedgerAccount::Earnings { merchant };
         [
             Leg {
@@ -296,7 +297,7 @@ impl PayoutPlan {
 
     /// The chain that gives the amount and the reserve back when the rail refuses the payout;
     /// the debt stays paid. See [`payout_return`].
-    pub fn return_legs(&self, merchant: u128) -> [Leg; 2] {
+    pub fn return_legs(&self, merchant: MerchantId) -> [Leg; 2] {
         payout_return(merchant, self.amount, Some(self.reserve), false)
     }
 }
@@ -305,7 +306,7 @@ impl PayoutPlan {
 /// reserve its hold leg booked (`held`) unless the reserve's release already returned it. The
 /// debt the payout recovered stays paid. Leg 1 returns the reserve (the release looks for it).
 pub fn payout_return(
-    merchant: u128,
+    merchant: MerchantId,
     sent: Amount,
     held: Option<Amount>,
     released: bool,
@@ -396,7 +397,7 @@ pub fn threshold_payout_due(
 /// The release of a payout's reserve, when it is due: the amount its hold leg booked goes back
 /// from the reserve to the earnings, once, unless the payout's return chain already gave it
 /// back (a failed payout) or the hold was never booked. `None` when there is nothing to release.
-pub fn reserve_release(merchant: u128, held: Option<Amount>, returned: bool) -> Option<Leg> {
+pub fn reserve_release(merchant: MerchantId, held: Option<Amount>, returned: bool) -> Option<Leg> {
     let held = held.filter(|_| !returned)?;
     Some(Leg {
         debit: LedgerAccount::Reserve { merchant },
@@ -602,19 +603,33 @@ mod tests {
             NOW,
         )
         .unwrap();
-        let legs = plan.legs(3);
-        let account = LedgerAccount::Earnings { merchant: 3 };
+        let legs = plan.legs(MerchantId(3));
+        let account = LedgerAccount::Earnings {
+            merchant: MerchantId(3),
+        };
         assert_eq!(
             legs.map(|l| (l.debit, l.credit, l.amount.0)),
             [
                 (account, LedgerAccount::PayoutClearing, 630),
-                (account, LedgerAccount::Reserve { merchant: 3 }, 70),
-                (account, LedgerAccount::MerchantDebt { merchant: 3 }, 300),
+                (
+                    account,
+                    LedgerAccount::Reserve {
+                        merchant: MerchantId(3)
+                    },
+                    70
+                ),
+                (
+                    account,
+                    LedgerAccount::MerchantDebt {
+                        merchant: MerchantId(3)
+                    },
+                    300
+                ),
             ]
         );
         assert_eq!(legs[2].code, crate::accounts::CODE_DEBT_RECOVERY);
         // The return gives back what was sent and held, not what paid the debt.
-        let back = plan.return_legs(3);
+        let back = plan.return_legs(MerchantId(3));
         assert_eq!(
             back.map(|l| (l.credit, l.amount.0)),
             [(account, 630), (account, 70)]
@@ -627,7 +642,7 @@ mod tests {
             earnings(10, 0),
             NOW,
         );
-        assert_eq!(plain.unwrap().legs(3)[2].amount, Amount::ZERO);
+        assert_eq!(plain.unwrap().legs(MerchantId(3))[2].amount, Amount::ZERO);
     }
 
     #[test]
@@ -652,17 +667,21 @@ mod tests {
             NOW,
         );
         assert_eq!(none.unwrap().reserve_release_at, None);
-        let release = reserve_release(3, Some(Amount(10)), false).unwrap();
+        let release = reserve_release(MerchantId(3), Some(Amount(10)), false).unwrap();
         assert_eq!(
             (release.debit, release.credit, release.amount),
             (
-                LedgerAccount::Reserve { merchant: 3 },
-                LedgerAccount::Earnings { merchant: 3 },
+                LedgerAccount::Reserve {
+                    merchant: MerchantId(3)
+                },
+                LedgerAccount::Earnings {
+                    merchant: MerchantId(3)
+                },
                 Amount(10)
             )
         );
-        assert_eq!(reserve_release(3, Some(Amount(10)), true), None);
-        assert_eq!(reserve_release(3, None, false), None);
+        assert_eq!(reserve_release(MerchantId(3), Some(Amount(10)), true), None);
+        assert_eq!(reserve_release(MerchantId(3), None, false), None);
     }
 
     #[test]
@@ -710,15 +729,24 @@ mod tests {
 
     #[test]
     fn a_failed_payout_returns_what_it_sent_and_the_reserve_not_yet_released() {
-        let earnings = LedgerAccount::Earnings { merchant: 3 };
+        let earnings = LedgerAccount::Earnings {
+            merchant: MerchantId(3),
+        };
         let back = |held, released| {
-            payout_return(3, Amount(90), held, released).map(|l| (l.debit, l.credit, l.amount.0))
+            payout_return(MerchantId(3), Amount(90), held, released)
+                .map(|l| (l.debit, l.credit, l.amount.0))
         };
         assert_eq!(
             back(Some(Amount(10)), false),
             [
                 (LedgerAccount::PayoutClearing, earnings, 90),
-                (LedgerAccount::Reserve { merchant: 3 }, earnings, 10),
+                (
+                    LedgerAccount::Reserve {
+                        merchant: MerchantId(3)
+                    },
+                    earnings,
+                    10
+                ),
             ]
         );
         // The reserve's release came first (a payout pending past its reserve days): the
@@ -778,11 +806,11 @@ mod tests {
                 prop_assert_eq!(plan.recovered.0, debt);
                 prop_assert!(plan.recovered.0 + plan.amount.0 + plan.reserve.0 <= available);
                 prop_assert!(!plan.amount.is_zero());
-                let legs = plan.legs(1);
+                let legs = plan.legs(MerchantId(1));
                 let taken = crate::rules::legs_total(&legs).unwrap().0;
                 prop_assert!(taken <= available);
                 let sent = crate::rules::legs_total(&legs[..2]);
-                prop_assert_eq!(sent, crate::rules::legs_total(&plan.return_legs(1)));
+                prop_assert_eq!(sent, crate::rules::legs_total(&plan.return_legs(MerchantId(1))));
                 // The reserve is the rounded-down share of what it is measured on.
                 let base = requested.unwrap_or(available - debt);
                 prop_assert!(plan.reserve.0 * 10_000 <= base * u128::from(reserve_bps));
