@@ -2,10 +2,11 @@
 //! `Idempotency-Key` ([`IdempotencyKey`]), JSON bodies whose errors name the field
 //! ([`ApiJson`]) and raw bodies ([`RawBody`]); and [`json_response`] for what it answers.
 
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use farthing_products::ids::TypedId;
 use farthing_service::state::{Principal, Reply, SharedState};
 use serde::de::DeserializeOwned;
 
@@ -94,6 +95,32 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
         Ok(Caller(authenticate(parts, &SharedState::from_ref(state))?))
     }
+}
+
+/// The object id in a route's `{id}`, parsed into its kind ([`TypedId`]): text that is not an
+/// id of that kind answers 404 naming `id` (no such object, as for one the caller may not see).
+/// Put it after [`Caller`] or [`Key`], so that a request without credentials is a 401 first.
+pub struct IdPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for IdPath<T>
+where
+    S: Send + Sync,
+    T: TypedId,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<IdPath<T>, ApiError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found(Some("id"), T::NOUN))?;
+        parse_id(&text, "id").map(IdPath)
+    }
+}
+
+/// The id of kind `T` in `text` (a path segment or a body field named `param`), or 404 naming
+/// `param`: no such object.
+pub fn parse_id<T: TypedId>(text: &str, param: &str) -> Result<T, ApiError> {
+    T::decode(text).ok_or_else(|| ApiError::not_found(Some(param), T::NOUN))
 }
 
 /// The secret of an `Authorization: Bearer fk_…` header, if the request has one.

@@ -94,11 +94,32 @@ pub fn decode_id(kind: IdKind, text: &str) -> Option<u128> {
     Some(u128::from_be_bytes(bytes))
 }
 
-/// A 128-bit id that knows its kind: records and service signatures say `MerchantId` where they
-/// mean a merchant, so a customer's id cannot be passed for one. Stored as the bare number
+/// An id that knows its kind: records and service signatures say `MerchantId` where they mean
+/// a merchant, so a customer's id cannot be passed for one, and the HTTP layer parses a path's
+/// text into one before the service sees it. Stored as the bare number
 /// (`#[serde(transparent)]`), so records written before these types read back unchanged.
+pub trait TypedId: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    const KIND: IdKind;
+    /// What the API calls such an object in a 404 (`no such tab`).
+    const NOUN: &'static str;
+
+    fn from_raw(raw: u128) -> Self;
+
+    fn raw(self) -> u128;
+
+    /// The prefixed text the API shows.
+    fn encode(self) -> String {
+        encode_id(Self::KIND, self.raw())
+    }
+
+    /// The id in `text`, or `None` if it is not a prefixed id of this kind.
+    fn decode(text: &str) -> Option<Self> {
+        decode_id(Self::KIND, text).map(Self::from_raw)
+    }
+}
+
 macro_rules! typed_id {
-    ($(#[$doc:meta])* $name:ident, $kind:ident) => {
+    ($(#[$doc:meta])* $name:ident, $kind:ident, $noun:literal) => {
         $(#[$doc])*
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
@@ -107,17 +128,28 @@ macro_rules! typed_id {
         #[serde(transparent)]
         pub struct $name(pub u128);
 
-        impl $name {
-            pub const KIND: IdKind = IdKind::$kind;
+        impl TypedId for $name {
+            const KIND: IdKind = IdKind::$kind;
+            const NOUN: &'static str = $noun;
 
+            fn from_raw(raw: u128) -> $name {
+                $name(raw)
+            }
+
+            fn raw(self) -> u128 {
+                self.0
+            }
+        }
+
+        impl $name {
             /// The prefixed text the API shows.
             pub fn encode(self) -> String {
-                encode_id(IdKind::$kind, self.0)
+                TypedId::encode(self)
             }
 
             /// The id in `text`, or `None` if it is not a prefixed id of this kind.
             pub fn decode(text: &str) -> Option<$name> {
-                decode_id(IdKind::$kind, text).map($name)
+                <$name as TypedId>::decode(text)
             }
         }
 
@@ -132,12 +164,98 @@ macro_rules! typed_id {
 typed_id!(
     /// A merchant (`mer_…`).
     MerchantId,
-    Merchant
+    Merchant,
+    "merchant"
 );
 typed_id!(
     /// A customer (`cus_…`).
     CustomerId,
-    Customer
+    Customer,
+    "customer"
+);
+typed_id!(
+    /// An API key (`key_…`).
+    ApiKeyId,
+    ApiKey,
+    "api key"
+);
+typed_id!(
+    /// An allowance (`alw_…`).
+    AllowanceId,
+    Allowance,
+    "allowance"
+);
+typed_id!(
+    /// A charge or tip (`ch_…`).
+    ChargeId,
+    Charge,
+    "charge"
+);
+typed_id!(
+    /// A refund (`re_…`).
+    RefundId,
+    Refund,
+    "refund"
+);
+typed_id!(
+    /// A top-up (`tu_…`).
+    TopupId,
+    Topup,
+    "top-up"
+);
+typed_id!(
+    /// A payout (`po_…`).
+    PayoutId,
+    Payout,
+    "payout"
+);
+typed_id!(
+    /// A tab (`tab_…`).
+    TabId,
+    Tab,
+    "tab"
+);
+typed_id!(
+    /// A dispute (`dp_…`).
+    DisputeId,
+    Dispute,
+    "dispute"
+);
+typed_id!(
+    /// An escrow hold (`hold_…`).
+    HoldId,
+    Hold,
+    "hold"
+);
+typed_id!(
+    /// A campaign (`cmp_…`).
+    CampaignId,
+    Campaign,
+    "campaign"
+);
+typed_id!(
+    /// A contribution to a campaign (`ctb_…`).
+    ContributionId,
+    Contribution,
+    "contribution"
+);
+typed_id!(
+    /// A subscription plan (`plan_…`).
+    PlanId,
+    Plan,
+    "plan"
+);
+typed_id!(
+    /// A subscription (`sub_…`).
+    SubscriptionId,
+    Subscription,
+    "subscription"
+);
+typed_id!(
+    /// A webhook endpoint (`we_…`).
+    WebhookEndpointId,
+    WebhookEndpoint,
+    "webhook endpoint"
 );
 
 #[cfg(test)]

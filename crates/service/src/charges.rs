@@ -11,6 +11,7 @@
 
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp, TransferResult};
 use farthing_products::fees::{FeePlan, FeePlanError};
+use farthing_products::ids::ChargeId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::rules::allowance::{
     self, Allowance, BudgetPeriod, Caller, ChargeRefusal, Consent, ConsentRefusal, ConsentRequest,
@@ -31,7 +32,6 @@ use crate::submit::{
     chain_committed, run_chain_recorded, ChainOutcome, LedgerAccount, ObjectGuard, Role,
 };
 use farthing_products::accounts::chain_id;
-use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
@@ -536,10 +536,10 @@ pub async fn load_charge(
 pub async fn visible_charge(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: ChargeId,
 ) -> Result<ChargeRecord, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "charge");
-    let id = decode_id(IdKind::Charge, id).ok_or_else(missing)?;
+    let id = id.0;
     let charge = load_charge(state, id).await?.ok_or_else(missing)?;
     // Payees see the charges that paid them.
     let visible = caller.can_see_object(charge.merchant, Some(charge.customer))
@@ -933,7 +933,7 @@ pub async fn confirm(
 pub async fn get_charge(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: ChargeId,
 ) -> Result<ChargeView, ServiceError> {
     let charge = visible_charge(state, caller, id).await?;
     charge_view(state, &charge)
@@ -947,7 +947,7 @@ pub async fn get_charge(
 pub async fn refund<E: From<ServiceError>>(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: ChargeId,
     key: Option<String>,
     request: &[u8],
     amount: impl FnOnce(&Asset) -> Result<Option<Amount>, E>,

@@ -6,6 +6,7 @@
 //! revokes an allowance ([`own_customer`]): a merchant key alone never moves a customer's money.
 
 use farthing_ledger::{Amount, Asset, AssetId};
+use farthing_products::ids::AllowanceId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,6 @@ use crate::state::SharedState;
 use crate::state::{to_json, Reply};
 use crate::submit::{available, LedgerAccount};
 use farthing_products::accounts::{chain_id, CODE_TOPUP};
-use farthing_products::ids::decode_id;
 use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
@@ -187,7 +187,7 @@ pub async fn create(
 pub fn get(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: CustomerId,
 ) -> Result<CustomerView, ServiceError> {
     customer_view(state, &visible_customer(state, caller, id, "id")?, None)
 }
@@ -197,7 +197,7 @@ pub fn get(
 pub fn own_customer(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: CustomerId,
 ) -> Result<CustomerRecord, ServiceError> {
     let customer = visible_customer(state, caller, id, "id")?;
     caller.require_customer(CustomerId(customer.id))?;
@@ -232,7 +232,7 @@ async fn save_customer(state: &SharedState, customer: &CustomerRecord) -> Result
 pub async fn add_payment_method(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: CustomerId,
     card_number: &str,
 ) -> Result<PaymentMethodView, ServiceError> {
     caller.require_write()?;
@@ -284,7 +284,7 @@ pub struct WalletView {
 pub fn wallet(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: CustomerId,
     asset: &str,
 ) -> Result<WalletView, ServiceError> {
     let customer = visible_customer(state, caller, id, "id")?;
@@ -632,11 +632,11 @@ pub fn allowances_of(
 pub fn visible_customer(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: CustomerId,
     param: &str,
 ) -> Result<CustomerRecord, ServiceError> {
     let missing = || ServiceError::not_found(Some(param), "customer");
-    let id = decode_id(IdKind::Customer, id).ok_or_else(missing)?;
+    let id = id.0;
     let customer: CustomerRecord = state.store.record(CUSTOMERS, id)?.ok_or_else(missing)?;
     let visible = caller.can_see_object(MerchantId(customer.creator), Some(CustomerId(id)));
     if !visible {
@@ -772,15 +772,14 @@ pub async fn create_allowance(
 pub fn list_allowances(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: CustomerId,
 ) -> Result<Vec<AllowanceView>, ServiceError> {
     let customer = match visible_customer(state, caller, id, "id") {
         Ok(c) => c,
         // A merchant the customer granted an allowance may list its own allowances.
         Err(e) => {
             let merchant = caller.merchant().ok_or(e.clone())?;
-            let cid = decode_id(IdKind::Customer, id).ok_or(e.clone())?;
-            if !allowances_of(state, CustomerId(cid))?
+            if !allowances_of(state, id)?
                 .iter()
                 .any(|a| a.merchant == merchant)
             {
@@ -788,7 +787,7 @@ pub fn list_allowances(
             }
             state
                 .store
-                .record::<CustomerRecord>(CUSTOMERS, cid)?
+                .record::<CustomerRecord>(CUSTOMERS, id.0)?
                 .ok_or(e)?
         }
     };
@@ -808,10 +807,10 @@ pub fn list_allowances(
 pub async fn revoke_allowance(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: AllowanceId,
 ) -> Result<AllowanceView, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "allowance");
-    let id = decode_id(IdKind::Allowance, id).ok_or_else(missing)?;
+    let id = id.0;
     let _guard = state.products.lock(id).await;
     let mut allowance: AllowanceRecord = state.store.record(ALLOWANCES, id)?.ok_or_else(missing)?;
     if caller.customer() != Some(allowance.customer) {

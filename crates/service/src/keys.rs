@@ -3,12 +3,13 @@
 //! once, in what [`issue_key`] or [`issue_token`] returns (and so in the answer that creates it).
 
 use data_encoding::BASE32_NOPAD;
+use farthing_products::ids::ApiKeyId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
 use crate::error::ServiceError;
 use crate::state::{to_json, Principal, Reply, SharedState};
-use farthing_products::ids::{decode_id, encode_id, IdKind};
+use farthing_products::ids::{encode_id, IdKind};
 use farthing_store::util::now_ns;
 use farthing_store::util::random_id;
 use farthing_store::util::rfc3339;
@@ -190,11 +191,11 @@ pub fn list(state: &SharedState, principal: &Principal) -> Result<Vec<KeyView>, 
 pub async fn revoke(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: ApiKeyId,
 ) -> Result<KeyView, ServiceError> {
     principal.require_write()?;
     let missing = || ServiceError::not_found(Some("id"), "api key");
-    let id = decode_id(IdKind::ApiKey, id).ok_or_else(missing)?;
+    let id = id.0;
     let mut key = state
         .store
         .api_keys()?

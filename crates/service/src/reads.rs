@@ -2,8 +2,9 @@
 //! top-ups, refunds, allowances — each under the visibility rule of what it belongs to. An
 //! object the caller may not see reads as one that does not exist (404 naming `id`).
 
-use farthing_products::ids::{decode_id, IdKind};
-use farthing_products::ids::{CustomerId, MerchantId};
+use farthing_products::ids::{
+    AllowanceId, CustomerId, DisputeId, MerchantId, PlanId, RefundId, TopupId, TypedId,
+};
 use farthing_store::records::{
     AllowanceRecord, CustomerRecord, DisputeRecord, PlanRecord, RefundRecord, TopupRecord,
     ALLOWANCES, CUSTOMERS, DISPUTES, PLANS, REFUNDS, TOPUPS,
@@ -13,17 +14,15 @@ use serde::de::DeserializeOwned;
 use crate::error::ServiceError;
 use crate::state::{Principal, SharedState};
 
-/// Record `id` (an id of `kind`) of `table`, if `visible` lets the caller see it.
-async fn visible<R: DeserializeOwned>(
+/// Record `id` of `table`, if `visible` lets the caller see it.
+async fn visible<I: TypedId, R: DeserializeOwned>(
     state: &SharedState,
     table: farthing_store::db::RecordTable,
-    kind: IdKind,
-    what: &str,
-    id: &str,
+    id: I,
     visible: impl FnOnce(&R) -> Result<bool, ServiceError>,
 ) -> Result<R, ServiceError> {
-    let missing = || ServiceError::not_found(Some("id"), what);
-    let id = decode_id(kind, id).ok_or_else(missing)?;
+    let missing = || ServiceError::not_found(Some("id"), I::NOUN);
+    let id = id.raw();
     // A record answered moments ago may still be in the journal.
     state.products.journal.settle(id).await?;
     let record: R = state.store.record(table, id)?.ok_or_else(missing)?;
@@ -46,9 +45,9 @@ fn creator_of(state: &SharedState, customer: CustomerId) -> Result<u128, Service
 pub async fn plan(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: PlanId,
 ) -> Result<crate::subscriptions::PlanView, ServiceError> {
-    let p: PlanRecord = visible(state, PLANS, IdKind::Plan, "plan", id, |p: &PlanRecord| {
+    let p: PlanRecord = visible(state, PLANS, id, |p: &PlanRecord| {
         Ok(caller.is_customer_token() || caller.can_see(p.merchant.0))
     })
     .await?;
@@ -59,20 +58,12 @@ pub async fn plan(
 pub async fn dispute(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: DisputeId,
 ) -> Result<crate::disputes::DisputeView, ServiceError> {
-    let d: DisputeRecord = visible(
-        state,
-        DISPUTES,
-        IdKind::Dispute,
-        "dispute",
-        id,
-        |d: &DisputeRecord| {
-            Ok(caller.can_see_object(MerchantId(0), Some(d.customer))
-                || (!caller.is_customer_token()
-                    && d.merchants.iter().any(|(m, _)| caller.can_see(*m))))
-        },
-    )
+    let d: DisputeRecord = visible(state, DISPUTES, id, |d: &DisputeRecord| {
+        Ok(caller.can_see_object(MerchantId(0), Some(d.customer))
+            || (!caller.is_customer_token() && d.merchants.iter().any(|(m, _)| caller.can_see(*m))))
+    })
     .await?;
     crate::disputes::dispute_view(state, &d)
 }
@@ -81,18 +72,11 @@ pub async fn dispute(
 pub async fn topup(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: TopupId,
 ) -> Result<crate::customers::TopupView, ServiceError> {
-    let t: TopupRecord = visible(
-        state,
-        TOPUPS,
-        IdKind::Topup,
-        "top-up",
-        id,
-        |t: &TopupRecord| {
-            Ok(caller.can_see_object(MerchantId(creator_of(state, t.customer)?), Some(t.customer)))
-        },
-    )
+    let t: TopupRecord = visible(state, TOPUPS, id, |t: &TopupRecord| {
+        Ok(caller.can_see_object(MerchantId(creator_of(state, t.customer)?), Some(t.customer)))
+    })
     .await?;
     crate::customers::topup_view(state, &t)
 }
@@ -101,11 +85,10 @@ pub async fn topup(
 pub async fn refund(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: RefundId,
 ) -> Result<crate::charges::RefundView, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "refund");
-    let r: RefundRecord =
-        visible(state, REFUNDS, IdKind::Refund, "refund", id, |_| Ok(true)).await?;
+    let r: RefundRecord = visible(state, REFUNDS, id, |_| Ok(true)).await?;
     let charge = crate::charges::load_charge(state, r.charge)
         .await?
         .ok_or_else(missing)?;
@@ -122,16 +105,11 @@ pub async fn refund(
 pub async fn allowance(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: AllowanceId,
 ) -> Result<crate::customers::AllowanceView, ServiceError> {
-    let a: AllowanceRecord = visible(
-        state,
-        ALLOWANCES,
-        IdKind::Allowance,
-        "allowance",
-        id,
-        |a: &AllowanceRecord| Ok(caller.can_see_object(a.merchant, Some(a.customer))),
-    )
+    let a: AllowanceRecord = visible(state, ALLOWANCES, id, |a: &AllowanceRecord| {
+        Ok(caller.can_see_object(a.merchant, Some(a.customer)))
+    })
     .await?;
     crate::customers::allowance_view(state, &a)
 }

@@ -7,6 +7,8 @@
 //! its next job, and the job's events with it.
 
 use farthing_ledger::{Amount, Asset, Timestamp};
+use farthing_products::ids::PlanId;
+use farthing_products::ids::SubscriptionId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::schedule::{add_interval, Backoff, Interval};
 use serde::Serialize;
@@ -15,7 +17,7 @@ use crate::assets::asset_by_id;
 use crate::charges::{execute, priced};
 use crate::error::ServiceError;
 use crate::state::{to_json, Principal, Reply, SharedState};
-use farthing_products::ids::{decode_id, encode_id, IdKind};
+use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_store::outbox::{event_write, EventKind};
 pub use farthing_store::records::{BillingInterval, SubscriptionStatus};
@@ -390,9 +392,9 @@ impl Terms {
 }
 
 /// The terms of plan `id` (`plan_…`), or 404 naming `plan`.
-pub fn plan_terms(state: &SharedState, id: &str) -> Result<Terms, ServiceError> {
+pub fn plan_terms(state: &SharedState, id: PlanId) -> Result<Terms, ServiceError> {
     let missing = || ServiceError::not_found(Some("plan"), "plan");
-    let id = decode_id(IdKind::Plan, id).ok_or_else(missing)?;
+    let id = id.0;
     let p: PlanRecord = state.store.record(PLANS, id)?.ok_or_else(missing)?;
     Ok(Terms {
         plan: Some(p.id),
@@ -499,10 +501,10 @@ pub async fn subscribe(
 fn visible(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: SubscriptionId,
 ) -> Result<SubscriptionRecord, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "subscription");
-    let id = decode_id(IdKind::Subscription, id).ok_or_else(missing)?;
+    let id = id.0;
     let s: SubscriptionRecord = state.store.record(SUBSCRIPTIONS, id)?.ok_or_else(missing)?;
     let ok = caller.can_see_object(s.merchant, Some(s.customer));
     ok.then_some(s).ok_or_else(missing)
@@ -512,7 +514,7 @@ fn visible(
 pub fn get(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: SubscriptionId,
 ) -> Result<SubscriptionView, ServiceError> {
     view(state, &visible(state, caller, id)?)
 }
@@ -522,7 +524,7 @@ pub fn get(
 async fn change(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: SubscriptionId,
     apply: impl FnOnce(&mut SubscriptionRecord, u64) -> Result<(), ServiceError>,
 ) -> Result<SubscriptionView, ServiceError> {
     caller.require_write()?;
@@ -547,7 +549,7 @@ async fn change(
 pub async fn pause(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: SubscriptionId,
 ) -> Result<SubscriptionView, ServiceError> {
     change(state, caller, id, |s, _| {
         s.status = SubscriptionStatus::Paused;
@@ -561,7 +563,7 @@ pub async fn pause(
 pub async fn resume(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: SubscriptionId,
 ) -> Result<SubscriptionView, ServiceError> {
     change(state, caller, id, |s, now| {
         if s.status != SubscriptionStatus::Paused {
@@ -585,7 +587,7 @@ pub async fn resume(
 pub async fn cancel(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: SubscriptionId,
     at_period_end: bool,
 ) -> Result<SubscriptionView, ServiceError> {
     change(state, caller, id, |s, _| {

@@ -5,6 +5,7 @@
 //! ([`advance_test_clock`]) is here too.
 
 use farthing_ledger::{Amount, Asset};
+use farthing_products::ids::TabId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
@@ -13,7 +14,7 @@ use crate::customers::{require_payment_method, visible_customer};
 use crate::error::{Reason, ServiceError};
 use crate::scheduler::{first_period_end, job_write, settle_tab, tab_owed};
 use crate::state::{Principal, SharedState};
-use farthing_products::ids::{decode_id, encode_id, IdKind};
+use farthing_products::ids::{encode_id, IdKind};
 use farthing_products::money::format_amount;
 use farthing_products::rules::tab::{
     self as rule, SettlementTrigger, TabFrozen, ThresholdAboveLimit,
@@ -220,10 +221,10 @@ pub async fn open(
 pub fn visible_tab(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: TabId,
 ) -> Result<TabRecord, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "tab");
-    let id = decode_id(IdKind::Tab, id).ok_or_else(missing)?;
+    let id = id.0;
     let tab: TabRecord = state.store.record(TABS, id)?.ok_or_else(missing)?;
     let customer: CustomerRecord = state
         .store
@@ -237,7 +238,7 @@ pub fn visible_tab(
 }
 
 /// The tab `id`, what it owes and its settlements, if the caller may see it.
-pub fn get(state: &SharedState, caller: &Principal, id: &str) -> Result<TabView, ServiceError> {
+pub fn get(state: &SharedState, caller: &Principal, id: TabId) -> Result<TabView, ServiceError> {
     tab_view(state, &visible_tab(state, caller, id)?)
 }
 
@@ -246,18 +247,13 @@ pub fn get(state: &SharedState, caller: &Principal, id: &str) -> Result<TabView,
 pub async fn set_payment_method(
     state: &SharedState,
     caller: &Principal,
-    id: &str,
+    id: TabId,
     payment_method: String,
 ) -> Result<TabView, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "tab");
     let tab = visible_tab(state, caller, id)?;
     caller.require_customer(tab.customer)?;
-    let customer = visible_customer(
-        state,
-        caller,
-        &encode_id(IdKind::Customer, tab.customer.0),
-        "id",
-    )?;
+    let customer = visible_customer(state, caller, tab.customer, "id")?;
     require_payment_method(&customer, &payment_method)?;
     let frozen = {
         let _guard = state.products.lock(tab.id).await;

@@ -8,6 +8,7 @@
 //! delivery carries both signatures) for `previous_secret_valid_seconds`.
 
 use farthing_products::ids::MerchantId;
+use farthing_products::ids::WebhookEndpointId;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
 use farthing_store::outbox::{
     AttemptRecord, DeliveryRecord, DeliveryStatus, EndpointRecord, EventKind, EventRecord,
@@ -237,9 +238,9 @@ fn endpoint_missing() -> ServiceError {
 fn load_endpoint(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
 ) -> Result<EndpointRecord, ServiceError> {
-    let id = decode_id(IdKind::WebhookEndpoint, id).ok_or_else(endpoint_missing)?;
+    let id = id.0;
     state
         .store
         .endpoint(id)?
@@ -342,7 +343,7 @@ pub fn list(state: &SharedState, principal: &Principal) -> Result<Vec<EndpointVi
 pub fn get(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
 ) -> Result<EndpointView, ServiceError> {
     let endpoint = load_endpoint(state, principal, id)?;
     Ok(endpoint_view(&endpoint, state.products.clock.now(), None))
@@ -362,7 +363,7 @@ pub struct EndpointChange {
 pub async fn change(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
     change: EndpointChange,
 ) -> Result<EndpointView, ServiceError> {
     owner_of_caller(principal)?;
@@ -403,7 +404,7 @@ pub async fn change(
 pub fn delete(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
 ) -> Result<EndpointView, ServiceError> {
     owner_of_caller(principal)?;
     let endpoint = load_endpoint(state, principal, id)?;
@@ -421,7 +422,7 @@ pub async fn rotate_secret(
     principal: &Principal,
     key: Option<String>,
     request: &[u8],
-    id: &str,
+    id: WebhookEndpointId,
     previous_secret_valid_seconds: Option<u64>,
 ) -> Result<Reply, ServiceError> {
     owner_of_caller(principal)?;
@@ -484,7 +485,7 @@ pub async fn rotate_secret(
 pub fn attempts(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
     before: Option<u128>,
     limit: usize,
 ) -> Result<(Vec<AttemptView>, bool), ServiceError> {
@@ -503,7 +504,7 @@ pub fn attempts(
 pub fn delivery(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
     event: &str,
 ) -> Result<DeliveryView, ServiceError> {
     let endpoint = load_endpoint(state, principal, id)?;
@@ -524,7 +525,7 @@ pub async fn redeliver(
     principal: &Principal,
     key: Option<String>,
     request: &[u8],
-    id: &str,
+    id: WebhookEndpointId,
     event: String,
 ) -> Result<Reply, ServiceError> {
     let path = format!("webhook_endpoints/{id}/redeliver");
@@ -540,7 +541,7 @@ pub async fn redeliver(
 async fn queue_again(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: WebhookEndpointId,
     event: &str,
 ) -> Result<String, ServiceError> {
     owner_of_caller(principal)?;

@@ -10,11 +10,13 @@
 //! Who may charge whom, consent, idempotency, booking a charge (and what it triggers) and
 //! refunds are [`farthing_service::charges`]; subscriptions book their periods through it too.
 
+use crate::extract::IdPath;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use farthing_ledger::Asset;
 use farthing_products::fees::{FeePlan, RoundingRule};
+use farthing_products::ids::ChargeId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -249,9 +251,9 @@ pub async fn tip(
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<ChargeId>,
 ) -> Result<axum::Json<ChargeView>, ApiError> {
-    Ok(axum::Json(charges::get_charge(&state, &caller, &id).await?))
+    Ok(axum::Json(charges::get_charge(&state, &caller, id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -267,7 +269,7 @@ pub async fn refund(
     State(state): State<SharedState>,
     Key(principal): Key,
     IdempotencyKey(key): IdempotencyKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<ChargeId>,
     ApiJson(request, raw): ApiJson<CreateRefund>,
 ) -> Result<Response, ApiError> {
     principal.require_write()?;
@@ -278,6 +280,6 @@ pub async fn refund(
             .transpose()
     };
     Ok(reply(
-        charges::refund(&state, &principal, &id, key, &raw, amount).await?,
+        charges::refund(&state, &principal, id, key, &raw, amount).await?,
     ))
 }

@@ -6,9 +6,12 @@
 //! allowance or confirm a charge: a merchant key alone never moves a customer's money. The
 //! operations are in [`farthing_service::customers`].
 
+use crate::extract::IdPath;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use farthing_products::ids::AllowanceId;
+use farthing_products::ids::CustomerId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -73,9 +76,9 @@ pub async fn create(
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
 ) -> Result<axum::Json<CustomerView>, ApiError> {
-    Ok(axum::Json(customers::get(&state, &caller, &id)?))
+    Ok(axum::Json(customers::get(&state, &caller, id)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -92,11 +95,11 @@ pub struct AddPaymentMethod {
 pub async fn add_payment_method(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(request, _): ApiJson<AddPaymentMethod>,
 ) -> Result<Response, ApiError> {
     let method: PaymentMethodView =
-        customers::add_payment_method(&state, &caller, &id, &request.card_number).await?;
+        customers::add_payment_method(&state, &caller, id, &request.card_number).await?;
     Ok(json_response(StatusCode::CREATED, to_json(&method)?))
 }
 
@@ -106,7 +109,8 @@ pub async fn wallet(
     Caller(caller): Caller,
     Path((id, asset)): Path<(String, String)>,
 ) -> Result<axum::Json<WalletView>, ApiError> {
-    Ok(axum::Json(customers::wallet(&state, &caller, &id, &asset)?))
+    let id = crate::extract::parse_id(&id, "id")?;
+    Ok(axum::Json(customers::wallet(&state, &caller, id, &asset)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -125,12 +129,12 @@ pub async fn topup(
     State(state): State<SharedState>,
     Caller(caller): Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(request, raw): ApiJson<CreateTopup>,
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
     // Charging the customer's card is the customer's decision alone.
-    let customer = own_customer(&state, &caller, &id)?;
+    let customer = own_customer(&state, &caller, id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let amount = positive_amount(&request.amount, &asset, "amount")?;
     let topup = NewTopup {
@@ -162,11 +166,11 @@ pub struct SetAutoTopup {
 pub async fn set_auto_topup(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(request, _): ApiJson<SetAutoTopup>,
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
-    let customer = own_customer(&state, &caller, &id)?;
+    let customer = own_customer(&state, &caller, id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let settings = AutoTopup {
         asset: asset.id,
@@ -200,10 +204,10 @@ pub async fn create_allowance(
     State(state): State<SharedState>,
     Caller(caller): Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(request, raw): ApiJson<CreateAllowance>,
 ) -> Result<Response, ApiError> {
-    let customer = own_customer(&state, &caller, &id)?;
+    let customer = own_customer(&state, &caller, id)?;
     let merchant = merchant_exists(&state, &request.merchant, "merchant")?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let allowance = NewAllowance {
@@ -229,11 +233,11 @@ pub struct AllowanceList {
 pub async fn list_allowances(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
 ) -> Result<axum::Json<AllowanceList>, ApiError> {
     Ok(axum::Json(AllowanceList {
         object: "list",
-        data: customers::list_allowances(&state, &caller, &id)?,
+        data: customers::list_allowances(&state, &caller, id)?,
         has_more: false,
     }))
 }
@@ -242,8 +246,8 @@ pub async fn list_allowances(
 pub async fn revoke_allowance(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<AllowanceId>,
 ) -> Result<Response, ApiError> {
-    let allowance = customers::revoke_allowance(&state, &caller, &id).await?;
+    let allowance = customers::revoke_allowance(&state, &caller, id).await?;
     Ok(json_response(StatusCode::OK, to_json(&allowance)?))
 }

@@ -2,8 +2,10 @@
 //! A key is `fk_<scope>_<26 base32 chars>`; only its SHA-256 is stored, and the secret is
 //! shown once, in the response that creates it.
 
-use axum::extract::{Path, State};
+use crate::extract::IdPath;
+use axum::extract::State;
 use axum::response::Response;
+use farthing_products::ids::ApiKeyId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -65,9 +67,9 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<SharedState>,
     Key(principal): Key,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<ApiKeyId>,
 ) -> Result<axum::Json<KeyView>, ApiError> {
     Ok(axum::Json(
-        farthing_service::keys::revoke(&state, &principal, &id).await?,
+        farthing_service::keys::revoke(&state, &principal, id).await?,
     ))
 }

@@ -4,8 +4,14 @@
 //! refunds, allowances). The rules are in [`farthing_service::lists`] and
 //! [`farthing_service::reads`].
 
-use axum::extract::{Path, RawQuery, State};
+use crate::extract::IdPath;
+use axum::extract::{RawQuery, State};
+use farthing_products::ids::AllowanceId;
+use farthing_products::ids::DisputeId;
 use farthing_products::ids::IdKind;
+use farthing_products::ids::PlanId;
+use farthing_products::ids::RefundId;
+use farthing_products::ids::TopupId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_service::lists::{self, ListQuery, Page};
 use farthing_service::reads;
@@ -202,43 +208,43 @@ pub struct ListFilters {
 pub async fn plan(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<PlanId>,
 ) -> Result<axum::Json<farthing_service::subscriptions::PlanView>, ApiError> {
-    Ok(axum::Json(reads::plan(&state, &caller, &id).await?))
+    Ok(axum::Json(reads::plan(&state, &caller, id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/disputes/{id}", operation_id = "disputes.get", tag = "disputes", params(("id" = String, Path, description = "dp_… id")), responses((status = 200, description = "the dispute (the operator, the merchants it debited, its customer)", body = farthing_service::disputes::DisputeView), crate::error::ReadErrors))]
 pub async fn dispute(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<DisputeId>,
 ) -> Result<axum::Json<farthing_service::disputes::DisputeView>, ApiError> {
-    Ok(axum::Json(reads::dispute(&state, &caller, &id).await?))
+    Ok(axum::Json(reads::dispute(&state, &caller, id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/topups/{id}", operation_id = "topups.get", tag = "customers", params(("id" = String, Path, description = "top-up id")), responses((status = 200, description = "the top-up (its customer, the customer's merchant, the operator)", body = farthing_service::customers::TopupView), crate::error::ReadErrors))]
 pub async fn topup(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<TopupId>,
 ) -> Result<axum::Json<farthing_service::customers::TopupView>, ApiError> {
-    Ok(axum::Json(reads::topup(&state, &caller, &id).await?))
+    Ok(axum::Json(reads::topup(&state, &caller, id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/refunds/{id}", operation_id = "refunds.get", tag = "charges", params(("id" = String, Path, description = "re_… id")), responses((status = 200, description = "the refund (whoever may see its charge)", body = farthing_service::charges::RefundView), crate::error::ReadErrors))]
 pub async fn refund(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<RefundId>,
 ) -> Result<axum::Json<farthing_service::charges::RefundView>, ApiError> {
-    Ok(axum::Json(reads::refund(&state, &caller, &id).await?))
+    Ok(axum::Json(reads::refund(&state, &caller, id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/allowances/{id}", operation_id = "allowances.get", tag = "customers", params(("id" = String, Path, description = "al_… id")), responses((status = 200, description = "the allowance (its customer, its merchant, the operator)", body = farthing_service::customers::AllowanceView), crate::error::ReadErrors))]
 pub async fn allowance(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<AllowanceId>,
 ) -> Result<axum::Json<farthing_service::customers::AllowanceView>, ApiError> {
-    Ok(axum::Json(reads::allowance(&state, &caller, &id).await?))
+    Ok(axum::Json(reads::allowance(&state, &caller, id).await?))
 }

@@ -14,9 +14,11 @@
 //! it is canceled. Pause stops charging until resume; cancel ends it now or at the end of the
 //! paid period. The operations are in [`farthing_service::subscriptions`].
 
-use axum::extract::{Path, State};
+use crate::extract::IdPath;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use farthing_products::ids::SubscriptionId;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -108,7 +110,7 @@ pub async fn subscribe(
                     "give a plan, or a pledge's merchant and amount, not both",
                 ));
             }
-            plan_terms(&state, plan)?
+            plan_terms(&state, crate::extract::parse_id(plan, "plan")?)?
         }
         None => pledge_terms(&state, &request)?,
     };
@@ -161,9 +163,9 @@ fn pledge_terms(state: &SharedState, request: &Subscribe) -> Result<Terms, ApiEr
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<SubscriptionId>,
 ) -> Result<axum::Json<SubscriptionView>, ApiError> {
-    Ok(axum::Json(subscriptions::get(&state, &caller, &id)?))
+    Ok(axum::Json(subscriptions::get(&state, &caller, id)?))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -186,26 +188,26 @@ fn ok(subscription: SubscriptionView) -> Result<Response, ApiError> {
 pub async fn pause(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<SubscriptionId>,
 ) -> Result<Response, ApiError> {
-    ok(subscriptions::pause(&state, &caller, &id).await?)
+    ok(subscriptions::pause(&state, &caller, id).await?)
 }
 
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/resume", operation_id = "subscriptions.resume", tag = "subscriptions", params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "resumed: the next period is charged when due (at once if it already is)", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn resume(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<SubscriptionId>,
 ) -> Result<Response, ApiError> {
-    ok(subscriptions::resume(&state, &caller, &id).await?)
+    ok(subscriptions::resume(&state, &caller, id).await?)
 }
 
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/cancel", operation_id = "subscriptions.cancel", tag = "subscriptions", request_body = CancelSubscription, params(("id" = String, Path, description = "sub_… id")), responses((status = 200, description = "canceled now, or at the end of the paid period", body = SubscriptionView), crate::error::WriteErrors))]
 pub async fn cancel(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<SubscriptionId>,
     ApiJson(request, _): ApiJson<CancelSubscription>,
 ) -> Result<Response, ApiError> {
-    ok(subscriptions::cancel(&state, &caller, &id, request.at_period_end).await?)
+    ok(subscriptions::cancel(&state, &caller, id, request.at_period_end).await?)
 }

@@ -5,9 +5,12 @@
 //! operations, and the test clock that drives the settlements in tests, are in
 //! [`farthing_service::tabs`].
 
-use axum::extract::{Path, State};
+use crate::extract::IdPath;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use farthing_products::ids::CustomerId;
+use farthing_products::ids::TabId;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -43,10 +46,10 @@ pub struct CreateTab {
 pub async fn create(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<CustomerId>,
     ApiJson(request, _): ApiJson<CreateTab>,
 ) -> Result<Response, ApiError> {
-    let customer = own_customer(&state, &caller, &id)?;
+    let customer = own_customer(&state, &caller, id)?;
     let asset = by_code(&state, &request.asset, "asset")?;
     let tab = NewTab {
         limit: positive_amount(&request.limit, &asset, "limit")?,
@@ -67,9 +70,9 @@ pub async fn create(
 pub async fn get(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<TabId>,
 ) -> Result<axum::Json<TabView>, ApiError> {
-    Ok(axum::Json(tabs::get(&state, &caller, &id)?))
+    Ok(axum::Json(tabs::get(&state, &caller, id)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -82,10 +85,10 @@ pub struct SetTabPaymentMethod {
 pub async fn set_payment_method(
     State(state): State<SharedState>,
     Caller(caller): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<TabId>,
     ApiJson(request, _): ApiJson<SetTabPaymentMethod>,
 ) -> Result<Response, ApiError> {
-    let tab = tabs::set_payment_method(&state, &caller, &id, request.payment_method).await?;
+    let tab = tabs::set_payment_method(&state, &caller, id, request.payment_method).await?;
     Ok(json_response(StatusCode::OK, to_json(&tab)?))
 }
 

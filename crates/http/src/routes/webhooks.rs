@@ -6,8 +6,10 @@
 //! created or its secret rotated; after a rotation the previous secret keeps signing (every
 //! delivery carries both signatures) for `previous_secret_valid_seconds`.
 
+use crate::extract::IdPath;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
+use farthing_products::ids::WebhookEndpointId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -109,10 +111,10 @@ pub async fn list(
 pub async fn get(
     State(state): State<SharedState>,
     Key(principal): Key,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<WebhookEndpointId>,
 ) -> Result<axum::Json<EndpointView>, ApiError> {
     Ok(axum::Json(farthing_service::webhooks::get(
-        &state, &principal, &id,
+        &state, &principal, id,
     )?))
 }
 
@@ -120,7 +122,7 @@ pub async fn get(
 pub async fn change(
     State(state): State<SharedState>,
     Key(principal): Key,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<WebhookEndpointId>,
     ApiJson(request, _raw): ApiJson<UpdateEndpoint>,
 ) -> Result<axum::Json<EndpointView>, ApiError> {
     let change = EndpointChange {
@@ -130,7 +132,7 @@ pub async fn change(
         enabled: request.enabled,
     };
     Ok(axum::Json(
-        farthing_service::webhooks::change(&state, &principal, &id, change).await?,
+        farthing_service::webhooks::change(&state, &principal, id, change).await?,
     ))
 }
 
@@ -138,10 +140,10 @@ pub async fn change(
 pub async fn delete(
     State(state): State<SharedState>,
     Key(principal): Key,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<WebhookEndpointId>,
 ) -> Result<axum::Json<EndpointView>, ApiError> {
     Ok(axum::Json(farthing_service::webhooks::delete(
-        &state, &principal, &id,
+        &state, &principal, id,
     )?))
 }
 
@@ -150,7 +152,7 @@ pub async fn rotate_secret(
     State(state): State<SharedState>,
     Key(principal): Key,
     IdempotencyKey(key): IdempotencyKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<WebhookEndpointId>,
     ApiJson(request, raw): ApiJson<RotateSecret>,
 ) -> Result<Response, ApiError> {
     let reply = farthing_service::webhooks::rotate_secret(
@@ -158,7 +160,7 @@ pub async fn rotate_secret(
         &principal,
         key,
         &raw,
-        &id,
+        id,
         request.previous_secret_valid_seconds,
     )
     .await?;
@@ -169,7 +171,7 @@ pub async fn rotate_secret(
 pub async fn attempts(
     State(state): State<SharedState>,
     Key(principal): Key,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<WebhookEndpointId>,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<AttemptList>, ApiError> {
     let page: PageQuery = parse_query(query.as_deref())?;
@@ -188,7 +190,7 @@ pub async fn attempts(
         })
         .transpose()?;
     let (data, has_more) =
-        farthing_service::webhooks::attempts(&state, &principal, &id, before, limit)?;
+        farthing_service::webhooks::attempts(&state, &principal, id, before, limit)?;
     Ok(axum::Json(AttemptList {
         object: "list",
         data,
@@ -202,8 +204,9 @@ pub async fn delivery(
     Key(principal): Key,
     Path((id, event)): Path<(String, String)>,
 ) -> Result<axum::Json<DeliveryView>, ApiError> {
+    let id = crate::extract::parse_id(&id, "id")?;
     Ok(axum::Json(farthing_service::webhooks::delivery(
-        &state, &principal, &id, &event,
+        &state, &principal, id, &event,
     )?))
 }
 
@@ -212,11 +215,11 @@ pub async fn redeliver(
     State(state): State<SharedState>,
     Key(principal): Key,
     IdempotencyKey(key): IdempotencyKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<WebhookEndpointId>,
     ApiJson(request, raw): ApiJson<Redeliver>,
 ) -> Result<Response, ApiError> {
     let reply =
-        farthing_service::webhooks::redeliver(&state, &principal, key, &raw, &id, request.event)
+        farthing_service::webhooks::redeliver(&state, &principal, key, &raw, id, request.event)
             .await?;
     Ok(crate::extract::reply(reply))
 }
