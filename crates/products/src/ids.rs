@@ -39,6 +39,10 @@ pub enum IdKind {
     Event,
     WebhookEndpoint,
     WebhookAttempt,
+    Offer,
+    Entitlement,
+    /// A customer as one merchant sees it (see `entitlement::pseudonym`).
+    Pseudonym,
 }
 
 impl IdKind {
@@ -65,6 +69,9 @@ impl IdKind {
             IdKind::Event => "evt_",
             IdKind::WebhookEndpoint => "we_",
             IdKind::WebhookAttempt => "whatt_",
+            IdKind::Offer => "ofr_",
+            IdKind::Entitlement => "ent_",
+            IdKind::Pseudonym => "psn_",
         }
     }
 }

@@ -22,11 +22,16 @@
 //!   the legs of charges, tips and refunds, payouts and reserves, dispute allocation, hold
 //!   captures, campaign ends, tab settlements. Refusals carry the API's error codes.
 //!
+//! - [`entitlement`]: what an offer grants ([`entitlement::Access`]), the per-merchant
+//!   customer [`entitlement::pseudonym`], and the EdDSA-signed entitlement token (sign,
+//!   verify, the JWK of a key).
+//!
 //! Money is always integer minor units ([`farthing_ledger::Amount`]); no floating point is
 //! used anywhere.
 
 pub mod accounts;
 pub mod amounts;
+pub mod entitlement;
 pub mod fees;
 pub mod ids;
 pub mod money;
