@@ -49,7 +49,7 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 /// An API key's caller: operator, merchant and read-only keys; customer tokens only reach the
-/// endpoints that take a [`Caller`].
+/// endpoints that take a [`Caller`], publishable keys only those that take a [`PageKey`].
 pub struct Key(pub Principal);
 
 impl<S> FromRequestParts<S> for Key
@@ -66,7 +66,52 @@ where
                 "a customer token can only call the customer endpoints",
             ));
         }
+        refuse_publishable(&principal)?;
         Ok(Key(principal))
+    }
+}
+
+fn refuse_publishable(principal: &Principal) -> Result<(), ApiError> {
+    if principal.is_publishable() {
+        return Err(ApiError::forbidden(
+            "a publishable key can only read its merchant's offers and verify entitlement tokens",
+        ));
+    }
+    Ok(())
+}
+
+/// The caller of an endpoint a web page may call: any API key [`Key`] takes, or a merchant's
+/// publishable key (`fk_pk_…`) from a page of one of its declared origins (the `Origin`
+/// header; another origin, or none, is 403 `origin_not_allowed`). Never a customer token.
+pub struct PageKey(pub Principal);
+
+impl<S> FromRequestParts<S> for PageKey
+where
+    SharedState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PageKey, ApiError> {
+        let principal = authenticate(parts, &SharedState::from_ref(state))?;
+        if principal.is_customer_token() {
+            return Err(ApiError::forbidden(
+                "a customer token can only call the customer endpoints",
+            ));
+        }
+        let origin = parts
+            .headers
+            .get(axum::http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        principal.check_origin(origin)?;
+        if let (true, Some(origin), Some(grant)) = (
+            principal.is_publishable(),
+            origin,
+            parts.extensions.get::<crate::cors::Grant>(),
+        ) {
+            grant.allow(origin);
+        }
+        Ok(PageKey(principal))
     }
 }
 
@@ -82,7 +127,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// Any authenticated caller, customer tokens included (the customer-facing endpoints).
+/// Any authenticated caller, customer tokens included (the customer-facing endpoints); not a
+/// publishable key.
 pub struct Caller(pub Principal);
 
 impl<S> FromRequestParts<S> for Caller
@@ -93,7 +139,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
-        Ok(Caller(authenticate(parts, &SharedState::from_ref(state))?))
+        let principal = authenticate(parts, &SharedState::from_ref(state))?;
+        refuse_publishable(&principal)?;
+        Ok(Caller(principal))
     }
 }
 

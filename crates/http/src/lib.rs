@@ -9,6 +9,7 @@
 //! the ledger's types only, never on the store or the engine: a handler parses, calls the
 //! service and renders (`tests/layers.rs` reads the manifest).
 
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -57,6 +58,8 @@ pub fn router(state: SharedState) -> Router {
         .route_layer(idempotency::IdempotencyLayer {
             state: state.clone(),
         })
+        // Outside the Idempotency-Key layer: a preflight is answered before it.
+        .route_layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -16,7 +16,8 @@ use farthing_store::util::rfc3339;
 use farthing_store::util::sha256;
 use farthing_store::{ApiKeyRecord, Changes};
 
-/// What a key may do; requests name it (`operator`, `merchant`, `read_only`, `customer`).
+/// What a key may do; requests name it (`operator`, `merchant`, `read_only`, `customer`,
+/// `publishable`).
 pub use farthing_store::Scope;
 
 /// Every secret starts with this, so leaked keys are easy to recognise and scan for.
@@ -29,6 +30,7 @@ pub fn new_secret(scope: Scope) -> String {
         Scope::Merchant => "mk",
         Scope::ReadOnly => "ro",
         Scope::Customer => "cu",
+        Scope::Publishable => "pk",
     };
     let random: [u8; 20] = rand::random();
     format!(
@@ -57,6 +59,7 @@ pub fn issue_token(
         customer,
         created_ns: now_ns(),
         revoked: false,
+        origins: Vec::new(),
     };
     (record, secret)
 }
@@ -89,6 +92,9 @@ pub struct KeyView {
     pub merchant: Option<String>,
     pub created: String,
     pub revoked: bool,
+    /// For publishable keys: the origins whose pages may use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Vec<String>>,
     /// Only in the response that creates the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -102,21 +108,40 @@ pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
         merchant: key.merchant.map(|m| encode_id(IdKind::Merchant, m.0)),
         created: rfc3339(key.created_ns),
         revoked: key.revoked,
+        origins: (key.scope == Scope::Publishable).then(|| key.origins.clone()),
         secret,
     }
 }
 
+/// The most origins a publishable key declares.
+pub const ORIGINS_MAX: usize = 20;
+/// The longest origin, in bytes.
+pub const ORIGIN_BYTES_MAX: usize = 200;
+
+/// A key as asked for: its scope, its merchant (a `mer_…` id), and for publishable keys the
+/// origins whose pages may use it.
+pub struct NewKey<'a> {
+    pub scope: Scope,
+    pub merchant: Option<&'a str>,
+    pub origins: Option<&'a [String]>,
+}
+
 /// Issues a key of `scope` for `merchant` (a `mer_…` id; merchant keys may omit it, meaning
 /// their own, but not name another), at most once per Idempotency-Key. Operator keys and
-/// global read-only keys need an operator; customer tokens come from the customer endpoints.
+/// global read-only keys need an operator; customer tokens come from the customer endpoints;
+/// a publishable key needs a merchant and its declared origins.
 pub async fn create(
     state: &SharedState,
     principal: &Principal,
     key: Option<String>,
     request: &[u8],
-    scope: Scope,
-    merchant: Option<&str>,
+    new: NewKey<'_>,
 ) -> Result<Reply, ServiceError> {
+    let NewKey {
+        scope,
+        merchant,
+        origins,
+    } = new;
     principal.require_write()?;
     let merchant = match merchant {
         Some(text) => Some(MerchantId::decode(text).ok_or_else(|| {
@@ -146,8 +171,33 @@ pub async fn create(
                 "customer tokens are issued by POST /v1/customers",
             ))
         }
+        (Scope::Publishable, None) => {
+            return Err(ServiceError::invalid(
+                "merchant",
+                "merchant_required",
+                "a publishable key needs a merchant",
+            ))
+        }
         _ => {}
     }
+    let origins = match (scope, origins) {
+        (Scope::Publishable, Some(origins)) => declared_origins(origins)?,
+        (Scope::Publishable, None) => {
+            return Err(ServiceError::invalid(
+                "origins",
+                "origins_required",
+                "a publishable key needs the origins (https://news.example) whose pages use it",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(ServiceError::invalid(
+                "origins",
+                "origins_not_allowed",
+                "only publishable keys declare origins",
+            ))
+        }
+        (_, None) => Vec::new(),
+    };
     state
         .idempotent(
             principal.tenant(),
@@ -155,7 +205,8 @@ pub async fn create(
             "api_keys",
             request,
             || async move {
-                let (record, secret) = issue_key(scope, merchant);
+                let (mut record, secret) = issue_key(scope, merchant);
+                record.origins = origins;
                 state.remember_key(record.clone());
                 let body = to_json(&view(&record, Some(secret)))?;
                 Ok((
@@ -171,9 +222,53 @@ pub async fn create(
         .await
 }
 
+/// Origins as a browser sends them in `Origin`: `scheme://host[:port]`, http or https, with
+/// nothing after (no path, query, fragment or credentials); each is kept in that serialized
+/// form (lower-case host, default port left out) so it compares equal to what browsers send.
+pub fn declared_origins(origins: &[String]) -> Result<Vec<String>, ServiceError> {
+    if origins.is_empty() || origins.len() > ORIGINS_MAX {
+        return Err(ServiceError::invalid(
+            "origins",
+            "invalid_origins",
+            format!("a publishable key declares 1 to {ORIGINS_MAX} origins"),
+        ));
+    }
+    let mut out = Vec::with_capacity(origins.len());
+    for (i, text) in origins.iter().enumerate() {
+        let invalid = || {
+            ServiceError::invalid(
+                &format!("origins.{i}"),
+                "invalid_origin",
+                "an origin is scheme://host[:port] with http or https and nothing after it",
+            )
+        };
+        if text.len() > ORIGIN_BYTES_MAX {
+            return Err(invalid());
+        }
+        let url = url::Url::parse(text).map_err(|_| invalid())?;
+        let bare = url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && !text.trim_end_matches('/').ends_with(['?', '#']);
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+            return Err(invalid());
+        }
+        let origin = url.origin().ascii_serialization();
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
+}
+
 /// The keys the caller may see: a merchant's own, or all of them for the operator and global
 /// read-only keys.
 pub fn list(state: &SharedState, principal: &Principal) -> Result<Vec<KeyView>, ServiceError> {
+    if principal.is_publishable() || principal.is_customer_token() {
+        return Err(ServiceError::forbidden("this key cannot list API keys"));
+    }
     Ok(state
         .store
         .api_keys()?

@@ -41,6 +41,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Key hash → key, for every non-revoked key; the store is the truth, this is its cache.
     keys: RwLock<HashMap<[u8; 32], ApiKeyRecord>>,
+    /// Every origin a publishable key in `keys` declares: what a CORS preflight, which carries
+    /// no key, may be answered for.
+    page_origins: RwLock<foldhash::HashSet<String>>,
     /// Hash of `FARTHING_ADMIN_KEY`, an operator key that lives only in the environment.
     admin_hash: Option<[u8; 32]>,
     idempotency_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -72,11 +75,13 @@ impl AppState {
             .filter(|k| !k.revoked)
             .map(|k| (k.secret_hash, k))
             .collect();
+        let page_origins = page_origins(&keys);
         let rate = NonZeroU32::new(limits.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(AppState {
             engine,
             store,
             keys: RwLock::new(keys),
+            page_origins: RwLock::new(page_origins),
             admin_hash: admin_key.map(|k| sha256(&[k.as_bytes()])),
             idempotency_locks: Mutex::new(HashMap::new()),
             owners: RwLock::new(HashMap::new()),
@@ -99,12 +104,24 @@ impl AppState {
     }
 
     pub fn remember_key(&self, key: ApiKeyRecord) {
+        let publishable = key.scope == Scope::Publishable;
         let mut keys = self.keys.write();
         if key.revoked {
             keys.retain(|_, k| k.id != key.id);
         } else {
             keys.insert(key.secret_hash, key);
         }
+        if publishable {
+            // Rare (a publishable key made or revoked): the set is rebuilt, never counted.
+            *self.page_origins.write() = page_origins(&keys);
+        }
+    }
+
+    /// Whether a publishable key that is not revoked declares `origin` (exactly, as browsers
+    /// send it): a CORS preflight from it may be answered. The request that follows is still
+    /// checked against its own key's origins ([`Principal::check_origin`]).
+    pub fn declares_origin(&self, origin: &str) -> bool {
+        self.page_origins.read().contains(origin)
     }
 
     pub fn remember_owner(&self, account: u128, owner: Option<u128>) {
@@ -195,6 +212,14 @@ impl AppState {
     }
 }
 
+/// The origins the publishable keys among `keys` declare.
+fn page_origins(keys: &HashMap<[u8; 32], ApiKeyRecord>) -> foldhash::HashSet<String> {
+    keys.values()
+        .filter(|k| k.scope == Scope::Publishable)
+        .flat_map(|k| k.origins.iter().cloned())
+        .collect()
+}
+
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {
     let out =
         json_bytes(value).map_err(|e| ServiceError::internal(format!("encoding response: {e}")))?;
@@ -212,6 +237,8 @@ pub struct Principal {
     merchant: Option<MerchantId>,
     /// For customer tokens: the customer.
     customer: Option<CustomerId>,
+    /// For publishable keys: the origins whose pages may use the key.
+    origins: Vec<String>,
 }
 
 impl Principal {
@@ -222,6 +249,7 @@ impl Principal {
             scope: Scope::Operator,
             merchant: None,
             customer: None,
+            origins: Vec::new(),
         }
     }
 
@@ -231,6 +259,7 @@ impl Principal {
             scope: key.scope,
             merchant: key.merchant,
             customer: key.customer,
+            origins: key.origins.clone(),
         }
     }
 
@@ -258,12 +287,52 @@ impl Principal {
         match self.scope {
             Scope::Operator => true,
             Scope::ReadOnly => self.merchant.is_none(),
-            Scope::Merchant | Scope::Customer => false,
+            Scope::Merchant | Scope::Customer | Scope::Publishable => false,
         }
     }
 
     pub fn is_customer_token(&self) -> bool {
         self.scope == Scope::Customer
+    }
+
+    /// A publishable key (`fk_pk_…`): it sees nothing through [`Principal::can_see`]; the few
+    /// things it may do (read its merchant's offers, verify tokens for it) ask
+    /// [`Principal::reads_public_of`].
+    pub fn is_publishable(&self) -> bool {
+        self.scope == Scope::Publishable
+    }
+
+    /// Whether the caller may read what merchant `owner` publishes (its offers): a key that can
+    /// see the merchant's objects, or the merchant's publishable key.
+    pub fn reads_public_of(&self, owner: MerchantId) -> bool {
+        match self.scope {
+            Scope::Publishable => self.merchant == Some(owner),
+            _ => self.can_see(owner.0),
+        }
+    }
+
+    /// A publishable key is used only from a page of one of its declared origins: the
+    /// request's `Origin` must be one of them (exactly, as browsers send it). Other keys are
+    /// not tied to origins.
+    pub fn check_origin(&self, origin: Option<&str>) -> Result<(), ServiceError> {
+        if self.scope != Scope::Publishable {
+            return Ok(());
+        }
+        match origin {
+            Some(origin) if self.origins.iter().any(|o| o == origin) => Ok(()),
+            Some(origin) => Err(ServiceError::new(
+                crate::ErrorKind::Forbidden,
+                "origin_not_allowed",
+                format!("this publishable key is not declared for the origin {origin}"),
+            )
+            .with_param("Origin")),
+            None => Err(ServiceError::new(
+                crate::ErrorKind::Forbidden,
+                "origin_not_allowed",
+                "a publishable key is used from a web page: the request has no Origin header",
+            )
+            .with_param("Origin")),
+        }
     }
 
     /// The one visibility rule, for every object: whether the caller may see an object owned
@@ -304,7 +373,7 @@ impl Principal {
     /// Whether the caller may see objects of `owner` (0 = operator-owned).
     pub fn can_see(&self, owner: u128) -> bool {
         match (self.scope, self.merchant) {
-            (Scope::Customer, _) => false,
+            (Scope::Customer | Scope::Publishable, _) => false,
             (Scope::Operator, _) | (Scope::ReadOnly, None) => true,
             (_, Some(merchant)) => owner == merchant.0,
             (Scope::Merchant, None) => false,
@@ -315,6 +384,11 @@ impl Principal {
     pub fn require_write(&self) -> Result<(), ServiceError> {
         if self.scope == Scope::ReadOnly {
             return Err(ServiceError::forbidden("this API key is read-only"));
+        }
+        if self.scope == Scope::Publishable {
+            return Err(ServiceError::forbidden(
+                "a publishable key only reads offers and verifies entitlement tokens",
+            ));
         }
         Ok(())
     }

@@ -50,6 +50,9 @@ pub enum Scope {
     ReadOnly,
     /// A customer's token: only the customer endpoints, only for that customer.
     Customer,
+    /// Safe in a web page: reads its merchant's offers and verifies entitlement tokens for
+    /// it, only from the key's declared origins; nothing else.
+    Publishable,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -65,6 +68,9 @@ pub struct ApiKeyRecord {
     pub customer: Option<CustomerId>,
     pub created_ns: u64,
     pub revoked: bool,
+    /// For publishable keys: the origins (`https://news.example`) whose pages may use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

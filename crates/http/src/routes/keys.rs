@@ -1,6 +1,7 @@
 //! API keys: `POST /v1/api_keys`, `GET /v1/api_keys`, `DELETE /v1/api_keys/{id}`.
 //! A key is `fk_<scope>_<26 base32 chars>`; only its SHA-256 is stored, and the secret is
-//! shown once, in the response that creates it.
+//! shown once, in the response that creates it. A publishable key (`fk_pk_…`, safe in a web
+//! page) is made here too, with the origins whose pages may use it.
 
 use crate::extract::IdPath;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::extract::IdempotencyKey;
 use crate::extract::Key;
-use farthing_service::keys::{KeyView, Scope};
+use farthing_service::keys::{KeyView, NewKey, Scope};
 use farthing_service::state::SharedState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -23,6 +24,11 @@ pub struct CreateKey {
     /// (their own merchant) but not name another.
     #[schema(pattern = r"^mer_[a-z2-7]{26}$")]
     pub merchant: Option<String>,
+    /// For publishable keys (`scope: publishable`, required there and refused elsewhere): the
+    /// origins whose pages may use the key, as browsers send them in `Origin`
+    /// (`https://news.example`, `http://localhost:3000`).
+    #[schema(max_items = 20, example = json!(["https://news.example"]))]
+    pub origins: Option<Vec<String>>,
 }
 
 #[utoipa::path(post, path = "/v1/api_keys", operation_id = "api_keys.create", tag = "api_keys", request_body = CreateKey, params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the first response is stored and replayed")), responses((status = 201, description = "the key; `secret` is shown only here", body = KeyView), crate::error::WriteErrors))]
@@ -37,8 +43,11 @@ pub async fn create(
         &principal,
         key,
         &raw,
-        request.scope,
-        request.merchant.as_deref(),
+        NewKey {
+            scope: request.scope,
+            merchant: request.merchant.as_deref(),
+            origins: request.origins.as_deref(),
+        },
     )
     .await?;
     Ok(crate::extract::reply(reply))
