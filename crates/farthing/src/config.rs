@@ -23,7 +23,7 @@ pub struct ServeArgs {
     pub admin_key: Option<String>,
     /// TOML file with any of: listen, data_dir, rate_limit_per_second, request_body_bytes_max,
     /// request_timeout_ms, idempotency_retention_hours, log_json, tls_cert, tls_key,
-    /// webhook_allow_addresses.
+    /// webhook_allow_addresses, issuer.
     #[arg(long, env = "FARTHING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Requests per second allowed per API key [default: 100000].
@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, env = "FARTHING_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The `iss` of entitlement tokens: this instance's public URL (`https://pay.example`)
+    /// [default: http(s)://<the address it listens on>].
+    #[arg(long, env = "FARTHING_ISSUER")]
+    pub issuer: Option<String>,
 }
 
 /// Stored Idempotency-Key responses live at least a day (what clients retrying are promised),
@@ -77,7 +81,11 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     webhook_allow_addresses: Option<String>,
+    issuer: Option<String>,
 }
+
+/// The longest issuer, in bytes (it is in every entitlement token).
+pub const ISSUER_BYTES_MAX: usize = 200;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -94,6 +102,8 @@ pub struct ServeConfig {
     /// Certificate and key paths when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub webhook_addresses: farthing_products::webhooks::AddressPolicy,
+    /// The `iss` of entitlement tokens, when configured.
+    pub issuer: Option<String>,
 }
 
 impl ServeConfig {
@@ -164,6 +174,18 @@ impl ServeConfig {
                     .unwrap_or(""),
             )
             .map_err(|e| anyhow::anyhow!("webhook_allow_addresses: {e}"))?,
+            issuer: match args.issuer.or(file.issuer) {
+                Some(issuer) => {
+                    anyhow::ensure!(
+                        !issuer.is_empty()
+                            && issuer.len() <= ISSUER_BYTES_MAX
+                            && !issuer.chars().any(char::is_control),
+                        "issuer must be 1 to {ISSUER_BYTES_MAX} bytes without control characters"
+                    );
+                    Some(issuer)
+                }
+                None => None,
+            },
         })
     }
 

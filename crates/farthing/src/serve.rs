@@ -23,6 +23,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let socket = farthing_http::bind(&config.listen).await?;
+    let issuer = match &config.issuer {
+        Some(issuer) => issuer.clone(),
+        None => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", socket.local_addr()?)
+        }
+    };
     // Before the engine opens: its threads take their metric handles when they start.
     let metrics = install_metrics()?;
     let engine = Arc::new(Engine::open(EngineConfig::new(&config.data_dir))?);
@@ -51,6 +58,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         metrics,
         products,
     )?);
+    state.signing.set_issuer(issuer);
     // Connections queue from here on; recovery is done, so none waits on it.
     let listener = socket
         .listen(farthing_http::LISTEN_BACKLOG)

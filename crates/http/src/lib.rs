@@ -73,8 +73,9 @@ pub fn router(state: SharedState) -> Router {
 /// table, so the document is compared with what the server serves rather than with a copy.
 pub(crate) fn api_routes() -> RouteTable {
     use routes::{
-        accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger,
-        lists, merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
+        accounts, assets, campaigns, charges, customers, disputes, entitlements, health, holds,
+        keys, ledger, lists, merchants, offers, payouts, reports, subscriptions, tabs, transfers,
+        webhooks,
     };
     RouteTable::default()
         .get("/healthz", health::healthz)
@@ -173,6 +174,15 @@ pub(crate) fn api_routes() -> RouteTable {
         .get("/v1/topups/{id}", lists::topup)
         .get("/v1/refunds/{id}", lists::refund)
         .get("/v1/allowances/{id}", lists::allowance)
+        .post("/v1/offers", offers::create)
+        .get("/v1/offers", offers::list)
+        .get("/v1/offers/{id}", offers::get)
+        .post("/v1/offers/{id}/archive", offers::archive)
+        .post("/v1/offers/{id}/purchase", offers::purchase)
+        .get("/v1/entitlements", entitlements::check)
+        .post("/v1/entitlements/verify", entitlements::verify)
+        .post("/v1/signing_keys/rotate", entitlements::rotate)
+        .get("/.well-known/jwks.json", entitlements::jwks)
 }
 
 /// One route the server serves: its method and its path (`{name}` for a parameter, as in the

@@ -8,7 +8,9 @@
 //! method name per operation and a new route's name is never a matter of taste:
 //!
 //! - The resource part is the path's literal segments, in order, without `/v1` and without the
-//!   `{parameters}`: `/v1/customers/{id}/allowances` → `customers.allowances`.
+//!   `{parameters}`: `/v1/customers/{id}/allowances` → `customers.allowances`. A well-known
+//!   document (RFC 8615) is named by its file without `/.well-known` and the extension:
+//!   `GET /.well-known/jwks.json` → `jwks.get`.
 //! - When the last segment is a verb (an action on what precedes it: `capture`, `void`,
 //!   `batch`, `rotate_secret`, ...) it is the action, and the id is the segments alone:
 //!   `POST /v1/holds/{id}/capture` → `holds.capture`, `POST /v1/transfers/batch` →
@@ -29,8 +31,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, assets, campaigns, charges, customers, disputes, health, holds, keys, ledger, lists,
-    merchants, payouts, reports, subscriptions, tabs, transfers, webhooks,
+    accounts, assets, campaigns, charges, customers, disputes, entitlements, health, holds, keys,
+    ledger, lists, merchants, offers, payouts, reports, subscriptions, tabs, transfers, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -65,6 +67,8 @@ use crate::routes::{
         lists::customers, lists::charges, lists::holds, lists::subscriptions, lists::campaigns,
         lists::tabs, lists::events, lists::transfers, lists::plan, lists::dispute, lists::topup, lists::refund,
         lists::allowance,
+        offers::create, offers::list, offers::get, offers::archive, offers::purchase,
+        entitlements::check, entitlements::verify, entitlements::jwks, entitlements::rotate,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth, &IdempotencyKeyRule),
@@ -159,17 +163,21 @@ mod tests {
     /// Last path segments that are verbs: the operation's action (see "Operation ids" above).
     const ACTION_SEGMENTS: &[&str] = &[
         "advance",
+        "archive",
         "batch",
         "cancel",
         "capture",
         "confirm",
         "pause",
         "post",
+        "purchase",
         "redeliver",
         "release",
         "resume",
         "revoke",
+        "rotate",
         "rotate_secret",
+        "verify",
         "void",
     ];
 
@@ -180,6 +188,7 @@ mod tests {
         "fee_plan",
         "fees",
         "healthz",
+        "jwks",
         "metrics",
         "payment_method",
         "payout_settings",
@@ -203,7 +212,8 @@ mod tests {
         let (method, path) = route.split_once(' ').unwrap();
         let segments: Vec<&str> = path
             .split('/')
-            .filter(|s| !s.is_empty() && *s != "v1")
+            .filter(|s| !s.is_empty() && *s != "v1" && *s != ".well-known")
+            .map(|s| s.trim_end_matches(".json"))
             .collect();
         let nouns = segments.iter().filter(|s| !s.starts_with('{')).copied();
         let mut id: Vec<&str> = nouns.collect();

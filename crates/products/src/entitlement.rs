@@ -8,6 +8,7 @@
 //! keeps the accepted algorithms to exactly one (`EdDSA`) with no `none` or HMAC confusion.
 //! Times and keys come in as arguments: nothing here reads a clock or draws a random number.
 
+use crate::ids::{CustomerId, MerchantId};
 use data_encoding::BASE64URL_NOPAD;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
@@ -104,12 +105,12 @@ pub fn token_expiry(issued_s: u64, grant_expires_s: Option<u64>) -> u64 {
 /// instance's pseudonym secret of (merchant, customer). Stable for a pair, different for
 /// every merchant, so two merchants comparing tokens cannot tell they share a reader, and
 /// without the secret nobody can tell which customer it is.
-pub fn pseudonym(secret: &[u8; 32], merchant: u128, customer: u128) -> u128 {
+pub fn pseudonym(secret: &[u8; 32], merchant: MerchantId, customer: CustomerId) -> u128 {
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(b"farthing pseudonym v1");
-    mac.update(&merchant.to_le_bytes());
-    mac.update(&customer.to_le_bytes());
+    mac.update(&merchant.0.to_le_bytes());
+    mac.update(&customer.0.to_le_bytes());
     let digest = mac.finalize().into_bytes();
     let mut first = [0u8; 16];
     first.copy_from_slice(&digest[..16]);
@@ -461,17 +462,25 @@ mod tests {
     #[test]
     fn pseudonyms_are_stable_per_merchant_and_differ_across_merchants() {
         let secret = [7u8; 32];
-        let a = pseudonym(&secret, 1, 100);
-        assert_eq!(a, pseudonym(&secret, 1, 100), "stable");
+        let a = pseudonym(&secret, MerchantId(1), CustomerId(100));
+        assert_eq!(
+            a,
+            pseudonym(&secret, MerchantId(1), CustomerId(100)),
+            "stable"
+        );
         assert_ne!(
             a,
-            pseudonym(&secret, 2, 100),
+            pseudonym(&secret, MerchantId(2), CustomerId(100)),
             "another merchant sees another name"
         );
-        assert_ne!(a, pseudonym(&secret, 1, 101), "another customer");
         assert_ne!(
             a,
-            pseudonym(&[8u8; 32], 1, 100),
+            pseudonym(&secret, MerchantId(1), CustomerId(101)),
+            "another customer"
+        );
+        assert_ne!(
+            a,
+            pseudonym(&[8u8; 32], MerchantId(1), CustomerId(100)),
             "another instance's secret"
         );
         // Pinned (computed independently with Python's hmac): a change of the derivation

@@ -320,6 +320,17 @@ pub async fn execute(
     state: &SharedState,
     charge: &ChargeRecord,
 ) -> Result<ChargeView, ServiceError> {
+    execute_with(state, charge, Vec::new()).await
+}
+
+/// [`execute`], with `extra` records in the chain's journal note: durable exactly when the
+/// charge's money is (and applied even if the chain is refused, so whoever reads them checks
+/// the charge, as [`charge_state`] does).
+pub async fn execute_with(
+    state: &SharedState,
+    charge: &ChargeRecord,
+    extra: Vec<RecordWrite>,
+) -> Result<ChargeView, ServiceError> {
     let asset = AssetId(charge.asset);
     let now = state.products.clock.now();
     // Each budget period is funded once, with the maximum in force at its first charge.
@@ -388,6 +399,7 @@ pub async fn execute(
     let follow_ups = follow_ups(state, charge, &customer)?;
     let follow_up = !follow_ups.is_empty();
     writes.extend(follow_ups);
+    writes.extend(extra);
     let outcome = run_chain_recorded(
         &state.engine,
         &state.products.journal,
@@ -696,6 +708,75 @@ pub async fn create_charge(
         return created(&charge_view(state, &charge)?);
     }
     created(&execute(state, &charge).await?)
+}
+
+/// A charge at a price the server declared (an offer's), made with the customer's own token
+/// (its consent): priced by the merchant's fee plan and booked now from the wallet, with
+/// `extra` records in its chain's note ([`execute_with`]). `id` is the charge's id, derived by
+/// the caller; a charge already made under it is refused, never booked again.
+pub async fn charge_declared(
+    state: &SharedState,
+    caller: &Principal,
+    declared: DeclaredCharge,
+    extra: Vec<RecordWrite>,
+) -> Result<ChargeView, ServiceError> {
+    let customer = caller
+        .customer()
+        .filter(|_| caller.is_customer_token())
+        .ok_or_else(|| {
+            ServiceError::forbidden("a purchase is made with the customer's own token")
+        })?;
+    let DeclaredCharge {
+        id,
+        merchant,
+        asset,
+        amount,
+        description,
+        resource_id,
+    } = declared;
+    consent(state, caller, customer, merchant, &asset, amount)?;
+    let _guard = state.products.lock(id).await;
+    if load_charge(state, id).await?.is_some() {
+        return Err(ServiceError::refused(
+            "purchase_refused",
+            "a purchase was attempted under this Idempotency-Key before; retry with a new key",
+        ));
+    }
+    let split = price(state, merchant, &asset, amount, &[])?;
+    let charge = ChargeRecord {
+        id,
+        kind: ChargeKind::Charge,
+        merchant: merchant,
+        customer,
+        asset: asset.id.0,
+        amount: amount,
+        platform_fee: split.platform_fee(),
+        merchant_net: split.merchant_net(),
+        payees: payee_parts(&split),
+        rounding: split.rounding(),
+        description,
+        resource_id: Some(resource_id),
+        message: None,
+        allowance: None,
+        requires_confirmation: false,
+        created_ns: state.products.clock.now(),
+        refunds: Vec::new(),
+        request_hash: None,
+        tab: None,
+        disputed: Amount::ZERO,
+        attempt: 0,
+    };
+    execute_with(state, &charge, extra).await
+}
+
+/// What [`charge_declared`] charges.
+pub struct DeclaredCharge {
+    pub id: u128,
+    pub merchant: MerchantId,
+    pub asset: Asset,
+    pub amount: Amount,
+    pub description: String,
+    pub resource_id: String,
 }
 
 /// A 201 answer with `view` as its body.

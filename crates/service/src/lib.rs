@@ -10,7 +10,9 @@
 //!   payouts, expiries, campaign ends).
 //! - [`delivery`]: the webhook delivery worker.
 //! - One module per product: [`assets`], [`keys`], [`customers`], [`charges`], [`tabs`],
-//!   [`payouts`], [`holds`], [`campaigns`], [`subscriptions`].
+//!   [`payouts`], [`holds`], [`campaigns`], [`subscriptions`]; the paywall's [`offers`] and
+//!   [`entitlements`] (purchases, token verification, view counting), and [`signing`] (the
+//!   keys that sign entitlement tokens, their rotation and the JWK Set).
 //!
 //! **Architecture Invariant:** nothing here imports axum, hyper or any HTTP type, nor the
 //! `farthing-http` crate (Cargo makes that impossible: it is not a dependency). Imports point
@@ -27,6 +29,7 @@ pub mod charges;
 pub mod customers;
 pub mod delivery;
 pub mod disputes;
+pub mod entitlements;
 pub mod error;
 pub mod holds;
 pub mod idempotency;
@@ -34,10 +37,12 @@ pub mod keys;
 pub mod ledger;
 pub mod lists;
 pub mod merchants;
+pub mod offers;
 pub mod payouts;
 pub mod reads;
 pub mod reports;
 pub mod scheduler;
+pub mod signing;
 pub mod state;
 pub mod submit;
 pub mod subscriptions;

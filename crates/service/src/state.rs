@@ -56,6 +56,8 @@ pub struct AppState {
     pub limits: Limits,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub products: crate::submit::Products,
+    /// The keys that sign entitlement tokens and the pseudonym secret.
+    pub signing: crate::signing::Signer,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -76,6 +78,7 @@ impl AppState {
             .map(|k| (k.secret_hash, k))
             .collect();
         let page_origins = page_origins(&keys);
+        let signing = crate::signing::Signer::open(&store, products.clock.now())?;
         let rate = NonZeroU32::new(limits.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(AppState {
             engine,
@@ -91,6 +94,7 @@ impl AppState {
             limits,
             metrics,
             products,
+            signing,
         })
     }
 

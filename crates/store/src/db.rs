@@ -102,6 +102,17 @@ pub struct IdempotencyRecord {
     pub fingerprint_version: u8,
 }
 
+/// Makes `path` readable and writable by its owner only: the store holds the private keys
+/// that sign entitlement tokens, customers' data and hashed API keys.
+fn owner_only(path: &Path) -> Result<(), redb::Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     db: Database,
@@ -250,7 +261,9 @@ pub struct Changes {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, redb::Error> {
-        let db = Database::create(dir.join(STORE_FILE))?;
+        let path = dir.join(STORE_FILE);
+        let db = Database::create(&path)?;
+        owner_only(&path)?;
         let txn = db.begin_write()?;
         {
             txn.open_table(MERCHANTS)?;

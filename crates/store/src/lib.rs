@@ -6,6 +6,8 @@
 //!   tables and indexes, and the [`records::RecordWriter`] thread that groups their commits.
 //! - [`journal`]: record writes that ride in the ledger batch's log note, so they are durable
 //!   exactly when the money is, and are re-applied after a crash.
+//! - [`paywall`]: offers, entitlements and their view counts, and the keys that sign
+//!   entitlement tokens.
 //! - [`outbox`]: webhook events, endpoints, the deliveries they fan out to, and attempts.
 //! - [`util`]: the clock, hashing, and ids derived from Idempotency-Keys.
 //!
@@ -17,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod journal;
 pub mod outbox;
+pub mod paywall;
 pub mod records;
 pub mod util;
 

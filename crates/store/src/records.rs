@@ -255,6 +255,7 @@ pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
         CONTRIBUTIONS,
         PLANS,
         SUBSCRIPTIONS,
+        crate::paywall::ENTITLEMENTS,
     ],
     indexes: &[
         CUSTOMERS_BY_CREATOR,
@@ -265,6 +266,7 @@ pub const JOURNAL_TABLES: crate::journal::Tables = crate::journal::Tables {
         SETTLEMENTS_BY_TAB,
         PAYOUTS_BY_MERCHANT,
         CONTRIBUTIONS_BY_CAMPAIGN,
+        crate::paywall::ENTITLEMENTS_BY_HOLDER,
     ],
 };
 
