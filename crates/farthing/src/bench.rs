@@ -107,6 +107,8 @@ pub enum BenchWorkload {
     /// Off-ledger vouchers in-process on one core: PayWord payments, and signed vouchers
     /// verified alone and in batches, per second.
     Vouchers(crate::bench_vouchers::VouchersBenchArgs),
+    /// Entitlement tokens (EdDSA JWS) signed and verified per second on one core.
+    Tokens(crate::bench_tokens::TokenBenchArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -143,8 +145,10 @@ pub struct BenchReport {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(BenchWorkload::Vouchers(vouchers)) = &args.workload {
-        return crate::bench_vouchers::run(vouchers);
+    match &args.workload {
+        Some(BenchWorkload::Vouchers(vouchers)) => return crate::bench_vouchers::run(vouchers),
+        Some(BenchWorkload::Tokens(tokens)) => return crate::bench_tokens::run(tokens),
+        None => {}
     }
     if args.http {
         return crate::bench_http::run(&args);

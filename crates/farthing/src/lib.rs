@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_http;
+pub mod bench_tokens;
 pub mod bench_vouchers;
 pub mod config;
 pub mod crash;
