@@ -259,6 +259,18 @@ typed_id!(
     "subscription"
 );
 typed_id!(
+    /// An offer: a merchant's declared price for a resource (`ofr_…`).
+    OfferId,
+    Offer,
+    "offer"
+);
+typed_id!(
+    /// What a purchase granted (`ent_…`).
+    EntitlementId,
+    Entitlement,
+    "entitlement"
+);
+typed_id!(
     /// A webhook endpoint (`we_…`).
     WebhookEndpointId,
     WebhookEndpoint,

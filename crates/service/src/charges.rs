@@ -746,10 +746,10 @@ pub async fn charge_declared(
     let charge = ChargeRecord {
         id,
         kind: ChargeKind::Charge,
-        merchant: merchant,
+        merchant,
         customer,
         asset: asset.id.0,
-        amount: amount,
+        amount,
         platform_fee: split.platform_fee(),
         merchant_net: split.merchant_net(),
         payees: payee_parts(&split),

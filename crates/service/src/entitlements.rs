@@ -13,10 +13,10 @@
 //!
 //! Tokens name the customer by its per-merchant pseudonym (`psn_…`), never its id.
 
-use farthing_ledger::Amount;
 use farthing_products::entitlement::{self, Access, Claims, Expected, TokenRefusal};
+use farthing_products::ids::CustomerId;
+use farthing_products::ids::OfferId;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
-use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::rules::charge::ChargeStatus;
 use farthing_store::paywall::{
     holder_key, EntitlementRecord, OfferRecord, ViewCount, ENTITLEMENTS, ENTITLEMENTS_BY_HOLDER,
@@ -215,7 +215,7 @@ fn token_for(state: &SharedState, e: &EntitlementRecord, now: u64) -> (String, u
 pub async fn purchase(
     state: &SharedState,
     caller: &Principal,
-    offer_id: &str,
+    offer_id: OfferId,
     key: Option<String>,
 ) -> Result<Reply, ServiceError> {
     let customer = caller
@@ -225,7 +225,7 @@ pub async fn purchase(
             ServiceError::forbidden("a purchase is made with the customer's own token")
         })?;
     let missing = || ServiceError::not_found(Some("id"), "offer");
-    let id = decode_id(IdKind::Offer, offer_id).ok_or_else(missing)?;
+    let id = offer_id.0;
     let offer: OfferRecord = state.store.record(OFFERS, id)?.ok_or_else(missing)?;
     if offer.archived_ns.is_some() {
         return Err(ServiceError::refused(

@@ -8,8 +8,9 @@
 
 use farthing_ledger::{Amount, Asset};
 use farthing_products::entitlement::Access;
+use farthing_products::ids::MerchantId;
+use farthing_products::ids::OfferId;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
-use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::money::format_amount;
 use farthing_store::paywall::{
     resource_key, OfferRecord, OFFERS, OFFERS_BY_MERCHANT, OFFERS_BY_RESOURCE,
@@ -150,7 +151,7 @@ pub async fn create(
             let now = state.products.clock.now();
             let offer = OfferRecord {
                 id: time_ordered_id(now),
-                merchant: merchant,
+                merchant,
                 resource: new.resource,
                 asset: new.asset.id.0,
                 amount: new.amount,
@@ -190,10 +191,10 @@ pub async fn create(
 pub fn visible_offer(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: OfferId,
 ) -> Result<OfferRecord, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "offer");
-    let id = decode_id(IdKind::Offer, id).ok_or_else(missing)?;
+    let id = id.0;
     let offer: OfferRecord = state.store.record(OFFERS, id)?.ok_or_else(missing)?;
     if !principal.reads_public_of(offer.merchant) {
         return Err(missing());
@@ -206,7 +207,7 @@ pub fn visible_offer(
 pub async fn archive(
     state: &SharedState,
     principal: &Principal,
-    id: &str,
+    id: OfferId,
 ) -> Result<OfferView, ServiceError> {
     principal.require_write()?;
     let mut offer = visible_offer(state, principal, id)?;

@@ -3,9 +3,11 @@
 //! `POST /v1/offers/{id}/purchase` (with the customer's own token). The rules are
 //! [`farthing_service::offers`] and [`farthing_service::entitlements`].
 
-use axum::extract::{Path, RawQuery, State};
+use crate::extract::IdPath;
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use farthing_products::entitlement::Access;
+use farthing_products::ids::OfferId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -107,9 +109,9 @@ pub async fn list(
 pub async fn get(
     State(state): State<SharedState>,
     PageKey(principal): PageKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<OfferId>,
 ) -> Result<axum::Json<OfferView>, ApiError> {
-    let offer = offers::visible_offer(&state, &principal, &id)?;
+    let offer = offers::visible_offer(&state, &principal, id)?;
     Ok(axum::Json(offers::view(&state, &offer)?))
 }
 
@@ -117,9 +119,9 @@ pub async fn get(
 pub async fn archive(
     State(state): State<SharedState>,
     Key(principal): Key,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<OfferId>,
 ) -> Result<axum::Json<OfferView>, ApiError> {
-    Ok(axum::Json(offers::archive(&state, &principal, &id).await?))
+    Ok(axum::Json(offers::archive(&state, &principal, id).await?))
 }
 
 /// A purchase names nothing but the offer: the price is the offer's. Any field (an `amount`)
@@ -133,13 +135,13 @@ pub async fn purchase(
     State(state): State<SharedState>,
     Caller(caller): Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<OfferId>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     if !body.iter().all(u8::is_ascii_whitespace) {
         let Purchase {} = crate::extract::parse_json_body(&body)?;
     }
     Ok(reply(
-        entitlements::purchase(&state, &caller, &id, key).await?,
+        entitlements::purchase(&state, &caller, id, key).await?,
     ))
 }
