@@ -259,6 +259,21 @@ mod tests {
         assert!(seen >= 20, "{seen} operations take the key");
     }
 
+    /// Statuses and triggers are enums in the document: a client sees every value they take.
+    #[test]
+    fn payout_and_settlement_triggers_are_listed_enums() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &json["components"]["schemas"];
+        assert_eq!(
+            schemas["PayoutTrigger"]["enum"],
+            serde_json::json!(["manual", "threshold", "schedule"])
+        );
+        assert_eq!(
+            schemas["SettlementTrigger"]["enum"],
+            serde_json::json!(["threshold", "period_end", "retry", "payment_method_updated"])
+        );
+    }
+
     /// Every route the router serves is in the document, with its methods, and nothing else:
     /// both sides are read from the code (the route table and the annotations), not a copy.
     #[test]

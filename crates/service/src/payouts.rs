@@ -66,7 +66,7 @@ pub struct PayoutView {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     /// `manual`, `threshold` or a schedule.
-    pub trigger: String,
+    pub trigger: PayoutTrigger,
     pub created: String,
 }
 
@@ -82,7 +82,7 @@ pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, 
         status: p.status,
         failure_code: p.failure_code.clone(),
         failure_message: p.failure_message.clone(),
-        trigger: p.trigger.clone(),
+        trigger: p.trigger,
         created: rfc3339(p.created_ns),
     })
 }
@@ -133,17 +133,15 @@ impl From<PayoutTermsError> for ServiceError {
     }
 }
 
-/// Pays out `amount` (or all available less the reserve). `trigger` is a
-/// [`PayoutTrigger::code`]. Holds the merchant's lock.
+/// Pays out `amount` (or all available less the reserve), started by `trigger`. Holds the
+/// merchant's lock.
 pub async fn pay_out(
     state: &SharedState,
     merchant: MerchantId,
     requested: Option<Amount>,
-    trigger: &str,
+    trigger: PayoutTrigger,
     keyed: Option<(u128, [u8; 32])>,
 ) -> Result<PayoutRecord, ServiceError> {
-    let trigger = PayoutTrigger::from_code(trigger)
-        .ok_or_else(|| ServiceError::internal(format!("payout trigger {trigger:?}")))?;
     let _guard = state.products.lock(merchant.0).await;
     // With a key, the payout's id derives from it: a retry finds the payout it already made.
     if let Some((id, request_hash)) = keyed {
@@ -192,7 +190,7 @@ pub async fn pay_out(
         rail_payout_id: None,
         failure_code: None,
         failure_message: None,
-        trigger: trigger.code().to_string(),
+        trigger,
         created_ns: now,
         debt_recovered: plan.recovered,
         rail_asks: 0,
@@ -501,7 +499,7 @@ pub async fn maybe_threshold_payout(state: SharedState, merchant: MerchantId, as
     if !threshold_payout_starts(&state, &settings, merchant, asset) {
         return;
     }
-    match pay_out(&state, merchant, None, "threshold", None).await {
+    match pay_out(&state, merchant, None, PayoutTrigger::Threshold, None).await {
         Err(error)
             if !error
                 .refused_by(|r| matches!(r, Reason::Payout(PayoutRefusal::BelowThreshold))) =>
@@ -706,7 +704,7 @@ pub async fn create(
             sha256(&[b"payouts", &merchant.0.to_le_bytes(), request]),
         )
     });
-    let record = pay_out(state, merchant, requested, "manual", keyed).await?;
+    let record = pay_out(state, merchant, requested, PayoutTrigger::Manual, keyed).await?;
     payout_view(state, &record)
 }
 

@@ -195,7 +195,7 @@ pub async fn settle_tab(
         processor_fee: Amount::ZERO,
         status: SettlementStatus::Failed,
         failure_code: None,
-        trigger: trigger.code().to_string(),
+        trigger,
         created_ns: now,
     };
     let mut writes = Vec::new();
@@ -354,7 +354,15 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
                 // Back to manual: the schedule is over.
                 return delete_job(state, job.id).await;
             };
-            match crate::payouts::pay_out(state, merchant, None, "schedule", None).await {
+            match crate::payouts::pay_out(
+                state,
+                merchant,
+                None,
+                farthing_products::rules::payout::PayoutTrigger::Schedule,
+                None,
+            )
+            .await
+            {
                 Ok(_) => {}
                 // Nothing to pay this time is not a failure of the schedule.
                 Err(e)

@@ -40,7 +40,7 @@ pub struct SettlementView {
     pub processor_fee: String,
     pub status: SettlementStatus,
     pub failure_code: Option<String>,
-    pub trigger: String,
+    pub trigger: SettlementTrigger,
     pub created: String,
 }
 
@@ -51,7 +51,7 @@ pub fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
         processor_fee: format_amount(r.processor_fee, scale),
         status: r.status,
         failure_code: r.failure_code.clone(),
-        trigger: r.trigger.clone(),
+        trigger: r.trigger,
         created: rfc3339(r.created_ns),
     }
 }

@@ -568,8 +568,7 @@ pub struct SettlementRecord {
     pub processor_fee: Amount,
     pub status: SettlementStatus,
     pub failure_code: Option<String>,
-    /// `threshold`, `period_end`, `retry` or `payment_method_updated`.
-    pub trigger: String,
+    pub trigger: farthing_products::rules::tab::SettlementTrigger,
     pub created_ns: u64,
 }
 
@@ -758,7 +757,7 @@ pub struct PayoutRecord {
     pub rail_payout_id: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
-    pub trigger: String,
+    pub trigger: farthing_products::rules::payout::PayoutTrigger,
     pub created_ns: u64,
     /// With an Idempotency-Key: the fingerprint of the request (the id derives from the key).
     #[serde(default)]

@@ -149,8 +149,11 @@ impl Earnings {
     }
 }
 
-/// What started a payout.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// What started a payout; stored and shown as its [`PayoutTrigger::code`].
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum PayoutTrigger {
     Manual,
     Threshold,
@@ -412,6 +415,24 @@ pub fn reserve_release(merchant: MerchantId, held: Option<Amount>, returned: boo
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Records written when the trigger was a string read back as the enum, and are written
+    /// the same way: the stored word is the trigger's code.
+    #[test]
+    fn a_trigger_is_stored_as_its_code() {
+        for trigger in [
+            PayoutTrigger::Manual,
+            PayoutTrigger::Threshold,
+            PayoutTrigger::Schedule,
+        ] {
+            let stored = format!("\"{}\"", trigger.code());
+            assert_eq!(serde_json::to_string(&trigger).unwrap(), stored);
+            assert_eq!(
+                serde_json::from_str::<PayoutTrigger>(&stored).unwrap(),
+                trigger
+            );
+        }
+    }
 
     const NOW: Timestamp = Timestamp(1_000);
 

@@ -112,8 +112,11 @@ pub fn settles_after_charge(owed: Amount, threshold: Amount) -> bool {
     owed >= threshold
 }
 
-/// What asked for a settlement.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// What asked for a settlement; stored and shown as its [`SettlementTrigger::code`].
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum SettlementTrigger {
     Threshold,
     PeriodEnd,
@@ -229,6 +232,24 @@ pub fn first_period_end(period: TabPeriod, now: Timestamp) -> Result<Timestamp, 
 
 #[cfg(test)]
 mod tests {
+    /// Settlements written when the trigger was a string read back as the enum.
+    #[test]
+    fn a_settlement_trigger_is_stored_as_its_code() {
+        for trigger in [
+            SettlementTrigger::Threshold,
+            SettlementTrigger::PeriodEnd,
+            SettlementTrigger::Retry,
+            SettlementTrigger::PaymentMethodUpdated,
+        ] {
+            let stored = format!("\"{}\"", trigger.code());
+            assert_eq!(serde_json::to_string(&trigger).unwrap(), stored);
+            assert_eq!(
+                serde_json::from_str::<SettlementTrigger>(&stored).unwrap(),
+                trigger
+            );
+        }
+    }
+
     use super::*;
     use crate::schedule::NANOS_PER_SECOND;
 
