@@ -6,7 +6,7 @@
 //! operator or merchant — can move their money with `POST /v1/transfers`: only the product
 //! endpoints, with their consent and limit checks, can.
 
-use crate::ids::{CustomerId, MerchantId};
+use crate::ids::{AllowanceId, CampaignId, CustomerId, MerchantId, TabId};
 use farthing_ledger::{Account, AccountFlags, AccountId, Amount, AssetId};
 use sha2::{Digest, Sha256};
 
@@ -69,7 +69,7 @@ pub enum LedgerAccount {
     },
     /// A customer's post-pay tab: may owe up to `limit`, never more.
     Tab {
-        tab: u128,
+        tab: TabId,
         limit: u128,
     },
     /// A merchant's earnings, available for payout: never negative.
@@ -99,7 +99,7 @@ pub enum LedgerAccount {
     /// A crowdfunding campaign's pot: contributions are held towards it (all-or-nothing) or
     /// pass through it (keep-what-you-raise); its credits are what was raised.
     Campaign {
-        campaign: u128,
+        campaign: CampaignId,
     },
     /// Where a captured escrow hold passes on its way to the worker and the platform (nets to
     /// zero within each capture's chain).
@@ -109,7 +109,7 @@ pub enum LedgerAccount {
     LimitSink,
     /// An allowance's budget for one period: never negative.
     AllowancePeriod {
-        allowance: u128,
+        allowance: AllowanceId,
         period: u64,
     },
     /// A customer's spending budget for one calendar month: never negative.
@@ -123,7 +123,7 @@ impl LedgerAccount {
     fn kind(self) -> (u16, u128, u64) {
         match self {
             LedgerAccount::Wallet { customer } => (CODE_WALLET, customer.0, 0),
-            LedgerAccount::Tab { tab, .. } => (CODE_TAB, tab, 0),
+            LedgerAccount::Tab { tab, .. } => (CODE_TAB, tab.0, 0),
             LedgerAccount::Earnings { merchant } => (CODE_EARNINGS, merchant.0, 0),
             LedgerAccount::Reserve { merchant } => (CODE_RESERVE, merchant.0, 0),
             LedgerAccount::MerchantDebt { merchant } => (CODE_MERCHANT_DEBT, merchant.0, 0),
@@ -133,12 +133,12 @@ impl LedgerAccount {
             LedgerAccount::ProcessorFees => (CODE_PROCESSOR_FEES, 0, 0),
             LedgerAccount::PayoutClearing => (CODE_PAYOUT_CLEARING, 0, 0),
             LedgerAccount::Escrow => (CODE_ESCROW_ACCOUNT, 0, 0),
-            LedgerAccount::Campaign { campaign } => (CODE_CAMPAIGN, campaign, 0),
+            LedgerAccount::Campaign { campaign } => (CODE_CAMPAIGN, campaign.0, 0),
             LedgerAccount::DisputeLosses => (CODE_DISPUTE_LOSSES, 0, 0),
             LedgerAccount::LimitSource => (CODE_LIMIT_SOURCE, 0, 0),
             LedgerAccount::LimitSink => (CODE_LIMIT_SINK, 0, 0),
             LedgerAccount::AllowancePeriod { allowance, period } => {
-                (CODE_ALLOWANCE_PERIOD, allowance, period)
+                (CODE_ALLOWANCE_PERIOD, allowance.0, period)
             }
             LedgerAccount::MonthlyCap { customer, month } => (CODE_MONTHLY_CAP, customer.0, month),
         }

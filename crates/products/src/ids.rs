@@ -160,6 +160,12 @@ macro_rules! typed_id {
             }
         }
 
+        impl From<$name> for u128 {
+            fn from(id: $name) -> u128 {
+                id.0
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.encode())
@@ -221,6 +227,12 @@ typed_id!(
     TabId,
     Tab,
     "tab"
+);
+typed_id!(
+    /// A tab settlement attempt (`stl_…`).
+    SettlementId,
+    Settlement,
+    "settlement"
 );
 typed_id!(
     /// A dispute (`dp_…`).

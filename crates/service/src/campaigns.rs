@@ -12,6 +12,7 @@
 use farthing_ledger::{
     Amount, Asset, AssetId, PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
 };
+use farthing_products::ids::{CampaignId, ContributionId};
 use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
@@ -100,7 +101,7 @@ fn contributions(
             .record::<ContributionRecord>(CONTRIBUTIONS, id)?
         {
             out.push(Contribution {
-                id: r.id,
+                id: r.id.0,
                 customer: r.customer,
                 amount: r.amount,
                 status: contribution_status(state, c, id),
@@ -121,7 +122,7 @@ pub fn view(state: &SharedState, c: &CampaignRecord) -> Result<CampaignView, Ser
         c.goal,
     );
     Ok(CampaignView {
-        id: encode_id(IdKind::Campaign, c.id),
+        id: encode_id(IdKind::Campaign, c.id.0),
         object: "campaign",
         name: c.name.clone(),
         merchant: encode_id(IdKind::Merchant, c.merchant.0),
@@ -144,7 +145,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
     let Some(c) = state.store.record::<CampaignRecord>(CAMPAIGNS, campaign)? else {
         return Ok(None);
     };
-    let _guard = state.products.lock(c.id).await;
+    let _guard = state.products.lock(c.id.0).await;
     // Closed before any money moves, under the campaign's lock: a contribution after this is
     // refused even if the clock reads before the deadline (a clock set back, a restart).
     if !c.ended {
@@ -183,7 +184,7 @@ pub async fn end(state: &SharedState, campaign: u128) -> Result<Option<RecordWri
                 let mut chain = vec![post];
                 // The split's ids follow the post's.
                 chain.extend(leg_transfers(
-                    &step.split_legs(c.id),
+                    &step.split_legs(c.id.0),
                     asset.id,
                     first.wrapping_add(1),
                     *contribution,
@@ -278,7 +279,7 @@ pub async fn create(
         .idempotent(principal.tenant(), key, "campaigns", request, || async {
             let now = state.products.clock.now();
             let record = CampaignRecord {
-                id: random_id(),
+                id: CampaignId(random_id()),
                 merchant: campaign.merchant,
                 name: campaign.name,
                 asset: campaign.asset.id.0,
@@ -340,11 +341,11 @@ fn contribution_view(
     r: &ContributionRecord,
 ) -> Result<ContributionView, ServiceError> {
     let scale = asset_by_id(state, c.asset)?.scale;
-    let status = contribution_status(state, c, r.id);
+    let status = contribution_status(state, c, r.id.0);
     Ok(ContributionView {
-        id: encode_id(IdKind::Contribution, r.id),
+        id: encode_id(IdKind::Contribution, r.id.0),
         object: "contribution",
-        campaign: encode_id(IdKind::Campaign, c.id),
+        campaign: encode_id(IdKind::Campaign, c.id.0),
         amount: format_amount(r.amount, scale),
         counted: status.counted(),
         status: status.code(),
@@ -393,13 +394,13 @@ pub async fn contribute(
     request: &[u8],
 ) -> Result<Reply, ServiceError> {
     let asset = asset_by_id(state, c.asset)?;
-    let request_hash = sha256(&[b"contributions", &c.id.to_le_bytes(), request]);
+    let request_hash = sha256(&[b"contributions", &c.id.0.to_le_bytes(), request]);
     let ctb = match &key {
         Some(key) => derived_id(customer.0, key, "contribution", 0),
         None => random_id(),
     };
     // One at a time per campaign, and never during its end.
-    let _guard = state.products.lock(c.id).await;
+    let _guard = state.products.lock(c.id.0).await;
     let existing = state
         .store
         .record::<ContributionRecord>(CONTRIBUTIONS, ctb)?;
@@ -425,7 +426,7 @@ pub async fn contribute(
     .map_err(ended_refused)?;
     let retry = existing.is_some();
     let record = existing.unwrap_or(ContributionRecord {
-        id: ctb,
+        id: ContributionId(ctb),
         campaign: c.id,
         customer,
         amount,
@@ -458,7 +459,7 @@ pub async fn contribute(
             RecordWrite::put(CONTRIBUTIONS, ctb, &record)?,
             RecordWrite::Index {
                 index: CONTRIBUTIONS_BY_CAMPAIGN,
-                parent: c.id,
+                parent: c.id.0,
                 id: ctb,
             },
         ])
@@ -483,7 +484,7 @@ pub async fn contribute(
         let split = price(amount, &plan, c.merchant, &[]).map_err(price_error)?;
         // The split's ids follow the funding transfer's.
         transfers.extend(leg_transfers(
-            &rule::pot_split_legs(c.id, &split),
+            &rule::pot_split_legs(c.id.0, &split),
             asset.id,
             funding_id(ctb).0.wrapping_add(1),
             ctb,

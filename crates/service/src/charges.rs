@@ -11,7 +11,10 @@
 
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp, TransferResult};
 use farthing_products::fees::{FeePlan, FeePlanError};
+use farthing_products::ids::AllowanceId;
 use farthing_products::ids::ChargeId;
+use farthing_products::ids::RefundId;
+use farthing_products::ids::TabId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::rules::allowance::{
     self, Allowance, BudgetPeriod, Caller, ChargeRefusal, Consent, ConsentRefusal, ConsentRequest,
@@ -184,9 +187,9 @@ pub struct ChargeView {
 pub fn refund_view(state: &SharedState, r: &RefundRecord, scale: u8) -> RefundView {
     let _ = state;
     RefundView {
-        id: encode_id(IdKind::Refund, r.id),
+        id: encode_id(IdKind::Refund, r.id.0),
         object: "refund",
-        charge: encode_id(IdKind::Charge, r.charge),
+        charge: encode_id(IdKind::Charge, r.charge.0),
         amount: format_amount(r.amount, scale),
         platform_fee_returned: format_amount(r.platform_fee_returned, scale),
         created: rfc3339(r.created_ns),
@@ -211,7 +214,7 @@ pub fn charge_state(state: &SharedState, c: &ChargeRecord) -> ChargeStatus {
     let committed = match charge_split(c) {
         Ok(split) => chain_committed(
             &state.engine,
-            chain_id(c.id, "charge", c.attempt),
+            chain_id(c.id.0, "charge", c.attempt),
             &charge::charge_legs(&split, kind_of(c.kind), c.source(), None, None),
         ),
         // `execute` never books a split that does not add up.
@@ -255,7 +258,7 @@ fn charge_view_as(
         }
     }
     Ok(ChargeView {
-        id: encode_id(IdKind::Charge, c.id),
+        id: encode_id(IdKind::Charge, c.id.0),
         object: "charge",
         kind: c.kind,
         status,
@@ -278,7 +281,7 @@ fn charge_view_as(
         description: c.description.clone(),
         resource_id: c.resource_id.clone(),
         message: c.message.clone(),
-        allowance: c.allowance.map(|a| encode_id(IdKind::Allowance, a)),
+        allowance: c.allowance.map(|a| encode_id(IdKind::Allowance, a.0)),
         amount_refunded: format_amount(Amount(refunded), s),
         refunds,
         created: rfc3339(c.created_ns),
@@ -288,7 +291,7 @@ fn charge_view_as(
 /// An allowance as the consent rule reads it.
 fn allowance_terms(a: &AllowanceRecord) -> Allowance {
     Allowance {
-        id: a.id,
+        id: a.id.0,
         merchant: a.merchant,
         asset: AssetId(a.asset),
         max_per_charge: a.max_per_charge,
@@ -362,7 +365,7 @@ pub async fn execute_with(
     let cap = match customer.monthly_cap.as_ref().map(cap_terms) {
         Some(cap) if cap.applies(asset) => {
             let account = LedgerAccount::MonthlyCap {
-                customer: CustomerId(customer.id),
+                customer: customer.id,
                 month: MonthlyCap::month_key(Timestamp(now)).map_err(period_error)?,
             };
             state
@@ -404,10 +407,10 @@ pub async fn execute_with(
         &state.engine,
         &state.products.journal,
         &writes,
-        chain_id(charge.id, "charge", charge.attempt),
+        chain_id(charge.id.0, "charge", charge.attempt),
         &legs,
         asset,
-        charge.id,
+        charge.id.0,
     )
     .await?;
     if let ChainOutcome::Refused { role, result } = outcome {
@@ -506,7 +509,7 @@ pub fn charge_writes(c: &ChargeRecord) -> Result<Vec<RecordWrite>, ServiceError>
 }
 
 pub fn refund_committed(state: &SharedState, c: &ChargeRecord, r: &RefundRecord) -> bool {
-    let first = chain_id(c.id, "refund", r.index).wrapping_add(u128::from(r.first_leg));
+    let first = chain_id(c.id.0, "refund", r.index).wrapping_add(u128::from(r.first_leg));
     state
         .engine
         .lookup_transfer(farthing_ledger::TransferId(first))
@@ -674,7 +677,7 @@ pub async fn create_charge(
     let tab = tab_source(state, new.source, customer, new.asset.id.0)?;
     let requires_confirmation = consent == Consent::RequiresConfirmation;
     let charge = ChargeRecord {
-        id,
+        id: ChargeId(id),
         kind: ChargeKind::Charge,
         merchant,
         customer,
@@ -688,7 +691,7 @@ pub async fn create_charge(
         resource_id: new.resource_id,
         message: None,
         allowance: match consent {
-            Consent::Allowance(allowance) => Some(allowance.id),
+            Consent::Allowance(allowance) => Some(AllowanceId(allowance.id)),
             Consent::CustomerToken | Consent::RequiresConfirmation => None,
         },
         requires_confirmation,
@@ -744,7 +747,7 @@ pub async fn charge_declared(
     }
     let split = price(state, merchant, &asset, amount, &[])?;
     let charge = ChargeRecord {
-        id,
+        id: ChargeId(id),
         kind: ChargeKind::Charge,
         merchant,
         customer,
@@ -893,7 +896,7 @@ fn tab_source(
     source: ChargeSource,
     customer: CustomerId,
     asset: u32,
-) -> Result<Option<(u128, u128)>, ServiceError> {
+) -> Result<Option<(TabId, u128)>, ServiceError> {
     match source {
         ChargeSource::Wallet => Ok(None),
         ChargeSource::Tab => {
@@ -928,7 +931,7 @@ pub async fn tip(
         return replay(state, &existing, request_hash);
     }
     let charge = ChargeRecord {
-        id,
+        id: ChargeId(id),
         kind: ChargeKind::Tip,
         merchant: tip.merchant,
         customer: tip.customer,
@@ -1038,8 +1041,8 @@ pub async fn refund<E: From<ServiceError>>(
     if !principal.can_see(charge.merchant.0) {
         return Err(missing().into());
     }
-    let request_hash = sha256(&[b"refunds", &charge.id.to_le_bytes(), request]);
-    let _guard = state.products.lock(charge.id).await;
+    let request_hash = sha256(&[b"refunds", &charge.id.0.to_le_bytes(), request]);
+    let _guard = state.products.lock(charge.id.0).await;
     // With a key, the refund's id derives from it: a retry finds the refund it already made.
     let refund_id = match &key {
         Some(key) => derived_id(principal.tenant(), key, "refund", 0),
@@ -1051,7 +1054,7 @@ pub async fn refund<E: From<ServiceError>>(
             return Ok(refund_replay(state, &existing, request_hash).await?);
         }
     }
-    let charge = load_charge(state, charge.id).await?.ok_or_else(missing)?;
+    let charge = load_charge(state, charge.id.0).await?.ok_or_else(missing)?;
     let status = charge_state(state, &charge);
     let asset = asset_by_id(state, charge.asset)?;
     let refused = |refusal| refund_refused(refusal, asset.scale);
@@ -1080,7 +1083,7 @@ async fn refund_replay(
     request_hash: [u8; 32],
 ) -> Result<Reply, ServiceError> {
     crate::idempotency::same_request(existing.request_hash, Some(request_hash))?;
-    let charge = load_charge(state, existing.charge)
+    let charge = load_charge(state, existing.charge.0)
         .await?
         .ok_or_else(|| ServiceError::not_found(Some("id"), "charge"))?;
     if refund_committed(state, &charge, existing) {
@@ -1111,7 +1114,7 @@ async fn book_refund(
     let record = RefundRecord {
         first_leg: plan.first_leg,
         request_hash,
-        id,
+        id: RefundId(id),
         charge: charge.id,
         index,
         amount: plan.amount,
@@ -1142,10 +1145,10 @@ async fn book_refund(
         &state.engine,
         &state.products.journal,
         event.as_slice(),
-        chain_id(charge.id, "refund", index),
+        chain_id(charge.id.0, "refund", index),
         legs,
         asset.id,
-        record.id,
+        record.id.0,
     )
     .await?
     {

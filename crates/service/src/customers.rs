@@ -7,6 +7,7 @@
 
 use farthing_ledger::{Amount, Asset, AssetId};
 use farthing_products::ids::AllowanceId;
+use farthing_products::ids::TopupId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_products::processor::{ProcessorCharge, ProcessorOutcome};
 use serde::{Deserialize, Serialize};
@@ -109,7 +110,7 @@ pub fn customer_view(
         None => None,
     };
     Ok(CustomerView {
-        id: encode_id(IdKind::Customer, c.id),
+        id: encode_id(IdKind::Customer, c.id.0),
         object: "customer",
         name: c.name.clone(),
         created: rfc3339(c.created_ns),
@@ -148,7 +149,7 @@ pub async fn create(
     state
         .idempotent(creator, key, "customers", request, || async move {
             let record = CustomerRecord {
-                id: random_id(),
+                id: CustomerId(random_id()),
                 name: customer.name,
                 creator,
                 created_ns: now_ns(),
@@ -159,8 +160,7 @@ pub async fn create(
                 payment_methods: Vec::new(),
                 auto_topup: None,
             };
-            let (token, secret) =
-                crate::keys::issue_token(Scope::Customer, None, Some(CustomerId(record.id)));
+            let (token, secret) = crate::keys::issue_token(Scope::Customer, None, Some(record.id));
             state.remember_key(token.clone());
             let body = to_json(&customer_view(state, &record, Some(secret))?)?;
             Ok((
@@ -173,7 +173,7 @@ pub async fn create(
                         RecordWrite::Index {
                             index: CUSTOMERS_BY_CREATOR,
                             parent: creator,
-                            id: record.id,
+                            id: record.id.0,
                         },
                     ],
                     ..Changes::default()
@@ -200,7 +200,7 @@ pub fn own_customer(
     id: CustomerId,
 ) -> Result<CustomerRecord, ServiceError> {
     let customer = visible_customer(state, caller, id, "id")?;
-    caller.require_customer(CustomerId(customer.id))?;
+    caller.require_customer(customer.id)?;
     Ok(customer)
 }
 
@@ -221,7 +221,7 @@ async fn save_customer(state: &SharedState, customer: &CustomerRecord) -> Result
             ..Changes::default()
         })
         .await;
-    state.products.cache.forget_customer(customer.id);
+    state.products.cache.forget_customer(customer.id.0);
     saved
 }
 
@@ -237,12 +237,12 @@ pub async fn add_payment_method(
 ) -> Result<PaymentMethodView, ServiceError> {
     caller.require_write()?;
     let customer = visible_customer(state, caller, id, "id")?;
-    let _guard = state.products.lock(customer.id).await;
-    let mut customer = reload(state, customer.id)?;
+    let _guard = state.products.lock(customer.id.0).await;
+    let mut customer = reload(state, customer.id.0)?;
     let method = state
         .products
         .sandbox
-        .tokenize(card_number, &state.products.token_key, customer.id)
+        .tokenize(card_number, &state.products.token_key, customer.id.0)
         .map_err(|e| ServiceError::invalid("card_number", "invalid_card_number", e.to_string()))?;
     let view = PaymentMethodView {
         token: method.token.clone(),
@@ -292,13 +292,13 @@ pub fn wallet(
     let balance = available(
         &state.engine,
         LedgerAccount::Wallet {
-            customer: CustomerId(customer.id),
+            customer: customer.id,
         }
         .id(asset.id),
     );
     Ok(WalletView {
         object: "wallet",
-        customer: encode_id(IdKind::Customer, customer.id),
+        customer: encode_id(IdKind::Customer, customer.id.0),
         asset: asset.code.to_string(),
         available: format_amount(balance, asset.scale),
     })
@@ -324,7 +324,7 @@ pub async fn topup(
 ) -> Result<Reply, ServiceError> {
     require_payment_method(&customer, &topup.payment_method)?;
     let topup_id = match &key {
-        Some(key) => derived_id(caller.tenant() ^ customer.id, key, "topup", 0),
+        Some(key) => derived_id(caller.tenant() ^ customer.id.0, key, "topup", 0),
         None => random_id(),
     };
     let tenant = caller.key_namespace();
@@ -382,8 +382,8 @@ pub async fn set_auto_topup(
     customer: &CustomerRecord,
     settings: AutoTopup,
 ) -> Result<CustomerView, ServiceError> {
-    let _guard = state.products.lock(customer.id).await;
-    let mut customer = reload(state, customer.id)?;
+    let _guard = state.products.lock(customer.id.0).await;
+    let mut customer = reload(state, customer.id.0)?;
     require_payment_method(&customer, &settings.payment_method)?;
     customer.auto_topup = Some(AutoTopupRecord {
         asset: settings.asset.0,
@@ -416,7 +416,7 @@ pub struct TopupView {
 pub fn topup_view(state: &SharedState, t: &TopupRecord) -> Result<TopupView, ServiceError> {
     let asset = asset_by_id(state, t.asset)?;
     Ok(TopupView {
-        id: encode_id(IdKind::Topup, t.id),
+        id: encode_id(IdKind::Topup, t.id.0),
         object: "topup",
         customer: encode_id(IdKind::Customer, t.customer.0),
         amount: format_amount(t.amount, asset.scale),
@@ -449,8 +449,8 @@ pub async fn run_topup(
         description: "farthing wallet top-up".into(),
     });
     let mut record = TopupRecord {
-        id,
-        customer: CustomerId(customer.id),
+        id: TopupId(id),
+        customer: customer.id,
         asset: asset.id.0,
         amount,
         processor_fee: Amount::ZERO,
@@ -468,7 +468,7 @@ pub async fn run_topup(
             fee,
         } => {
             let wallet = LedgerAccount::Wallet {
-                customer: CustomerId(customer.id),
+                customer: customer.id,
             };
             record.status = TopupStatus::Succeeded;
             record.processor_fee = fee;
@@ -523,12 +523,12 @@ pub fn topup_writes(
         RecordWrite::Index {
             index: TOPUPS_BY_CUSTOMER,
             parent: record.customer.0,
-            id: record.id,
+            id: record.id.0,
         },
         RecordWrite::Index {
             index: TOPUPS_ALL,
             parent: 0,
-            id: record.id,
+            id: record.id.0,
         },
     ]
     .into_iter()
@@ -677,7 +677,7 @@ pub fn allowance_view(
 ) -> Result<AllowanceView, ServiceError> {
     let asset = asset_by_id(state, a.asset)?;
     Ok(AllowanceView {
-        id: encode_id(IdKind::Allowance, a.id),
+        id: encode_id(IdKind::Allowance, a.id.0),
         object: "allowance",
         customer: encode_id(IdKind::Customer, a.customer.0),
         merchant: encode_id(IdKind::Merchant, a.merchant.0),
@@ -733,10 +733,10 @@ pub async fn create_allowance(
     }
     let customer = customer.id;
     let reply = state
-        .idempotent(customer, key, "allowances", request, || async move {
+        .idempotent(customer.0, key, "allowances", request, || async move {
             let record = AllowanceRecord {
-                id: random_id(),
-                customer: CustomerId(customer),
+                id: AllowanceId(random_id()),
+                customer,
                 merchant: allowance.merchant,
                 asset: allowance.asset.id.0,
                 max_per_charge: allowance.max_per_charge,
@@ -754,8 +754,8 @@ pub async fn create_allowance(
                         RecordWrite::put(ALLOWANCES, record.id, &record)?,
                         RecordWrite::Index {
                             index: ALLOWANCES_BY_CUSTOMER,
-                            parent: customer,
-                            id: record.id,
+                            parent: customer.0,
+                            id: record.id.0,
                         },
                     ],
                     ..Changes::default()
@@ -763,7 +763,7 @@ pub async fn create_allowance(
             ))
         })
         .await;
-    state.products.cache.forget_allowances(CustomerId(customer));
+    state.products.cache.forget_allowances(customer);
     reply
 }
 
@@ -791,7 +791,7 @@ pub fn list_allowances(
                 .ok_or(e)?
         }
     };
-    allowances_of(state, CustomerId(customer.id))?
+    allowances_of(state, customer.id)?
         .iter()
         .filter(|a| {
             caller.scope() == Scope::Customer

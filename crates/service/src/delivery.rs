@@ -340,7 +340,7 @@ async fn attempt(
     settle(&mut delivery, &mut endpoint, &sent, now);
     if health_before.1.is_none() && endpoint.disabled.is_some() {
         tracing::warn!(
-            endpoint = %farthing_store::outbox::endpoint_text(endpoint.id),
+            endpoint = %farthing_store::outbox::endpoint_text(endpoint.id.0),
             reason = endpoint.disabled.as_deref().unwrap_or(""),
             "webhook endpoint disabled"
         );
@@ -425,6 +425,7 @@ pub async fn run(state: Weak<AppState>, policy: AddressPolicy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farthing_products::ids::WebhookEndpointId;
 
     fn delivery() -> DeliveryRecord {
         DeliveryRecord {
@@ -441,7 +442,7 @@ mod tests {
 
     fn endpoint() -> EndpointRecord {
         EndpointRecord {
-            id: 1,
+            id: WebhookEndpointId(1),
             owner: None,
             url: "https://example.com/hook".into(),
             events: Vec::new(),

@@ -21,7 +21,10 @@
 
 use farthing_ledger::memory::HistoryError;
 use farthing_ledger::{Amount, Asset, AssetId};
+use farthing_products::ids::ChargeId;
+use farthing_products::ids::DisputeId;
 use farthing_products::ids::{CustomerId, MerchantId};
+use farthing_products::ids::{SettlementId, TopupId};
 use farthing_products::rules::dispute::{
     self as rule, merchants_involved, plan_dispute, DisputeError, DisputePlan, DisputedCharge,
     Uncovered,
@@ -98,17 +101,23 @@ pub fn dispute_view(state: &SharedState, d: &DisputeRecord) -> Result<DisputeVie
             .collect()
     };
     Ok(DisputeView {
-        id: encode_id(IdKind::Dispute, d.id),
+        id: encode_id(IdKind::Dispute, d.id.0),
         object: "dispute",
-        topup: d.topup.map(|t| encode_id(IdKind::Topup, t)),
-        settlement: d.settlement.map(|t| encode_id(IdKind::Settlement, t)),
+        topup: d.topup.map(|t| encode_id(IdKind::Topup, t.0)),
+        settlement: d.settlement.map(|t| encode_id(IdKind::Settlement, t.0)),
         customer: encode_id(IdKind::Customer, d.customer.0),
         amount: format_amount(d.amount, s),
         asset: asset.code.to_string(),
         reason: d.reason.clone(),
         from_wallet: format_amount(d.from_wallet, s),
         merchants: debit(IdKind::Merchant, &d.merchants),
-        charges: debit(IdKind::Charge, &d.charges),
+        charges: debit(
+            IdKind::Charge,
+            &d.charges
+                .iter()
+                .map(|(c, a)| (c.0, a.clone()))
+                .collect::<Vec<_>>(),
+        ),
         created: rfc3339(d.created_ns),
     })
 }
@@ -143,7 +152,7 @@ pub async fn create_dispute(
         if plan_committed(state, &existing) {
             let mut guards = Vec::with_capacity(existing.charges.len());
             for (charge, _) in &existing.charges {
-                guards.push(state.products.lock(*charge).await);
+                guards.push(state.products.lock(charge.0).await);
             }
             let booked = finish(state, existing).await?;
             drop(guards);
@@ -154,9 +163,10 @@ pub async fn create_dispute(
     let asset = asset_by_id(state, what.asset)?;
     let plan = plan(state, &what, &asset).await?;
     let record = DisputeRecord {
-        id,
-        topup: matches!(source, DisputeSource::Topup(_)).then_some(what.source),
-        settlement: matches!(source, DisputeSource::Settlement(_)).then_some(what.source),
+        id: DisputeId(id),
+        topup: matches!(source, DisputeSource::Topup(_)).then_some(TopupId(what.source)),
+        settlement: matches!(source, DisputeSource::Settlement(_))
+            .then_some(SettlementId(what.source)),
         customer: what.customer,
         asset: what.asset,
         amount: Amount(what.amount),
@@ -172,7 +182,7 @@ pub async fn create_dispute(
             .allocation
             .charges
             .iter()
-            .map(|(c, a)| (*c, a.0.to_string()))
+            .map(|(c, a)| (ChargeId(*c), a.0.to_string()))
             .collect(),
         created_ns: state.products.clock.now(),
         attempt,
@@ -341,12 +351,12 @@ async fn plan<'a>(
         if uncovered.is_zero() {
             break;
         }
-        guards.push(state.products.lock(charge.id).await);
-        let Some(charge) = load_charge(state, charge.id).await? else {
+        guards.push(state.products.lock(charge.id.0).await);
+        let Some(charge) = load_charge(state, charge.id.0).await? else {
             continue;
         };
         let charge = DisputedCharge {
-            id: charge.id,
+            id: charge.id.0,
             reversed_so_far: reversed_so_far(state, &charge)?,
             split: charge_split(&charge)?,
         };
@@ -390,10 +400,10 @@ async fn book(
         .await?;
     match run_chain(
         &state.engine,
-        chain_id(record.id, "dispute", record.attempt),
+        chain_id(record.id.0, "dispute", record.attempt),
         legs,
         asset.id,
-        record.id,
+        record.id.0,
     )
     .await?
     {
@@ -408,7 +418,7 @@ async fn book(
 /// Whether the chain of a recorded plan is in the ledger (any of its legs is: zero-amount
 /// legs are left out of the chain but keep their ids).
 fn plan_committed(state: &SharedState, d: &DisputeRecord) -> bool {
-    let first = chain_id(d.id, "dispute", d.attempt);
+    let first = chain_id(d.id.0, "dispute", d.attempt);
     (0..d.legs).any(|i| {
         state
             .engine
@@ -432,7 +442,7 @@ async fn finish(
         let taken: u128 = taken
             .parse()
             .map_err(|_| ServiceError::internal("a dispute's charge amount"))?;
-        let mut charge = load_charge(state, *charge)
+        let mut charge = load_charge(state, charge.0)
             .await?
             .ok_or_else(|| ServiceError::internal("a disputed charge is missing"))?;
         charge.disputed = charge.disputed.saturating_add(Amount(taken));

@@ -17,6 +17,7 @@ use farthing_products::entitlement::{self, Access, Claims, Expected, TokenRefusa
 use farthing_products::ids::CustomerId;
 use farthing_products::ids::OfferId;
 use farthing_products::ids::{decode_id, encode_id, IdKind};
+use farthing_products::ids::{ChargeId, EntitlementId};
 use farthing_products::rules::charge::ChargeStatus;
 use farthing_store::paywall::{
     holder_key, EntitlementRecord, OfferRecord, ViewCount, ENTITLEMENTS, ENTITLEMENTS_BY_HOLDER,
@@ -132,7 +133,7 @@ async fn is_live(
     if !in_terms {
         return Ok(false);
     }
-    let Some(charge) = charges::load_charge(state, e.charge).await? else {
+    let Some(charge) = charges::load_charge(state, e.charge.0).await? else {
         return Ok(false);
     };
     Ok(charges::charge_state(state, &charge) == ChargeStatus::Succeeded)
@@ -143,15 +144,15 @@ pub async fn view(
     e: &EntitlementRecord,
     now: u64,
 ) -> Result<EntitlementView, ServiceError> {
-    let used = views_used(state, e.id)?;
+    let used = views_used(state, e.id.0)?;
     Ok(EntitlementView {
-        id: encode_id(IdKind::Entitlement, e.id),
+        id: encode_id(IdKind::Entitlement, e.id.0),
         object: "entitlement",
         merchant: encode_id(IdKind::Merchant, e.merchant.0),
         subject: encode_id(IdKind::Pseudonym, e.pseudonym),
         resource: e.resource.clone(),
-        offer: encode_id(IdKind::Offer, e.offer),
-        charge: encode_id(IdKind::Charge, e.charge),
+        offer: encode_id(IdKind::Offer, e.offer.0),
+        charge: encode_id(IdKind::Charge, e.charge.0),
         access: e.access,
         expires: e.expires_ns.map(rfc3339),
         views_remaining: remaining(e.access, used),
@@ -177,7 +178,7 @@ async fn live_grant(
             let Some(e) = state.store.record::<EntitlementRecord>(ENTITLEMENTS, *id)? else {
                 continue;
             };
-            let used = views_used(state, e.id)?;
+            let used = views_used(state, e.id.0)?;
             let newer = newest.as_ref().is_none_or(|n| e.created_ns > n.created_ns);
             if newer && is_live(state, &e, used, now).await? {
                 newest = Some(e);
@@ -204,7 +205,7 @@ fn token_for(state: &SharedState, e: &EntitlementRecord, now: u64) -> (String, u
         exp,
         iat,
         jti: encode_id(IdKind::Entitlement, random_id()).replacen("ent_", "tok_", 1),
-        entitlement: encode_id(IdKind::Entitlement, e.id),
+        entitlement: encode_id(IdKind::Entitlement, e.id.0),
     };
     (state.signing.sign(&claims), exp.saturating_mul(NS_PER_S))
 }
@@ -246,7 +247,7 @@ pub async fn purchase(
     };
     if let Some(existing) = live_grant(state, holder, now).await? {
         // The grant this key's own first attempt booked (a retry after a crash) is its answer.
-        let status = if existing.charge == charge_id {
+        let status = if existing.charge == ChargeId(charge_id) {
             201
         } else {
             200
@@ -255,13 +256,13 @@ pub async fn purchase(
     }
     let asset = asset_by_id(state, offer.asset)?;
     let grant = EntitlementRecord {
-        id: derived_id(charge_id, "entitlement", "entitlement", 0),
+        id: EntitlementId(derived_id(charge_id, "entitlement", "entitlement", 0)),
         merchant: offer.merchant,
         customer,
         pseudonym,
         resource: offer.resource.clone(),
         offer: offer.id,
-        charge: charge_id,
+        charge: ChargeId(charge_id),
         access: offer.access,
         created_ns: now,
         expires_ns: offer
@@ -274,7 +275,7 @@ pub async fn purchase(
         RecordWrite::Index {
             index: ENTITLEMENTS_BY_HOLDER,
             parent: holder,
-            id: grant.id,
+            id: grant.id.0,
         },
     ];
     let declared = DeclaredCharge {
@@ -385,8 +386,8 @@ async fn count_view(
     e: &EntitlementRecord,
     count: u32,
 ) -> Result<u32, ServiceError> {
-    let _guard = state.products.lock(e.id).await;
-    let used = views_used(state, e.id)?;
+    let _guard = state.products.lock(e.id.0).await;
+    let used = views_used(state, e.id.0)?;
     if used >= count {
         return Err(ServiceError::refused(
             "no_views_left",

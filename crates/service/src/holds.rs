@@ -21,6 +21,7 @@
 use farthing_ledger::{
     Amount, Asset, AssetId, PendingStatus, Transfer, TransferFlags, TransferId, TransferResult,
 };
+use farthing_products::ids::HoldId;
 use farthing_products::ids::{CustomerId, MerchantId};
 use serde::Serialize;
 
@@ -68,7 +69,7 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
     let mut captures = Vec::new();
     let mut k = 0;
     loop {
-        let Some(hold) = state.engine.lookup_transfer(hold_id(h.id, k)) else {
+        let Some(hold) = state.engine.lookup_transfer(hold_id(h.id.0, k)) else {
             let status = if k == 0 {
                 HoldStatus::Failed
             } else {
@@ -79,7 +80,7 @@ pub fn walk(state: &SharedState, h: &HoldRecord) -> Walk {
         let resolved = |purpose: &str| {
             state
                 .engine
-                .lookup_transfer(TransferId(chain_id(h.id, purpose, k)))
+                .lookup_transfer(TransferId(chain_id(h.id.0, purpose, k)))
         };
         match hold.hold_status {
             Some(PendingStatus::Pending) => {
@@ -156,7 +157,7 @@ pub async fn capture_now(
     let plan = fee_plan(state, h.merchant, &asset)?;
     let earlier: Vec<u128> = w.captures.iter().map(|(_, _, m)| *m).collect();
     let capture = rule::plan_capture(
-        h.id,
+        h.id.0,
         w.status,
         request,
         (marker, &earlier),
@@ -167,13 +168,13 @@ pub async fn capture_now(
         return Ok(());
     };
     let k = capture.index;
-    let first = chain_id(h.id, "capture", k);
+    let first = chain_id(h.id.0, "capture", k);
     let mut transfers = vec![Transfer {
         id: TransferId(first),
         debit_account_id: farthing_ledger::AccountId(0),
         credit_account_id: farthing_ledger::AccountId(0),
         amount: capture.captured,
-        pending_id: hold_id(h.id, k),
+        pending_id: hold_id(h.id.0, k),
         user_data: marker,
         timeout_s: 0,
         asset: AssetId(0),
@@ -182,7 +183,7 @@ pub async fn capture_now(
     }];
     if let Some(rest) = capture.rehold {
         transfers.push(Transfer {
-            id: hold_id(h.id, k + 1),
+            id: hold_id(h.id.0, k + 1),
             debit_account_id: LedgerAccount::Wallet {
                 customer: h.customer,
             }
@@ -190,7 +191,7 @@ pub async fn capture_now(
             credit_account_id: LedgerAccount::Escrow.id(asset.id),
             amount: rest,
             pending_id: TransferId(0),
-            user_data: h.id,
+            user_data: h.id.0,
             timeout_s: 0,
             asset: asset.id,
             code: CODE_ESCROW,
@@ -202,7 +203,7 @@ pub async fn capture_now(
         &capture.split_legs(),
         asset.id,
         first.wrapping_add(1),
-        h.id,
+        h.id.0,
     ));
     link_chain(&mut transfers);
     let step = match kind {
@@ -247,7 +248,7 @@ fn hold_event(
     let asset = asset_by_id(state, h.asset)?;
     let s = asset.scale;
     Ok(serde_json::json!({
-        "id": encode_id(IdKind::Hold, h.id),
+        "id": encode_id(IdKind::Hold, h.id.0),
         "object": "hold",
         "step": step,
         "customer": encode_id(IdKind::Customer, h.customer.0),
@@ -271,12 +272,12 @@ async fn void_now(
     (k, held): (u64, Amount),
 ) -> Result<(), ServiceError> {
     let void = Transfer {
-        id: TransferId(chain_id(h.id, purpose, k)),
+        id: TransferId(chain_id(h.id.0, purpose, k)),
         debit_account_id: farthing_ledger::AccountId(0),
         credit_account_id: farthing_ledger::AccountId(0),
         amount: Amount::ZERO,
-        pending_id: hold_id(h.id, k),
-        user_data: h.id,
+        pending_id: hold_id(h.id.0, k),
+        user_data: h.id.0,
         timeout_s: 0,
         asset: AssetId(0),
         code: CODE_ESCROW,
@@ -313,7 +314,7 @@ pub async fn expire(state: &SharedState, hold: u128) -> Result<(), ServiceError>
     let Some(h) = state.store.record::<HoldRecord>(HOLDS, hold)? else {
         return Ok(());
     };
-    let _guard = state.products.lock(h.id).await;
+    let _guard = state.products.lock(h.id.0).await;
     let status = walk(state, &h).status;
     let on_expiry = match h.on_expiry {
         OnExpiry::Release => rule::OnExpiry::Release,
@@ -326,7 +327,7 @@ pub async fn expire(state: &SharedState, hold: u128) -> Result<(), ServiceError>
         }
         // What the expiry captures is announced as the expiry; marked with the hold's own id.
         ExpiryAction::CaptureAll(request) => {
-            capture_now(state, &h, request, h.id, EventKind::HoldExpired).await
+            capture_now(state, &h, request, h.id.0, EventKind::HoldExpired).await
         }
     }
 }
@@ -394,7 +395,7 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
         });
     }
     Ok(HoldView {
-        id: encode_id(IdKind::Hold, h.id),
+        id: encode_id(IdKind::Hold, h.id.0),
         object: "hold",
         customer: encode_id(IdKind::Customer, h.customer.0),
         merchant: encode_id(IdKind::Merchant, h.merchant.0),
@@ -478,7 +479,7 @@ pub async fn create(
         None => {
             let now = state.products.clock.now();
             HoldRecord {
-                id,
+                id: HoldId(id),
                 customer,
                 merchant,
                 asset: asset.id.0,
@@ -514,7 +515,10 @@ pub async fn create(
         .records
         .write(vec![
             RecordWrite::put(HOLDS, id, &record)?,
-            crate::scheduler::job_write(JobKind::HoldExpiry { hold: id }, record.expires_ns)?,
+            crate::scheduler::job_write(
+                JobKind::HoldExpiry { hold: HoldId(id) },
+                record.expires_ns,
+            )?,
         ])
         .await?;
     let funding = Transfer {
@@ -589,10 +593,10 @@ pub async fn capture(
     key: Option<String>,
 ) -> Result<HoldView, ServiceError> {
     let marker = match key {
-        Some(key) => derived_id(hold.id, &key, "capture", 0),
-        None => hold.id,
+        Some(key) => derived_id(hold.id.0, &key, "capture", 0),
+        None => hold.id.0,
     };
-    let _guard = state.products.lock(hold.id).await;
+    let _guard = state.products.lock(hold.id.0).await;
     let request = CaptureRequest { amount, last };
     capture_now(state, hold, request, marker, EventKind::HoldCaptured).await?;
     view(state, hold)
@@ -607,7 +611,7 @@ pub async fn release(
 ) -> Result<HoldView, ServiceError> {
     let hold = visible(state, caller, id)?;
     let asset = asset_by_id(state, hold.asset)?;
-    let _guard = state.products.lock(hold.id).await;
+    let _guard = state.products.lock(hold.id.0).await;
     let status = walk(state, &hold).status;
     // Releasing a released hold is a retry: nothing to void.
     if let Some(index) = rule::release(status).map_err(|r| refused(r, &asset))? {

@@ -52,7 +52,7 @@ pub fn issue_token(
 ) -> (ApiKeyRecord, String) {
     let secret = new_secret(scope);
     let record = ApiKeyRecord {
-        id: random_id(),
+        id: ApiKeyId(random_id()),
         secret_hash: sha256(&[secret.as_bytes()]),
         scope,
         merchant,
@@ -102,7 +102,7 @@ pub struct KeyView {
 
 pub fn view(key: &ApiKeyRecord, secret: Option<String>) -> KeyView {
     KeyView {
-        id: encode_id(IdKind::ApiKey, key.id),
+        id: encode_id(IdKind::ApiKey, key.id.0),
         object: "api_key",
         scope: key.scope,
         merchant: key.merchant.map(|m| encode_id(IdKind::Merchant, m.0)),
@@ -295,7 +295,7 @@ pub async fn revoke(
         .store
         .api_keys()?
         .into_iter()
-        .find(|k| k.id == id && principal.can_see(k.merchant.map_or(0, |m| m.0)))
+        .find(|k| k.id == ApiKeyId(id) && principal.can_see(k.merchant.map_or(0, |m| m.0)))
         .ok_or_else(missing)?;
     if key.scope == Scope::Operator || key.merchant.is_none() {
         principal.require_operator()?;

@@ -192,9 +192,9 @@ pub async fn customers(
         false,
         |c: &CustomerRecord| {
             Ok(Facts {
-                visible: caller.can_see_object(MerchantId(c.creator), Some(CustomerId(c.id))),
+                visible: caller.can_see_object(MerchantId(c.creator), Some(c.id)),
                 merchant: MerchantId(c.creator),
-                customer: Some(CustomerId(c.id)),
+                customer: Some(c.id),
                 created_ns: c.created_ns,
             })
         },

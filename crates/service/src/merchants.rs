@@ -1,5 +1,6 @@
 //! Merchants: creating one (the operator) and reading it.
 
+use farthing_products::ids::MerchantId;
 use serde::Serialize;
 
 use crate::error::ServiceError;
@@ -23,7 +24,7 @@ pub struct MerchantView {
 
 fn view(m: &MerchantRecord) -> MerchantView {
     MerchantView {
-        id: encode_id(IdKind::Merchant, m.id),
+        id: encode_id(IdKind::Merchant, m.id.0),
         object: "merchant",
         name: m.name.clone(),
         created: rfc3339(m.created_ns),
@@ -60,7 +61,7 @@ pub async fn create(
             request,
             || async move {
                 let record = MerchantRecord {
-                    id: random_id(),
+                    id: MerchantId(random_id()),
                     name,
                     created_ns: now_ns(),
                 };
@@ -87,7 +88,7 @@ pub fn get(
     let merchant = state
         .store
         .merchant(id)?
-        .filter(|m| principal.can_see(m.id))
+        .filter(|m| principal.can_see(m.id.0))
         .ok_or_else(|| ServiceError::not_found(Some("id"), "merchant"))?;
     Ok(view(&merchant))
 }

@@ -61,7 +61,7 @@ pub struct OfferView {
 pub fn view(state: &SharedState, offer: &OfferRecord) -> Result<OfferView, ServiceError> {
     let asset = asset_by_id(state, offer.asset)?;
     Ok(OfferView {
-        id: encode_id(IdKind::Offer, offer.id),
+        id: encode_id(IdKind::Offer, offer.id.0),
         object: "offer",
         merchant: encode_id(IdKind::Merchant, offer.merchant.0),
         resource: offer.resource.clone(),
@@ -150,7 +150,7 @@ pub async fn create(
         .idempotent(principal.tenant(), key, "offers", request, || async move {
             let now = state.products.clock.now();
             let offer = OfferRecord {
-                id: time_ordered_id(now),
+                id: OfferId(time_ordered_id(now)),
                 merchant,
                 resource: new.resource,
                 asset: new.asset.id.0,
@@ -166,12 +166,12 @@ pub async fn create(
                 RecordWrite::Index {
                     index: OFFERS_BY_MERCHANT,
                     parent: merchant.0,
-                    id: offer.id,
+                    id: offer.id.0,
                 },
                 RecordWrite::Index {
                     index: OFFERS_BY_RESOURCE,
                     parent: resource_key(merchant, &offer.resource),
-                    id: offer.id,
+                    id: offer.id.0,
                 },
             ];
             Ok((
@@ -211,7 +211,7 @@ pub async fn archive(
 ) -> Result<OfferView, ServiceError> {
     principal.require_write()?;
     let mut offer = visible_offer(state, principal, id)?;
-    let _guard = state.products.lock(offer.id).await;
+    let _guard = state.products.lock(offer.id.0).await;
     offer = state
         .store
         .record(OFFERS, offer.id)?

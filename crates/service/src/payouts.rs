@@ -18,6 +18,7 @@
 
 use farthing_ledger::{Amount, Asset, AssetId, Timestamp};
 use farthing_products::ids::MerchantId;
+use farthing_products::ids::PayoutId;
 use farthing_products::processor::{PayoutOutcome, PayoutRequest};
 use farthing_products::rules::payout::{
     self as rule, after_rail, payout_return, plan_payout, reserve_release, threshold_payout_due,
@@ -73,7 +74,7 @@ pub struct PayoutView {
 pub fn payout_view(state: &SharedState, p: &PayoutRecord) -> Result<PayoutView, ServiceError> {
     let asset = asset_by_id(state, p.asset)?;
     Ok(PayoutView {
-        id: encode_id(IdKind::Payout, p.id),
+        id: encode_id(IdKind::Payout, p.id.0),
         object: "payout",
         merchant: encode_id(IdKind::Merchant, p.merchant.0),
         amount: format_amount(p.amount, asset.scale),
@@ -180,7 +181,7 @@ pub async fn pay_out(
     )
     .map_err(|refusal| payout_refused(refusal, asset.scale))?;
     let mut record = PayoutRecord {
-        id: keyed.map_or_else(random_id, |(id, _)| id),
+        id: PayoutId(keyed.map_or_else(random_id, |(id, _)| id)),
         request_hash: keyed.map(|(_, hash)| hash),
         merchant,
         asset: asset.id.0,
@@ -221,10 +222,10 @@ pub async fn pay_out(
         .await?;
     match run_chain(
         &state.engine,
-        chain_id(record.id, "payout", 0),
+        chain_id(record.id.0, "payout", 0),
         &plan.legs(merchant),
         asset.id,
-        record.id,
+        record.id.0,
     )
     .await?
     {
@@ -236,7 +237,7 @@ pub async fn pay_out(
             record.failure_code = Some("insufficient_balance".into());
             record.failure_message = Some("the merchant's balance could not cover it".into());
             let mut writes = record_writes(&record)?;
-            writes.push(rail_job_done(record.id));
+            writes.push(rail_job_done(record.id.0));
             state.products.records.write(writes).await?;
             return Err(ServiceError::refused(
                 "insufficient_balance",
@@ -257,7 +258,7 @@ fn record_writes(r: &PayoutRecord) -> Result<Vec<RecordWrite>, ServiceError> {
         RecordWrite::Index {
             index: PAYOUTS_BY_MERCHANT,
             parent: r.merchant.0,
-            id: r.id,
+            id: r.id.0,
         },
     ])
 }
@@ -266,7 +267,9 @@ fn record_writes(r: &PayoutRecord) -> Result<Vec<RecordWrite>, ServiceError> {
 fn rail_job_done(payout: u128) -> RecordWrite {
     RecordWrite::Delete {
         table: JOBS,
-        id: crate::scheduler::job_id(JobKind::PayoutRail { payout }),
+        id: crate::scheduler::job_id(JobKind::PayoutRail {
+            payout: PayoutId(payout),
+        }),
     }
 }
 
@@ -281,7 +284,7 @@ async fn ask_rail(
     scale: u8,
 ) -> Result<Vec<RecordWrite>, ServiceError> {
     let request = PayoutRequest {
-        idempotency_key: format!("payout_{:032x}", record.id),
+        idempotency_key: format!("payout_{:032x}", record.id.0),
         bank_account: record.bank_account.clone(),
         amount: record.amount,
         asset_scale: scale,
@@ -293,7 +296,7 @@ async fn ask_rail(
     };
     record.rail_asks = record.rail_asks.saturating_add(1);
     // The low bits of the payout's id jitter its asks.
-    let step = after_rail(&outcome, record.rail_asks, record.id as u64);
+    let step = after_rail(&outcome, record.rail_asks, record.id.0 as u64);
     let now = state.products.clock.now();
     let mut writes = Vec::new();
     match (step, outcome) {
@@ -330,7 +333,7 @@ async fn ask_rail(
         (step, outcome) => {
             // Unresolved: the rail took the payout and never settled it.
             tracing::error!(
-                payout = %encode_id(IdKind::Payout, record.id),
+                payout = %encode_id(IdKind::Payout, record.id.0),
                 ?step,
                 ?outcome,
                 "the payout rail never settled a payout it took: it stays pending"
@@ -338,7 +341,7 @@ async fn ask_rail(
         }
     }
     writes.extend(record_writes(record)?);
-    writes.push(rail_job_done(record.id));
+    writes.push(rail_job_done(record.id.0));
     Ok(writes)
 }
 
@@ -347,7 +350,7 @@ async fn ask_rail(
 async fn return_payout(state: &SharedState, record: &PayoutRecord) -> Result<(), ServiceError> {
     let lookup = |purpose: &str, leg: u128| {
         state.engine.lookup_transfer(farthing_ledger::TransferId(
-            chain_id(record.id, purpose, 0).wrapping_add(leg),
+            chain_id(record.id.0, purpose, 0).wrapping_add(leg),
         ))
     };
     let held = lookup("payout", 1).map(|t| t.amount);
@@ -363,10 +366,10 @@ async fn return_payout(state: &SharedState, record: &PayoutRecord) -> Result<(),
         &state.engine,
         &state.products.journal,
         event.as_slice(),
-        chain_id(record.id, "payout_return", 0),
+        chain_id(record.id.0, "payout_return", 0),
         &payout_return(record.merchant, record.amount, held, released),
         AssetId(record.asset),
-        record.id,
+        record.id.0,
     )
     .await?
     {

@@ -89,7 +89,7 @@ pub async fn refund(
 ) -> Result<crate::charges::RefundView, ServiceError> {
     let missing = || ServiceError::not_found(Some("id"), "refund");
     let r: RefundRecord = visible(state, REFUNDS, id, |_| Ok(true)).await?;
-    let charge = crate::charges::load_charge(state, r.charge)
+    let charge = crate::charges::load_charge(state, r.charge.0)
         .await?
         .ok_or_else(missing)?;
     let payee =

@@ -8,7 +8,7 @@
 //! every movement of the platform's revenue account, so the platform's net platform fees for a
 //! period are what the ledger's platform revenue moved by (the view shows both).
 
-use farthing_products::ids::MerchantId;
+use farthing_products::ids::{CampaignId, ChargeId, MerchantId, TabId};
 use std::collections::{BTreeMap, HashMap};
 
 use farthing_ledger::memory::HistoryError;
@@ -226,7 +226,7 @@ fn build(
 ) -> Result<FeeReport, ServiceError> {
     // Every charge in the asset, whenever made: refunds and chargebacks of the period may be of
     // earlier ones.
-    let charges: HashMap<u128, ChargeRecord> = state
+    let charges: HashMap<ChargeId, ChargeRecord> = state
         .store
         .all_records::<ChargeRecord>(CHARGES)?
         .into_iter()
@@ -257,7 +257,7 @@ fn build(
         })
         .map(|t| (t.amount, t.processor_fee))
         .collect();
-    let tab_assets: HashMap<u128, u32> = state
+    let tab_assets: HashMap<TabId, u32> = state
         .store
         .all_records::<TabRecord>(TABS)?
         .into_iter()
@@ -310,7 +310,7 @@ fn build(
 /// The charges and tips of the period that succeeded, at the time they were made.
 fn charge_payments(
     state: &SharedState,
-    charges: &HashMap<u128, ChargeRecord>,
+    charges: &HashMap<ChargeId, ChargeRecord>,
     period: Period,
 ) -> Vec<Paid> {
     charges
@@ -357,12 +357,12 @@ fn escrow_payments(
         for k in 0..CAPTURES_MAX {
             let posted = state
                 .engine
-                .lookup_transfer(crate::holds::hold_id(h.id, k))
+                .lookup_transfer(crate::holds::hold_id(h.id.0, k))
                 .is_some_and(|t| t.hold_status == Some(PendingStatus::Posted));
             if !posted {
                 break;
             }
-            let first = chain_id(h.id, "capture", k);
+            let first = chain_id(h.id.0, "capture", k);
             let Some(post) = state.engine.lookup_transfer(TransferId(first)) else {
                 continue;
             };
@@ -390,7 +390,7 @@ fn campaign_payments(
     asset: &Asset,
     period: Period,
 ) -> Result<Vec<Paid>, ServiceError> {
-    let campaigns: HashMap<u128, CampaignRecord> = state
+    let campaigns: HashMap<CampaignId, CampaignRecord> = state
         .store
         .all_records::<CampaignRecord>(CAMPAIGNS)?
         .into_iter()
@@ -406,8 +406,8 @@ fn campaign_payments(
             continue;
         };
         let first = match c.mode {
-            CampaignMode::KeepWhatYouRaise => crate::campaigns::funding_id(r.id).0,
-            CampaignMode::AllOrNothing => chain_id(r.id, "capture", 0),
+            CampaignMode::KeepWhatYouRaise => crate::campaigns::funding_id(r.id.0).0,
+            CampaignMode::AllOrNothing => chain_id(r.id.0, "capture", 0),
         };
         let Some(payment) = state.engine.lookup_transfer(TransferId(first)) else {
             continue;
@@ -430,7 +430,7 @@ fn campaign_payments(
 /// the platform).
 fn refunds(
     state: &SharedState,
-    charges: &HashMap<u128, ChargeRecord>,
+    charges: &HashMap<ChargeId, ChargeRecord>,
     merchant: Option<MerchantId>,
     period: Period,
 ) -> Result<Vec<ReversalRecord>, ServiceError> {
@@ -459,7 +459,7 @@ fn refunds(
 fn chargebacks(
     state: &SharedState,
     asset: &Asset,
-    charges: &HashMap<u128, ChargeRecord>,
+    charges: &HashMap<ChargeId, ChargeRecord>,
     merchant: Option<MerchantId>,
     period: Period,
 ) -> Result<Vec<ReversalRecord>, ServiceError> {
@@ -487,7 +487,7 @@ fn chargebacks(
         }
         // The chain's legs have the ids `first + i`; the ones debiting the platform's revenue
         // gave back its fees.
-        let first = chain_id(d.id, "dispute", d.attempt);
+        let first = chain_id(d.id.0, "dispute", d.attempt);
         let fees = total((0..d.legs).filter_map(|i| {
             state
                 .engine

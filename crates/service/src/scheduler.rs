@@ -8,6 +8,7 @@
 //! rules of [`farthing_products::rules::tab`]; `settle_tab` and the period end job read the tab,
 //! call them and record what they decided.
 
+use farthing_products::ids::SettlementId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -85,15 +86,15 @@ fn period_error(error: ScheduleError) -> ServiceError {
 /// The id of a tab's job of one kind (one pending job per tab and kind).
 pub fn job_id(kind: JobKind) -> u128 {
     let (tag, entity) = match kind {
-        JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab),
-        JobKind::TabRetry { tab } => ("tab_retry", tab),
+        JobKind::TabPeriodEnd { tab } => ("tab_period_end", tab.0),
+        JobKind::TabRetry { tab } => ("tab_retry", tab.0),
         JobKind::Payout { merchant } => ("payout", merchant.0),
-        JobKind::ReserveRelease { payout } => ("reserve_release", payout),
-        JobKind::PayoutRail { payout } => ("payout_rail", payout),
-        JobKind::HoldExpiry { hold } => ("hold_expiry", hold),
-        JobKind::CampaignEnd { campaign } => ("campaign_end", campaign),
-        JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription),
-        JobKind::TabThreshold { tab } => ("tab_threshold", tab),
+        JobKind::ReserveRelease { payout } => ("reserve_release", payout.0),
+        JobKind::PayoutRail { payout } => ("payout_rail", payout.0),
+        JobKind::HoldExpiry { hold } => ("hold_expiry", hold.0),
+        JobKind::CampaignEnd { campaign } => ("campaign_end", campaign.0),
+        JobKind::SubscriptionRenewal { subscription } => ("subscription_renewal", subscription.0),
+        JobKind::TabThreshold { tab } => ("tab_threshold", tab.0),
         JobKind::AutoTopup { customer, asset } => {
             return derived_id(customer.0, &format!("auto_topup:{asset}"), "job", 0);
         }
@@ -143,7 +144,7 @@ pub async fn settle_tab(
     let account = tab.account();
     // A settlement whose chain committed before a crash kept its record from being saved:
     // count it now, or the next one would reuse its ids.
-    let committed = chain_id(tab.id, "settlement", tab.settled);
+    let committed = chain_id(tab.id.0, "settlement", tab.settled);
     if state
         .engine
         .lookup_transfer(farthing_ledger::TransferId(committed))
@@ -178,8 +179,8 @@ pub async fn settle_tab(
         }
     };
     let now = state.products.clock.now();
-    let attempt_key = format!("{:032x}:{}:{}", tab.id, tab.settled, tab.failed_attempts);
-    let id = derived_id(tab.id, &attempt_key, "settlement", 0);
+    let attempt_key = format!("{:032x}:{}:{}", tab.id.0, tab.settled, tab.failed_attempts);
+    let id = derived_id(tab.id.0, &attempt_key, "settlement", 0);
     let outcome = state.products.processor.charge(&ProcessorCharge {
         idempotency_key: format!("settlement_{id:032x}"),
         payment_method: tab.payment_method.clone(),
@@ -188,7 +189,7 @@ pub async fn settle_tab(
         description: "farthing tab settlement".into(),
     });
     let mut record = SettlementRecord {
-        id,
+        id: SettlementId(id),
         tab: tab.id,
         number: tab.settled,
         amount,
@@ -202,7 +203,7 @@ pub async fn settle_tab(
     match outcome {
         ProcessorOutcome::Succeeded { fee, .. } => {
             // One settlement number commits once, whatever the attempts.
-            let first = chain_id(tab.id, "settlement", tab.settled);
+            let first = chain_id(tab.id.0, "settlement", tab.settled);
             record.status = SettlementStatus::Succeeded;
             record.processor_fee = fee;
             let event = event_write(&state.store, EventKind::TabSettled, None, now, || {
@@ -249,8 +250,8 @@ pub async fn settle_tab(
     writes.push(RecordWrite::put(SETTLEMENTS, record.id, &record)?);
     writes.push(RecordWrite::Index {
         index: SETTLEMENTS_BY_TAB,
-        parent: tab.id,
-        id: record.id,
+        parent: tab.id.0,
+        id: record.id.0,
     });
     writes.push(RecordWrite::put(TABS, tab.id, &tab)?);
     state
@@ -336,7 +337,7 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             if end.settle {
                 // A failure here is the settlement's own business (it freezes the tab and
                 // schedules retries); the period still ends.
-                let settled = settle_tab(state, tab, SettlementTrigger::PeriodEnd).await;
+                let settled = settle_tab(state, tab.0, SettlementTrigger::PeriodEnd).await;
                 if let Err(error) = settled {
                     tracing::warn!(error = %error.message, "period-end settlement failed");
                 }
@@ -382,10 +383,10 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
         }
         JobKind::SubscriptionRenewal { subscription } => {
             // The renewal writes the subscription and its next job (or deletes it) itself.
-            crate::subscriptions::renew(state, subscription).await
+            crate::subscriptions::renew(state, subscription.0).await
         }
         JobKind::CampaignEnd { campaign } => {
-            let event = crate::campaigns::end(state, campaign).await?;
+            let event = crate::campaigns::end(state, campaign.0).await?;
             state
                 .commit(Changes {
                     records: [RecordWrite::Delete {
@@ -400,16 +401,16 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
                 .await
         }
         JobKind::HoldExpiry { hold } => {
-            crate::holds::expire(state, hold).await?;
+            crate::holds::expire(state, hold.0).await?;
             delete_job(state, job.id).await
         }
         JobKind::ReserveRelease { payout } => {
-            crate::payouts::release_reserve(state, payout).await?;
+            crate::payouts::release_reserve(state, payout.0).await?;
             delete_job(state, job.id).await
         }
         JobKind::TabThreshold { tab } => {
             use farthing_products::rules::tab::SettlementTrigger as Trigger;
-            if let Err(error) = settle_tab(state, tab, Trigger::Threshold).await {
+            if let Err(error) = settle_tab(state, tab.0, Trigger::Threshold).await {
                 // A decline freezes the tab and schedules its retries itself.
                 tracing::warn!(error = %error.message, "tab settlement failed");
             }
@@ -424,13 +425,13 @@ async fn run_job(state: &SharedState, job: &JobRecord, now: u64) -> Result<(), S
             finish_follow_up(state, job).await
         }
         // Asks the rail and writes what it answered with the job's next ask or its deletion.
-        JobKind::PayoutRail { payout } => crate::payouts::ask_rail_again(state, payout).await,
+        JobKind::PayoutRail { payout } => crate::payouts::ask_rail_again(state, payout.0).await,
         JobKind::TabRetry { tab } => {
             // The settlement's own commit deletes this job (paid, or nothing owed) or moves it
             // to the next attempt; after the last attempt it deletes it and the tab stays
             // frozen until the customer changes the payment method.
             let before = state.store.record::<JobRecord>(JOBS, job.id)?;
-            settle_tab(state, tab, SettlementTrigger::Retry).await?;
+            settle_tab(state, tab.0, SettlementTrigger::Retry).await?;
             if state.store.record::<JobRecord>(JOBS, job.id)? == before {
                 delete_job(state, job.id).await?;
             }

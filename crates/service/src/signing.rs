@@ -62,7 +62,7 @@ impl Signer {
         let mut writes = Vec::new();
         if records.is_empty() {
             let record = new_key(1, now_ns);
-            writes.push(RecordWrite::put(SIGNING_KEYS, 1, &record)?);
+            writes.push(RecordWrite::put(SIGNING_KEYS, 1u128, &record)?);
             records.push(record);
         }
         let secret =

@@ -259,7 +259,7 @@ impl Principal {
 
     fn of_key(key: &ApiKeyRecord) -> Principal {
         Principal {
-            key_id: key.id,
+            key_id: key.id.0,
             scope: key.scope,
             merchant: key.merchant,
             customer: key.customer,

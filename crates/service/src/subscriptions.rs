@@ -7,6 +7,7 @@
 //! its next job, and the job's events with it.
 
 use farthing_ledger::{Amount, Asset, Timestamp};
+use farthing_products::ids::ChargeId;
 use farthing_products::ids::PlanId;
 use farthing_products::ids::SubscriptionId;
 use farthing_products::ids::{CustomerId, MerchantId};
@@ -73,11 +74,11 @@ pub struct SubscriptionView {
 pub fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionView, ServiceError> {
     let asset = asset_by_id(state, s.asset)?;
     Ok(SubscriptionView {
-        id: encode_id(IdKind::Subscription, s.id),
+        id: encode_id(IdKind::Subscription, s.id.0),
         object: "subscription",
         customer: encode_id(IdKind::Customer, s.customer.0),
         merchant: encode_id(IdKind::Merchant, s.merchant.0),
-        plan: s.plan.map(|p| encode_id(IdKind::Plan, p)),
+        plan: s.plan.map(|p| encode_id(IdKind::Plan, p.0)),
         amount: format_amount(s.amount, asset.scale),
         asset: asset.code.to_string(),
         interval: s.interval,
@@ -89,7 +90,7 @@ pub fn view(state: &SharedState, s: &SubscriptionRecord) -> Result<SubscriptionV
         charges: s
             .charges
             .iter()
-            .map(|c| encode_id(IdKind::Charge, *c))
+            .map(|c| encode_id(IdKind::Charge, c.0))
             .collect(),
         created: rfc3339(s.created_ns),
     })
@@ -133,9 +134,9 @@ pub async fn charge_period(
     let asset = asset_by_id(state, s.asset)?;
     let (platform_fee, merchant_net, payees, rounding) =
         priced(state, s.merchant, &asset, s.amount, &[])?;
-    let id = derived_id(s.id, "period", "subscription", u64::from(s.next_period));
+    let id = derived_id(s.id.0, "period", "subscription", u64::from(s.next_period));
     let charge = ChargeRecord {
-        id,
+        id: ChargeId(id),
         kind: ChargeKind::Charge,
         merchant: s.merchant,
         customer: s.customer,
@@ -147,7 +148,7 @@ pub async fn charge_period(
         rounding,
         description: format!(
             "subscription {} period {}",
-            encode_id(IdKind::Subscription, s.id),
+            encode_id(IdKind::Subscription, s.id.0),
             s.next_period
         ),
         resource_id: None,
@@ -167,7 +168,7 @@ pub async fn charge_period(
 
 /// After a paid period: the next one.
 pub fn advance(s: &mut SubscriptionRecord, charge: u128) -> Result<(), ServiceError> {
-    s.charges.push(charge);
+    s.charges.push(ChargeId(charge));
     s.next_period += 1;
     s.failed_attempts = 0;
     s.last_failure = None;
@@ -285,7 +286,7 @@ pub struct PlanView {
 pub fn plan_view(state: &SharedState, p: &PlanRecord) -> Result<PlanView, ServiceError> {
     let asset = asset_by_id(state, p.asset)?;
     Ok(PlanView {
-        id: encode_id(IdKind::Plan, p.id),
+        id: encode_id(IdKind::Plan, p.id.0),
         object: "plan",
         merchant: encode_id(IdKind::Merchant, p.merchant.0),
         name: p.name.clone(),
@@ -332,7 +333,7 @@ pub async fn create_plan(
     state
         .idempotent(plan.merchant.0, key, "plans", request, || async move {
             let plan = PlanRecord {
-                id: random_id(),
+                id: PlanId(random_id()),
                 merchant: plan.merchant,
                 name: plan.name,
                 asset: plan.asset.id.0,
@@ -364,7 +365,7 @@ pub fn subscriber(principal: &Principal) -> Result<CustomerId, ServiceError> {
 
 /// What a subscription charges: a plan's terms, or a pledge's (no plan, no trial).
 pub struct Terms {
-    pub plan: Option<u128>,
+    pub plan: Option<PlanId>,
     pub merchant: MerchantId,
     pub asset: Asset,
     pub amount: Amount,
@@ -454,7 +455,7 @@ pub async fn subscribe(
     let now = state.products.clock.now();
     let anchor = now.saturating_add(u64::from(terms.trial_days) * 86_400_000_000_000);
     let mut s = SubscriptionRecord {
-        id,
+        id: SubscriptionId(id),
         customer,
         merchant: terms.merchant,
         plan: terms.plan,
@@ -529,7 +530,7 @@ async fn change(
 ) -> Result<SubscriptionView, ServiceError> {
     caller.require_write()?;
     let s = visible(state, caller, id)?;
-    let _guard = state.products.lock(s.id).await;
+    let _guard = state.products.lock(s.id.0).await;
     let mut s: SubscriptionRecord = state
         .store
         .record(SUBSCRIPTIONS, s.id)?

@@ -46,7 +46,7 @@ pub struct SettlementView {
 
 pub fn settlement_view(r: &SettlementRecord, scale: u8) -> SettlementView {
     SettlementView {
-        id: encode_id(IdKind::Settlement, r.id),
+        id: encode_id(IdKind::Settlement, r.id.0),
         amount: format_amount(r.amount, scale),
         processor_fee: format_amount(r.processor_fee, scale),
         status: r.status,
@@ -66,7 +66,7 @@ pub fn settlement_event(
     let mut data = serde_json::to_value(settlement_view(record, asset.scale)).unwrap_or_default();
     if let Some(map) = data.as_object_mut() {
         map.insert("object".into(), "tab_settlement".into());
-        map.insert("tab".into(), encode_id(IdKind::Tab, tab.id).into());
+        map.insert("tab".into(), encode_id(IdKind::Tab, tab.id.0).into());
         map.insert(
             "customer".into(),
             encode_id(IdKind::Customer, tab.customer.0).into(),
@@ -137,7 +137,7 @@ pub fn tab_view(state: &SharedState, tab: &TabRecord) -> Result<TabView, Service
     }
     settlements.sort_by_key(|r| r.created_ns);
     Ok(TabView {
-        id: encode_id(IdKind::Tab, tab.id),
+        id: encode_id(IdKind::Tab, tab.id.0),
         object: "tab",
         customer: encode_id(IdKind::Customer, tab.customer.0),
         asset: asset.code.to_string(),
@@ -170,8 +170,8 @@ pub async fn open(
 ) -> Result<TabView, ServiceError> {
     rule::check_terms(new.limit, new.threshold)?;
     require_payment_method(customer, &new.payment_method)?;
-    let _guard = state.products.lock(customer.id).await;
-    if tab_of(state, CustomerId(customer.id), new.asset.id.0)?.is_some() {
+    let _guard = state.products.lock(customer.id.0).await;
+    if tab_of(state, customer.id, new.asset.id.0)?.is_some() {
         return Err(ServiceError::refused(
             "tab_exists",
             "the customer already has a tab in this asset",
@@ -180,8 +180,8 @@ pub async fn open(
     }
     let now = state.products.clock.now();
     let tab = TabRecord {
-        id: random_id(),
-        customer: CustomerId(customer.id),
+        id: TabId(random_id()),
+        customer: customer.id,
         asset: new.asset.id.0,
         limit: new.limit,
         threshold: new.threshold,
@@ -203,8 +203,8 @@ pub async fn open(
                 RecordWrite::put(TABS, tab.id, &tab)?,
                 RecordWrite::Index {
                     index: TABS_BY_CUSTOMER,
-                    parent: customer.id,
-                    id: tab.id,
+                    parent: customer.id.0,
+                    id: tab.id.0,
                 },
                 job_write(
                     JobKind::TabPeriodEnd { tab: tab.id },
@@ -256,7 +256,7 @@ pub async fn set_payment_method(
     let customer = visible_customer(state, caller, tab.customer, "id")?;
     require_payment_method(&customer, &payment_method)?;
     let frozen = {
-        let _guard = state.products.lock(tab.id).await;
+        let _guard = state.products.lock(tab.id.0).await;
         let mut tab: TabRecord = state.store.record(TABS, tab.id)?.ok_or_else(missing)?;
         tab.payment_method = payment_method;
         state
@@ -268,7 +268,7 @@ pub async fn set_payment_method(
         tab.frozen
     };
     if frozen {
-        settle_tab(state, tab.id, SettlementTrigger::PaymentMethodUpdated).await?;
+        settle_tab(state, tab.id.0, SettlementTrigger::PaymentMethodUpdated).await?;
     }
     let tab: TabRecord = state.store.record(TABS, tab.id)?.ok_or_else(missing)?;
     tab_view(state, &tab)

@@ -103,7 +103,7 @@ pub struct EventView {
 
 fn endpoint_view(e: &EndpointRecord, now: u64, secret: Option<String>) -> EndpointView {
     EndpointView {
-        id: encode_id(IdKind::WebhookEndpoint, e.id),
+        id: encode_id(IdKind::WebhookEndpoint, e.id.0),
         object: "webhook_endpoint",
         url: e.url.clone(),
         events: if e.events.is_empty() {
@@ -299,7 +299,7 @@ pub async fn create(
         .idempotent(tenant, key, "webhook_endpoints", request, || async move {
             let secret = farthing_store::outbox::new_secret();
             let record = EndpointRecord {
-                id: random_id(),
+                id: WebhookEndpointId(random_id()),
                 owner,
                 url: new.url,
                 events,
@@ -373,7 +373,7 @@ pub async fn change(
     }
     let events = change.events.map(|e| parse_events(Some(e))).transpose()?;
     check_description(&change.description)?;
-    let updated = update(state, endpoint.id, |e| {
+    let updated = update(state, endpoint.id.0, |e| {
         if e.deleted {
             return Err(endpoint_missing());
         }
@@ -408,7 +408,7 @@ pub fn delete(
 ) -> Result<EndpointView, ServiceError> {
     owner_of_caller(principal)?;
     let endpoint = load_endpoint(state, principal, id)?;
-    let updated = update(state, endpoint.id, |e| {
+    let updated = update(state, endpoint.id.0, |e| {
         e.deleted = true;
         Ok(())
     })?;
@@ -435,7 +435,7 @@ pub async fn rotate_secret(
             format!("previous_secret_valid_seconds must be 0 to {PREVIOUS_SECRET_VALID_MAX_S}"),
         ));
     }
-    let guard = state.products.lock(endpoint.id).await;
+    let guard = state.products.lock(endpoint.id.0).await;
     // The rotation and its Idempotency-Key record commit together: a retried rotation replays
     // the secret it made instead of rotating again (which would end the old secret at once).
     let path = format!("webhook_endpoints/{id}/rotate_secret");
@@ -443,7 +443,7 @@ pub async fn rotate_secret(
         .idempotent(principal.tenant(), key, &path, request, || async move {
             let mut e = state
                 .store
-                .endpoint(endpoint.id)?
+                .endpoint(endpoint.id.0)?
                 .filter(|e| !e.deleted)
                 .ok_or_else(endpoint_missing)?;
             let now = state.products.clock.now();
@@ -490,7 +490,7 @@ pub fn attempts(
     limit: usize,
 ) -> Result<(Vec<AttemptView>, bool), ServiceError> {
     let endpoint = load_endpoint(state, principal, id)?;
-    let (attempts, has_more) = state.store.attempts(endpoint.id, before, limit)?;
+    let (attempts, has_more) = state.store.attempts(endpoint.id.0, before, limit)?;
     Ok((
         attempts
             .iter()
@@ -512,7 +512,7 @@ pub fn delivery(
     let event = decode_id(IdKind::Event, event).ok_or_else(missing)?;
     let delivery = state
         .store
-        .delivery(endpoint.id, event)?
+        .delivery(endpoint.id.0, event)?
         .ok_or_else(missing)?;
     Ok(delivery_view(&delivery))
 }
@@ -560,9 +560,9 @@ async fn queue_again(
         .filter(|e| endpoint.owner.is_none() || e.merchant == endpoint.owner)
         .ok_or_else(not_found)?;
     let now = state.products.clock.now();
-    let previous = state.store.delivery(endpoint.id, event.id)?;
+    let previous = state.store.delivery(endpoint.id.0, event.id)?;
     let delivery = DeliveryRecord {
-        endpoint: endpoint.id,
+        endpoint: endpoint.id.0,
         event: event.id,
         kind: event.kind,
         status: DeliveryStatus::Pending,

@@ -2,7 +2,7 @@
 //! owners and metadata, and idempotency records for requests that are not ledger transfers.
 //! One redb file in the data directory; each change is one ACID transaction, fsynced on commit.
 
-use farthing_products::ids::{CustomerId, MerchantId};
+use farthing_products::ids::{ApiKeyId, CustomerId, MerchantId};
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
@@ -36,7 +36,7 @@ pub type IndexTable = TableDefinition<'static, (u128, u128), ()>;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MerchantRecord {
-    pub id: u128,
+    pub id: MerchantId,
     pub name: String,
     pub created_ns: u64,
 }
@@ -57,7 +57,7 @@ pub enum Scope {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ApiKeyRecord {
-    pub id: u128,
+    pub id: ApiKeyId,
     /// SHA-256 of the secret; the secret itself is never stored.
     pub secret_hash: [u8; 32],
     pub scope: Scope,
@@ -168,12 +168,12 @@ pub enum RecordWrite {
 impl RecordWrite {
     pub fn put<T: Serialize>(
         table: RecordTable,
-        id: u128,
+        id: impl Into<u128>,
         value: &T,
     ) -> Result<RecordWrite, redb::Error> {
         Ok(RecordWrite::Put {
             table,
-            id,
+            id: id.into(),
             value: encode(value)?,
         })
     }
@@ -304,11 +304,11 @@ impl Store {
         {
             if let Some(merchant) = changes.merchant {
                 txn.open_table(MERCHANTS)?
-                    .insert(merchant.id, encode(&merchant)?.as_slice())?;
+                    .insert(merchant.id.0, encode(&merchant)?.as_slice())?;
             }
             if let Some(key) = changes.api_key {
                 txn.open_table(API_KEYS)?
-                    .insert(key.id, encode(&key)?.as_slice())?;
+                    .insert(key.id.0, encode(&key)?.as_slice())?;
             }
             if let Some(account) = changes.account {
                 txn.open_table(ACCOUNTS)?
@@ -437,13 +437,13 @@ impl Store {
     pub fn record<T: DeserializeOwned>(
         &self,
         table: RecordTable,
-        id: u128,
+        id: impl Into<u128>,
     ) -> Result<Option<T>, redb::Error> {
         let txn = self.db.begin_read()?;
         let Some(table) = readable(&txn, table)? else {
             return Ok(None);
         };
-        table.get(id)?.map(|v| decode(v.value())).transpose()
+        table.get(id.into())?.map(|v| decode(v.value())).transpose()
     }
 
     /// Deletes record `id` of `table` if it still reads `expected` (as encoded), in one
@@ -518,10 +518,11 @@ impl Store {
     pub fn indexed(
         &self,
         index: IndexTable,
-        parent: u128,
+        parent: impl Into<u128>,
         after: Option<u128>,
         limit: usize,
     ) -> Result<(Vec<u128>, bool), redb::Error> {
+        let parent: u128 = parent.into();
         let txn = self.db.begin_read()?;
         let Some(table) = readable(&txn, index)? else {
             return Ok((Vec::new(), false));

@@ -624,7 +624,7 @@ mod tests {
             timestamp: Timestamp(t),
             bytes: encode_note(writes).unwrap(),
         };
-        let put = RecordWrite::put(THINGS, 1, &"charge").unwrap();
+        let put = RecordWrite::put(THINGS, 1u128, &"charge").unwrap();
         // Transfer 100 was created by the batch at timestamp 10; transfer 200 by none.
         let created = |transfer: u128, at: Timestamp| transfer == 100 && at == Timestamp(10);
         let notes = [

@@ -18,7 +18,7 @@
 //! either the row (delivered again: at least once, with the same `webhook-id`) or the
 //! delivery's recorded outcome.
 
-use farthing_products::ids::MerchantId;
+use farthing_products::ids::{MerchantId, WebhookEndpointId};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -242,7 +242,7 @@ pub struct SecretRecord {
 /// A registered endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointRecord {
-    pub id: u128,
+    pub id: WebhookEndpointId,
     /// The merchant it belongs to; `None`: the operator's (gets every event).
     pub owner: Option<MerchantId>,
     pub url: String,
@@ -362,11 +362,11 @@ pub fn fan_out(txn: &WriteTransaction, events: &[&EventWrite]) -> Result<usize, 
     for event in events {
         let created_ns = (event.id >> 64) as u64;
         for endpoint in endpoints.iter().filter(|e| e.wants(event)) {
-            if deliveries.get((endpoint.id, event.id))?.is_some() {
+            if deliveries.get((endpoint.id.0, event.id))?.is_some() {
                 continue;
             }
             let record = DeliveryRecord {
-                endpoint: endpoint.id,
+                endpoint: endpoint.id.0,
                 event: event.id,
                 kind: event.kind,
                 status: DeliveryStatus::Pending,
@@ -375,8 +375,8 @@ pub fn fan_out(txn: &WriteTransaction, events: &[&EventWrite]) -> Result<usize, 
                 next_attempt_ns: Some(created_ns),
                 created_ns,
             };
-            deliveries.insert((endpoint.id, event.id), encode(&record)?.as_slice())?;
-            due.insert((created_ns, endpoint.id, event.id), ())?;
+            deliveries.insert((endpoint.id.0, event.id), encode(&record)?.as_slice())?;
+            due.insert((created_ns, endpoint.id.0, event.id), ())?;
             queued += 1;
         }
     }
@@ -569,7 +569,7 @@ impl Store {
                     if endpoint.disabled.is_none() {
                         endpoint.disabled = disabled;
                     }
-                    table.insert(endpoint.id, encode(&endpoint)?.as_slice())?;
+                    table.insert(endpoint.id.0, encode(&endpoint)?.as_slice())?;
                 }
             }
         }

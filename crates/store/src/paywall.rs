@@ -14,7 +14,7 @@
 
 use farthing_ledger::Amount;
 use farthing_products::entitlement::Access;
-use farthing_products::ids::{CustomerId, MerchantId};
+use farthing_products::ids::{ChargeId, CustomerId, EntitlementId, MerchantId, OfferId};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{IndexTable, RecordTable};
@@ -40,7 +40,7 @@ pub const PSEUDONYM_SECRET_ID: u128 = 1;
 /// A merchant's price for a resource, as declared over the API: the browser never names it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OfferRecord {
-    pub id: u128,
+    pub id: OfferId,
     pub merchant: MerchantId,
     pub resource: String,
     pub asset: u32,
@@ -56,15 +56,15 @@ pub struct OfferRecord {
 /// What one purchase granted a customer.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EntitlementRecord {
-    pub id: u128,
+    pub id: EntitlementId,
     pub merchant: MerchantId,
     pub customer: CustomerId,
     /// The customer as this merchant sees it (tokens' `sub`).
     pub pseudonym: u128,
     pub resource: String,
-    pub offer: u128,
+    pub offer: OfferId,
     /// The charge that paid for it (attempt 0 of its chain).
-    pub charge: u128,
+    pub charge: ChargeId,
     pub access: Access,
     pub created_ns: u64,
     /// When time ends it (`duration`); `None` otherwise.

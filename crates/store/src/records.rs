@@ -2,7 +2,10 @@
 //! concurrent charges share one redb transaction (one fsync), so records keep up with the
 //! ledger's rate.
 
-use farthing_products::ids::{CustomerId, MerchantId};
+use farthing_products::ids::{
+    AllowanceId, CampaignId, ChargeId, ContributionId, CustomerId, DisputeId, HoldId, MerchantId,
+    PayoutId, PlanId, RefundId, SettlementId, SubscriptionId, TabId, TopupId,
+};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -55,7 +58,7 @@ pub enum BillingInterval {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlanRecord {
-    pub id: u128,
+    pub id: PlanId,
     pub merchant: MerchantId,
     pub name: String,
     pub asset: u32,
@@ -94,16 +97,16 @@ impl SubscriptionStatus {
 /// A subscription to a plan, or a pledge (a customer-chosen amount to a creator).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SubscriptionRecord {
-    pub id: u128,
+    pub id: SubscriptionId,
     pub customer: CustomerId,
     pub merchant: MerchantId,
-    pub plan: Option<u128>,
+    pub plan: Option<PlanId>,
     pub asset: u32,
     #[serde(with = "minor")]
     pub amount: Amount,
     pub interval: BillingInterval,
     /// Charged to the customer's tab (id, limit) instead of the wallet.
-    pub tab: Option<(u128, u128)>,
+    pub tab: Option<(TabId, u128)>,
     pub status: SubscriptionStatus,
     pub cancel_at_period_end: bool,
     /// Periods are anchored here: period n ends at anchor + (n + 1) intervals.
@@ -120,7 +123,7 @@ pub struct SubscriptionRecord {
     pub failed_attempts: u32,
     pub last_failure: Option<String>,
     /// The charges made, in order.
-    pub charges: Vec<u128>,
+    pub charges: Vec<ChargeId>,
     pub created_ns: u64,
     pub request_hash: Option<[u8; 32]>,
 }
@@ -143,7 +146,7 @@ pub enum CampaignMode {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CampaignRecord {
-    pub id: u128,
+    pub id: CampaignId,
     pub merchant: MerchantId,
     pub name: String,
     pub asset: u32,
@@ -160,8 +163,8 @@ pub struct CampaignRecord {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ContributionRecord {
-    pub id: u128,
-    pub campaign: u128,
+    pub id: ContributionId,
+    pub campaign: CampaignId,
     pub customer: CustomerId,
     #[serde(with = "minor")]
     pub amount: Amount,
@@ -183,7 +186,7 @@ pub enum OnExpiry {
 /// (held, captured in parts, released, expired) is the ledger's pending transfers.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HoldRecord {
-    pub id: u128,
+    pub id: HoldId,
     pub customer: CustomerId,
     pub merchant: MerchantId,
     pub asset: u32,
@@ -200,10 +203,10 @@ pub struct HoldRecord {
 /// funded were reversed to the processor, debiting the merchants concerned.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DisputeRecord {
-    pub id: u128,
+    pub id: DisputeId,
     /// The top-up or settlement disputed.
-    pub topup: Option<u128>,
-    pub settlement: Option<u128>,
+    pub topup: Option<TopupId>,
+    pub settlement: Option<SettlementId>,
     pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
@@ -215,7 +218,7 @@ pub struct DisputeRecord {
     /// (merchant, amount debited) for each merchant concerned.
     pub merchants: Vec<(u128, String)>,
     /// (charge, amount reversed)
-    pub charges: Vec<(u128, String)>,
+    pub charges: Vec<(ChargeId, String)>,
     pub created_ns: u64,
     /// Which attempt at booking it: its chain is `chain_id(dispute, "dispute", attempt)`.
     #[serde(default)]
@@ -402,7 +405,7 @@ pub struct AutoTopupRecord {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CustomerRecord {
-    pub id: u128,
+    pub id: CustomerId,
     pub name: String,
     /// The merchant that created the customer, or 0 for the operator.
     pub creator: u128,
@@ -421,7 +424,7 @@ pub enum AllowancePeriod {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AllowanceRecord {
-    pub id: u128,
+    pub id: AllowanceId,
     pub customer: CustomerId,
     pub merchant: MerchantId,
     pub asset: u32,
@@ -452,7 +455,7 @@ pub struct PayeePart {
 /// A charge (or tip) and its receipt: what was bought, the split as booked.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChargeRecord {
-    pub id: u128,
+    pub id: ChargeId,
     pub kind: ChargeKind,
     pub merchant: MerchantId,
     pub customer: CustomerId,
@@ -471,19 +474,19 @@ pub struct ChargeRecord {
     pub resource_id: Option<String>,
     pub message: Option<String>,
     /// The allowance that consented, if one did (otherwise the customer confirmed).
-    pub allowance: Option<u128>,
+    pub allowance: Option<AllowanceId>,
     /// Waiting for the customer's confirmation (no money has moved).
     pub requires_confirmation: bool,
     pub created_ns: u64,
     /// Refund ids, in order.
-    pub refunds: Vec<u128>,
+    pub refunds: Vec<RefundId>,
     /// Fingerprint of the creating request, to tell a retry from a reused Idempotency-Key
     /// (`None` without a key: such a request cannot be retried).
     #[serde(default)]
     pub request_hash: Option<[u8; 32]>,
     /// The tab (id, limit) it was charged to; `None` for the wallet.
     #[serde(default)]
-    pub tab: Option<(u128, u128)>,
+    pub tab: Option<(TabId, u128)>,
     /// How much of it chargebacks took back (see `routes/disputes.rs`).
     #[serde(default, with = "minor")]
     pub disputed: Amount,
@@ -518,7 +521,7 @@ pub enum TabPeriod {
 /// one card charge at `threshold` or at the end of each period.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TabRecord {
-    pub id: u128,
+    pub id: TabId,
     pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
@@ -558,8 +561,8 @@ pub enum SettlementStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SettlementRecord {
-    pub id: u128,
-    pub tab: u128,
+    pub id: SettlementId,
+    pub tab: TabId,
     /// Which settlement of the tab (0, 1, ...) this attempt was for.
     pub number: u64,
     #[serde(with = "minor")]
@@ -584,23 +587,23 @@ pub struct JobRecord {
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Settle the tab's balance at the end of its period.
-    TabPeriodEnd { tab: u128 },
+    TabPeriodEnd { tab: TabId },
     /// Try a failed settlement again.
-    TabRetry { tab: u128 },
+    TabRetry { tab: TabId },
     /// Pay the merchant out on its schedule.
     Payout { merchant: MerchantId },
     /// Give the reserve one payout held back to the merchant's earnings (a rolling reserve).
-    ReserveRelease { payout: u128 },
+    ReserveRelease { payout: PayoutId },
     /// Ask the rail again about a pending payout (or finish one a crash interrupted).
-    PayoutRail { payout: u128 },
+    PayoutRail { payout: PayoutId },
     /// Release or capture what an escrow hold still holds at its expiry.
-    HoldExpiry { hold: u128 },
+    HoldExpiry { hold: HoldId },
     /// Capture (goal met) or release (not met) an all-or-nothing campaign's contributions.
-    CampaignEnd { campaign: u128 },
+    CampaignEnd { campaign: CampaignId },
     /// Charge a subscription's next period (or retry it, or end it).
-    SubscriptionRenewal { subscription: u128 },
+    SubscriptionRenewal { subscription: SubscriptionId },
     /// After a charge on a tab with a settlement threshold: settle it if it reached it.
-    TabThreshold { tab: u128 },
+    TabThreshold { tab: TabId },
     /// After a charge of a customer with auto top-up on in `asset`: top up if the wallet is low.
     AutoTopup { customer: CustomerId, asset: u32 },
     /// After a charge that paid a merchant with a payout threshold in `asset`: pay out if its
@@ -610,8 +613,8 @@ pub enum JobKind {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefundRecord {
-    pub id: u128,
-    pub charge: u128,
+    pub id: RefundId,
+    pub charge: ChargeId,
     /// Position among the charge's refunds (its ledger chain is derived from it).
     pub index: u64,
     #[serde(with = "minor")]
@@ -638,7 +641,7 @@ pub enum TopupStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TopupRecord {
-    pub id: u128,
+    pub id: TopupId,
     pub customer: CustomerId,
     pub asset: u32,
     #[serde(with = "minor")]
@@ -747,7 +750,7 @@ pub enum PayoutStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PayoutRecord {
-    pub id: u128,
+    pub id: PayoutId,
     pub merchant: MerchantId,
     pub asset: u32,
     #[serde(with = "minor")]

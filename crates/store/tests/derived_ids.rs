@@ -10,6 +10,7 @@
 use farthing_ledger::{AccountId, AssetId};
 use farthing_products::accounts::LedgerAccount;
 use farthing_products::accounts::{chain_id, funding_transfer_id};
+use farthing_products::ids::{AllowanceId, CampaignId, TabId};
 use farthing_products::ids::{CustomerId, MerchantId};
 use farthing_store::util::{derived_id, id_run_start};
 
@@ -119,7 +120,7 @@ fn product_account_ids_are_pinned() {
         (
             "tab",
             LedgerAccount::Tab {
-                tab: OBJECT,
+                tab: TabId(OBJECT),
                 limit: 5_000_000,
             },
         ),
@@ -147,14 +148,19 @@ fn product_account_ids_are_pinned() {
         ("processor_fees", LedgerAccount::ProcessorFees),
         ("dispute_losses", LedgerAccount::DisputeLosses),
         ("payout_clearing", LedgerAccount::PayoutClearing),
-        ("campaign", LedgerAccount::Campaign { campaign: OBJECT }),
+        (
+            "campaign",
+            LedgerAccount::Campaign {
+                campaign: CampaignId(OBJECT),
+            },
+        ),
         ("escrow", LedgerAccount::Escrow),
         ("limit_source", LedgerAccount::LimitSource),
         ("limit_sink", LedgerAccount::LimitSink),
         (
             "allowance_period",
             LedgerAccount::AllowancePeriod {
-                allowance: OBJECT,
+                allowance: AllowanceId(OBJECT),
                 period: 2,
             },
         ),

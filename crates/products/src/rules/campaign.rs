@@ -10,7 +10,7 @@
 //! The outcome announced, and the campaign's status, compare what was raised (every funded
 //! contribution, released ones included: what the backers pledged) with the goal.
 
-use crate::ids::{CustomerId, MerchantId};
+use crate::ids::{CampaignId, CustomerId, MerchantId};
 use std::collections::BTreeSet;
 
 use farthing_ledger::{Amount, Timestamp};
@@ -170,7 +170,12 @@ impl EndStep {
 /// an all-or-nothing contribution is captured at the deadline, and at once for a
 /// keep-what-you-raise contribution (after its funding transfer).
 pub fn pot_split_legs(campaign: u128, split: &ChargeSplit) -> [Leg; 3] {
-    super::charge::split_legs(LedgerAccount::Campaign { campaign }, split)
+    super::charge::split_legs(
+        LedgerAccount::Campaign {
+            campaign: CampaignId(campaign),
+        },
+        split,
+    )
 }
 
 /// The deadline's plan.
@@ -336,9 +341,10 @@ mod tests {
                 (LedgerAccount::Rounding, 0),
             ]
         );
-        assert!(legs
-            .iter()
-            .all(|l| l.debit == LedgerAccount::Campaign { campaign: 9 }));
+        assert!(legs.iter().all(|l| l.debit
+            == LedgerAccount::Campaign {
+                campaign: CampaignId(9)
+            }));
     }
 
     #[test]

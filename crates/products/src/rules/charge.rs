@@ -441,7 +441,7 @@ pub fn split_legs(from: LedgerAccount, split: &ChargeSplit) -> [Leg; 3] {
 mod tests {
     use super::*;
     use crate::fees::RoundingRule;
-    use crate::ids::CustomerId;
+    use crate::ids::{AllowanceId, CustomerId, TabId};
     use crate::rules::legs_total;
     use proptest::prelude::*;
 
@@ -551,7 +551,7 @@ mod tests {
     fn budgets_draw_the_gross_after_the_payment_legs() {
         let split = price(Amount(300), &plan(1_000), MerchantId(MERCHANT), &[]).unwrap();
         let period = LedgerAccount::AllowancePeriod {
-            allowance: 3,
+            allowance: AllowanceId(3),
             period: 0,
         };
         let cap = LedgerAccount::MonthlyCap {
@@ -609,7 +609,7 @@ mod tests {
     fn a_refund_gives_back_each_part_to_the_source() {
         let split = price(Amount(1_000), &plan(1_000), MerchantId(MERCHANT), &[]).unwrap();
         let tab = LedgerAccount::Tab {
-            tab: 4,
+            tab: TabId(4),
             limit: 5_000,
         };
         let plan = plan_refund(
