@@ -376,10 +376,7 @@ fn ended_refused(ended: CampaignEnded) -> ServiceError {
 
 /// The customer who contributes: only a customer's own token does.
 pub fn backer(caller: &Principal) -> Result<CustomerId, ServiceError> {
-    caller
-        .customer()
-        .filter(|_| caller.is_customer_token())
-        .ok_or_else(|| ServiceError::forbidden("a contribution is made with the customer's token"))
+    caller.own_customer("a contribution is made")
 }
 
 /// `customer` contributes `amount` to campaign `c`: held until the deadline (all-or-nothing)

@@ -723,12 +723,7 @@ pub async fn charge_declared(
     declared: DeclaredCharge,
     extra: Vec<RecordWrite>,
 ) -> Result<ChargeView, ServiceError> {
-    let customer = caller
-        .customer()
-        .filter(|_| caller.is_customer_token())
-        .ok_or_else(|| {
-            ServiceError::forbidden("a purchase is made with the customer's own token")
-        })?;
+    let customer = caller.own_customer("a purchase is made")?;
     let DeclaredCharge {
         id,
         merchant,
@@ -910,10 +905,7 @@ fn tab_source(
 
 /// The customer giving a tip: a tip is given only with the customer's own token.
 pub fn tipping_customer(caller: &Principal) -> Result<CustomerId, ServiceError> {
-    caller
-        .customer()
-        .filter(|_| caller.is_customer_token())
-        .ok_or_else(|| ServiceError::forbidden("a tip is given with the customer's own token"))
+    caller.own_customer("a tip is given")
 }
 
 /// Gives a tip: a charge of the customer's wallet with the merchant's fee plan applied, booked

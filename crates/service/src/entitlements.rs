@@ -219,12 +219,7 @@ pub async fn purchase(
     offer_id: OfferId,
     key: Option<String>,
 ) -> Result<Reply, ServiceError> {
-    let customer = caller
-        .customer()
-        .filter(|_| caller.is_customer_token())
-        .ok_or_else(|| {
-            ServiceError::forbidden("a purchase is made with the customer's own token")
-        })?;
+    let customer = caller.own_customer("a purchase is made")?;
     let missing = || ServiceError::not_found(Some("id"), "offer");
     let id = offer_id.0;
     let offer: OfferRecord = state.store.record(OFFERS, id)?.ok_or_else(missing)?;

@@ -414,10 +414,7 @@ pub fn view(state: &SharedState, h: &HoldRecord) -> Result<HoldView, ServiceErro
 
 /// The customer who funds a hold: only a customer's own token does.
 pub fn funder(caller: &Principal) -> Result<CustomerId, ServiceError> {
-    caller
-        .customer()
-        .filter(|_| caller.is_customer_token())
-        .ok_or_else(|| ServiceError::forbidden("a hold is funded with the customer's own token"))
+    caller.own_customer("a hold is funded")
 }
 
 /// Holds `hold.amount` of `customer`'s wallet for the worker: 201 with the hold, or 200 for a

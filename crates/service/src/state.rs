@@ -299,6 +299,17 @@ impl Principal {
         self.scope == Scope::Customer
     }
 
+    /// The customer whose own token this is: what only a customer may do itself (tip,
+    /// contribute, fund a hold, subscribe, buy an offer) asks this. `action` names it for the
+    /// 403 ("a tip is given" → "a tip is given with the customer's own token").
+    pub fn own_customer(&self, action: &str) -> Result<CustomerId, ServiceError> {
+        self.customer
+            .filter(|_| self.is_customer_token())
+            .ok_or_else(|| {
+                ServiceError::forbidden(&format!("{action} with the customer's own token"))
+            })
+    }
+
     /// A publishable key (`fk_pk_…`): it sees nothing through [`Principal::can_see`]; the few
     /// things it may do (read its merchant's offers, verify tokens for it) ask
     /// [`Principal::reads_public_of`].

@@ -27,7 +27,7 @@ use farthing_store::records::{
 };
 use farthing_store::util::rfc3339;
 use farthing_store::util::{derived_id, random_id, sha256};
-use farthing_store::{Changes, RecordWrite, Scope};
+use farthing_store::{Changes, RecordWrite};
 
 /// Failed tries after which a subscription is past due.
 pub const PAST_DUE_AFTER: u32 = 2;
@@ -357,10 +357,7 @@ pub async fn create_plan(
 
 /// The customer who subscribes: only the customer's own token does (consent is the customer's).
 pub fn subscriber(principal: &Principal) -> Result<CustomerId, ServiceError> {
-    principal
-        .customer()
-        .filter(|_| principal.scope() == Scope::Customer)
-        .ok_or_else(|| ServiceError::forbidden("a subscription is made with the customer's token"))
+    principal.own_customer("a subscription is made")
 }
 
 /// What a subscription charges: a plan's terms, or a pledge's (no plan, no trial).
