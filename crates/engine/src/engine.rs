@@ -306,7 +306,7 @@ impl Engine {
             .write(true)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        if lock.try_lock().is_err() {
+        if !take_lock(&lock) {
             return Err(OpenError::Locked { path: dir });
         }
         let hash_seed = {
@@ -976,6 +976,28 @@ fn refuse(shared: &Shared, run: Vec<Commit>) {
 }
 
 /// Loads the newest snapshot and replays the log after it.
+/// How long [`Engine::open`] keeps asking for a LOCK another holder has, and how often.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// Takes the data directory's lock, waiting up to [`LOCK_WAIT`] for a holder to let go: a
+/// process that closed its engine a moment ago may still hold the lock through a child it was
+/// starting (a forked child keeps a copy of the lock's descriptor until its exec closes it),
+/// and a crashed process's lock goes only when the kernel has reaped it. A live engine holds
+/// the lock for its lifetime, so another one is still refused.
+fn take_lock(lock: &fs::File) -> bool {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        if lock.try_lock().is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(LOCK_RETRY);
+    }
+}
+
 fn recover(
     dir: &Path,
     hash_seed: u64,

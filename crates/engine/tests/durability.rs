@@ -92,6 +92,29 @@ fn second_process_on_the_same_directory_is_refused() {
     }
 }
 
+/// A lock let go a moment after the open asks (a closed engine's descriptor still held by a
+/// child the process was starting, until its exec closed it) is waited for, not refused: the
+/// cause of a crash-suite flake, where a parallel test's worker spawn held a copy.
+#[test]
+fn a_lock_released_a_moment_later_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let copy = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("LOCK"))
+        .unwrap();
+    copy.try_lock().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(copy);
+    });
+    let started = Instant::now();
+    let engine = Engine::open(Config::new(dir.path())).expect("the lock was let go in time");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    releaser.join().unwrap();
+    drop(engine);
+}
+
 #[test]
 fn snapshots_bound_replay_and_restore_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
