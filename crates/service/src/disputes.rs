@@ -92,14 +92,6 @@ pub struct DisputeView {
 pub fn dispute_view(state: &SharedState, d: &DisputeRecord) -> Result<DisputeView, ServiceError> {
     let asset = asset_by_id(state, d.asset)?;
     let s = asset.scale;
-    let debit = |kind: IdKind, list: &[(u128, String)]| {
-        list.iter()
-            .map(|(id, amount)| DebitView {
-                id: encode_id(kind, *id),
-                amount: format_amount(Amount(amount.parse().unwrap_or(0)), s),
-            })
-            .collect()
-    };
     Ok(DisputeView {
         id: encode_id(IdKind::Dispute, d.id.0),
         object: "dispute",
@@ -110,16 +102,20 @@ pub fn dispute_view(state: &SharedState, d: &DisputeRecord) -> Result<DisputeVie
         asset: asset.code.to_string(),
         reason: d.reason.clone(),
         from_wallet: format_amount(d.from_wallet, s),
-        merchants: debit(IdKind::Merchant, &d.merchants),
-        charges: debit(
-            IdKind::Charge,
-            &d.charges
-                .iter()
-                .map(|(c, a)| (c.0, a.clone()))
-                .collect::<Vec<_>>(),
-        ),
+        merchants: debits(IdKind::Merchant, &d.merchants, s),
+        charges: debits(IdKind::Charge, &d.charges, s),
         created: rfc3339(d.created_ns),
     })
+}
+
+/// A dispute's (id, amount taken) list as the API shows it, amounts at `scale`.
+fn debits<I: Into<u128> + Copy>(kind: IdKind, list: &[(I, String)], scale: u8) -> Vec<DebitView> {
+    list.iter()
+        .map(|(id, amount)| DebitView {
+            id: encode_id(kind, (*id).into()),
+            amount: format_amount(Amount(amount.parse().unwrap_or(0)), scale),
+        })
+        .collect()
 }
 
 fn answer(state: &SharedState, status: u16, d: &DisputeRecord) -> Result<Reply, ServiceError> {

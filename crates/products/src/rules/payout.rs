@@ -169,17 +169,6 @@ impl PayoutTrigger {
             PayoutTrigger::Schedule => "schedule",
         }
     }
-
-    /// The trigger its [`PayoutTrigger::code`] names; `None` for any other word.
-    pub fn from_code(code: &str) -> Option<PayoutTrigger> {
-        [
-            PayoutTrigger::Manual,
-            PayoutTrigger::Threshold,
-            PayoutTrigger::Schedule,
-        ]
-        .into_iter()
-        .find(|t| t.code() == code)
-    }
 }
 
 /// Why a payout is refused.
@@ -783,9 +772,10 @@ mod tests {
             PayoutTrigger::Threshold,
             PayoutTrigger::Schedule,
         ] {
-            assert_eq!(PayoutTrigger::from_code(t.code()), Some(t));
+            let stored = format!("\"{}\"", t.code());
+            assert_eq!(serde_json::from_str::<PayoutTrigger>(&stored).unwrap(), t);
         }
-        assert_eq!(PayoutTrigger::from_code("weekly"), None);
+        assert!(serde_json::from_str::<PayoutTrigger>("\"weekly\"").is_err());
     }
 
     #[test]
